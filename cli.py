@@ -1,10 +1,68 @@
-"""sleeve command line: parses arguments and calls library functions, nothing more."""
+"""sleeve command line: parses arguments and calls library functions, nothing more.
+
+Results go to stdout (a table, or JSON with --json); logs and progress bars go to stderr.
+Exit codes: 0 success, 1 an error sleeve explains (bad input, missing weights, index mismatch),
+2 a usage error, 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import sys
+from typing import Any, Callable
 
 import click
+
+DEFAULT_INDEX = "sleeve-index"
+
+index_option = click.option(
+    "--index",
+    "index_dir",
+    default=DEFAULT_INDEX,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Index folder.",
+)
+cache_option = click.option(
+    "--cache",
+    "cache_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Embedding cache folder [default: $SLEEVE_CACHE_DIR or ~/.cache/sleeve].",
+)
+runtime_option = click.option(
+    "--runtime",
+    type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+    default="auto",
+    show_default=True,
+    help="Where the image tower runs; auto picks the fastest measured for the model.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
+
+
+def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn sleeve's own errors into one line on stderr and exit code 1; Ctrl-C into exit code 130."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from recsys.errors import SleeveError
+
+        try:
+            return command(*args, **kwargs)
+        except SleeveError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -12,7 +70,134 @@ import click
 def main(verbose: int) -> None:
     """sleeve: find look-alike album covers, classify their genre and analyse how genres cluster."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@main.command("build-index")
+@click.option("--covers", type=click.Path(), help="Folder of covers (recursive); a sub-folder name is the genre.")
+@click.option("--manifest", type=click.Path(), help="CSV with a 'path' column, optional 'genre' and metadata columns.")
+@index_option
+@click.option(
+    "--model",
+    type=click.Choice(["auto", "clip", "efficientnet-lite0"]),
+    default="auto",
+    show_default=True,
+    help="auto: CLIP when its weights can be had, else efficientnet-lite0. An existing index keeps its model.",
+)
+@click.option("--arch", default="ViT-B-32", show_default=True, help="open_clip architecture, or a model-config JSON.")
+@click.option("--pretrained", default="laion2b_s34b_b79k", show_default=True, help="open_clip pretrained tag.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Local CLIP checkpoint (instead of --pretrained).")
+@runtime_option
+@click.option(
+    "--index-type",
+    type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
+    default="auto",
+    show_default=True,
+    help="auto: exact (flat) up to 100k covers, HNSW above.",
+)
+@cache_option
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--workers", type=click.IntRange(0), help="Decoding processes [default: cores - 1, 1 to 4].")
+@click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
+              help="Refuse images larger than this (decompression bombs).")
+@click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@json_option
+@friendly_errors
+def build_index_command(
+    covers: str | None,
+    manifest: str | None,
+    index_dir: str,
+    model: str,
+    arch: str,
+    pretrained: str,
+    weights: str | None,
+    runtime: str,
+    index_type: str,
+    cache_dir: str | None,
+    batch_size: int,
+    workers: int | None,
+    max_pixels: int,
+    no_folder_genre: bool,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Embed a collection of covers and build (or update) its similarity index.
+
+    Re-running on the same --index adds new covers and drops vanished ones; only new covers are
+    embedded, and an interrupted run resumes where it stopped. Unreadable files are skipped and listed
+    in INDEX/skipped.csv.
+
+    Example: python cli.py build-index --covers ../shared/covers
+    """
+    from recsys.build import build_index
+
+    if (covers is None) == (manifest is None):
+        raise click.UsageError("give exactly one of --covers or --manifest")
+    summary = build_index(
+        index_dir,
+        covers=covers,
+        manifest=manifest,
+        model=model,
+        arch=arch,
+        pretrained=pretrained,
+        weights=weights,
+        runtime=runtime,
+        index_type=index_type,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        workers=workers,
+        max_pixels=max_pixels,
+        genre_from_folder=not no_folder_genre,
+        progress=not no_progress,
+    )
+    if as_json:
+        print_json(summary.__dict__)
+    else:
+        click.echo(summary.line())
+
+
+@main.command("recommend")
+@click.option("--cover", type=click.Path(), help="Query cover image file.")
+@click.option("--text", help='Query text, e.g. "a dark cover with a skull" (CLIP indexes only).')
+@click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
+@click.option("--genre", help="Only return covers of this genre.")
+@index_option
+@runtime_option
+@cache_option
+@json_option
+@friendly_errors
+def recommend_command(
+    cover: str | None,
+    text: str | None,
+    k: int,
+    genre: str | None,
+    index_dir: str,
+    runtime: str,
+    cache_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata.
+
+    A query cover that is itself in the index is left out of its own results.
+
+    Example: python cli.py recommend --cover my-cover.jpg -k 10
+    """
+    from recsys.recommend import Recommender
+
+    if (cover is None) == (text is None):
+        raise click.UsageError("give exactly one of --cover or --text")
+    recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir)
+    if cover is not None:
+        results = recommender.similar_to_cover(cover, k=k, genre=genre)
+    else:
+        results = recommender.similar_to_text(text, k=k, genre=genre)
+    if as_json:
+        print_json(results.to_dict(orient="records"))
+    elif results.empty:
+        click.echo("no results")
+    else:
+        click.echo(results.to_string(index=False))
 
 
 if __name__ == "__main__":

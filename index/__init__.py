@@ -1,0 +1,1 @@
+"""Nearest-neighbour indexes over cover embeddings and the index folder that holds them."""

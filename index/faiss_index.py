@@ -1,0 +1,96 @@
+"""FAISS indexes over unit vectors, where inner product is cosine similarity.
+
+``flat`` is exact and the right choice for collections up to about 100k covers. ``hnsw`` answers in well
+under a millisecond at a million covers with recall near 1, at the cost of build time and ~1.2x the raw
+vector memory. ``ivfpq`` compresses vectors about 30x for collections that would not fit in memory
+otherwise, and pays for it in recall. The numbers behind these defaults come from ``bench/search.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import faiss
+import numpy as np
+
+from recsys.errors import SleeveError
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
+FLAT_LIMIT = 100_000
+"""Collections up to this size use exact search by default."""
+IVFPQ_MIN_COUNT = 10_000
+"""Product quantisation learns 256 centroids per sub-space and wants ~39 training points for each."""
+
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+IVF_NPROBE = 32
+
+
+class IndexConfigError(SleeveError):
+    """An index type that cannot be built for this collection."""
+
+
+def choose_index_type(count: int, dim: int, memory_budget_bytes: int | None = None) -> str:
+    """``auto``: exact up to FLAT_LIMIT vectors, then HNSW, or IVF-PQ when HNSW would not fit the budget."""
+    if count <= FLAT_LIMIT:
+        return "flat"
+    hnsw_bytes = count * (dim * 4 + HNSW_M * 2 * 4)
+    if memory_budget_bytes is not None and hnsw_bytes > memory_budget_bytes:
+        return "ivfpq"
+    return "hnsw"
+
+
+def build_faiss_index(vectors: np.ndarray, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
+    """Index ``vectors`` (N, d) float32 unit rows; returns the index and the search parameters it uses."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    count, dim = vectors.shape
+    if index_type == "flat":
+        index = faiss.IndexFlatIP(dim)
+        params: dict[str, Any] = {}
+    elif index_type == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        params = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
+    elif index_type == "ivfpq":
+        if count < IVFPQ_MIN_COUNT:
+            raise IndexConfigError(f"ivfpq needs at least {IVFPQ_MIN_COUNT:,} vectors (got {count:,}); use flat")
+        nlist = ivf_lists(count)
+        subquantizers = pq_subquantizers(dim)
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFPQ(quantizer, dim, nlist, subquantizers, 8, faiss.METRIC_INNER_PRODUCT)
+        index.train(_training_sample(vectors, nlist))
+        params = {"nlist": nlist, "m": subquantizers, "nbits": 8, "nprobe": min(IVF_NPROBE, nlist)}
+    else:
+        raise IndexConfigError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES[1:])}")
+    index.add(vectors)
+    apply_search_params(index, params)
+    return index, params
+
+
+def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
+    """Set query-time knobs (efSearch, nprobe), which FAISS files do not always keep."""
+    if "efSearch" in params:
+        faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])
+    if "nprobe" in params:
+        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+
+
+def ivf_lists(count: int) -> int:
+    """About 4 * sqrt(N) inverted lists, with at least 39 training points per list as FAISS asks."""
+    return int(max(1, min(4 * math.sqrt(count), count // 39)))
+
+
+def pq_subquantizers(dim: int) -> int:
+    """Bytes per vector: the largest divisor of ``dim`` up to dim/16 (512-d -> 32 bytes)."""
+    target = max(1, dim // 16)
+    return max(m for m in range(1, target + 1) if dim % m == 0)
+
+
+def _training_sample(vectors: np.ndarray, nlist: int, per_list: int = 100) -> np.ndarray:
+    size = min(len(vectors), max(nlist * per_list, 10_000))
+    if size == len(vectors):
+        return vectors
+    rows = np.random.default_rng(0).choice(len(vectors), size=size, replace=False)
+    return vectors[np.sort(rows)]

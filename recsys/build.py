@@ -1,0 +1,147 @@
+"""Build or update an index folder from a collection: find covers, embed what is new, index everything.
+
+Running it again on the same folder is the update: covers that appeared are embedded (only those), covers
+that vanished are dropped, and the index is rewritten atomically. The model of an existing index is kept
+unless the user explicitly asks for another, which is refused rather than silently mixing vector spaces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from index.faiss_index import build_faiss_index, choose_index_type
+from index.store import ModelMismatchError, index_exists, load_index, write_index, write_skipped
+from recsys.cache import EmbeddingCache, default_cache_dir
+from recsys.embed import embed_missing
+from recsys.encoders import Encoder, ModelSpec, create_encoder, encoder_for_spec
+from recsys.encoders.pretrained import DEFAULT_ARCH, DEFAULT_PRETRAINED
+from recsys.images import DEFAULT_MAX_PIXELS
+from recsys.ingest import CollectionError, fingerprint, read_manifest, scan_folder
+
+log = logging.getLogger(__name__)
+
+_FILE_COLUMNS = ["id", "path", "content_hash", "size", "mtime_ns", "genre"]
+
+
+@dataclasses.dataclass
+class BuildSummary:
+    index_dir: str
+    model: str
+    model_key: str
+    index_type: str
+    covers: int
+    embedded: int
+    skipped: int
+    added: int
+    removed: int
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"indexed {self.covers:,} covers with {self.model} ({self.index_type}) in {self.seconds:.1f}s: "
+            f"{self.embedded:,} embedded now, {self.covers - self.embedded:,} from cache or duplicates, "
+            f"{self.added:,} added, {self.removed:,} removed, {self.skipped:,} skipped"
+            + (f" (see {Path(self.index_dir) / 'skipped.csv'})" if self.skipped else "")
+        )
+
+
+def build_index(
+    index_dir: str | Path,
+    covers: str | Path | None = None,
+    manifest: str | Path | None = None,
+    model: str = "auto",
+    arch: str = DEFAULT_ARCH,
+    pretrained: str | None = DEFAULT_PRETRAINED,
+    weights: str | None = None,
+    runtime: str = "auto",
+    index_type: str = "auto",
+    cache_dir: str | Path | None = None,
+    batch_size: int = 32,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    genre_from_folder: bool = True,
+    progress: bool = True,
+) -> BuildSummary:
+    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated)."""
+    started = time.perf_counter()
+    if (covers is None) == (manifest is None):
+        raise CollectionError("give exactly one of a covers folder or a manifest CSV")
+    collection = scan_folder(covers, genre_from_folder) if covers is not None else read_manifest(manifest)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+
+    existing = load_index(index_dir) if index_exists(index_dir) else None
+    previous = existing.metadata if existing is not None else None
+    existing_spec = ModelSpec.from_dict(existing.info.model) if existing is not None else None
+    encoder = _choose_encoder(existing_spec, index_dir, model, arch, pretrained, weights, runtime, cache_dir)
+
+    found, unreadable = fingerprint(list(collection["path"]), known=previous)
+    with EmbeddingCache(cache_dir) as cache:
+        report = embed_missing(found, encoder, cache, batch_size, workers, max_pixels, progress)
+        failed = found.merge(report.failed, on="content_hash")[["path", "reason"]]
+        good = found[~found["content_hash"].isin(report.failed["content_hash"])]
+        table = _metadata_table(collection, good)
+        if table.empty:
+            write_skipped(Path(index_dir), pd.concat([unreadable, failed], ignore_index=True))
+            raise CollectionError(f"no readable covers in {covers or manifest}; see {Path(index_dir) / 'skipped.csv'}")
+        vectors = cache.get(encoder.spec.key, list(table["content_hash"]), encoder.spec.dim)
+
+    chosen_type = choose_index_type(len(table), encoder.spec.dim) if index_type == "auto" else index_type
+    faiss_index, search_params = build_faiss_index(vectors, chosen_type)
+    write_index(
+        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params
+    )
+    skipped = pd.concat([unreadable, failed], ignore_index=True).sort_values("path")
+    write_skipped(index_dir, skipped)
+
+    before = set(previous["path"]) if previous is not None else set()
+    after = set(table["path"])
+    return BuildSummary(
+        index_dir=str(index_dir),
+        model=encoder.spec.label,
+        model_key=encoder.spec.key,
+        index_type=chosen_type,
+        covers=len(table),
+        embedded=report.computed,
+        skipped=len(skipped),
+        added=len(after - before),
+        removed=len(before - after),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _choose_encoder(
+    existing: ModelSpec | None,
+    index_dir: str | Path,
+    model: str,
+    arch: str,
+    pretrained: str | None,
+    weights: str | None,
+    runtime: str,
+    cache_dir: Path,
+) -> Encoder:
+    """A new index gets the requested model; an existing one keeps its own, and a different request is refused."""
+    if existing is None:
+        return create_encoder(model, arch, pretrained, weights, runtime, cache_dir)
+    if model != "auto":
+        requested = create_encoder(model, arch, pretrained, weights, runtime, cache_dir)
+        if requested.spec.key != existing.key:
+            raise ModelMismatchError(
+                f"{index_dir} was built with {existing.label} ({existing.key}); you asked for "
+                f"{requested.spec.label} ({requested.spec.key}). Use another --index folder for a new model."
+            )
+        return requested
+    return encoder_for_spec(existing, runtime, cache_dir)
+
+
+def _metadata_table(collection: pd.DataFrame, good: pd.DataFrame) -> pd.DataFrame:
+    """One row per indexed file: id, path, hash, size, mtime, genre, then the manifest's own columns."""
+    table = good.merge(collection.drop_duplicates("path"), on="path", how="left")
+    table = table.sort_values("path").reset_index(drop=True)
+    table.insert(0, "id", range(len(table)))
+    extra = [c for c in table.columns if c not in _FILE_COLUMNS]
+    return table[_FILE_COLUMNS + extra]

@@ -1,0 +1,104 @@
+"""What every encoder is: preprocessed image batches in, L2-normalised float32 vectors out.
+
+The :class:`ModelSpec` is the identity of the weights that made a vector. It is stored in every index and
+keys the embedding cache, so vectors of two different models can never be mixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from recsys.errors import SleeveError
+
+
+class EncoderError(SleeveError):
+    """An encoder cannot be built or used as asked; the message tells the user what to do."""
+
+
+class WeightsUnavailableError(EncoderError):
+    """Model weights are neither given, cached nor downloadable."""
+
+
+class TextNotSupportedError(EncoderError):
+    """The model has no text tower, so text queries and zero-shot prompts are impossible."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Which weights produce the vectors. ``key`` is the identity; ``weights`` only says where they were."""
+
+    family: str
+    arch: str
+    weights_sha256: str
+    dim: int
+    pretrained: str | None = None
+    weights: str | None = None
+    quantization: str = "none"
+
+    @property
+    def key(self) -> str:
+        name = Path(self.arch).stem if self.arch.endswith(".json") else self.arch
+        suffix = "" if self.quantization == "none" else f"-{self.quantization}"
+        return f"{self.family}:{name}:{self.weights_sha256[:16]}{suffix}"
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name for logs and reports."""
+        arch = Path(self.arch).stem if self.arch.endswith(".json") else self.arch
+        parts = [self.family] if arch == self.family else [self.family, arch]
+        if self.pretrained:
+            parts.append(f"({self.pretrained})")
+        if self.quantization != "none":
+            parts.append(self.quantization)
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+class Encoder(ABC):
+    """An image (and maybe text) encoder. ``tower`` maps a preprocessed batch to raw features."""
+
+    spec: ModelSpec
+    tower: torch.nn.Module
+    input_size: int
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """One RGB image to a (3, H, W) float tensor, ready to batch. Runs in loader worker processes."""
+
+    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
+        """A (N, 3, H, W) batch to (N, dim) unit vectors."""
+        with torch.inference_mode():
+            features = self.tower(batch)
+        return l2_normalize(features.float().numpy())
+
+    @property
+    def supports_text(self) -> bool:
+        return False
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts to (N, dim) unit vectors in the image space."""
+        raise TextNotSupportedError(
+            f"{self.spec.label} has no text tower: text search and zero-shot prompts need a CLIP model"
+        )
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as float32 C-contiguous."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+

@@ -1,0 +1,104 @@
+"""Decode any cover file into a plain 8-bit RGB image, or say clearly why it cannot be.
+
+Real collections hold CMYK scans, 16-bit TIFFs, palette GIFs with transparency, rotated phone photos,
+animated WebPs and files that only pretend to be images. Every encoder wants the same thing: an RGB
+picture the right way up. Decoding is the only place that knows about file formats.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from recsys.errors import SleeveError
+
+DEFAULT_MAX_PIXELS = 64_000_000
+"""Refuse images above this many pixels (decompression bombs); 8000 x 8000 is far beyond any cover."""
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+"""File name endings treated as covers when a folder is scanned."""
+
+_HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+class BadImageError(SleeveError):
+    """A file that cannot be used as a cover; the message is the reason shown to the user."""
+
+
+def load_cover(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
+) -> Image.Image:
+    """Open ``path`` and return an upright RGB image; raise :class:`BadImageError` with a reason otherwise.
+
+    ``reduce_to`` lets a large JPEG decode at a fraction of its size (never below ``reduce_to`` pixels
+    per side), which is much faster when the encoder only needs a small input.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit below is the one that applies; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise BadImageError(
+                        f"too large: {width}x{height} pixels is over the limit of {max_pixels:,}"
+                    )
+                image.seek(0)  # first frame of animated GIF/WebP/TIFF
+                if reduce_to and image.format == "JPEG":
+                    image.draft("RGB", (reduce_to, reduce_to))
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
+    except BadImageError:
+        raise
+    except FileNotFoundError:
+        raise BadImageError("file not found") from None
+    except IsADirectoryError:
+        raise BadImageError("is a directory") from None
+    except PermissionError:
+        raise BadImageError("permission denied") from None
+    except Image.DecompressionBombError as error:
+        raise BadImageError(f"too large: {error}") from None
+    except UnidentifiedImageError:
+        reason = "empty file" if _is_empty(path) else "not an image (unknown or corrupt format)"
+        raise BadImageError(reason) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # Pillow reports truncated and corrupt data as OSError/SyntaxError/ValueError depending on format.
+        raise BadImageError(f"corrupt or truncated: {error}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB: transparency goes onto white, high bit depths are scaled."""
+    if image.mode in _HIGH_BIT_DEPTH_MODES:
+        image = _to_8bit_grey(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode in ("RGB", "L") and "transparency" in image.info
+    ):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _to_8bit_grey(image: Image.Image) -> Image.Image:
+    """Scale 16-bit, 32-bit integer or float greyscale into 0..255 (Pillow's own convert clips instead)."""
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        top = 65535.0
+    else:
+        peak = float(pixels.max()) if pixels.size else 0.0
+        top = 1.0 if image.mode == "F" and peak <= 1.0 else max(peak, 255.0)
+    scaled = np.clip(pixels / max(top, 1e-12) * 255.0, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(scaled)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
