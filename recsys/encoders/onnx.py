@@ -65,7 +65,8 @@ def export_tower(encoder: Encoder, cache_dir: Path) -> Path:
     tower = encoder.tower.eval()
     log.info("exporting %s image tower to ONNX (once): %s", encoder.spec.label, target)
     with atomic_path(target) as temporary:
-        with warnings.catch_warnings(), torch.no_grad():
+        # Not under no_grad: there PyTorch swaps in fused attention kernels that ONNX cannot express.
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter is chatty about constant folding
             torch.onnx.export(
                 tower,
@@ -77,6 +78,7 @@ def export_tower(encoder: Encoder, cache_dir: Path) -> Path:
                 opset_version=17,
                 dynamo=False,
             )
+        with torch.no_grad():
             expected = l2_normalize(tower(sample).float().numpy())
         got = l2_normalize(_session(temporary).run(None, {"pixels": sample.numpy()})[0])
         agreement = float(np.min(np.sum(expected * got, axis=1)))
