@@ -28,8 +28,10 @@ class ClipEncoder(Encoder):
         checkpoint = resolve_checkpoint(name, None if weights else pretrained, weights, cache_dir)
         try:
             model, _, transform = open_clip.create_model_and_transforms(name, pretrained=checkpoint)
-        except RuntimeError as error:  # strict loading: a checkpoint of another architecture
-            raise EncoderError(f"checkpoint {checkpoint} does not fit architecture {name}: {error}") from None
+        except Exception as error:  # torch.load and strict loading fail in many ways for a wrong file
+            raise EncoderError(
+                f"checkpoint {checkpoint} does not fit architecture {name}: {type(error).__name__}: {error}"
+            ) from None
         self.model = model.eval()
         self.tower = self.model.visual
         self._transform = transform
