@@ -200,5 +200,74 @@ def recommend_command(
         click.echo(results.to_string(index=False))
 
 
+@main.command("fetch-covers")
+@click.option("--genre", "genres", multiple=True, required=True, help="MusicBrainz genre tag; repeat for more genres.")
+@click.option("--per-genre", default=100, show_default=True, type=click.IntRange(1), help="Covers wanted per genre.")
+@click.option("--out", "out_dir", default="covers", show_default=True, type=click.Path(file_okay=False),
+              help="Collection folder: OUT/<genre>/<mbid>-front.jpg and OUT/manifest.csv.")
+@click.option("--back", is_flag=True, help="Also store back covers where the archive has them.")
+@click.option("--size", type=click.Choice(["250", "500", "1200"]), default="250", show_default=True,
+              help="Thumbnail size, pixels on the longest side.")
+@click.option("--type", "primary_type", type=click.Choice(["album", "ep", "single", "broadcast", "other", "any"]),
+              default="album", show_default=True, help="Kind of release group to search for.")
+@click.option("--contact", help="E-mail or URL MusicBrainz can reach you at [default: from the config file].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Config file with [musicbrainz] contact [default: $SLEEVE_CONFIG or ~/.config/sleeve/config.toml].")
+@click.option("--musicbrainz-url", help="MusicBrainz web service root [default: https://musicbrainz.org/ws/2].")
+@click.option("--coverart-url", help="Cover Art Archive root [default: https://coverartarchive.org].")
+@click.option("--musicbrainz-interval", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds between MusicBrainz requests; lower only for a mirror (musicbrainz.org gets at least 1).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@json_option
+@friendly_errors
+def fetch_covers_command(
+    genres: tuple[str, ...],
+    per_genre: int,
+    out_dir: str,
+    back: bool,
+    size: str,
+    primary_type: str,
+    contact: str | None,
+    config_path: str | None,
+    musicbrainz_url: str | None,
+    coverart_url: str | None,
+    musicbrainz_interval: float,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Grow a collection: find release groups by genre tag on MusicBrainz, store their covers from the
+    Cover Art Archive in OUT/<genre>/ and list them in OUT/manifest.csv for build-index --manifest.
+
+    Runs again resume: covers already on disk are skipped. At most one request per second goes to
+    MusicBrainz. Exit code 1 if some covers could not be fetched (they are listed), 2 for a usage error.
+
+    Example: python cli.py fetch-covers --genre jazz --genre metal --per-genre 500 --out covers/
+    """
+    from recsys.fetch import fetch_covers
+    from recsys.user_config import ConfigError, musicbrainz_contact
+
+    try:
+        summary = fetch_covers(
+            out_dir,
+            genres,
+            per_genre,
+            contact=musicbrainz_contact(contact, config_path),
+            back=back,
+            size=int(size),
+            primary_type=None if primary_type == "any" else primary_type,
+            musicbrainz_url=musicbrainz_url,
+            coverart_url=coverart_url,
+            musicbrainz_interval=musicbrainz_interval,
+            progress=not no_progress,
+        )
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        click.echo("\n".join(summary.lines()))
+    sys.exit(0 if summary.ok else 1)
+
+
 if __name__ == "__main__":
     main()
