@@ -62,7 +62,7 @@ def embed_missing(
 
     tune_allocator()
     workers = default_workers() if workers is None else workers
-    dataset = _CoverFiles(list(todo["path"]), encoder.preprocess, max_pixels, encoder.input_size)
+    dataset = _CoverFiles(list(todo["path"]), encoder.transform, max_pixels, encoder.input_size)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,

@@ -130,3 +130,15 @@ def test_unknown_model_runtime_and_misplaced_weights_are_refused(tmp_path: Path)
         create_encoder("efficientnet-lite0", runtime="tensorrt")
     with pytest.raises(EncoderError, match="--weights applies to CLIP"):
         create_encoder("efficientnet-lite0", weights=str(tmp_path / "w.pt"))
+
+
+def test_decoding_workers_receive_a_small_transform_not_the_model(effnet, tiny_clip, tmp_path: Path) -> None:
+    """Workers started with 'spawn' (macOS, or inside another process pool) pickle what they are given."""
+    import pickle
+
+    from recsys.encoders import with_runtime
+
+    config, checkpoint = tiny_clip
+    clip = create_encoder("clip", arch=str(config), weights=str(checkpoint), runtime="onnx", cache_dir=tmp_path)
+    for encoder in (with_runtime(effnet, "onnx", tmp_path), clip):
+        assert len(pickle.dumps(encoder.transform)) < 10_000

@@ -7,9 +7,9 @@ keys the embedding cache, so vectors of two different models can never be mixed.
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC, abstractmethod
+from abc import ABC
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -69,15 +69,19 @@ class ModelSpec:
 
 
 class Encoder(ABC):
-    """An image (and maybe text) encoder. ``tower`` maps a preprocessed batch to raw features."""
+    """An image (and maybe text) encoder. ``tower`` maps a preprocessed batch to raw features.
+
+    ``transform`` turns one RGB image into a (3, H, W) float tensor. It is a small picklable callable of its
+    own, because decoding workers receive it and must not receive the model.
+    """
 
     spec: ModelSpec
     tower: torch.nn.Module
     input_size: int
+    transform: Callable[[Image.Image], torch.Tensor]
 
-    @abstractmethod
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """One RGB image to a (3, H, W) float tensor, ready to batch. Runs in loader worker processes."""
+        return self.transform(image)
 
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
         """A (N, 3, H, W) batch to (N, dim) unit vectors."""

@@ -11,7 +11,6 @@ from typing import Sequence
 import numpy as np
 import open_clip
 import torch
-from PIL import Image
 
 from recsys.encoders.base import Encoder, EncoderError, ModelSpec, l2_normalize
 from recsys.encoders.pretrained import register_arch, resolve_checkpoint
@@ -34,7 +33,7 @@ class ClipEncoder(Encoder):
             ) from None
         self.model = model.eval()
         self.tower = self.model.visual
-        self._transform = transform
+        self.transform = transform
         self._tokenizer = open_clip.get_tokenizer(name)
         size = self.tower.image_size
         self.input_size = size[0] if isinstance(size, (tuple, list)) else int(size)
@@ -46,9 +45,6 @@ class ClipEncoder(Encoder):
             weights_sha256=content_hash(checkpoint),
             dim=int(open_clip.get_model_config(name)["embed_dim"]),
         )
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        return self._transform(image)
 
     @property
     def supports_text(self) -> bool:

@@ -70,9 +70,7 @@ class EfficientNetLite0Encoder(Encoder):
         network = load_network().eval()
         # channels_last lets oneDNN pick its fast convolution kernels on CPU.
         self.tower = PooledFeatures(network).eval().to(memory_format=torch.channels_last)
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        return to_pixels(image)
+        self.transform = to_pixels
 
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
         return super().encode_images(batch.contiguous(memory_format=torch.channels_last))

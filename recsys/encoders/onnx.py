@@ -16,7 +16,6 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 import torch
-from PIL import Image
 
 from recsys.atomic import atomic_path
 from recsys.encoders.base import Encoder, EncoderError, l2_normalize
@@ -34,14 +33,12 @@ class OnnxEncoder(Encoder):
         self.base = base
         self.tower = base.tower
         self.input_size = base.input_size
+        self.transform = base.transform
         path = export_tower(base, Path(cache_dir))
         if int8:
             path = quantize_int8(path)
         self.spec = dataclasses.replace(base.spec, quantization="int8") if int8 else base.spec
         self.session = _session(path)
-
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        return self.base.preprocess(image)
 
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
         pixels = batch.contiguous().numpy().astype(np.float32, copy=False)
@@ -109,4 +106,7 @@ def quantize_int8(fp32_path: Path) -> Path:
 def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # Idle ORT threads otherwise spin for a while after each operator, taking the CPU that the decoding
+    # workers need between batches.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
