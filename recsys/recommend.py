@@ -34,10 +34,11 @@ class Recommender:
         runtime: str = "auto",
         cache_dir: str | Path | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        weights: str | None = None,
     ) -> None:
         self.index: CoverIndex = load_index(index_dir)
         self.spec = ModelSpec.from_dict(self.index.info.model)
-        self.encoder: Encoder = encoder_for_spec(self.spec, runtime, cache_dir or default_cache_dir())
+        self.encoder: Encoder = encoder_for_spec(self.spec, runtime, cache_dir or default_cache_dir(), weights)
         self.max_pixels = max_pixels
 
     def embed_cover(self, cover: str | Path) -> np.ndarray:

@@ -51,10 +51,15 @@ def create_encoder(
     return with_runtime(base, runtime, cache_dir)
 
 
-def encoder_for_spec(spec: ModelSpec, runtime: str = "auto", cache_dir: str | Path | None = None) -> Encoder:
-    """Rebuild the encoder an index was made with, and refuse weights whose checksum differs."""
+def encoder_for_spec(
+    spec: ModelSpec, runtime: str = "auto", cache_dir: str | Path | None = None, weights: str | None = None
+) -> Encoder:
+    """Rebuild the encoder an index was made with, and refuse weights whose checksum differs.
+
+    ``weights`` is where the CLIP checkpoint is now, if it moved since the index was built.
+    """
     if spec.family == clip.FAMILY:
-        base: Encoder = ClipEncoder(spec.arch, spec.pretrained, spec.weights)
+        base: Encoder = ClipEncoder(spec.arch, spec.pretrained, weights or spec.weights)
     elif spec.family == efficientnet.FAMILY:
         base = EfficientNetLite0Encoder()
     else:
