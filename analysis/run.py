@@ -1,0 +1,322 @@
+"""``sleeve analyze``: from an index folder to a separability report, in one call.
+
+Loads the index, fits (or loads from cache) the map, measures separability on the labelled covers, looks
+at the covers themselves for thumbnails and traits, and writes the HTML report and optionally a PNG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from analysis import narrative
+from analysis.cache import fit_cached, looks_cached
+from analysis.classifier_metrics import read_recall
+from analysis.cluster import MIN_SAMPLES, ReadableHDBSCAN
+from analysis.covermap import CoverMap
+from analysis.profiles import ClusterProfile, cluster_profiles
+from analysis.report import ReportData, write_report
+from analysis.separability import (
+    DEFAULT_NEIGHBOURS,
+    SILHOUETTE_MAX_COVERS,
+    chance_purity,
+    cluster_agreement,
+    confusability,
+    genre_silhouette,
+    nearest_neighbours,
+    overall_purity,
+    separability_table,
+)
+from analysis.thumbnails import (
+    DEFAULT_MAX_THUMBNAILS,
+    GALLERY_SIZE,
+    HOVER_SIZE,
+    JPEG_QUALITY,
+    sample_rows,
+    thumbnail_uri,
+)
+from analysis.traits import TRAIT_SIZE, TRAITS, image_traits
+from index.store import CoverIndex, load_index
+from recsys import __version__
+from recsys.errors import SleeveError
+from recsys.images import BadImageError, load_cover
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = "reports/analysis.html"
+MIN_COVERS = 20
+"""Below this a map and clusters say nothing; UMAP also needs a few more points than dimensions."""
+FORMATS = ("html", "png")
+
+
+class AnalysisError(SleeveError):
+    """The index cannot be analysed as asked; the message says what to change."""
+
+
+@dataclasses.dataclass
+class AnalysisSummary:
+    index_dir: str
+    covers: int
+    labelled: int
+    genres: int
+    clusters: int
+    noise_share: float
+    purity: float
+    chance: float
+    ranking: list[str]
+    sentences: list[str]
+    nmi: float
+    ari: float
+    written: dict[str, str]
+    bytes_written: dict[str, int]
+    layout_from_cache: bool
+    seconds: float
+
+    def lines(self) -> list[str]:
+        """A short human summary for stdout: what was written and the ranking."""
+        files = ", ".join(f"{path} ({self.bytes_written[kind] / 1e6:.1f} MB)" for kind, path in self.written.items())
+        return [
+            f"wrote {files}",
+            f"{self.covers:,} covers ({self.labelled:,} with a genre), {self.clusters} clusters "
+            f"({self.noise_share:.0%} noise), layout {'from cache' if self.layout_from_cache else 'computed'} "
+            f"in {self.seconds:.1f}s total",
+            f"genre purity of nearest neighbours {self.purity:.2f} (chance {self.chance:.2f}); clusters vs genre: "
+            f"NMI {self.nmi:.2f}, ARI {self.ari:.2f}",
+            "best to worst separated: " + ", ".join(self.ranking),
+            *self.sentences,
+        ]
+
+
+def analyze(
+    index_dir: str | Path,
+    out: str | Path = DEFAULT_OUT,
+    formats: Iterable[str] = ("html",),
+    min_cluster_size: int | None = None,
+    min_samples: int = MIN_SAMPLES,
+    seed: int = 0,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    metrics: str | Path | None = None,
+    metrics_model: str | None = None,
+    cache_dir: str | Path | None = None,
+    max_thumbnails: int = DEFAULT_MAX_THUMBNAILS,
+    progress: bool = True,
+    cover_map: CoverMap | None = None,
+) -> AnalysisSummary:
+    """Analyse the index in ``index_dir`` and write the report(s) named after ``out``.
+
+    ``formats``: "html" (the interactive report at ``out``) and/or "png" (the maps, ``out`` with .png).
+    ``cache_dir`` holds fitted layouts (default: ``<index>/analysis``). ``cover_map`` replaces the default
+    UMAP + HDBSCAN map (``min_cluster_size``, ``min_samples`` and ``seed`` then do not apply to it).
+    """
+    started = time.perf_counter()
+    formats = tuple(dict.fromkeys(formats))
+    unknown = set(formats) - set(FORMATS)
+    if unknown or not formats:
+        raise AnalysisError(f"unknown output format {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    recall_model, recall = read_recall(metrics, metrics_model) if metrics is not None else (None, None)
+    index = load_index(index_dir)
+    genres = index.metadata["genre"].astype("string")
+    _check_collection(index, genres, neighbours)
+
+    cover_map = cover_map or CoverMap(min_cluster_size=min_cluster_size, min_samples=min_samples, seed=seed)
+    embeddings = np.asarray(index.embeddings, dtype=np.float32)
+    cache_folder = Path(cache_dir) if cache_dir is not None else index.folder / "analysis"
+    log.info("fitting or loading the map of %d covers (cache %s)", len(embeddings), cache_folder)
+    layout, from_cache = fit_cached(cover_map, embeddings, _index_identity(index), cache_folder)
+
+    labelled = genres.notna().to_numpy()
+    known = genres[labelled].astype(str).to_numpy(dtype=object)
+    k = min(neighbours, len(known) - 1)
+    table, confusion = _separability(embeddings[labelled], known, k, seed, recall)
+    agreement = cluster_agreement(layout.labels[labelled], known)
+    ranking = narrative.ranking_sentences(table, k)
+
+    hover_rows = sample_rows(len(embeddings), max_thumbnails, seed)
+    looks = {
+        "index": _index_identity(index),
+        "rows": hashlib.sha256(hover_rows.tobytes()).hexdigest(),
+        "settings": [HOVER_SIZE, GALLERY_SIZE, JPEG_QUALITY, TRAIT_SIZE, list(TRAITS)],
+    }
+    traits, hover = looks_cached(looks, cache_folder, lambda: _look_at_covers(index, hover_rows, progress))
+    profiles = cluster_profiles(layout.labels, layout.probabilities, layout.reduced, genres, traits)
+    overall_shares = genres.dropna().value_counts(normalize=True)
+    points = pd.DataFrame(
+        {
+            "x": layout.picture[:, 0],
+            "y": layout.picture[:, 1],
+            "genre": genres,
+            "cluster": layout.labels,
+            "path": index.metadata["path"].astype(str),
+            "thumbnail": [hover.get(row, "") for row in range(len(embeddings))],
+        }
+    )
+    components = cover_map.components(len(embeddings))
+    data = ReportData(
+        title=f"Genre separability of {index.info.count:,} covers",
+        subtitle=f"index {index.folder} · model {index.info.model_key} · {time.strftime('%Y-%m-%d')} · sleeve {__version__}",
+        points=points,
+        table=table,
+        confusion=confusion,
+        agreement=agreement,
+        profiles=profiles,
+        thumbnails=_gallery_thumbnails(index, profiles),
+        overall=narrative.overall_sentence(table, k),
+        ranking=ranking,
+        overall_shares=overall_shares,
+        clusters_statement=narrative.clusters_vs_genre_sentence(agreement, profiles, overall_shares),
+        cluster_sentences=[narrative.cluster_sentence(p, overall_shares) for p in profiles],
+        method=_method_lines(index, components, k, len(known), recall_model, metrics, len(hover), from_cache,
+                             cache_folder),
+        neighbours=k,
+        recall_model=recall_model,
+        hover_note=(
+            f"Thumbnails are embedded for a seeded sample of {len(hover):,} of the {len(embeddings):,} covers, "
+            "to keep this file small."
+            if len(hover) < len(embeddings)
+            else ""
+        ),
+    )
+    written: dict[str, str] = {}
+    out = Path(out)
+    if "html" in formats:
+        written["html"] = str(write_report(out, data))
+    if "png" in formats:
+        from analysis.scatter_png import write_scatter_png
+
+        written["png"] = str(write_scatter_png(out.with_suffix(".png"), points, data.title))
+    purity, chance = overall_purity(table)
+    return AnalysisSummary(
+        index_dir=str(index.folder),
+        covers=len(embeddings),
+        labelled=int(labelled.sum()),
+        genres=len(table),
+        clusters=layout.n_clusters,
+        noise_share=layout.noise_share,
+        purity=purity,
+        chance=chance,
+        ranking=[str(genre) for genre in table.index],
+        sentences=ranking,
+        nmi=agreement.nmi,
+        ari=agreement.ari,
+        written=written,
+        bytes_written={kind: Path(path).stat().st_size for kind, path in written.items()},
+        layout_from_cache=from_cache,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _separability(
+    embeddings: np.ndarray, genres: np.ndarray, k: int, seed: int, recall: pd.Series | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(separability table, confusability matrix) of labelled covers."""
+    confusion = confusability(nearest_neighbours(embeddings, k), genres)
+    silhouette = genre_silhouette(embeddings, genres, seed=seed)
+    counts = pd.Series(genres).value_counts()
+    return separability_table(silhouette, confusion, chance_purity(genres), counts, recall), confusion
+
+
+def _check_collection(index: CoverIndex, genres: pd.Series, neighbours: int) -> None:
+    if index.info.count < MIN_COVERS:
+        raise AnalysisError(
+            f"{index.folder} holds {index.info.count} covers; a map needs at least {MIN_COVERS}. Index more covers."
+        )
+    counts = genres.dropna().value_counts()
+    if (counts >= 2).sum() < 2:
+        raise AnalysisError(
+            f"{index.folder} needs at least two genres with two covers each to compare genres; give genres with "
+            "genre sub-folders or a 'genre' manifest column and build the index again"
+        )
+    if neighbours < 1:
+        raise AnalysisError("the number of neighbours must be at least 1")
+
+
+def _index_identity(index: CoverIndex) -> dict[str, Any]:
+    """What a cached layout is valid for: this generation of this index's embeddings."""
+    return {
+        "embeddings": index.info.files["embeddings"],
+        "created": index.info.created,
+        "count": index.info.count,
+        "model_key": index.info.model_key,
+    }
+
+
+def _look_at_covers(
+    index: CoverIndex, hover_rows: np.ndarray, progress: bool
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Decode every cover once, small: traits for all (NaN where unreadable), hover thumbnails for the sample."""
+    wanted = set(hover_rows.tolist())
+    traits = np.full((index.info.count, len(TRAITS)), np.nan)
+    hover: dict[int, str] = {}
+    unreadable = 0
+    paths = index.metadata["path"].astype(str).tolist()
+    for row, path in enumerate(tqdm(paths, desc="looking at covers", unit="cover", disable=not progress)):
+        try:
+            image = load_cover(path, reduce_to=GALLERY_SIZE)
+        except BadImageError as error:
+            unreadable += 1
+            log.debug("no thumbnail for %s: %s", path, error)
+            continue
+        traits[row] = list(image_traits(image).values())
+        if row in wanted:
+            hover[row] = thumbnail_uri(image, HOVER_SIZE)
+    if unreadable:
+        log.warning("%d covers could not be read (moved or deleted since indexing?); they have no thumbnail", unreadable)
+    return pd.DataFrame(traits, columns=list(TRAITS)), hover
+
+
+def _gallery_thumbnails(index: CoverIndex, profiles: list[ClusterProfile]) -> dict[int, str]:
+    """Gallery-size thumbnails of each cluster's example covers, by row."""
+    gallery: dict[int, str] = {}
+    paths = index.metadata["path"].astype(str)
+    for profile in profiles:
+        for row in profile.examples:
+            try:
+                gallery[row] = thumbnail_uri(load_cover(paths.iloc[row], reduce_to=GALLERY_SIZE), GALLERY_SIZE)
+            except BadImageError:
+                continue
+    return gallery
+
+
+def _method_lines(
+    index: CoverIndex,
+    components: dict[str, Any],
+    k: int,
+    labelled: int,
+    recall_model: str | None,
+    metrics: str | Path | None,
+    thumbnails: int,
+    from_cache: bool,
+    cache_folder: Path,
+) -> list[str]:
+    def describe(part: Any) -> str:
+        return " ".join(repr(part).split())
+
+    lines = [
+        f"Index {index.folder}: {index.info.count:,} covers, {index.info.dim}-d embeddings of {index.info.model_key} "
+        f"(file {index.info.files['embeddings']}).",
+        f"Picture: {describe(components['picture_reducer'])}.",
+        f"Clustering space: {describe(components['cluster_reducer'])}; clusters: {describe(components['clusterer'])}.",
+        f"Neighbours: the {k} most cosine-similar other covers in the full embedding, over the {labelled:,} covers "
+        "with a genre; chance = (covers of the genre - 1) / (labelled covers - 1).",
+        "Silhouette: cosine, in the full embedding"
+        + (f", on a seeded sample of {SILHOUETTE_MAX_COVERS:,} covers." if labelled > SILHOUETTE_MAX_COVERS else "."),
+        f"Layout {'loaded from' if from_cache else 'computed and saved in'} {cache_folder}; "
+        f"{thumbnails:,} hover thumbnails.",
+    ]
+    if isinstance(components["clusterer"], ReadableHDBSCAN):
+        lines.append(
+            "HDBSCAN keeps its excess-of-mass clusters unless one of them holds over "
+            f"{components['clusterer'].max_cluster_share:.0%} of the clustered covers (one cloud, nothing to read); "
+            "then it takes the leaves of its cluster tree, the densest pockets, and leaves the rest as noise."
+        )
+    if recall_model is not None:
+        lines.append(f"Recall: classifier {recall_model!r} from {metrics} (the model with the best macro F1 unless named).")
+    return lines
