@@ -34,14 +34,15 @@ def component_description(component: Any) -> dict[str, Any]:
     }
 
 
-def layout_key(index_identity: dict[str, Any], cover_map: CoverMap, n_covers: int) -> tuple[str, dict[str, Any]]:
-    """(hex key, the description it hashes) for ``cover_map`` fitted on this index."""
-    description = {
-        "format": CACHE_FORMAT,
-        "index": index_identity,
-        "components": {name: component_description(part) for name, part in cover_map.components(n_covers).items()},
-    }
-    return _digest(description), description
+def stage_keys(index_identity: dict[str, Any], cover_map: CoverMap, n_covers: int) -> dict[str, dict[str, Any]]:
+    """What each cached stage depends on: the reductions on the reducers, the clusters on those and the clusterer.
+
+    Two stages, so that trying another --min-cluster-size reuses the minute of UMAP and re-clusters in a second.
+    """
+    parts = {name: component_description(part) for name, part in cover_map.components(n_covers).items()}
+    reduced = {"format": CACHE_FORMAT, "index": index_identity, "picture_reducer": parts["picture_reducer"],
+               "cluster_reducer": parts["cluster_reducer"]}
+    return {"reduced": reduced, "clusters": {**reduced, "clusterer": parts["clusterer"]}}
 
 
 def _digest(description: dict[str, Any]) -> str:
@@ -51,29 +52,45 @@ def _digest(description: dict[str, Any]) -> str:
 def fit_cached(
     cover_map: CoverMap, embeddings: np.ndarray, index_identity: dict[str, Any], folder: str | Path
 ) -> tuple[Layout, bool]:
-    """The layout of ``cover_map`` on ``embeddings``: loaded from ``folder`` if cached, else fitted and saved.
+    """The layout of ``cover_map`` on ``embeddings``, each stage loaded from ``folder`` if cached, else fitted.
 
-    Returns (layout, True if it came from the cache).
+    Returns (layout, True if nothing had to be fitted).
     """
-    folder = Path(folder)
-    key, description = layout_key(index_identity, cover_map, len(embeddings))
-    data_path = folder / f"layout-{key}.npz"
-    if data_path.is_file():
+    keys = stage_keys(index_identity, cover_map, len(embeddings))
+    reduced, reduced_hit = _stage(Path(folder), "reduced", keys["reduced"], ("picture", "reduced"), len(embeddings),
+                                  lambda: cover_map.reduce(embeddings))
+    clusters, clusters_hit = _stage(Path(folder), "clusters", keys["clusters"], ("labels", "probabilities"),
+                                    len(embeddings), lambda: cover_map.cluster(reduced[1]))
+    return Layout(*reduced, *clusters), reduced_hit and clusters_hit
+
+
+def _stage(
+    folder: Path,
+    stage: str,
+    description: dict[str, Any],
+    fields: tuple[str, str],
+    n_covers: int,
+    compute: Callable[[], tuple[np.ndarray, np.ndarray]],
+) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
+    """Arrays of one stage from ``<folder>/<stage>-<key>.npz``, or computed and saved there (with a JSON of the key)."""
+    key = _digest(description)
+    path = folder / f"{stage}-{key}.npz"
+    if path.is_file():
         try:
-            with np.load(data_path) as stored:
-                layout = Layout(**{field: stored[field] for field in ("picture", "reduced", "labels", "probabilities")})
-            if len(layout.labels) == len(embeddings):
-                log.info("layout loaded from %s", data_path)
-                return layout, True
+            with np.load(path) as stored:
+                arrays = (stored[fields[0]], stored[fields[1]])
+            if len(arrays[0]) == n_covers:
+                log.info("%s loaded from %s", stage, path)
+                return arrays, True
         except (OSError, KeyError, ValueError) as error:
-            log.warning("ignoring unreadable cached layout %s (%s); fitting again", data_path, error)
-    layout = cover_map.fit(embeddings).layout_
-    with atomic_path(data_path) as temporary:
+            log.warning("ignoring unreadable cache file %s (%s); computing again", path, error)
+    arrays = compute()
+    with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:
-            np.savez(handle, **{field: getattr(layout, field) for field in ("picture", "reduced", "labels", "probabilities")})
-    with atomic_path(folder / f"layout-{key}.json") as temporary:
+            np.savez(handle, **dict(zip(fields, arrays)))
+    with atomic_path(folder / f"{stage}-{key}.json") as temporary:
         temporary.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-    return layout, False
+    return arrays, False
 
 
 def looks_cached(

@@ -66,20 +66,28 @@ class CoverMap:
         }
 
     def fit(self, embeddings: np.ndarray) -> CoverMap:
+        picture, reduced = self.reduce(embeddings)
+        labels, probabilities = self.cluster(reduced)
+        self.layout_ = Layout(picture, reduced, labels, probabilities)
+        return self
+
+    def reduce(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(picture, clustering space): the slow half of ``fit``, which a cache can skip on its own."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
         parts = self.components(len(embeddings))
-        picture = np.asarray(parts["picture_reducer"].fit_transform(embeddings), dtype=np.float32)
-        reduced = np.asarray(parts["cluster_reducer"].fit_transform(embeddings), dtype=np.float32)
-        clusterer = parts["clusterer"].fit(reduced)
-        labels = _largest_first(np.asarray(clusterer.labels_, dtype=np.int64))
-        probabilities = getattr(clusterer, "probabilities_", None)
-        if probabilities is None:
-            probabilities = (labels != NOISE).astype(np.float32)
         self.picture_reducer_ = parts["picture_reducer"]
         self.cluster_reducer_ = parts["cluster_reducer"]
-        self.clusterer_ = clusterer
-        self.layout_ = Layout(picture, reduced, labels, np.asarray(probabilities, dtype=np.float32))
-        return self
+        picture = np.asarray(self.picture_reducer_.fit_transform(embeddings), dtype=np.float32)
+        return picture, np.asarray(self.cluster_reducer_.fit_transform(embeddings), dtype=np.float32)
+
+    def cluster(self, reduced: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, membership probabilities) of the reduced covers, clusters numbered largest first."""
+        self.clusterer_ = self.components(len(reduced))["clusterer"].fit(reduced)
+        labels = _largest_first(np.asarray(self.clusterer_.labels_, dtype=np.int64))
+        probabilities = getattr(self.clusterer_, "probabilities_", None)
+        if probabilities is None:
+            probabilities = (labels != NOISE).astype(np.float32)
+        return labels, np.asarray(probabilities, dtype=np.float32)
 
 
 def _largest_first(labels: np.ndarray) -> np.ndarray:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from sklearn import metrics
 from sklearn.decomposition import PCA
 
-from analysis.cache import fit_cached, layout_key
-from analysis.cluster import default_min_cluster_size, make_clusterer
+from analysis.cache import fit_cached
+from analysis.cluster import ReadableHDBSCAN, default_min_cluster_size, make_clusterer
 from analysis.covermap import NOISE, CoverMap
 from tests.analysis_helpers import blobs, fast_cover_map
 
@@ -83,42 +82,61 @@ def test_injected_components_are_used_as_given() -> None:
     assert fitted.layout_.reduced.shape == (40, 3)
 
 
+class CountingClusterer(ReadableHDBSCAN):
+    """The default clusterer, counting its fits."""
+
+    fits = 0
+
+    def fit(self, X, y=None):  # noqa: N803 (scikit-learn's signature)
+        type(self).fits += 1
+        return super().fit(X, y)
+
+
 def counting_map(**clusterer_options: int) -> CoverMap:
     return CoverMap(picture_reducer=CountingPCA(n_components=2), cluster_reducer=PCA(n_components=4),
-                    clusterer=make_clusterer(0, min_cluster_size=5, **clusterer_options))
+                    clusterer=CountingClusterer(**{"min_cluster_size": 5, **clusterer_options}))
+
+
+def fits_after(action) -> tuple[int, int]:
+    """(reducer fits, clusterer fits) that ``action`` caused."""
+    CountingPCA.fits = CountingClusterer.fits = 0
+    action()
+    return CountingPCA.fits, CountingClusterer.fits
 
 
 def test_second_run_loads_the_layout_instead_of_fitting(tmp_path) -> None:
     embeddings, _ = blobs({"a": 30, "b": 30})
-    CountingPCA.fits = 0
-    first, hit = fit_cached(counting_map(), embeddings, IDENTITY, tmp_path)
-    assert not hit and CountingPCA.fits == 1
-    second, hit = fit_cached(counting_map(), embeddings, IDENTITY, tmp_path)
-    assert hit and CountingPCA.fits == 1
-    np.testing.assert_array_equal(first.picture, second.picture)
-    np.testing.assert_array_equal(first.labels, second.labels)
-    assert len(list(tmp_path.glob("layout-*.npz"))) == 1 and len(list(tmp_path.glob("layout-*.json"))) == 1
+    results = []
+    assert fits_after(lambda: results.append(fit_cached(counting_map(), embeddings, IDENTITY, tmp_path))) == (1, 1)
+    assert fits_after(lambda: results.append(fit_cached(counting_map(), embeddings, IDENTITY, tmp_path))) == (0, 0)
+    (first, first_hit), (second, second_hit) = results
+    assert not first_hit and second_hit
+    for field in ("picture", "reduced", "labels", "probabilities"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(second, field))
+    assert len(list(tmp_path.glob("reduced-*.npz"))) == 1 and len(list(tmp_path.glob("clusters-*.json"))) == 1
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"identity": {**IDENTITY, "embeddings": "embeddings-gen2.npy"}},  # the index was rebuilt
-        {"map": {"min_samples": 2}},  # another clustering parameter
-    ],
-)
-def test_a_new_index_generation_or_parameter_is_fitted_again(tmp_path, change: dict) -> None:
+def test_another_cluster_size_reuses_the_reductions_and_clusters_again(tmp_path) -> None:
     embeddings, _ = blobs({"a": 30, "b": 30})
     fit_cached(counting_map(), embeddings, IDENTITY, tmp_path)
-    CountingPCA.fits = 0
-    _, hit = fit_cached(counting_map(**change.get("map", {})), embeddings, change.get("identity", IDENTITY), tmp_path)
-    assert not hit and CountingPCA.fits == 1
+    layout = []
+    assert fits_after(lambda: layout.append(fit_cached(counting_map(min_samples=2), embeddings, IDENTITY, tmp_path))) == (0, 1)
+    assert not layout[0][1]
+
+
+def test_a_new_index_generation_is_fitted_again(tmp_path) -> None:
+    embeddings, _ = blobs({"a": 30, "b": 30})
+    fit_cached(counting_map(), embeddings, IDENTITY, tmp_path)
+    rebuilt = {**IDENTITY, "embeddings": "embeddings-gen2.npy"}
+    assert fits_after(lambda: fit_cached(counting_map(), embeddings, rebuilt, tmp_path)) == (1, 1)
 
 
 def test_a_damaged_cache_file_is_refitted_not_fatal(tmp_path) -> None:
     embeddings, _ = blobs({"a": 30, "b": 30})
-    key, _ = layout_key(IDENTITY, counting_map(), len(embeddings))
-    (tmp_path / f"layout-{key}.npz").write_bytes(b"not a numpy file")
-    layout, hit = fit_cached(counting_map(), embeddings, IDENTITY, tmp_path)
-    assert not hit and len(layout.labels) == 60
+    fit_cached(counting_map(), embeddings, IDENTITY, tmp_path)
+    for path in tmp_path.glob("reduced-*.npz"):
+        path.write_bytes(b"not a numpy file")
+    layout = []
+    assert fits_after(lambda: layout.append(fit_cached(counting_map(), embeddings, IDENTITY, tmp_path))) == (1, 0)
+    assert len(layout[0][0].labels) == 60
     assert fit_cached(counting_map(), embeddings, IDENTITY, tmp_path)[1]
