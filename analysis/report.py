@@ -21,9 +21,7 @@ from bokeh.models import (
     ColorBar,
     ColumnDataSource,
     CustomJS,
-    GlyphRenderer,
     HoverTool,
-    IndexFilter,
     LinearColorMapper,
     Model,
 )
@@ -42,6 +40,10 @@ PLOT_SIZE = 600
 POINT_SIZE = 6
 NOISE_ALPHA = 0.12
 """Noise is drawn faintly: it is most of the cloud, and the clusters are what the eye should find."""
+CLUSTER_ALPHA = 0.85
+GENRE_ALPHA = 0.75
+CLUSTERED_LABEL = "in a cluster (colour = cluster)"
+DRAW_ORDER_SEED = 0
 
 WHITE_TEXT_FROM = 0.6
 """Heatmap cells darker than 60% of the top share get white numbers, the rest black, for contrast."""
@@ -117,7 +119,9 @@ def write_report(path: str | Path, data: ReportData) -> Path:
 
 
 def _plots(data: ReportData) -> list[Model]:
-    points = data.points
+    # Rows in a seeded random order: points are drawn in row order, and index order groups covers by
+    # genre, which would paint the last genre over all others.
+    points = data.points.sample(frac=1.0, random_state=DRAW_ORDER_SEED)
     genres = points["genre"].fillna(UNLABELLED).astype(str)
     colours = genre_colours(sorted(set(genres) - {UNLABELLED}))
     clusters = points["cluster"].to_numpy()
@@ -128,8 +132,11 @@ def _plots(data: ReportData) -> list[Model]:
             "x": points["x"].to_numpy(),
             "y": points["y"].to_numpy(),
             "genre": genres.to_list(),
+            "genre_colour": [colours[genre] for genre in genres],
             "cluster_label": [NOISE_LABEL if c == NOISE else str(c) for c in clusters],
+            "cluster_kind": [NOISE_LABEL if c == NOISE else CLUSTERED_LABEL for c in clusters],
             "cluster_colour": [Greys3[1] if c == NOISE else palette[c] for c in clusters],
+            "cluster_alpha": np.where(clusters == NOISE, NOISE_ALPHA, CLUSTER_ALPHA),
             "path": points["path"].astype(str).to_list(),
             "thumb": [
                 f'<img src="{uri}" alt="cover" width="80">' if uri else "<i>no thumbnail (sampled out)</i>"
@@ -141,55 +148,42 @@ def _plots(data: ReportData) -> list[Model]:
     by_genre = _scatter_figure(GENRE_MAP, "Covers by genre (click a genre to hide it)")
     by_cluster = _scatter_figure(CLUSTER_MAP, "Covers by HDBSCAN cluster (noise faint)")
     by_cluster.x_range, by_cluster.y_range = by_genre.x_range, by_genre.y_range
-    genre_layers = [
-        by_genre.scatter("x", "y", source=source, view=_rows_view(genres == genre), size=POINT_SIZE,
-                         color=colours[genre], alpha=0.75, legend_label=genre)
-        for genre in sorted(set(genres), key=lambda g: (g == UNLABELLED, g))
-    ]
-    cluster_layers = [
-        by_cluster.scatter("x", "y", source=source, view=_rows_view(clusters == NOISE), size=POINT_SIZE - 1,
-                           color=Greys3[1], alpha=NOISE_ALPHA, legend_label=NOISE_LABEL),
-        by_cluster.scatter("x", "y", source=source, view=_rows_view(clusters != NOISE), size=POINT_SIZE,
-                           color="cluster_colour", alpha=0.85, legend_label="in a cluster (colour = cluster)"),
-    ]
+    ordered = sorted(set(genres), key=lambda g: (g == UNLABELLED, g))
+    _points_layer(by_genre, source, "genre", {genre: colours[genre] for genre in ordered},
+                  color="genre_colour", alpha=GENRE_ALPHA)
+    _points_layer(by_cluster, source, "cluster_kind",
+                  {NOISE_LABEL: Greys3[1], CLUSTERED_LABEL: palette[0] if palette else Greys3[1]},
+                  color="cluster_colour", alpha="cluster_alpha")
     _label_clusters(by_cluster, points, n_clusters)
-    for plot, layers in ((by_genre, genre_layers), (by_cluster, cluster_layers)):
-        plot.legend.click_policy = "hide"
-        plot.legend.location = "top_left"
-        plot.legend.background_fill_alpha = 0.7
-        _add_hover(plot, source, layers)
     return [row(by_genre, by_cluster, name="maps"), _heatmap(data.confusion, data.neighbours)]
 
 
-def _rows_view(chosen: pd.Series | np.ndarray) -> CDSView:
-    """A view of the rows where ``chosen`` is true; its row list also tells the hover layer what is shown."""
-    return CDSView(filter=IndexFilter(np.flatnonzero(np.asarray(chosen)).tolist()))
+def _points_layer(plot: figure, source: ColumnDataSource, column: str, legend: dict[str, str], **style: object) -> None:
+    """All points in one layer (so a hover shows one tooltip), with a legend entry per value of ``column``.
 
-
-def _add_hover(plot: figure, source: ColumnDataSource, layers: list[GlyphRenderer]) -> None:
-    """One tooltip for the cover under the mouse, only among the layers the legend shows.
-
-    A hover tool on the per-genre layers would open one tooltip per layer hit, stacked on top of each
-    other. Instead an invisible layer of all points answers the hover, and a small script keeps it to the
-    rows of the visible layers whenever a legend click hides or shows one.
+    The legend entries belong to "handle" layers that draw nothing, whose only job is to be clicked: a script
+    then keeps the drawn (and hoverable) points to the values whose handles are visible.
     """
-    shown = BooleanFilter(booleans=[True] * len(source.data["x"]))
-    target = plot.scatter("x", "y", source=source, view=CDSView(filter=shown), size=POINT_SIZE, alpha=0.0,
-                          name=f"{plot.name}-hover")
-    target.hover_glyph = None
+    shown = BooleanFilter(booleans=[True] * len(source.data[column]))
+    drawn = plot.scatter("x", "y", source=source, view=CDSView(filter=shown), size=POINT_SIZE,
+                         name=f"{plot.name}-points", **style)
+    handles = [  # one undrawable point each (NaN), so the legend still draws a swatch for them
+        plot.scatter(x=[np.nan], y=[np.nan], size=POINT_SIZE, color=colour, legend_label=value)
+        for value, colour in legend.items()
+    ]
     sync = CustomJS(
-        args={"filter": shown, "layers": layers},
+        args={"filter": shown, "handles": handles, "keys": list(legend), "source": source, "column": column},
         code="""
-        const keep = new Array(filter.booleans.length).fill(false);
-        for (const layer of layers) {
-          if (layer.visible) { for (const row of layer.view.filter.indices) keep[row] = true; }
-        }
-        filter.booleans = keep;
+        const visible = new Set(keys.filter((key, i) => handles[i].visible));
+        filter.booleans = Array.from(source.data[column], (value) => visible.has(value));
         """,
     )
-    for layer in layers:
-        layer.js_on_change("visible", sync)
-    plot.add_tools(HoverTool(renderers=[target], tooltips=_TOOLTIP, limit=1))
+    for handle in handles:
+        handle.js_on_change("visible", sync)
+    plot.legend.click_policy = "hide"
+    plot.legend.location = "top_left"
+    plot.legend.background_fill_alpha = 0.7
+    plot.add_tools(HoverTool(renderers=[drawn], tooltips=_TOOLTIP, limit=1))
 
 
 def _scatter_figure(name: str, title: str) -> figure:
@@ -280,7 +274,7 @@ class _Body:
                 cells.append("" if pd.isna(entry["recall"]) else f"{entry['recall']:.2f}")
             rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
         header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        return f'<table class="data"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        return f'<table class="data ranking"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
     def contingency(self) -> str:
         counts = self.data.agreement.contingency
@@ -335,14 +329,14 @@ _TEMPLATE = """
   table.data { border-collapse: collapse; font-size: 14px; margin: 6px 0; }
   table.data th, table.data td { border: 1px solid #ddd; padding: 3px 9px; text-align: right; }
   table.data th { background: #f4f4f4; }
-  table.data td:nth-child(2), table.data th:nth-child(2) { text-align: left; }
+  table.ranking td:nth-child(2), table.ranking th:nth-child(2) { text-align: left; }
   .cluster { margin: 14px 0; padding: 6px 10px; border-left: 4px solid #9ecae1; }
   .cluster.leans { border-left-color: #c6dbef; }
   .cluster.mixed { border-left-color: #bbb; }
   .cluster p { margin: 2px 0 6px; }
   .gallery { display: flex; flex-wrap: wrap; gap: 6px; }
   .gallery figure { margin: 0; text-align: center; font-size: 11px; color: #555; }
-  .gallery img { width: 112px; height: 112px; object-fit: cover; display: block; }
+  .gallery img { width: 100px; height: 100px; object-fit: cover; display: block; }
   .tip { max-width: 260px; font-size: 12px; }
   .tip-path { color: #666; word-break: break-all; }
   .method li { font-size: 13px; color: #444; }

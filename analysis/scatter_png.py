@@ -11,9 +11,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from analysis.covermap import NOISE
-from analysis.report import NOISE_ALPHA, UNLABELLED, cluster_colours, genre_colours
+from analysis.report import (
+    DRAW_ORDER_SEED,
+    GENRE_ALPHA,
+    NOISE_ALPHA,
+    UNLABELLED,
+    cluster_colours,
+    genre_colours,
+)
 from recsys.atomic import atomic_path
 
 DPI = 110
@@ -27,11 +35,16 @@ def write_scatter_png(path: str | Path, points: pd.DataFrame, title: str) -> Pat
     clusters = points["cluster"].to_numpy()
     figure = Figure(figsize=(13, 6.4), dpi=DPI)  # no pyplot: no display backend, no global state
     by_genre, by_cluster = figure.subplots(1, 2)
-    for genre in sorted(set(genres), key=lambda g: (g == UNLABELLED, g)):
-        chosen = (genres == genre).to_numpy()
-        by_genre.scatter(points["x"][chosen], points["y"][chosen], s=5, c=colours[genre], alpha=0.7,
-                         label=f"{genre} ({chosen.sum():,})", linewidths=0)
-    by_genre.legend(loc="upper left", markerscale=3, fontsize=9, framealpha=0.8)
+    # Seeded random draw order, as in the report: index order groups genres, painting the last over the rest.
+    order = np.random.default_rng(DRAW_ORDER_SEED).permutation(len(points))
+    by_genre.scatter(points["x"].to_numpy()[order], points["y"].to_numpy()[order], s=5, alpha=GENRE_ALPHA,
+                     c=[colours[genre] for genre in genres.to_numpy()[order]], linewidths=0)
+    counts = genres.value_counts()
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colours[genre], label=f"{genre} ({counts[genre]:,})")
+        for genre in sorted(counts.index, key=lambda g: (g == UNLABELLED, g))
+    ]
+    by_genre.legend(handles=handles, loc="upper left", fontsize=9, framealpha=0.8)
     by_genre.set_title("by genre")
     noise = clusters == NOISE
     by_cluster.scatter(points["x"][noise], points["y"][noise], s=4, c="#bbbbbb", alpha=NOISE_ALPHA * 2,

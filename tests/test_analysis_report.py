@@ -69,7 +69,7 @@ def test_second_run_reuses_the_layout_and_the_decoded_covers(blob_index: Path, t
 
 def test_default_cache_lives_in_the_index_folder(blob_index: Path, tmp_path) -> None:
     analyze(blob_index, out=tmp_path / "a.html", progress=False, cover_map=fast_cover_map())
-    assert list((blob_index / "analysis").glob("layout-*.npz"))
+    assert list((blob_index / "analysis").glob("reduced-*.npz"))
 
 
 def test_classifier_recall_appears_in_table_and_sentences(blob_index: Path, tmp_path) -> None:
