@@ -163,6 +163,8 @@ def build_index_command(
 @click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
 @click.option("--genre", help="Only return covers of this genre.")
 @index_option
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).")
 @runtime_option
 @cache_option
 @json_option
@@ -173,6 +175,7 @@ def recommend_command(
     k: int,
     genre: str | None,
     index_dir: str,
+    weights: str | None,
     runtime: str,
     cache_dir: str | None,
     as_json: bool,
@@ -187,7 +190,7 @@ def recommend_command(
 
     if (cover is None) == (text is None):
         raise click.UsageError("give exactly one of --cover or --text")
-    recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir)
+    recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir, weights=weights)
     if cover is not None:
         results = recommender.similar_to_cover(cover, k=k, genre=genre)
     else:
@@ -267,6 +270,81 @@ def fetch_covers_command(
     else:
         click.echo("\n".join(summary.lines()))
     sys.exit(0 if summary.ok else 1)
+
+
+@main.command("analyze")
+@index_option
+@click.option("--out", default="reports/analysis.html", show_default=True, type=click.Path(dir_okay=False),
+              help="Report file; a PNG goes beside it with the same name.")
+@click.option("--format", "formats", type=click.Choice(["html", "png"]), multiple=True, default=("html",),
+              show_default=True, help="What to write; repeat for both: --format html --format png.")
+@click.option("--open", "open_report", is_flag=True, help="Open the HTML report in the web browser.")
+@click.option("--min-cluster-size", type=click.IntRange(2), help="HDBSCAN minimum cluster size [default: 1% of covers].")
+@click.option("--min-samples", default=5, show_default=True, type=click.IntRange(1),
+              help="HDBSCAN neighbours that judge density; higher gives fewer, denser clusters.")
+@click.option("--seed", default=0, show_default=True, type=int, help="UMAP seed (same seed, same report).")
+@click.option("-k", "--neighbours", default=10, show_default=True, type=click.IntRange(1),
+              help="Nearest neighbours for genre purity and confusability.")
+@click.option("--metrics", type=click.Path(dir_okay=False), help="metrics.json of sleeve evaluate: adds per-genre recall.")
+@click.option("--metrics-model", help="Model in --metrics to show [default: best macro F1].")
+@click.option("--analysis-cache", "analysis_cache", type=click.Path(file_okay=False),
+              help="Folder for cached layouts [default: INDEX/analysis].")
+@click.option("--max-thumbnails", default=1500, show_default=True, type=click.IntRange(0),
+              help="Hover thumbnails at most (a seeded sample beyond that keeps the file small).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@json_option
+@friendly_errors
+def analyze_command(
+    index_dir: str,
+    out: str,
+    formats: tuple[str, ...],
+    open_report: bool,
+    min_cluster_size: int | None,
+    min_samples: int,
+    seed: int,
+    neighbours: int,
+    metrics: str | None,
+    metrics_model: str | None,
+    analysis_cache: str | None,
+    max_thumbnails: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Map the covers (UMAP), cluster them (HDBSCAN) and rank how well genres separate, as an HTML report.
+
+    The report opens offline: covers coloured by genre and by cluster with the cover on hover, the
+    genre confusability heatmap, the separability ranking with a sentence per genre, and example covers
+    of each cluster. The layout is cached, so a second run with the same settings is quick.
+
+    Example: python cli.py analyze --index sleeve-index --out reports/analysis.html --open
+    """
+    if metrics_model is not None and metrics is None:
+        raise click.UsageError("--metrics-model needs --metrics")
+    import webbrowser
+    from pathlib import Path
+
+    from analysis.run import analyze
+
+    summary = analyze(
+        index_dir,
+        out=out,
+        formats=formats,
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        seed=seed,
+        neighbours=neighbours,
+        metrics=metrics,
+        metrics_model=metrics_model,
+        cache_dir=analysis_cache,
+        max_thumbnails=max_thumbnails,
+        progress=not no_progress,
+    )
+    if as_json:
+        print_json(summary.__dict__)
+    else:
+        click.echo("\n".join(summary.lines()))
+    if open_report and "html" in summary.written:
+        webbrowser.open(Path(summary.written["html"]).resolve().as_uri())
 
 
 if __name__ == "__main__":
