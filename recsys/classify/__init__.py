@@ -1,0 +1,5 @@
+"""Genre classification of covers: leak-free splits, models on embeddings, a fine-tuned CNN, honest metrics.
+
+Entry points: :func:`recsys.classify.evaluate.evaluate` (compare models), :func:`recsys.classify.train.train_classifier`
+(store one beside an index) and :func:`recsys.classify.predict.predict_cover` (use it).
+"""
