@@ -1,0 +1,112 @@
+"""A fitted genre classifier stored beside its index, safe to load and tied to the index's model.
+
+The estimator is written with skops, which rebuilds objects from an explicit list of trusted types instead
+of unpickling: a classifier folder from someone else can at worst fail to load, never run code. Beside it,
+``classifier.json`` records the index model it was trained on; vectors of another model mean nothing to it,
+so loading it for another index is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import skops.io as sio
+
+from recsys import __version__
+from recsys.atomic import atomic_path
+from recsys.errors import SleeveError
+
+CLASSIFIER_DIR = "classifier"
+MODEL_FILE = "model.skops"
+INFO_FILE = "classifier.json"
+
+TRUSTED_TYPES = [
+    "recsys.classify.models.FaissKNeighbors",
+    "recsys.classify.models.ZeroShotClassifier",
+    "recsys.classify.finetune.FineTunedCNN",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._TemperatureScaling",
+]
+"""Types beyond skops' own default-trusted scikit-learn and numpy ones that a sleeve classifier holds."""
+
+
+class ClassifierError(SleeveError):
+    """No usable classifier beside the index; the message says how to make one."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierInfo:
+    """What ``classifier.json`` says about the stored estimator."""
+
+    model: str  # recipe name: linear, svm, knn, cnn, ...
+    title: str
+    inputs: str  # "embeddings" (index vectors) or "images" (cover files, for the fine-tuned CNN)
+    model_key: str  # the index model whose vectors it was trained on
+    classes: list[str]
+    params: dict[str, Any]
+    trained_on: int
+    validation_macro_f1: float | None
+    created: str = ""
+    sleeve_version: str = __version__
+
+
+def classifier_folder(index_folder: str | Path) -> Path:
+    return Path(index_folder) / CLASSIFIER_DIR
+
+
+def has_classifier(index_folder: str | Path) -> bool:
+    folder = classifier_folder(index_folder)
+    return (folder / INFO_FILE).is_file() and (folder / MODEL_FILE).is_file()
+
+
+def save_classifier(index_folder: str | Path, estimator: Any, info: ClassifierInfo) -> Path:
+    """Write the estimator and its info into ``INDEX/classifier/``, replacing any previous one.
+
+    The model file is written first and the info file last, so a reader never pairs new info with an old
+    model of a different kind.
+    """
+    folder = classifier_folder(index_folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / MODEL_FILE) as temporary:
+        sio.dump(estimator, temporary)
+    stamped = dataclasses.replace(info, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    with atomic_path(folder / INFO_FILE) as temporary:
+        temporary.write_text(json.dumps(dataclasses.asdict(stamped), indent=2) + "\n")
+    return folder
+
+
+def read_classifier_info(index_folder: str | Path) -> ClassifierInfo:
+    path = classifier_folder(index_folder) / INFO_FILE
+    if not path.is_file():
+        raise ClassifierError(
+            f"no genre classifier beside the index in {index_folder}; "
+            f"train one with: sleeve train-classifier --index {index_folder}"
+        )
+    try:
+        raw = json.loads(path.read_text())
+        return ClassifierInfo(**{field.name: raw[field.name] for field in dataclasses.fields(ClassifierInfo)})
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
+        raise ClassifierError(f"{path} is damaged ({error}); train the classifier again") from None
+
+
+def load_classifier(index_folder: str | Path, model_key: str) -> tuple[Any, ClassifierInfo]:
+    """The stored estimator and its info, refused unless it was trained on ``model_key`` vectors."""
+    info = read_classifier_info(index_folder)
+    if info.model_key != model_key:
+        raise ClassifierError(
+            f"the classifier in {classifier_folder(index_folder)} was trained on {info.model_key} vectors, "
+            f"but this index holds {model_key} vectors; train it again with: sleeve train-classifier "
+            f"--index {index_folder}"
+        )
+    path = classifier_folder(index_folder) / MODEL_FILE
+    try:
+        estimator = sio.load(path, trusted=TRUSTED_TYPES)
+    except FileNotFoundError:
+        raise ClassifierError(f"{path} is missing; train the classifier again") from None
+    except Exception as error:  # skops refuses untrusted types and damaged archives in several ways
+        raise ClassifierError(f"cannot load {path} safely ({type(error).__name__}: {error})") from None
+    return estimator, info

@@ -1,0 +1,172 @@
+"""Fit any sleeve genre model by name: hyper-parameters chosen on the validation covers, never the test ones.
+
+Every model learns from the training covers only. The validation covers choose among each recipe's
+hyper-parameter values by macro-F1 (the headline metric, which weighs every genre equally) and give the
+fine-tuned CNN its early-stopping epoch. ``train_classifier`` does the same on a whole index and stores the
+result beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from index.store import load_index
+from recsys.cache import default_cache_dir
+from recsys.classify.data import LabelledCovers, from_index
+from recsys.classify.finetune import FineTunedCNN
+from recsys.classify.models import (
+    IMAGE_MODELS,
+    MODEL_NAMES,
+    RECIPES,
+    TITLES,
+    ModelUnavailableError,
+    ZeroShotClassifier,
+)
+from recsys.classify.persist import ClassifierInfo, save_classifier
+from recsys.classify.split import dhashes, near_duplicate_groups, train_validation
+from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
+from recsys.errors import SleeveError
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclasses.dataclass
+class FittedModel:
+    """A fitted estimator with what chose it: its hyper-parameters and validation macro-F1."""
+
+    name: str
+    estimator: Any
+    params: dict[str, Any]
+    validation_macro_f1: float
+    seconds: float
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.name]
+
+    @property
+    def inputs(self) -> str:
+        return "images" if self.name in IMAGE_MODELS else "embeddings"
+
+    def predict_proba(self, covers: LabelledCovers) -> np.ndarray:
+        """Probabilities with columns in ``classes`` order."""
+        return self.estimator.predict_proba(covers.paths if self.inputs == "images" else covers.embeddings)
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(genre) for genre in self.estimator.classes_]
+
+
+def fit_model(
+    name: str,
+    train: LabelledCovers,
+    validation: LabelledCovers,
+    encoder: Encoder | None = None,
+    cnn_params: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> FittedModel:
+    """Fit model ``name`` on ``train``, choosing its hyper-parameters on ``validation``.
+
+    ``encoder`` is the index's encoder, needed only by zero-shot (for its text tower). Raises
+    :class:`ModelUnavailableError` when the model cannot run here.
+    """
+    started = time.perf_counter()
+    if name in RECIPES:
+        estimator, params, score = _tuned(name, train, validation)
+    elif name == "zero-shot":
+        if encoder is None or not encoder.supports_text:
+            raise ModelUnavailableError("model has no text tower")
+        estimator = ZeroShotClassifier(encode_text=encoder.encode_text).fit(train.embeddings, train.genres)
+        params = {"template": estimator.template, "scale": estimator.scale}
+        score = _macro_f1(validation.genres, estimator.predict(validation.embeddings))
+    elif name == "cnn":
+        estimator = FineTunedCNN(**(cnn_params or {}), progress=progress)
+        estimator.fit(train.paths, train.genres, eval_set=(validation.paths, validation.genres))
+        params = {**estimator.get_params(), "best_epoch": estimator.best_epoch_}
+        params.pop("progress")
+        score = max(record["validation_macro_f1"] for record in estimator.history_)
+    else:
+        raise SleeveError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    seconds = time.perf_counter() - started
+    log.info("%s: %s, validation macro-F1 %.3f, %.0fs", name, params, score, seconds)
+    return FittedModel(name, estimator, params, score, seconds)
+
+
+def _tuned(name: str, train: LabelledCovers, validation: LabelledCovers) -> tuple[Any, dict[str, Any], float]:
+    """Grid search on the fixed validation split; the winner is refitted on the training covers if the
+    search used a cheaper variant of it."""
+    recipe = RECIPES[name]
+    scored = []
+    for params in recipe.grid:
+        estimator = recipe.build(**params, **recipe.search_params).fit(train.embeddings, train.genres)
+        scored.append((_macro_f1(validation.genres, estimator.predict(validation.embeddings)), params, estimator))
+    score, params, estimator = max(scored, key=lambda item: item[0])  # first of equals: grids go simple to complex
+    if recipe.search_params:
+        estimator = recipe.build(**params).fit(train.embeddings, train.genres)
+    return estimator, dict(params), float(score)
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(f1_score(y_true, y_pred, average="macro", zero_division=0))
+
+
+def refit_on_all(fitted: FittedModel, covers: LabelledCovers) -> Any:
+    """The tuned recipe refitted on every cover (for a stored classifier: more data, same choices).
+
+    Zero-shot learns nothing from covers and the CNN keeps its early-stopped weights: both are returned as is.
+    """
+    if fitted.name not in RECIPES:
+        return fitted.estimator
+    return RECIPES[fitted.name].build(**fitted.params).fit(covers.embeddings, covers.genres)
+
+
+def split_index_covers(covers: LabelledCovers, seed: int, progress: bool) -> np.ndarray:
+    """Group-aware 80/20 train/validation names for the covers of an index."""
+    groups = near_duplicate_groups(dhashes(covers.paths, progress=progress))
+    return train_validation(covers.genres, groups, seed=seed)
+
+
+def train_classifier(
+    index_dir: str | Path,
+    model: str = "linear",
+    seed: int = 42,
+    runtime: str = "auto",
+    cache_dir: str | Path | None = None,
+    weights: str | None = None,
+    cnn_params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> ClassifierInfo:
+    """Tune ``model`` on a group-aware 80/20 split of the index's labelled covers, refit it on all of them
+    and store it in ``INDEX/classifier/``."""
+    index = load_index(index_dir)
+    covers = from_index(index)
+    split = split_index_covers(covers, seed, progress)
+    encoder = None
+    if model == "zero-shot":
+        encoder = encoder_for_spec(ModelSpec.from_dict(index.info.model), runtime, cache_dir or default_cache_dir(), weights)
+    fitted = fit_model(
+        model, covers.subset(split == "train"), covers.subset(split == "validation"), encoder, cnn_params, progress
+    )
+    estimator = refit_on_all(fitted, covers)
+    if model == "zero-shot":
+        estimator.set_params(encode_text=None)  # the prompt vectors are kept; the encoder is not storable
+    info = ClassifierInfo(
+        model=model,
+        title=fitted.title,
+        inputs=fitted.inputs,
+        model_key=index.info.model_key,
+        classes=fitted.classes,
+        params=fitted.params,
+        trained_on=len(covers) if fitted.name in RECIPES else int((split == "train").sum()),
+        validation_macro_f1=fitted.validation_macro_f1,
+    )
+    save_classifier(index.folder, estimator, info)
+    return info
