@@ -186,6 +186,7 @@ def recommend_command(
 
     Example: python cli.py recommend --cover my-cover.jpg -k 10
     """
+    from recsys.classify.predict import query_genre, query_line
     from recsys.recommend import Recommender
 
     if (cover is None) == (text is None):
@@ -195,8 +196,12 @@ def recommend_command(
         results = recommender.similar_to_cover(cover, k=k, genre=genre)
     else:
         results = recommender.similar_to_text(text, k=k, genre=genre)
+    query = query_genre(recommender, cover) if cover is not None else None  # None: no stored classifier
+    if query is not None and not as_json:
+        click.echo(query_line(query), err=True)
     if as_json:
-        print_json(results.to_dict(orient="records"))
+        records = results.to_dict(orient="records")
+        print_json(records if query is None else {"query": query, "results": records})
     elif results.empty:
         click.echo("no results")
     else:
@@ -345,6 +350,177 @@ def analyze_command(
         click.echo("\n".join(summary.lines()))
     if open_report and "html" in summary.written:
         webbrowser.open(Path(summary.written["html"]).resolve().as_uri())
+
+
+@main.command("evaluate")
+@index_option
+@click.option("--models", "models", multiple=True,
+              help="Models to compare, comma-separated or repeated [default: all]: majority, 1nn, knn, linear, "
+                   "svm, zero-shot, cnn.")
+@click.option("--cv", type=click.IntRange(3), help="Stratified group k-fold instead of one 60/20/20 split.")
+@click.option("--test-covers", type=click.Path(file_okay=False),
+              help="Train on the whole index, test on this labelled folder (<genre>/ sub-folders).")
+@click.option("--test-manifest", type=click.Path(dir_okay=False),
+              help="Train on the whole index, test on the covers of this manifest CSV (path, genre).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for metrics.json, results.md, confusion-<model>.png, split.csv, predictions.csv.")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split (same seed, same split).")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(10),
+              help="Bootstrap resamples for the 95% intervals.")
+@click.option("--cnn-epochs", default=8, show_default=True, type=click.IntRange(1),
+              help="Most epochs of the CNN fine-tune (early stopping on validation usually ends it sooner).")
+@click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
+              help="Augmented views cached per training cover for the CNN fine-tune.")
+@click.option("--mlflow", "use_mlflow", is_flag=True, help="Also log one MLflow run per model (extra sleeve[tracking]).")
+@click.option("--tracking-uri", help="MLflow tracking URI [default: a SQLite store in OUT/mlflow].")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Where the index's CLIP checkpoint is now, if it moved (zero-shot and --test-* need it).")
+@runtime_option
+@cache_option
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@json_option
+@friendly_errors
+def evaluate_command(
+    index_dir: str,
+    models: tuple[str, ...],
+    cv: int | None,
+    test_covers: str | None,
+    test_manifest: str | None,
+    out_dir: str,
+    seed: int,
+    bootstrap: int,
+    cnn_epochs: int,
+    cnn_views: int,
+    use_mlflow: bool,
+    tracking_uri: str | None,
+    weights: str | None,
+    runtime: str,
+    cache_dir: str | None,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Compare genre classifiers on one leak-free split of the index's labelled covers (near-duplicate covers
+    never straddle train and test) and write metrics with 95% bootstrap intervals, a markdown table and
+    confusion matrices to OUT.
+
+    Hyper-parameters are tuned on the validation covers only; the test covers are used once.
+
+    Example: python cli.py evaluate --index sleeve-index --out eval/ --models linear,svm,cnn
+    """
+    from recsys.classify.evaluate import evaluate
+    from recsys.classify.report import results_table
+
+    if test_covers and test_manifest:
+        raise click.UsageError("give at most one of --test-covers or --test-manifest")
+    chosen = [name.strip() for value in models for name in value.split(",") if name.strip()]
+    metrics = evaluate(
+        index_dir,
+        out_dir,
+        **({"models": chosen} if chosen else {}),
+        cv=cv,
+        test_covers=test_covers,
+        test_manifest=test_manifest,
+        seed=seed,
+        bootstrap_samples=bootstrap,
+        mlflow=use_mlflow,
+        tracking_uri=tracking_uri,
+        runtime=runtime,
+        cache_dir=cache_dir,
+        weights=weights,
+        cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
+        progress=not no_progress,
+    )
+    if as_json:
+        print_json(metrics)
+    else:
+        click.echo(results_table(metrics))
+
+
+@main.command("train-classifier")
+@index_option
+@click.option("--model", default="linear", show_default=True,
+              type=click.Choice(["majority", "1nn", "knn", "linear", "svm", "zero-shot", "cnn"]),
+              help="Which classifier to store beside the index.")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the tuning split.")
+@click.option("--cnn-epochs", default=8, show_default=True, type=click.IntRange(1), help="Most epochs (cnn only).")
+@click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
+              help="Augmented views cached per training cover (cnn only).")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Where the index's CLIP checkpoint is now, if it moved (zero-shot needs it).")
+@runtime_option
+@cache_option
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@json_option
+@friendly_errors
+def train_classifier_command(
+    index_dir: str,
+    model: str,
+    seed: int,
+    cnn_epochs: int,
+    cnn_views: int,
+    weights: str | None,
+    runtime: str,
+    cache_dir: str | None,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Train a genre classifier on the index's labelled covers and store it in INDEX/classifier/.
+
+    Hyper-parameters are chosen on a group-aware 80/20 split, then the model is refitted on every cover
+    (the CNN keeps its early-stopped weights). It is stored without pickle and only loads for this index's
+    model. predict and recommend use it.
+
+    Example: python cli.py train-classifier --index sleeve-index --model svm
+    """
+    import dataclasses
+
+    from recsys.classify.train import train_classifier
+
+    info = train_classifier(
+        index_dir,
+        model=model,
+        seed=seed,
+        runtime=runtime,
+        cache_dir=cache_dir,
+        weights=weights,
+        cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
+        progress=not no_progress,
+    )
+    if as_json:
+        print_json(dataclasses.asdict(info))
+    else:
+        click.echo(
+            f"stored {info.title} for {len(info.classes)} genres in {index_dir}/classifier "
+            f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
+        )
+
+
+@main.command("predict")
+@click.option("--cover", required=True, type=click.Path(), help="Cover image file.")
+@index_option
+@click.option("-k", "--top", "k", default=3, show_default=True, type=click.IntRange(1), help="Genres to show.")
+@click.option("--weights", type=click.Path(dir_okay=False),
+              help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).")
+@runtime_option
+@cache_option
+@json_option
+@friendly_errors
+def predict_command(
+    cover: str, index_dir: str, k: int, weights: str | None, runtime: str, cache_dir: str | None, as_json: bool
+) -> None:
+    """Print the most probable genres of a cover with their probabilities, from the classifier stored
+    beside the index (make one with train-classifier).
+
+    Example: python cli.py predict --cover my-cover.jpg
+    """
+    from recsys.classify.predict import predict_cover
+
+    prediction = predict_cover(index_dir, cover, k=k, runtime=runtime, cache_dir=cache_dir, weights=weights)
+    if as_json:
+        print_json(prediction)
+    else:
+        for row in prediction["genres"]:
+            click.echo(f"{row['genre']:<20} {row['probability']:.3f}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,278 @@
+"""Evaluate every genre model on the same leak-free split and write the evidence to a folder.
+
+Three protocols, all group-aware (near-duplicate covers never straddle a boundary):
+- one stratified 60/20/20 train/validation/test split with a fixed seed (default);
+- ``cv=k``: stratified group k-fold; each fold is the test set once, one of the other folds validates. Headline
+  numbers are computed on the pooled out-of-fold predictions (each cover predicted once, by models that never
+  saw it); the mean and standard deviation across folds are reported beside them;
+- a transfer test: train on the whole index (80/20 train/validation) and test on another labelled collection,
+  on the genres both share, leaving out test covers that are near-duplicates of indexed ones.
+
+Outputs in ``out_dir``: metrics.json, results.md, confusion-<model>.png, split.csv, predictions.csv, and an
+MLflow run per model when asked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import faiss
+import numpy as np
+import pandas as pd
+
+from index.store import load_index
+from recsys.atomic import atomic_path
+from recsys.cache import default_cache_dir
+from recsys.classify.data import LabelledCovers, LabelledDataError, embed_collection, from_index
+from recsys.classify.metrics import BOOTSTRAP_SAMPLES, classification_report, fold_summary
+from recsys.classify.models import MODEL_NAMES, ModelUnavailableError
+from recsys.classify.report import plot_confusion, write_results_markdown
+from recsys.classify.split import (
+    HASH_BITS,
+    NEAR_DUPLICATE_DISTANCE,
+    dhashes,
+    group_folds,
+    near_duplicate_groups,
+    train_validation,
+    train_validation_test,
+)
+from recsys.classify.train import FittedModel, fit_model
+from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
+from recsys.errors import SleeveError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Fold:
+    """One train/validation/test assignment; ``test_rows`` index ``test_pool``."""
+
+    train: LabelledCovers
+    validation: LabelledCovers
+    test: LabelledCovers
+    test_rows: np.ndarray
+
+
+def evaluate(
+    index_dir: str | Path,
+    out_dir: str | Path,
+    models: Sequence[str] = MODEL_NAMES,
+    cv: int | None = None,
+    test_covers: str | Path | None = None,
+    test_manifest: str | Path | None = None,
+    seed: int = 42,
+    bootstrap_samples: int = BOOTSTRAP_SAMPLES,
+    mlflow: bool = False,
+    tracking_uri: str | None = None,
+    runtime: str = "auto",
+    cache_dir: str | Path | None = None,
+    weights: str | None = None,
+    cnn_params: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Fit and test each model in ``models``; write and return the metrics (schema in docs/classification.md)."""
+    unknown = [name for name in models if name not in MODEL_NAMES]
+    if unknown:
+        raise SleeveError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+    if cv is not None and (test_covers or test_manifest):
+        raise SleeveError("--cv and a separate test collection exclude each other")
+    if cv is not None and cv < 3:
+        raise SleeveError("--cv needs at least 3 folds (one test, one validation, the rest training)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = load_index(index_dir)
+    spec = ModelSpec.from_dict(index.info.model)
+    covers = from_index(index)
+    encoder = None
+    if "zero-shot" in models or test_covers or test_manifest:
+        encoder = encoder_for_spec(spec, runtime, cache_dir or default_cache_dir(), weights)
+    hashes = dhashes(covers.paths, progress=progress)
+    groups = near_duplicate_groups(hashes)
+    data = {
+        "index": str(index.folder),
+        "model": spec.label,
+        "model_key": index.info.model_key,
+        "covers": len(covers),
+        "genres": covers.genre_counts(),
+    }
+    group_sizes = np.bincount(groups)
+    data["near_duplicate_groups"] = int((group_sizes > 1).sum())
+    data["covers_in_near_duplicate_groups"] = int((group_sizes[groups] > 1).sum())
+    if test_covers or test_manifest:
+        assert encoder is not None
+        folds, split, test_pool = _transfer(covers, hashes, groups, encoder, test_covers, test_manifest, cache_dir, seed, progress)
+        split["test_source"] = str(test_covers or test_manifest)
+    elif cv is not None:
+        folds, split = _cross_validation(covers, groups, cv, seed), {"method": f"stratified group {cv}-fold cross-validation (validation: another fold)"}
+        test_pool = covers
+    else:
+        names = train_validation_test(covers.genres, groups, seed=seed)
+        folds = [Fold(*(covers.subset(names == name) for name in ("train", "validation", "test")), np.flatnonzero(names == "test"))]
+        split = {"method": "stratified group 60/20/20 train/validation/test"}
+        test_pool = covers
+    split.update(
+        seed=seed,
+        near_duplicate_max_hamming_distance=NEAR_DUPLICATE_DISTANCE,
+        sizes=_sizes(folds),
+    )
+    _write_split(out_dir / "split.csv", folds)
+
+    labels = sorted(set(test_pool.genres))
+    metrics: dict[str, Any] = {"data": data, "split": split, "bootstrap_samples": bootstrap_samples, "models": {}, "unavailable": {}}
+    predictions = pd.DataFrame({"path": test_pool.paths, "genre": test_pool.genres})
+    for name in models:
+        try:
+            report, predicted = _evaluate_model(
+                name, folds, len(test_pool), labels, encoder, cnn_params, bootstrap_samples, progress
+            )
+        except ModelUnavailableError as error:
+            metrics["unavailable"][name] = str(error)
+            log.warning("%s: n/a (%s)", name, error)
+            continue
+        metrics["models"][name] = report
+        predictions[name] = predicted
+        plot_confusion(report, out_dir / f"confusion-{name}.png")
+        _write_json(out_dir / "metrics.json", metrics)  # after each model: a long run shows progress
+    predictions = predictions[predictions.drop(columns=["path", "genre"]).notna().any(axis=1)]
+    with atomic_path(out_dir / "predictions.csv") as temporary:
+        predictions.to_csv(temporary, index=False)
+    _write_json(out_dir / "metrics.json", metrics)
+    write_results_markdown(metrics, out_dir / "results.md")
+    if mlflow:
+        from recsys.classify.tracking import log_evaluation
+
+        metrics["mlflow_runs"] = log_evaluation(metrics, out_dir, tracking_uri)
+        _write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _evaluate_model(
+    name: str,
+    folds: list[Fold],
+    pool_size: int,
+    labels: list[str],
+    encoder: Encoder | None,
+    cnn_params: dict[str, Any] | None,
+    bootstrap_samples: int,
+    progress: bool,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Fit ``name`` on each fold and test it; the report is on all folds' test predictions pooled."""
+    predicted = np.full(pool_size, None, dtype=object)
+    proba = np.zeros((pool_size, len(labels)))
+    truth = np.full(pool_size, None, dtype=object)
+    fold_reports, fitted_models = [], []
+    for number, fold in enumerate(folds):
+        log.info("%s: fold %d/%d", name, number + 1, len(folds))
+        fitted = fit_model(name, fold.train, fold.validation, encoder, cnn_params, progress)
+        fold_proba = _aligned_proba(fitted, fold.test, labels)
+        fold_predicted = np.asarray(labels, dtype=object)[fold_proba.argmax(axis=1)]
+        predicted[fold.test_rows], proba[fold.test_rows], truth[fold.test_rows] = fold_predicted, fold_proba, fold.test.genres
+        fitted_models.append(fitted)
+        if len(folds) > 1:
+            fold_reports.append(classification_report(fold.test.genres, fold_predicted, fold_proba, labels, bootstrap_samples=10))
+    tested = np.flatnonzero(pd.notna(truth))
+    report = {"title": fitted_models[0].title}
+    report.update(classification_report(truth[tested], predicted[tested], proba[tested], labels, bootstrap_samples))
+    report["params"] = fitted_models[0].params if len(folds) == 1 else {"per_fold": [f.params for f in fitted_models]}
+    report["validation_macro_f1"] = float(np.mean([f.validation_macro_f1 for f in fitted_models]))
+    report["seconds"] = float(sum(f.seconds for f in fitted_models))
+    if fold_reports:
+        report["cv"] = fold_summary(fold_reports)
+    return report, predicted
+
+
+def _aligned_proba(fitted: FittedModel, test: LabelledCovers, labels: list[str]) -> np.ndarray:
+    """Probabilities with one column per test label (0 for a genre the model never saw)."""
+    proba = fitted.predict_proba(test)
+    aligned = np.zeros((len(test), len(labels)))
+    for column, genre in enumerate(fitted.classes):
+        if genre in labels:
+            aligned[:, labels.index(genre)] = proba[:, column]
+    return aligned
+
+
+def _cross_validation(covers: LabelledCovers, groups: np.ndarray, folds: int, seed: int) -> list[Fold]:
+    """k group folds; for each test fold, the first of k-1 group folds of the rest validates."""
+    fold_of = group_folds(covers.genres, groups, folds, seed)
+    result = []
+    for test_fold in range(folds):
+        rest = np.flatnonzero(fold_of != test_fold)
+        inner = group_folds(covers.genres[rest], groups[rest], folds - 1, seed)
+        test_rows = np.flatnonzero(fold_of == test_fold)
+        result.append(Fold(covers.subset(rest[inner != 0]), covers.subset(rest[inner == 0]), covers.subset(test_rows), test_rows))
+    return result
+
+
+def _transfer(
+    covers: LabelledCovers,
+    hashes: np.ndarray,
+    groups: np.ndarray,
+    encoder: Encoder,
+    test_covers: str | Path | None,
+    test_manifest: str | Path | None,
+    cache_dir: str | Path | None,
+    seed: int,
+    progress: bool,
+) -> tuple[list[Fold], dict[str, Any], LabelledCovers]:
+    """Train on the index, test on another collection: shared genres only, near-duplicates of indexed covers out."""
+    external = embed_collection(encoder, test_covers, test_manifest, cache_dir, progress)
+    shared = sorted(set(covers.genres) & set(external.genres))
+    if len(shared) < 2:
+        raise LabelledDataError(
+            f"the index and the test covers share {len(shared)} genre(s) ({', '.join(shared) or 'none'}); "
+            "a transfer test needs at least two"
+        )
+    in_index = np.isin(covers.genres, shared)
+    external = external.subset(np.isin(external.genres, shared))
+    leaked = _near_duplicates_of(dhashes(external.paths, progress=progress), hashes[in_index])
+    external = external.subset(~leaked)
+    if len(external) == 0:
+        raise LabelledDataError("every test cover is a near-duplicate of an indexed cover: nothing left to test")
+    kept = covers.subset(in_index)
+    names = train_validation(kept.genres, groups[in_index], seed=seed)
+    fold = Fold(kept.subset(names == "train"), kept.subset(names == "validation"), external, np.arange(len(external)))
+    split = {
+        "method": "train on the index (stratified group 80/20 train/validation), test on another collection",
+        "shared_genres": shared,
+        "test_near_duplicates_of_index_removed": int(leaked.sum()),
+    }
+    return [fold], split, external
+
+
+def _near_duplicates_of(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """For each query hash, whether some reference hash is within the near-duplicate distance."""
+    index = faiss.IndexBinaryFlat(HASH_BITS)
+    index.add(np.ascontiguousarray(reference))
+    limits, _, _ = index.range_search(np.ascontiguousarray(queries), NEAR_DUPLICATE_DISTANCE + 1)
+    return np.diff(limits.astype(np.int64)) > 0
+
+
+def _sizes(folds: list[Fold]) -> dict[str, Any]:
+    """Cover counts per part (summed over folds for the test part of a cross-validation)."""
+    first = folds[0]
+    sizes: dict[str, Any] = {"train": len(first.train), "validation": len(first.validation)}
+    sizes["test"] = sum(len(fold.test) for fold in folds)
+    if len(folds) > 1:
+        sizes = {"folds": len(folds), "train_per_fold": [len(f.train) for f in folds],
+                 "validation_per_fold": [len(f.validation) for f in folds], "test": sizes["test"]}
+    return sizes
+
+
+def _write_split(target: Path, folds: list[Fold]) -> None:
+    """Which covers were where, for audit: one row per (fold, part, cover)."""
+    rows = []
+    for number, fold in enumerate(folds):
+        for part in ("train", "validation", "test"):
+            covers = getattr(fold, part)
+            rows.append(pd.DataFrame({"fold": number, "part": part, "path": covers.paths, "genre": covers.genres}))
+    with atomic_path(target) as temporary:
+        pd.concat(rows, ignore_index=True).to_csv(temporary, index=False)
+
+
+def _write_json(target: Path, data: dict[str, Any]) -> None:
+    with atomic_path(target) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")

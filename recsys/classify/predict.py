@@ -1,0 +1,64 @@
+"""Predict the genre of a cover with the classifier stored beside an index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsys.classify.persist import ClassifierInfo, has_classifier, load_classifier
+from recsys.images import BadImageError
+from recsys.recommend import QueryError, Recommender
+
+
+def top_genres(
+    estimator: Any, info: ClassifierInfo, recommender: Recommender, cover: str | Path, k: int = 3
+) -> list[dict[str, Any]]:
+    """The ``k`` most probable genres of ``cover``, most probable first, as {"genre", "probability"}.
+
+    Embedding classifiers get the cover's vector from the index's own encoder; the fine-tuned CNN reads the file.
+    """
+    if info.inputs == "images":
+        try:
+            proba = estimator.predict_proba([str(cover)])[0]
+        except BadImageError as error:
+            raise QueryError(f"cannot use {cover} as a query: {error}") from None
+    else:
+        proba = estimator.predict_proba(recommender.embed_cover(cover)[None])[0]
+    order = np.argsort(-proba, kind="stable")[:k]
+    return [{"genre": str(estimator.classes_[i]), "probability": round(float(proba[i]), 4)} for i in order]
+
+
+def predict_cover(
+    index_dir: str | Path,
+    cover: str | Path,
+    k: int = 3,
+    runtime: str = "auto",
+    cache_dir: str | Path | None = None,
+    weights: str | None = None,
+) -> dict[str, Any]:
+    """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one."""
+    recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir, weights=weights)
+    estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
+    return {"cover": str(cover), "classifier": info.model, "genres": top_genres(estimator, info, recommender, cover, k)}
+
+
+def query_genre(recommender: Recommender, cover: str | Path) -> dict[str, Any] | None:
+    """For ``recommend``: the query cover's predicted genres, or None when the index has no classifier."""
+    if not has_classifier(recommender.index.folder):
+        return None
+    estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
+    genres = top_genres(estimator, info, recommender, cover)
+    return {
+        "cover": str(cover),
+        "predicted_genre": genres[0]["genre"],
+        "probability": genres[0]["probability"],
+        "classifier": info.model,
+        "genres": genres,
+    }
+
+
+def query_line(query: dict[str, Any]) -> str:
+    """One line for the table output of ``recommend`` (printed on stderr, the results stay alone on stdout)."""
+    return f"query: predicted genre {query['predicted_genre']} ({query['probability']:.2f}, {query['classifier']})"
