@@ -371,7 +371,8 @@ def analyze_command(
               help="Most epochs of the CNN fine-tune (early stopping on validation usually ends it sooner).")
 @click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
               help="Augmented views cached per training cover for the CNN fine-tune.")
-@click.option("--mlflow", "use_mlflow", is_flag=True, help="Also log one MLflow run per model (extra sleeve[tracking]).")
+@click.option("--mlflow", "use_mlflow", is_flag=True,
+              help="Also log one MLflow run per model (extra sleeve[tracking]).")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: a SQLite store in OUT/mlflow].")
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="Where the index's CLIP checkpoint is now, if it moved (zero-shot and --test-* need it).")

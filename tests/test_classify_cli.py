@@ -67,7 +67,8 @@ def test_evaluate_writes_every_output_with_the_promised_schema(real_index, tmp_p
     split = pd.read_csv(out / "split.csv")
     assert split["path"].is_unique and set(split["part"]) == {"train", "validation", "test"}
     predictions = pd.read_csv(out / "predictions.csv")
-    assert len(predictions) == sizes["test"] and set(predictions["path"]) == set(split.loc[split.part == "test", "path"])
+    assert len(predictions) == sizes["test"]
+    assert set(predictions["path"]) == set(split.loc[split.part == "test", "path"])
     assert set(predictions["linear"]) <= set(GENRES)
 
 
@@ -126,7 +127,8 @@ def test_mlflow_logs_one_run_per_model_to_a_local_store(real_index, tmp_path: Pa
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("sleeve-genre-classification")
     runs = {run.info.run_name: run for run in client.search_runs([experiment.experiment_id])}
-    assert set(runs) == {"majority", "knn"} and sorted(metrics["mlflow_runs"]) == sorted(r.info.run_id for r in runs.values())
+    assert set(runs) == {"majority", "knn"}
+    assert sorted(metrics["mlflow_runs"]) == sorted(run.info.run_id for run in runs.values())
     knn = runs["knn"]
     assert knn.data.metrics["macro_f1"] == pytest.approx(metrics["models"]["knn"]["macro_f1"])
     assert knn.data.params["param.n_neighbors"] == str(metrics["models"]["knn"]["params"]["n_neighbors"])

@@ -92,37 +92,42 @@ def evaluate(
         encoder = encoder_for_spec(spec, runtime, cache_dir or default_cache_dir(), weights)
     hashes = dhashes(covers.paths, progress=progress)
     groups = near_duplicate_groups(hashes)
+    group_sizes = np.bincount(groups)
     data = {
         "index": str(index.folder),
         "model": spec.label,
         "model_key": index.info.model_key,
         "covers": len(covers),
         "genres": covers.genre_counts(),
+        "near_duplicate_groups": int((group_sizes > 1).sum()),
+        "covers_in_near_duplicate_groups": int((group_sizes[groups] > 1).sum()),
     }
-    group_sizes = np.bincount(groups)
-    data["near_duplicate_groups"] = int((group_sizes > 1).sum())
-    data["covers_in_near_duplicate_groups"] = int((group_sizes[groups] > 1).sum())
     if test_covers or test_manifest:
-        assert encoder is not None
-        folds, split, test_pool = _transfer(covers, hashes, groups, encoder, test_covers, test_manifest, cache_dir, seed, progress)
+        external = embed_collection(encoder, test_covers, test_manifest, cache_dir, progress)
+        folds, split = _transfer(covers, hashes, groups, external, seed)
         split["test_source"] = str(test_covers or test_manifest)
+        test_pool = folds[0].test
     elif cv is not None:
-        folds, split = _cross_validation(covers, groups, cv, seed), {"method": f"stratified group {cv}-fold cross-validation (validation: another fold)"}
+        folds = _cross_validation(covers, groups, cv, seed)
+        split = {"method": f"stratified group {cv}-fold cross-validation (validation: another fold)"}
         test_pool = covers
     else:
         names = train_validation_test(covers.genres, groups, seed=seed)
-        folds = [Fold(*(covers.subset(names == name) for name in ("train", "validation", "test")), np.flatnonzero(names == "test"))]
+        parts = [covers.subset(names == name) for name in ("train", "validation", "test")]
+        folds = [Fold(*parts, test_rows=np.flatnonzero(names == "test"))]
         split = {"method": "stratified group 60/20/20 train/validation/test"}
         test_pool = covers
-    split.update(
-        seed=seed,
-        near_duplicate_max_hamming_distance=NEAR_DUPLICATE_DISTANCE,
-        sizes=_sizes(folds),
-    )
+    split.update(seed=seed, near_duplicate_max_hamming_distance=NEAR_DUPLICATE_DISTANCE, sizes=_sizes(folds))
     _write_split(out_dir / "split.csv", folds)
 
     labels = sorted(set(test_pool.genres))
-    metrics: dict[str, Any] = {"data": data, "split": split, "bootstrap_samples": bootstrap_samples, "models": {}, "unavailable": {}}
+    metrics: dict[str, Any] = {
+        "data": data,
+        "split": split,
+        "bootstrap_samples": bootstrap_samples,
+        "models": {},
+        "unavailable": {},
+    }
     predictions = pd.DataFrame({"path": test_pool.paths, "genre": test_pool.genres})
     for name in models:
         try:
@@ -170,10 +175,14 @@ def _evaluate_model(
         fitted = fit_model(name, fold.train, fold.validation, encoder, cnn_params, progress)
         fold_proba = _aligned_proba(fitted, fold.test, labels)
         fold_predicted = np.asarray(labels, dtype=object)[fold_proba.argmax(axis=1)]
-        predicted[fold.test_rows], proba[fold.test_rows], truth[fold.test_rows] = fold_predicted, fold_proba, fold.test.genres
+        predicted[fold.test_rows] = fold_predicted
+        proba[fold.test_rows] = fold_proba
+        truth[fold.test_rows] = fold.test.genres
         fitted_models.append(fitted)
         if len(folds) > 1:
-            fold_reports.append(classification_report(fold.test.genres, fold_predicted, fold_proba, labels, bootstrap_samples=10))
+            fold_reports.append(
+            classification_report(fold.test.genres, fold_predicted, fold_proba, labels, bootstrap_samples=10)
+        )
     tested = np.flatnonzero(pd.notna(truth))
     report = {"title": fitted_models[0].title}
     report.update(classification_report(truth[tested], predicted[tested], proba[tested], labels, bootstrap_samples))
@@ -203,23 +212,15 @@ def _cross_validation(covers: LabelledCovers, groups: np.ndarray, folds: int, se
         rest = np.flatnonzero(fold_of != test_fold)
         inner = group_folds(covers.genres[rest], groups[rest], folds - 1, seed)
         test_rows = np.flatnonzero(fold_of == test_fold)
-        result.append(Fold(covers.subset(rest[inner != 0]), covers.subset(rest[inner == 0]), covers.subset(test_rows), test_rows))
+        train, validation = covers.subset(rest[inner != 0]), covers.subset(rest[inner == 0])
+        result.append(Fold(train, validation, covers.subset(test_rows), test_rows))
     return result
 
 
 def _transfer(
-    covers: LabelledCovers,
-    hashes: np.ndarray,
-    groups: np.ndarray,
-    encoder: Encoder,
-    test_covers: str | Path | None,
-    test_manifest: str | Path | None,
-    cache_dir: str | Path | None,
-    seed: int,
-    progress: bool,
-) -> tuple[list[Fold], dict[str, Any], LabelledCovers]:
+    covers: LabelledCovers, hashes: np.ndarray, groups: np.ndarray, external: LabelledCovers, seed: int
+) -> tuple[list[Fold], dict[str, Any]]:
     """Train on the index, test on another collection: shared genres only, near-duplicates of indexed covers out."""
-    external = embed_collection(encoder, test_covers, test_manifest, cache_dir, progress)
     shared = sorted(set(covers.genres) & set(external.genres))
     if len(shared) < 2:
         raise LabelledDataError(
@@ -228,7 +229,7 @@ def _transfer(
         )
     in_index = np.isin(covers.genres, shared)
     external = external.subset(np.isin(external.genres, shared))
-    leaked = _near_duplicates_of(dhashes(external.paths, progress=progress), hashes[in_index])
+    leaked = _near_duplicates_of(dhashes(external.paths), hashes[in_index])
     external = external.subset(~leaked)
     if len(external) == 0:
         raise LabelledDataError("every test cover is a near-duplicate of an indexed cover: nothing left to test")
@@ -240,7 +241,7 @@ def _transfer(
         "shared_genres": shared,
         "test_near_duplicates_of_index_removed": int(leaked.sum()),
     }
-    return [fold], split, external
+    return [fold], split
 
 
 def _near_duplicates_of(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:

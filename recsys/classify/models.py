@@ -149,7 +149,12 @@ RECIPES: dict[str, Recipe] = {
             FaissKNeighbors,
             _grid(n_neighbors=(3, 5, 10, 20, 40, 80), weights=("uniform", "distance")),
         ),
-        Recipe("linear", "linear probe (logistic regression)", linear_probe, _grid(C=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2))),
+        Recipe(
+            "linear",
+            "linear probe (logistic regression)",
+            linear_probe,
+            _grid(C=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)),
+        ),
         Recipe("svm", "RBF SVM", rbf_svm, _grid(C=(0.5, 1, 2, 4, 8, 16)), {"calibrated": False}),
     )
 }

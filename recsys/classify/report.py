@@ -35,7 +35,8 @@ def results_table(metrics: dict[str, Any]) -> str:
     mean ± standard deviation across folds.
     """
     lines = [
-        "| model | accuracy [95% CI] | macro-F1 [95% CI] | weighted F1 | macro precision | macro recall | top-2 accuracy |",
+        "| model | accuracy [95% CI] | macro-F1 [95% CI] | weighted F1 | macro precision | macro recall "
+        "| top-2 accuracy |",
         "|---|---|---|---|---|---|---|",
     ]
     for report in metrics["models"].values():
@@ -50,7 +51,8 @@ def results_table(metrics: dict[str, Any]) -> str:
         lines.append(f"| {TITLES.get(name, name)} | n/a ({reason}) | | | | | |")
     genres = next(iter(metrics["models"].values()))["confusion"]["labels"] if metrics["models"] else []
     if genres:
-        lines += ["", "Recall per genre:", "", "| model | " + " | ".join(genres) + " |", "|---" * (len(genres) + 1) + "|"]
+        lines += ["", "Recall per genre:", "", "| model | " + " | ".join(genres) + " |"]
+        lines.append("|---" * (len(genres) + 1) + "|")
         for report in metrics["models"].values():
             recalls = [f"{report['per_genre'][genre]['recall']:.2f}" for genre in genres]
             lines.append(f"| {report['title']} | " + " | ".join(recalls) + " |")

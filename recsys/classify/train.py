@@ -151,7 +151,8 @@ def train_classifier(
     split = split_index_covers(covers, seed, progress)
     encoder = None
     if model == "zero-shot":
-        encoder = encoder_for_spec(ModelSpec.from_dict(index.info.model), runtime, cache_dir or default_cache_dir(), weights)
+        spec = ModelSpec.from_dict(index.info.model)
+        encoder = encoder_for_spec(spec, runtime, cache_dir or default_cache_dir(), weights)
     fitted = fit_model(
         model, covers.subset(split == "train"), covers.subset(split == "validation"), encoder, cnn_params, progress
     )
