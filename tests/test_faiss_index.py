@@ -1,0 +1,133 @@
+"""Each index type finds the true neighbours on clustered data, and ``auto`` picks the type the size calls for.
+
+Recall bounds are loose on purpose: they catch a broken index (wrong metric, lost search parameters, vectors
+added twice), not a regression of a few points, which ``bench/search.py`` measures. No timing is asserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import faiss
+import numpy as np
+import pytest
+
+from index.faiss_index import (
+    FLAT_LIMIT,
+    HNSW_M,
+    IVFPQ_MIN_COUNT,
+    IndexConfigError,
+    apply_search_params,
+    build_faiss_index,
+    choose_index_type,
+)
+
+DIM = 128
+COUNT = 20_000
+K = 10
+
+
+def clustered_unit_vectors(count: int, seed: int, clusters: int = 200) -> np.ndarray:
+    """Gaussian clusters with power-law noise, normalised: neighbours at cosine ~0.6, as with real covers.
+
+    Isotropic noise would make the data far harder to compress than real embeddings, whose variance sits in
+    few directions; this is a small version of the generator in ``bench/search.py``.
+    """
+    centres = np.random.default_rng(0).standard_normal((clusters, DIM))
+    scale = 1.0 / np.sqrt(np.arange(DIM) + 10.0)
+    scale *= np.sqrt(DIM) / np.linalg.norm(scale)
+    rng = np.random.default_rng(seed)
+    vectors = centres[rng.integers(clusters, size=count)] + rng.standard_normal((count, DIM)) * scale
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def vectors() -> np.ndarray:
+    return clustered_unit_vectors(COUNT, seed=1)
+
+
+@pytest.fixture(scope="module")
+def queries() -> np.ndarray:
+    return clustered_unit_vectors(200, seed=2)
+
+
+@pytest.fixture(scope="module")
+def truth(vectors: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    exact = faiss.IndexFlatIP(DIM)
+    exact.add(vectors)
+    return exact.search(queries, K)[1]
+
+
+@pytest.fixture(scope="module")
+def built(vectors: np.ndarray) -> Iterator[dict[str, tuple[faiss.Index, dict]]]:
+    """Built on one thread: a parallel HNSW build inserts in a different order each run, and on a busy machine
+    idle OpenMP threads spin and make training several times slower."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield {kind: build_faiss_index(vectors, kind) for kind in ("flat", "hnsw", "ivfpq")}
+    finally:
+        faiss.omp_set_num_threads(threads)
+
+
+def recall(index: faiss.Index, queries: np.ndarray, truth: np.ndarray) -> float:
+    found = index.search(queries, K)[1]
+    return float(np.mean([len(np.intersect1d(a, b)) / K for a, b in zip(found, truth)]))
+
+
+# A broken index (wrong metric, lost parameters, shuffled ids) scores near 0; IVF-PQ's 16-byte codes at 128-d
+# score ~0.54 here, so its bound leaves room for k-means to land differently on another machine.
+@pytest.mark.parametrize(("kind", "bound"), [("flat", 1.0), ("hnsw", 0.9), ("ivfpq", 0.4)])
+def test_each_index_type_finds_the_exact_neighbours(built, queries, truth, kind: str, bound: float) -> None:
+    index, _ = built[kind]
+    assert index.ntotal == COUNT
+    assert recall(index, queries, truth) >= bound
+
+
+def test_scores_are_cosine_similarities(built, vectors: np.ndarray) -> None:
+    scores, ids = built["flat"][0].search(vectors[:5], 1)
+    assert ids[:, 0].tolist() == list(range(5))
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kind", "knob"), [("hnsw", "efSearch"), ("ivfpq", "nprobe")])
+def test_search_params_round_trip_through_serialisation(built, queries, kind: str, knob: str) -> None:
+    index, params = built[kind]
+    changed = {**params, knob: params[knob] // 2}
+    apply_search_params(index, changed)
+    try:
+        loaded = faiss.deserialize_index(faiss.serialize_index(index))
+        apply_search_params(loaded, changed)
+        if kind == "hnsw":
+            assert faiss.downcast_index(loaded).hnsw.efSearch == changed[knob]
+        else:
+            assert faiss.extract_index_ivf(loaded).nprobe == changed[knob]
+        np.testing.assert_array_equal(loaded.search(queries, K)[1], index.search(queries, K)[1])
+    finally:
+        apply_search_params(index, params)
+
+
+def test_build_reports_the_parameters_in_effect(built) -> None:
+    hnsw, params = built["hnsw"]
+    assert faiss.downcast_index(hnsw).hnsw.efSearch == params["efSearch"]
+    ivfpq, params = built["ivfpq"]
+    assert faiss.extract_index_ivf(ivfpq).nprobe == params["nprobe"] <= params["nlist"]
+
+
+def test_auto_picks_by_size_and_memory_budget() -> None:
+    assert choose_index_type(1_000, DIM) == "flat"
+    assert choose_index_type(FLAT_LIMIT, DIM) == "flat"
+    assert choose_index_type(FLAT_LIMIT + 1, DIM) == "hnsw"
+    hnsw_bytes = 10 * FLAT_LIMIT * (DIM * 4 + HNSW_M * 2 * 4)
+    assert choose_index_type(10 * FLAT_LIMIT, DIM, memory_budget_bytes=2 * hnsw_bytes) == "hnsw"
+    assert choose_index_type(10 * FLAT_LIMIT, DIM, memory_budget_bytes=hnsw_bytes // 2) == "ivfpq"
+
+
+def test_ivfpq_needs_enough_vectors_to_train(vectors: np.ndarray) -> None:
+    with pytest.raises(IndexConfigError, match="at least"):
+        build_faiss_index(vectors[: IVFPQ_MIN_COUNT - 1], "ivfpq")
+
+
+def test_unknown_index_type_is_a_config_error(vectors: np.ndarray) -> None:
+    with pytest.raises(IndexConfigError, match="unknown index type"):
+        build_faiss_index(vectors[:100], "lsh")
