@@ -36,7 +36,7 @@ The mixture is the same at every size, so larger collections are denser and thei
 with real collections; the table's header prints the median query-to-nearest-neighbour cosine per size.
 Queries are fresh draws from the same mixture (another seed), never vectors of the index.
 
-    python bench/search.py                                   # 10k, 100k, 1M; 1M needs ~10 GB RAM, ~30 min
+    python bench/search.py                                   # 10k, 100k, 1M: ~8 GB RAM, ~30 min on 2 cores
     python bench/search.py --sizes 10000,100000 --json out.json
 """
 
