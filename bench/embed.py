@@ -6,7 +6,8 @@ For each encoder and runtime it reports, in one run:
   forward, commit to the embedding cache), on the same files;
 - the ratio of the two, and the cosine agreement of the runtime's vectors with PyTorch fp32.
 
-Every measurement runs in a fresh process, so allocator settings and thread pools never leak between rows.
+Every measurement runs in a fresh process forked from a parent that never initialises torch, so allocator
+settings and thread pools never leak between rows.
 CLIP ViT-B-32 runs with random weights unless --clip-weights is given: no CLIP weights can be installed
 here, and speed does not depend on the values of the weights.
 
@@ -122,11 +123,16 @@ def main() -> None:
     if len(files) < args.images:
         sys.exit(f"need {args.images} covers under {args.covers}, found {len(files)}")
     files = files[:: max(1, len(files) // args.images)][: args.images]
-    context = multiprocessing.get_context("spawn")
+    # Measurements fork from this light parent (torch is never initialised here), as a user's build-index
+    # process would start its decoding workers; the random CLIP checkpoint is made in a spawned process so
+    # that no torch thread pool exists before a fork.
+    context = multiprocessing.get_context("fork")
     with tempfile.TemporaryDirectory() as scratch:
         clip_weights = args.clip_weights
         if "clip" in args.models and not clip_weights:
-            clip_weights = random_clip_checkpoint(scratch)
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                clip_weights = pool.submit(random_clip_checkpoint, scratch).result()
         results = []
         for row in rows_to_run(args.models.split(",")):
             config = {**row, "files": files, "batch_size": args.batch_size, "workers": args.workers,

@@ -37,6 +37,9 @@ HNSW_EF_SEARCH = 128
 # IVF-PQ recall is capped by the 64-byte codes, not by the lists probed: at 1M it is 0.472 at nprobe 8,
 # 0.474 at 16 and 0.476 at 128, while latency grows ~1.5x with every doubling.
 IVF_NPROBE = 16
+RERANK_FACTOR = 10
+"""An IVF-PQ search fetches this many times k candidates and re-scores them with the exact vectors, which
+sleeve keeps memory-mapped on disk beside the index (bench/search.py: "ivfpq + exact re-rank" rows)."""
 
 
 class IndexConfigError(SleeveError):
@@ -81,6 +84,29 @@ def build_faiss_index(vectors: np.ndarray, index_type: str) -> tuple[faiss.Index
     index.add(vectors)
     apply_search_params(index, params)
     return index, params
+
+
+def search(
+    index: faiss.Index, query: np.ndarray, k: int, exact_vectors: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` (scores, row ids) for one unit ``query``; ids of -1 mean fewer than k were found.
+
+    Given ``exact_vectors`` (the index's rows, e.g. memory-mapped), ``RERANK_FACTOR * k`` candidates are
+    re-scored exactly: a compressed index then ranks as well as its candidate list allows, while the
+    full vectors stay on disk and only the candidates' rows are read.
+    """
+    query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+    if exact_vectors is None:
+        scores, ids = index.search(query, k)
+        return scores[0], ids[0]
+    _, candidates = index.search(query, k * RERANK_FACTOR)
+    candidates = np.sort(candidates[0][candidates[0] >= 0])  # ascending rows read the file front to back
+    exact = np.asarray(exact_vectors[candidates]) @ query[0]
+    top = np.argsort(-exact, kind="stable")[:k]
+    scores = np.full(k, -np.inf, dtype=np.float32)
+    ids = np.full(k, -1, dtype=np.int64)
+    scores[: len(top)], ids[: len(top)] = exact[top], candidates[top]
+    return scores, ids
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from index.faiss_index import search
 from index.store import CoverIndex, load_index
 from recsys.cache import default_cache_dir
 from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
@@ -67,11 +68,13 @@ class Recommender:
         if genre is not None:
             rows, scores = self._exact_within_genre(vector, k, genre, excluded)
         else:
-            found_scores, found_rows = self.index.faiss_index.search(
-                vector[None].astype(np.float32), k + int(excluded.sum())
+            compressed = self.index.info.index_type == "ivfpq"
+            found_scores, found_rows = search(
+                self.index.faiss_index, vector, k + int(excluded.sum()),
+                exact_vectors=self.index.embeddings if compressed else None,
             )
-            keep = (found_rows[0] >= 0) & ~excluded[np.maximum(found_rows[0], 0)]
-            rows, scores = found_rows[0][keep][:k], found_scores[0][keep][:k]
+            keep = (found_rows >= 0) & ~excluded[np.maximum(found_rows, 0)]
+            rows, scores = found_rows[keep][:k], found_scores[keep][:k]
         found = metadata.iloc[rows].reset_index(drop=True)
         result = pd.DataFrame({"rank": range(1, len(found) + 1), "score": np.round(scores.astype(float), 4)})
         extra = [c for c in found.columns if c not in _INTERNAL_COLUMNS + ["genre", "path"]]

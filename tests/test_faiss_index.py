@@ -20,6 +20,7 @@ from index.faiss_index import (
     apply_search_params,
     build_faiss_index,
     choose_index_type,
+    search,
 )
 
 DIM = 128
@@ -131,3 +132,22 @@ def test_ivfpq_needs_enough_vectors_to_train(vectors: np.ndarray) -> None:
 def test_unknown_index_type_is_a_config_error(vectors: np.ndarray) -> None:
     with pytest.raises(IndexConfigError, match="unknown index type"):
         build_faiss_index(vectors[:100], "lsh")
+
+
+def test_exact_re_rank_lifts_ivfpq_recall_and_keeps_exact_scores(built, vectors, queries, truth) -> None:
+    index, _ = built["ivfpq"]
+    plain = recall(index, queries, truth)
+    reranked = np.array([search(index, q, 10, exact_vectors=vectors)[1] for q in queries])
+    reranked_recall = float(np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(reranked, truth)]))
+    assert reranked_recall > plain + 0.1
+    scores, ids = search(index, queries[0], 10, exact_vectors=vectors)
+    np.testing.assert_allclose(scores, vectors[ids] @ queries[0], rtol=1e-5)
+    assert np.all(np.diff(scores) <= 0)
+
+
+def test_search_without_re_rank_is_the_plain_faiss_answer(built, queries) -> None:
+    index, _ = built["hnsw"]
+    scores, ids = search(index, queries[3], 10)
+    expected_scores, expected_ids = index.search(queries[3][None], 10)
+    np.testing.assert_array_equal(ids, expected_ids[0])
+    np.testing.assert_array_equal(scores, expected_scores[0])
