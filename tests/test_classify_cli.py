@@ -61,7 +61,15 @@ def test_evaluate_writes_every_output_with_the_promised_schema(real_index, tmp_p
         assert (out / f"confusion-{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert metrics["models"]["majority"]["macro_f1"] < 0.1  # one genre of five, always
     assert metrics["models"]["cnn"]["params"]["best_epoch"] == 1
+    comparisons = metrics["comparisons"]
+    assert comparisons["reference"] == "linear"
+    assert list(comparisons["models"]) == ["majority", "1nn", "knn", "svm", "cnn"]
+    majority = comparisons["models"]["majority"]
+    assert majority["macro_f1_difference"] == pytest.approx(
+        metrics["models"]["majority"]["macro_f1"] - metrics["models"]["linear"]["macro_f1"]
+    )
     table = (out / "results.md").read_text()
+    assert "minus the linear probe (logistic regression)'s on the same test covers" in table
     assert "| zero-shot (text prompts) | n/a (model has no text tower) |" in table
     assert "| fine-tuned EfficientNet-Lite0 |" in table and "| RBF SVM |" in result.stdout
     split = pd.read_csv(out / "split.csv")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import classification_report as sklearn_report
 
-from recsys.classify.metrics import bootstrap_ci, classification_report, fold_summary, top2_accuracy
+from recsys.classify.metrics import (
+    bootstrap_ci,
+    classification_report,
+    fold_summary,
+    paired_difference,
+    top2_accuracy,
+)
 
 LABELS = ["country", "pop", "rock"]
 TRUE = ["country"] * 4 + ["pop"] * 3 + ["rock"] * 3
@@ -81,3 +87,18 @@ def test_fold_summary_gives_mean_and_sample_std() -> None:
     assert summary["macro_f1"]["mean"] == pytest.approx(0.5)
     assert summary["macro_f1"]["std"] == pytest.approx(0.1)
     assert summary["accuracy"]["per_fold"] == [0.4, 0.5, 0.6]
+
+
+def test_paired_difference_sees_what_overlapping_intervals_hide() -> None:
+    rng = np.random.default_rng(4)
+    truth = rng.choice(LABELS, 400)
+    better = np.where(rng.random(400) < 0.6, truth, rng.choice(LABELS, 400))
+    worse = better.copy()
+    worse[np.flatnonzero(better == truth)[:30]] = "pop"  # 30 right answers of 400 turned into "pop"
+    difference = paired_difference(truth, better, worse, LABELS, samples=150, seed=1)
+    low, high = difference["macro_f1_difference_ci95"]
+    assert difference["macro_f1_difference"] > 0 and 0 < low < difference["macro_f1_difference"] < high
+    separate = [bootstrap_ci(truth, pred, LABELS, samples=150, seed=1)["macro_f1_ci95"] for pred in (better, worse)]
+    assert separate[1][1] > separate[0][0]  # the per-model intervals overlap, the paired one excludes 0
+    same = paired_difference(truth, better, better, LABELS, samples=20, seed=1)
+    assert same == {"macro_f1_difference": 0.0, "macro_f1_difference_ci95": [0.0, 0.0]}

@@ -28,7 +28,7 @@ from index.store import load_index
 from recsys.atomic import atomic_path
 from recsys.cache import default_cache_dir
 from recsys.classify.data import LabelledCovers, LabelledDataError, embed_collection, from_index
-from recsys.classify.metrics import BOOTSTRAP_SAMPLES, classification_report, fold_summary
+from recsys.classify.metrics import BOOTSTRAP_SAMPLES, classification_report, fold_summary, paired_difference
 from recsys.classify.models import MODEL_NAMES, ModelUnavailableError
 from recsys.classify.report import plot_confusion, write_results_markdown
 from recsys.classify.split import (
@@ -45,6 +45,10 @@ from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
 from recsys.errors import SleeveError
 
 log = logging.getLogger(__name__)
+
+REFERENCE = "linear"
+"""Every model is also compared with the linear probe, pairwise on the same test covers (the issue's question:
+does fine-tuning the CNN beat a linear model on frozen embeddings?)."""
 
 
 @dataclasses.dataclass
@@ -145,6 +149,8 @@ def evaluate(
     predictions = predictions[predictions.drop(columns=["path", "genre"]).notna().any(axis=1)]
     with atomic_path(out_dir / "predictions.csv") as temporary:
         predictions.to_csv(temporary, index=False)
+    if REFERENCE in metrics["models"]:
+        metrics["comparisons"] = _against_reference(predictions, list(metrics["models"]), labels, bootstrap_samples)
     _write_json(out_dir / "metrics.json", metrics)
     write_results_markdown(metrics, out_dir / "results.md")
     if mlflow:
@@ -192,6 +198,22 @@ def _evaluate_model(
     if fold_reports:
         report["cv"] = fold_summary(fold_reports)
     return report, predicted
+
+
+def _against_reference(
+    predictions: pd.DataFrame, models: list[str], labels: list[str], bootstrap_samples: int
+) -> dict[str, Any]:
+    """Each model's macro-F1 minus the reference model's on the same test covers, with paired intervals."""
+    truth = predictions["genre"].to_numpy()
+    reference = predictions[REFERENCE].to_numpy()
+    return {
+        "reference": REFERENCE,
+        "models": {
+            name: paired_difference(truth, predictions[name].to_numpy(), reference, labels, bootstrap_samples)
+            for name in models
+            if name != REFERENCE
+        },
+    }
 
 
 def _aligned_proba(fitted: FittedModel, test: LabelledCovers, labels: list[str]) -> np.ndarray:

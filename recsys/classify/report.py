@@ -56,7 +56,26 @@ def results_table(metrics: dict[str, Any]) -> str:
         for report in metrics["models"].values():
             recalls = [f"{report['per_genre'][genre]['recall']:.2f}" for genre in genres]
             lines.append(f"| {report['title']} | " + " | ".join(recalls) + " |")
+    if "comparisons" in metrics:
+        reference = TITLES[metrics["comparisons"]["reference"]]
+        lines += ["", f"Macro-F1 minus the {reference}'s on the same test covers (paired bootstrap 95% interval):", ""]
+        lines += ["| model | difference [95% CI] |", "|---|---|"]
+        for name, comparison in metrics["comparisons"]["models"].items():
+            low, high = comparison["macro_f1_difference_ci95"]
+            lines.append(f"| {TITLES[name]} | {comparison['macro_f1_difference']:+.3f} [{low:+.3f}, {high:+.3f}] |")
+    lines += ["", "Chosen on the validation covers:", ""]
+    lines += ["| model | hyper-parameters | validation macro-F1 | fit seconds |", "|---|---|---|---|"]
+    for report in metrics["models"].values():
+        params = ", ".join(f"{key}={value}" for key, value in report["params"].items()) or "none"
+        validation = f"{report['validation_macro_f1']:.3f}"
+        lines.append(f"| {report['title']} | {params} | {validation} | {report['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def _sizes(sizes: dict[str, Any]) -> str:
+    if "folds" in sizes:
+        return f"{sizes['folds']} folds, every one of the {sizes['test']} covers tested once"
+    return f"train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}"
 
 
 def write_results_markdown(metrics: dict[str, Any], target: Path) -> None:
@@ -67,9 +86,10 @@ def write_results_markdown(metrics: dict[str, Any], target: Path) -> None:
         f"Index: `{data['index']}` ({data['model']}), {data['covers']} labelled covers, genres: "
         + ", ".join(f"{genre} {count}" for genre, count in data["genres"].items())
         + ".",
-        f"Split: {split['method']}; seed {split['seed']}; sizes {split['sizes']}.",
+        f"Split: {split['method']}; seed {split['seed']}; {_sizes(split['sizes'])}.",
         "Intervals are 95% percentile-bootstrap intervals over the test covers "
         f"({metrics['bootstrap_samples']} resamples).",
+        "",
         "",
     ]
     with atomic_path(target) as temporary:
