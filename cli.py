@@ -11,7 +11,8 @@ import functools
 import json
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import click
 
@@ -40,6 +41,11 @@ runtime_option = click.option(
     help="Where the image tower runs; auto picks the fastest measured for the model.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
+moved_weights_option = click.option(
+    "--weights",
+    type=click.Path(dir_okay=False),
+    help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).",
+)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,7 +99,7 @@ def main(verbose: int) -> None:
     type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
     default="auto",
     show_default=True,
-    help="auto: exact (flat) up to 100k covers, HNSW above.",
+    help="auto: exact (flat) up to 50k covers, HNSW above (IVF-PQ when HNSW would not fit in memory).",
 )
 @cache_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
@@ -163,8 +169,7 @@ def build_index_command(
 @click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
 @click.option("--genre", help="Only return covers of this genre.")
 @index_option
-@click.option("--weights", type=click.Path(dir_okay=False),
-              help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).")
+@moved_weights_option
 @runtime_option
 @cache_option
 @json_option
@@ -196,13 +201,14 @@ def recommend_command(
         results = recommender.similar_to_cover(cover, k=k, genre=genre)
     else:
         results = recommender.similar_to_text(text, k=k, genre=genre)
-    query = query_genre(recommender, cover) if cover is not None else None  # None: no stored classifier
-    if query is not None and not as_json:
-        click.echo(query_line(query), err=True)
+    prediction = query_genre(recommender, cover) if cover is not None else None  # None: no stored classifier
     if as_json:
-        records = results.to_dict(orient="records")
-        print_json(records if query is None else {"query": query, "results": records})
-    elif results.empty:
+        query = {"cover": cover} if cover is not None else {"text": text}
+        print_json({"query": {**query, **(prediction or {})}, "results": results.to_dict(orient="records")})
+        return
+    if prediction is not None:
+        click.echo(query_line(prediction), err=True)
+    if results.empty:
         click.echo("no results")
     else:
         click.echo(results.to_string(index=False))
@@ -284,13 +290,15 @@ def fetch_covers_command(
 @click.option("--format", "formats", type=click.Choice(["html", "png"]), multiple=True, default=("html",),
               show_default=True, help="What to write; repeat for both: --format html --format png.")
 @click.option("--open", "open_report", is_flag=True, help="Open the HTML report in the web browser.")
-@click.option("--min-cluster-size", type=click.IntRange(2), help="HDBSCAN minimum cluster size [default: 1% of covers].")
+@click.option("--min-cluster-size", type=click.IntRange(2),
+              help="HDBSCAN minimum cluster size [default: 1% of covers].")
 @click.option("--min-samples", default=5, show_default=True, type=click.IntRange(1),
               help="HDBSCAN neighbours that judge density; higher gives fewer, denser clusters.")
 @click.option("--seed", default=0, show_default=True, type=int, help="UMAP seed (same seed, same report).")
 @click.option("-k", "--neighbours", default=10, show_default=True, type=click.IntRange(1),
               help="Nearest neighbours for genre purity and confusability.")
-@click.option("--metrics", type=click.Path(dir_okay=False), help="metrics.json of sleeve evaluate: adds per-genre recall.")
+@click.option("--metrics", type=click.Path(dir_okay=False),
+              help="metrics.json of sleeve evaluate: adds per-genre recall.")
 @click.option("--metrics-model", help="Model in --metrics to show [default: best macro F1].")
 @click.option("--analysis-cache", "analysis_cache", type=click.Path(file_okay=False),
               help="Folder for cached layouts [default: INDEX/analysis].")
@@ -374,8 +382,7 @@ def analyze_command(
 @click.option("--mlflow", "use_mlflow", is_flag=True,
               help="Also log one MLflow run per model (extra sleeve[tracking]).")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: a SQLite store in OUT/mlflow].")
-@click.option("--weights", type=click.Path(dir_okay=False),
-              help="Where the index's CLIP checkpoint is now, if it moved (zero-shot and --test-* need it).")
+@moved_weights_option
 @runtime_option
 @cache_option
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
@@ -446,8 +453,7 @@ def evaluate_command(
 @click.option("--cnn-epochs", default=8, show_default=True, type=click.IntRange(1), help="Most epochs (cnn only).")
 @click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
               help="Augmented views cached per training cover (cnn only).")
-@click.option("--weights", type=click.Path(dir_okay=False),
-              help="Where the index's CLIP checkpoint is now, if it moved (zero-shot needs it).")
+@moved_weights_option
 @runtime_option
 @cache_option
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
@@ -500,8 +506,7 @@ def train_classifier_command(
 @click.option("--cover", required=True, type=click.Path(), help="Cover image file.")
 @index_option
 @click.option("-k", "--top", "k", default=3, show_default=True, type=click.IntRange(1), help="Genres to show.")
-@click.option("--weights", type=click.Path(dir_okay=False),
-              help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).")
+@moved_weights_option
 @runtime_option
 @cache_option
 @json_option

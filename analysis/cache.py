@@ -12,7 +12,8 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -85,9 +86,8 @@ def _stage(
         except (OSError, KeyError, ValueError) as error:
             log.warning("ignoring unreadable cache file %s (%s); computing again", path, error)
     arrays = compute()
-    with atomic_path(path) as temporary:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **dict(zip(fields, arrays)))
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, **dict(zip(fields, arrays)))
     with atomic_path(folder / f"{stage}-{key}.json") as temporary:
         temporary.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
     return arrays, False

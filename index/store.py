@@ -111,9 +111,8 @@ def write_index(
             faiss.write_index(faiss_index, str(temporary))
         with atomic_path(folder / files["metadata"]) as temporary:
             metadata.to_parquet(temporary, index=False)
-        with atomic_path(folder / files["embeddings"]) as temporary:
-            with open(temporary, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
+        with atomic_path(folder / files["embeddings"]) as temporary, open(temporary, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
         info = IndexInfo(
             format_version=FORMAT_VERSION,
             model=model,

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 import torch

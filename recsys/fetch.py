@@ -162,11 +162,10 @@ class Manifest:
         return changed
 
     def save(self) -> None:
-        with atomic_path(self.path) as temporary:
-            with open(temporary, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-                writer.writeheader()
-                writer.writerows(self.rows.values())
+        with atomic_path(self.path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows.values())
 
 
 def _also_tagged(note: str) -> list[str]:

@@ -12,7 +12,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,8 +61,8 @@ def retry_after_seconds(value: str | None, now: Callable[[], datetime] | None = 
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:  # HTTP-dates are GMT by definition
-        when = when.replace(tzinfo=timezone.utc)
-    current = now() if now is not None else datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    current = now() if now is not None else datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
 
 

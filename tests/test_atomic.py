@@ -23,8 +23,7 @@ def test_success_replaces_the_target_with_the_usual_file_mode(tmp_path: Path) ->
 def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "file.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as temporary:
-            temporary.write_text("half")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("crash")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]

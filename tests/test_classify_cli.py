@@ -149,7 +149,7 @@ def test_train_predict_and_recommend_show_the_genre(real_index, shared_subset: P
     index, cache = real_index
     cover = next((shared_subset / "hip-hop").iterdir())
     before = run("recommend", "--index", index, "--cache", cache, "--cover", cover, "-k", "2", "--json")
-    assert before.exit_code == 0 and isinstance(json.loads(before.stdout), list)  # no classifier: unchanged output
+    assert before.exit_code == 0 and json.loads(before.stdout)["query"] == {"cover": str(cover)}  # no classifier
     missing = run("predict", "--index", index, "--cache", cache, "--cover", cover)
     assert missing.exit_code == 1 and "train-classifier" in missing.stderr
 
@@ -170,7 +170,7 @@ def test_train_predict_and_recommend_show_the_genre(real_index, shared_subset: P
     after = run("recommend", "--index", index, "--cache", cache, "--cover", cover, "-k", "2", "--json")
     payload = json.loads(after.stdout)
     assert payload["query"]["predicted_genre"] == genres[0]["genre"] and len(payload["results"]) == 2
-    assert payload["results"] == json.loads(before.stdout)
+    assert payload["results"] == json.loads(before.stdout)["results"]
     shown = run("recommend", "--index", index, "--cache", cache, "--cover", cover, "-k", "2")
     assert f"query: predicted genre {genres[0]['genre']}" in shown.stderr and "query:" not in shown.stdout
 

@@ -39,7 +39,9 @@ def test_recommend_prints_a_table_and_json(built) -> None:
     header = table.stdout.splitlines()[0].split()
     assert header == ["rank", "score", "genre", "path"] and len(table.stdout.splitlines()) == 4
     as_json = _recommend(built, "--cover", str(covers / "rock" / "rock-1.png"), "-k", "7", "--json")
-    rows = json.loads(as_json.stdout)
+    payload = json.loads(as_json.stdout)
+    assert payload["query"] == {"cover": str(covers / "rock" / "rock-1.png")}
+    rows = payload["results"]
     assert [row["rank"] for row in rows] == list(range(1, 8))
     assert str(covers / "rock" / "rock-1.png") not in {row["path"] for row in rows}
 

@@ -38,6 +38,6 @@ def test_a_flipped_resized_re_encoded_copy_finds_its_original_first(
         main, ["recommend", "--index", str(index), "--cache", str(cache), "--cover", str(query), "-k", "10", "--json"]
     )
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    rows = json.loads(result.stdout)["results"]
     assert len(rows) == 10
     assert rows[0]["path"] == str(original) and rows[0]["genre"] == genre

@@ -113,7 +113,7 @@ def test_fetched_covers_build_an_index_and_show_their_metadata_in_recommend(tmp_
     found = runner.invoke(main, ["recommend", "--cover", str(query), "--index", str(index), "--cache", str(cache),
                                  "-k", "3", "--json"])
     assert found.exit_code == 0, found.output
-    results = json.loads(found.stdout)
+    results = json.loads(found.stdout)["results"]
     assert len(results) == 3
     titles = {"Blue Train", "Mingus Ah Um", "Paranoid", "Master of Puppets"}
     assert {r["title"] for r in results} < titles

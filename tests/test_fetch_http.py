@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from email.utils import format_datetime
 from itertools import pairwise
 
@@ -74,7 +74,7 @@ def test_503_is_retried_after_the_seconds_retry_after_asks(services):
 
 
 def test_retry_after_as_an_http_date_is_honoured(services):
-    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    later = datetime.now(UTC) + timedelta(seconds=30)
     services.fail_next("/ws/2/release-group", ("status", 429, {"Retry-After": format_datetime(later, usegmt=True)}))
     sleep = RecordingSleep()
     with PoliteClient(UA, backoff=0.01, sleep=sleep) as client:
@@ -84,7 +84,7 @@ def test_retry_after_as_an_http_date_is_honoured(services):
 
 
 def test_retry_after_parsing():
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("120") == 120.0
     assert retry_after_seconds("Thu, 01 Jan 2026 12:00:10 GMT", now=lambda: now) == 10.0
     assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now=lambda: now) == 0.0
@@ -123,9 +123,8 @@ def test_giving_up_after_the_retries_reports_the_last_status(services):
 
 def test_client_errors_are_not_retried(services):
     sleep = RecordingSleep()
-    with PoliteClient(UA, sleep=sleep) as client:
-        with pytest.raises(HttpError) as raised:
-            client.get(f"{services.coverart_url}/release-group/{'0' * 8}-0000-0000-0000-{'0' * 12}")
+    with PoliteClient(UA, sleep=sleep) as client, pytest.raises(HttpError) as raised:
+        client.get(f"{services.coverart_url}/release-group/{'0' * 8}-0000-0000-0000-{'0' * 12}")
     assert raised.value.status == 404
     assert sleep.delays == []
     assert len(services.requests("coverart")) == 1
@@ -134,14 +133,12 @@ def test_client_errors_are_not_retried(services):
 def test_a_retry_after_beyond_the_longest_wait_fails_at_once(services):
     services.fail_next("/ws/2/release-group", ("status", 503, {"Retry-After": "3600"}))
     sleep = RecordingSleep()
-    with PoliteClient(UA, max_wait=60, sleep=sleep) as client:
-        with pytest.raises(HttpError, match="3600 s"):
-            client.get(search_url(services), params=SEARCH)
+    with PoliteClient(UA, max_wait=60, sleep=sleep) as client, pytest.raises(HttpError, match="3600 s"):
+        client.get(search_url(services), params=SEARCH)
     assert sleep.delays == []
 
 
 def test_an_answer_that_is_not_json_is_an_http_error(services):
     album = services.albums[0]
-    with PoliteClient(UA) as client:
-        with pytest.raises(HttpError, match="JSON"):
-            client.get_json(f"{services.coverart_url}/download/mbid-{album.release}-1_thumb250.jpg")
+    with PoliteClient(UA) as client, pytest.raises(HttpError, match="JSON"):
+        client.get_json(f"{services.coverart_url}/download/mbid-{album.release}-1_thumb250.jpg")

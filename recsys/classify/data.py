@@ -35,7 +35,7 @@ class LabelledCovers:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, rows: np.ndarray) -> "LabelledCovers":
+    def subset(self, rows: np.ndarray) -> LabelledCovers:
         """The covers at ``rows`` (a boolean mask or row numbers)."""
         return LabelledCovers(self.paths[rows], self.genres[rows], self.embeddings[rows])
 

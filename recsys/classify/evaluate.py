@@ -18,7 +18,8 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import faiss
 import numpy as np

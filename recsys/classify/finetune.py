@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ class FineTunedCNN(ClassifierMixin, BaseEstimator):
 
     def fit(
         self, X: Sequence[str], y: Sequence[str], eval_set: tuple[Sequence[str], Sequence[str]] | None = None
-    ) -> "FineTunedCNN":
+    ) -> FineTunedCNN:
         if not 1 <= self.trainable_blocks <= BLOCKS:
             raise ValueError(f"trainable_blocks must be 1..{BLOCKS}, not {self.trainable_blocks}")
         if self.views < 1:

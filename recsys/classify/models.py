@@ -7,7 +7,8 @@ are unit vectors, so inner product is cosine similarity for the nearest-neighbou
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Sequence
+from typing import Any
+from collections.abc import Callable, Sequence
 
 import faiss
 import numpy as np
@@ -39,7 +40,7 @@ class FaissKNeighbors(ClassifierMixin, BaseEstimator):
         self.n_neighbors = n_neighbors
         self.weights = weights
 
-    def fit(self, X: np.ndarray, y: Sequence[str]) -> "FaissKNeighbors":
+    def fit(self, X: np.ndarray, y: Sequence[str]) -> FaissKNeighbors:
         if self.weights not in ("uniform", "distance"):
             raise ValueError(f"weights must be 'uniform' or 'distance', not {self.weights!r}")
         self.classes_, self.codes_ = np.unique(np.asarray(y, dtype=object), return_inverse=True)
@@ -83,7 +84,7 @@ class ZeroShotClassifier(ClassifierMixin, BaseEstimator):
         self.template = template
         self.scale = scale
 
-    def fit(self, X: np.ndarray, y: Sequence[str]) -> "ZeroShotClassifier":
+    def fit(self, X: np.ndarray, y: Sequence[str]) -> ZeroShotClassifier:
         if self.encode_text is None:
             raise ModelUnavailableError("zero-shot needs a text encoder: the index's model has no text tower")
         self.classes_ = np.unique(np.asarray(y, dtype=object))

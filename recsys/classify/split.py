@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 
 import faiss
 import imagehash

@@ -6,7 +6,7 @@ local checkpoint. The text tower makes text search and zero-shot genre prompts p
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import open_clip

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import warnings
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime as ort
