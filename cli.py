@@ -71,6 +71,21 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def print_table(frame: Any) -> None:
+    """A DataFrame as aligned text: numbers right-aligned, text (genre, path, metadata) left-aligned."""
+    import pandas as pd
+
+    text = {
+        column: frame[column].fillna("").astype(str)
+        for column in frame
+        if not pd.api.types.is_numeric_dtype(frame[column])
+    }
+    width = {column: max(len(column), int(values.str.len().max())) for column, values in text.items()}
+    frame = frame.assign(**{column: values.str.ljust(width[column]) for column, values in text.items()})
+    lines = frame.rename(columns={column: column.ljust(width[column]) for column in text}).to_string(index=False)
+    click.echo("\n".join(line.rstrip() for line in lines.splitlines()))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 def main(verbose: int) -> None:
@@ -211,7 +226,7 @@ def recommend_command(
     if results.empty:
         click.echo("no results")
     else:
-        click.echo(results.to_string(index=False))
+        print_table(results)
 
 
 @main.command("fetch-covers")

@@ -50,7 +50,7 @@ def measure(config: dict) -> dict:
     if config["tuned_allocator"]:
         tune_allocator()
     encoder = create_encoder(
-        config["model"], arch=CLIP_ARCH, weights=config.get("clip_weights"),
+        config["model"], arch=CLIP_ARCH, weights=config["clip_weights"] if config["model"] == "clip" else None,
         runtime=config["runtime"], cache_dir=config["onnx_cache"],
     )
     files = config["files"]
