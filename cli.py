@@ -41,11 +41,24 @@ runtime_option = click.option(
     help="Where the image tower runs; auto picks the fastest measured for the model.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
+no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 moved_weights_option = click.option(
     "--weights",
     type=click.Path(dir_okay=False),
     help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).",
 )
+
+
+def cnn_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How long the CNN fine-tune may train (evaluate and train-classifier)."""
+    command = click.option(
+        "--cnn-views", default=4, show_default=True, type=click.IntRange(1),
+        help="Augmented views cached per training cover for the CNN fine-tune.",
+    )(command)
+    return click.option(
+        "--cnn-epochs", default=8, show_default=True, type=click.IntRange(1),
+        help="Most epochs of the CNN fine-tune (early stopping on validation may end it sooner).",
+    )(command)
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -122,7 +135,7 @@ def main(verbose: int) -> None:
 @click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
               help="Refuse images larger than this (decompression bombs).")
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@no_progress_option
 @json_option
 @friendly_errors
 def build_index_command(
@@ -246,7 +259,7 @@ def recommend_command(
 @click.option("--coverart-url", help="Cover Art Archive root [default: https://coverartarchive.org].")
 @click.option("--musicbrainz-interval", default=1.0, show_default=True, type=click.FloatRange(0),
               help="Seconds between MusicBrainz requests; lower only for a mirror (musicbrainz.org gets at least 1).")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@no_progress_option
 @json_option
 @friendly_errors
 def fetch_covers_command(
@@ -319,7 +332,7 @@ def fetch_covers_command(
               help="Folder for cached layouts [default: INDEX/analysis].")
 @click.option("--max-thumbnails", default=1500, show_default=True, type=click.IntRange(0),
               help="Hover thumbnails at most (a seeded sample beyond that keeps the file small).")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@no_progress_option
 @json_option
 @friendly_errors
 def analyze_command(
@@ -390,17 +403,14 @@ def analyze_command(
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split (same seed, same split).")
 @click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(10),
               help="Bootstrap resamples for the 95% intervals.")
-@click.option("--cnn-epochs", default=8, show_default=True, type=click.IntRange(1),
-              help="Most epochs of the CNN fine-tune (early stopping on validation usually ends it sooner).")
-@click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
-              help="Augmented views cached per training cover for the CNN fine-tune.")
+@cnn_options
 @click.option("--mlflow", "use_mlflow", is_flag=True,
               help="Also log one MLflow run per model (extra sleeve[tracking]).")
 @click.option("--tracking-uri", help="MLflow tracking URI [default: a SQLite store in OUT/mlflow].")
 @moved_weights_option
 @runtime_option
 @cache_option
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@no_progress_option
 @json_option
 @friendly_errors
 def evaluate_command(
@@ -465,13 +475,11 @@ def evaluate_command(
               type=click.Choice(["majority", "1nn", "knn", "linear", "svm", "zero-shot", "cnn"]),
               help="Which classifier to store beside the index.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the tuning split.")
-@click.option("--cnn-epochs", default=8, show_default=True, type=click.IntRange(1), help="Most epochs (cnn only).")
-@click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
-              help="Augmented views cached per training cover (cnn only).")
+@cnn_options
 @moved_weights_option
 @runtime_option
 @cache_option
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@no_progress_option
 @json_option
 @friendly_errors
 def train_classifier_command(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from index.faiss_index import build_faiss_index, choose_index_type
+from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
 from index.store import ModelMismatchError, index_exists, load_index, write_index, write_skipped
 from recsys.cache import EmbeddingCache, default_cache_dir
 from recsys.embed import embed_missing
@@ -90,7 +90,10 @@ def build_index(
             raise CollectionError(f"no readable covers in {covers or manifest}; see {Path(index_dir) / 'skipped.csv'}")
         vectors = cache.get(encoder.spec.key, list(table["content_hash"]), encoder.spec.dim)
 
-    chosen_type = choose_index_type(len(table), encoder.spec.dim) if index_type == "auto" else index_type
+    if index_type == "auto":
+        chosen_type = choose_index_type(len(table), encoder.spec.dim, memory_budget_bytes())
+    else:
+        chosen_type = index_type
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
         index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params

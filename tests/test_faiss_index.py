@@ -7,6 +7,7 @@ added twice), not a regression of a few points, which ``bench/search.py`` measur
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -20,6 +21,7 @@ from index.faiss_index import (
     apply_search_params,
     build_faiss_index,
     choose_index_type,
+    memory_budget_bytes,
     search,
 )
 
@@ -122,6 +124,16 @@ def test_auto_picks_by_size_and_memory_budget() -> None:
     hnsw_bytes = 10 * FLAT_LIMIT * (DIM * 4 + HNSW_M * 2 * 4)
     assert choose_index_type(10 * FLAT_LIMIT, DIM, memory_budget_bytes=2 * hnsw_bytes) == "hnsw"
     assert choose_index_type(10 * FLAT_LIMIT, DIM, memory_budget_bytes=hnsw_bytes // 2) == "ivfpq"
+
+
+def test_the_memory_budget_is_half_of_what_the_os_reports_available() -> None:
+    budget = memory_budget_bytes()
+    if not Path("/proc/meminfo").is_file():
+        assert budget is None
+        return
+    available_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                         if line.startswith("MemAvailable:"))
+    assert budget is not None and abs(budget - available_kib * 512) < 0.2 * available_kib * 1024
 
 
 def test_ivfpq_needs_enough_vectors_to_train(vectors: np.ndarray) -> None:
