@@ -25,7 +25,9 @@ def read_recall(path: str | Path, model: str | None = None) -> tuple[str, pd.Ser
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise MetricsFileError(f"metrics file {path} not found; run sleeve evaluate first, or leave out --metrics") from None
+        raise MetricsFileError(
+            f"metrics file {path} not found; run sleeve evaluate first, or leave out --metrics"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MetricsFileError(f"cannot read metrics file {path} ({error}); run sleeve evaluate again") from None
     models = raw.get("models") if isinstance(raw, dict) else None

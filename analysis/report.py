@@ -280,7 +280,8 @@ class _Body:
         counts = self.data.agreement.contingency
         order = [c for c in counts.index if c != NOISE] + ([NOISE] if NOISE in counts.index else [])
         counts = counts.reindex(order)
-        header = "<th>cluster</th>" + "".join(f"<th>{html.escape(str(g))}</th>" for g in counts.columns) + "<th>total</th>"
+        genre_cells = "".join(f"<th>{html.escape(str(g))}</th>" for g in counts.columns)
+        header = f"<th>cluster</th>{genre_cells}<th>total</th>"
         rows = []
         for cluster, entry in counts.iterrows():
             total = int(entry.sum())

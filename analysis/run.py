@@ -162,7 +162,9 @@ def analyze(
     components = cover_map.components(len(embeddings))
     data = ReportData(
         title=f"Genre separability of {index.info.count:,} covers",
-        subtitle=f"index {index.folder} · model {index.info.model_key} · {time.strftime('%Y-%m-%d')} · sleeve {__version__}",
+        subtitle=(
+            f"index {index.folder} · model {index.info.model_key} · {time.strftime('%Y-%m-%d')} · sleeve {__version__}"
+        ),
         points=points,
         table=table,
         confusion=confusion,
@@ -269,7 +271,9 @@ def _look_at_covers(
         if row in wanted:
             hover[row] = thumbnail_uri(image, HOVER_SIZE)
     if unreadable:
-        log.warning("%d covers could not be read (moved or deleted since indexing?); they have no thumbnail", unreadable)
+        log.warning(
+            "%d covers could not be read (moved or deleted since indexing?); they have no thumbnail", unreadable
+        )
     return pd.DataFrame(traits, columns=list(TRAITS)), hover
 
 
@@ -319,5 +323,7 @@ def _method_lines(
             "then it takes the leaves of its cluster tree, the densest pockets, and leaves the rest as noise."
         )
     if recall_model is not None:
-        lines.append(f"Recall: classifier {recall_model!r} from {metrics} (the model with the best macro F1 unless named).")
+        lines.append(
+            f"Recall: classifier {recall_model!r} from {metrics} (the model with the best macro F1 unless named)."
+        )
     return lines

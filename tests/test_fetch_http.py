@@ -114,9 +114,9 @@ def test_a_dropped_connection_and_a_body_cut_short_are_retried(services):
 
 def test_giving_up_after_the_retries_reports_the_last_status(services):
     services.fail_next("/ws/2/release-group", *[("status", 503, {})] * 3)
-    with PoliteClient(UA, retries=2, backoff=0.01, sleep=RecordingSleep()) as client:
-        with pytest.raises(HttpError, match="503.*2 retries") as raised:
-            client.get(search_url(services), params=SEARCH)
+    client = PoliteClient(UA, retries=2, backoff=0.01, sleep=RecordingSleep())
+    with client, pytest.raises(HttpError, match="503.*2 retries") as raised:
+        client.get(search_url(services), params=SEARCH)
     assert raised.value.status == 503
     assert len(services.requests("musicbrainz")) == 3
 
