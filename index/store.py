@@ -22,7 +22,7 @@ import pandas as pd
 
 from index.faiss_index import apply_search_params
 from recsys import __version__
-from recsys.atomic import atomic_path
+from recsys.atomic import atomic_path, write_json
 from recsys.errors import SleeveError
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,7 @@ def write_index(
             sleeve_version=__version__,
             files=files,
         )
-        with atomic_path(folder / INDEX_JSON) as temporary:
-            temporary.write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
+        write_json(folder / INDEX_JSON, dataclasses.asdict(info))
     except BaseException:
         _remove(folder, files.values())
         raise

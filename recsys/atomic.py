@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -26,6 +28,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def write_json(target: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (for people to read too), atomically."""
+    with atomic_path(target) as temporary:
+        temporary.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def _current_umask() -> int:

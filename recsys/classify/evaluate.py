@@ -15,7 +15,6 @@ MLflow run per model when asked.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from index.store import load_index
-from recsys.atomic import atomic_path
+from recsys.atomic import atomic_path, write_json
 from recsys.cache import default_cache_dir
 from recsys.classify.data import LabelledCovers, LabelledDataError, embed_collection, from_index
 from recsys.classify.metrics import BOOTSTRAP_SAMPLES, classification_report, fold_summary, paired_difference
@@ -146,19 +145,19 @@ def evaluate(
         metrics["models"][name] = report
         predictions[name] = predicted
         plot_confusion(report, out_dir / f"confusion-{name}.png")
-        _write_json(out_dir / "metrics.json", metrics)  # after each model: a long run shows progress
+        write_json(out_dir / "metrics.json", metrics)  # after each model: a long run shows progress
     predictions = predictions[predictions.drop(columns=["path", "genre"]).notna().any(axis=1)]
     with atomic_path(out_dir / "predictions.csv") as temporary:
         predictions.to_csv(temporary, index=False)
     if REFERENCE in metrics["models"]:
         metrics["comparisons"] = _against_reference(predictions, list(metrics["models"]), labels, bootstrap_samples)
-    _write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "metrics.json", metrics)
     write_results_markdown(metrics, out_dir / "results.md")
     if mlflow:
         from recsys.classify.tracking import log_evaluation
 
         metrics["mlflow_runs"] = log_evaluation(metrics, out_dir, tracking_uri)
-        _write_json(out_dir / "metrics.json", metrics)
+        write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
@@ -295,8 +294,3 @@ def _write_split(target: Path, folds: list[Fold]) -> None:
             rows.append(pd.DataFrame({"fold": number, "part": part, "path": covers.paths, "genre": covers.genres}))
     with atomic_path(target) as temporary:
         pd.concat(rows, ignore_index=True).to_csv(temporary, index=False)
-
-
-def _write_json(target: Path, data: dict[str, Any]) -> None:
-    with atomic_path(target) as temporary:
-        temporary.write_text(json.dumps(data, indent=2) + "\n")

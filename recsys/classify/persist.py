@@ -17,7 +17,7 @@ from typing import Any
 import skops.io as sio
 
 from recsys import __version__
-from recsys.atomic import atomic_path
+from recsys.atomic import atomic_path, write_json
 from recsys.errors import SleeveError
 
 CLASSIFIER_DIR = "classifier"
@@ -74,8 +74,7 @@ def save_classifier(index_folder: str | Path, estimator: Any, info: ClassifierIn
     with atomic_path(folder / MODEL_FILE) as temporary:
         sio.dump(estimator, temporary)
     stamped = dataclasses.replace(info, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    with atomic_path(folder / INFO_FILE) as temporary:
-        temporary.write_text(json.dumps(dataclasses.asdict(stamped), indent=2) + "\n")
+    write_json(folder / INFO_FILE, dataclasses.asdict(stamped))
     return folder
 
 
