@@ -11,8 +11,8 @@ import functools
 import json
 import logging
 import sys
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import click
 

@@ -10,9 +10,9 @@ import dataclasses
 import hashlib
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd

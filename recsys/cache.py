@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 

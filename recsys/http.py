@@ -12,7 +12,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 

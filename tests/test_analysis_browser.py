@@ -9,9 +9,9 @@ from __future__ import annotations
 import io
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterator
 
 import numpy as np
 import pytest

@@ -9,8 +9,14 @@ import pytest
 import torch
 from PIL import Image
 
-from recsys.encoders import EncoderError, TextNotSupportedError, WeightsUnavailableError, create_encoder
-from recsys.encoders import encoder_for_spec, pretrained
+from recsys.encoders import (
+    EncoderError,
+    TextNotSupportedError,
+    WeightsUnavailableError,
+    create_encoder,
+    encoder_for_spec,
+    pretrained,
+)
 from recsys.encoders.efficientnet import EfficientNetLite0Encoder
 from tests.bad_inputs import gradient
 

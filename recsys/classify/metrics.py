@@ -7,8 +7,8 @@ intervals overlap are not declared different on a few hundred test covers.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import (

@@ -7,8 +7,8 @@ are unit vectors, so inner product is cosine similarity for the nearest-neighbou
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import faiss
 import numpy as np

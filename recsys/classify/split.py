@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 
 import faiss
 import imagehash

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

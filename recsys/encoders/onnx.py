@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
