@@ -45,13 +45,15 @@ def predict_cover(
 
 
 def query_genre(recommender: Recommender, cover: str | Path) -> dict[str, Any] | None:
-    """For ``recommend``: the query cover's predicted genres, or None when the index has no classifier."""
+    """For ``recommend``: the query cover's predicted genres, or None when the index has no classifier.
+
+    The cover itself is not repeated here: ``recommend``'s query object already names it.
+    """
     if not has_classifier(recommender.index.folder):
         return None
     estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
     genres = top_genres(estimator, info, recommender, cover)
     return {
-        "cover": str(cover),
         "predicted_genre": genres[0]["genre"],
         "probability": genres[0]["probability"],
         "classifier": info.model,
