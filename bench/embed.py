@@ -17,12 +17,9 @@ here, and speed does not depend on the values of the weights.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime
 import json
 import multiprocessing
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import describe_machine, machine_line  # noqa: E402
 
 CLIP_ARCH = "ViT-B-32"
 
@@ -98,13 +97,6 @@ def random_clip_checkpoint(folder: str) -> str:
     return path
 
 
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as info:
-        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {datetime.date.today()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--covers", default="../shared/covers", help="folder of covers to read")
@@ -115,6 +107,7 @@ def main() -> None:
     parser.add_argument("--clip-weights", help="a real CLIP ViT-B-32 checkpoint instead of random weights")
     parser.add_argument("--json", dest="json_out", help="also write the rows to this JSON file")
     args = parser.parse_args()
+    machine = describe_machine()  # before the runs: the load they start on
 
     from recsys.images import IMAGE_SUFFIXES
 
@@ -141,7 +134,7 @@ def main() -> None:
                 results.append({**row, **pool.submit(measure, config).result()})
 
     print(f"# embed throughput: {len(files)} covers from {args.covers}, batch {args.batch_size}")
-    print(f"# machine: {machine()}")
+    print(f"# machine: {machine_line(machine)}")
     print(f"# CLIP weights: {'random (speed only)' if not args.clip_weights else args.clip_weights}\n")
     print("| model | runtime | raw forward img/s | pipeline img/s | pipeline / raw | vs torch eager | cosine to fp32 |")
     print("|---|---|---|---|---|---|---|")
@@ -164,7 +157,7 @@ def main() -> None:
         print(f"| {line['model']} | {runtime} | {line['raw_rate']} | {line['pipeline_rate'] or '-'} | "
               f"{line['pipeline_over_raw'] or '-'} | {line['speedup_vs_torch']}x | {line['min_cosine_to_fp32']} |")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"machine": machine(), "rows": table}, indent=2))
+        Path(args.json_out).write_text(json.dumps({"machine": machine, "rows": table}, indent=2))
 
 
 if __name__ == "__main__":

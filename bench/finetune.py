@@ -9,16 +9,15 @@ validation covers: settings chosen from this bench never see the test covers. Pr
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import describe_machine  # noqa: E402
 
 
 def main() -> None:
@@ -57,8 +56,7 @@ def main() -> None:
     )
     model.fit(train.paths, train.genres, eval_set=(validation.paths, validation.genres))
     result = {
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()}",
+        "machine": describe_machine(),
         "settings": {k: v for k, v in model.get_params().items() if k != "progress"},
         "train_covers": len(train),
         "validation_covers": len(validation),

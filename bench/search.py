@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -59,6 +57,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.machine import describe_machine  # noqa: E402
 from index import faiss_index  # noqa: E402  (after the path insert, so the checkout's module is measured)
 
 K = 10
@@ -110,25 +109,12 @@ class Mixture:
 
 
 def machine_info(threads: int) -> dict[str, Any]:
-    """What the table needs beside it to be read later: CPU, cores, load, date, library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
+    """The machine (bench/machine.py) plus this benchmark's thread counts and library versions."""
+    return describe_machine() | {
         "query_threads": threads,
         "build_threads": os.cpu_count(),
         "faiss": faiss.__version__,
         "numpy": np.__version__,
-        "python": platform.python_version(),
     }
 
 
