@@ -1,0 +1,140 @@
+"""Read the text printed on covers (artist, title, label marks) once, and keep it by content hash.
+
+Text is a second view of a cover that the image encoders barely see: an artist name or a word such as
+"Nashville", "remix" or "mixtape" says much about a genre. The reader is RapidOCR (PP-OCRv4 detection and
+recognition on ONNX Runtime), whose models ship inside its PyPI wheel, so it works with no network.
+Reading costs about 0.3 s per cover on 2 cores, so every result, empty ones included, is cached in SQLite
+by (reader, content hash) and committed per cover: a re-run or an interrupted run only reads what is new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sqlite3
+import sys
+from collections.abc import Iterable, Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover
+
+log = logging.getLogger(__name__)
+
+MIN_SCORE = 0.5
+"""Recognised lines below this confidence are dropped (RapidOCR's own default)."""
+
+_QUERY_CHUNK = 900  # stays under SQLite's limit on bound parameters
+
+
+@dataclasses.dataclass(frozen=True)
+class TextLine:
+    text: str
+    score: float
+
+
+class CoverTextReader:
+    """RapidOCR with sleeve's settings; ``key`` names the models and settings that produced a reading.
+
+    The angle classifier is off: cover text is upright or rotated by 90 degrees, not upside down, and the
+    classifier costs a tenth of the time.
+    """
+
+    def __init__(self, min_score: float = MIN_SCORE) -> None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        self.min_score = min_score
+        self._engine = RapidOCR(use_cls=False, text_score=min_score)
+        # The wheel's version pins the models it ships.
+        self.key = f"rapidocr-onnxruntime-{version('rapidocr-onnxruntime')}:cls0:score{min_score:g}"
+
+    def read(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
+        """The text lines on the cover at ``path``, top to bottom; raises BadImageError if it cannot be read."""
+        image = load_cover(path, max_pixels)
+        lines, _ = self._engine(image)
+        return [TextLine(str(text), round(float(score), 4)) for _, text, score in lines or []]
+
+
+def cover_text(lines: Iterable[TextLine]) -> str:
+    """One string per cover, lines joined by newlines, as the text classifier reads it."""
+    return "\n".join(line.text for line in lines)
+
+
+class TextCache:
+    """OCR readings keyed by (reader key, content hash) in ``<folder>/cover_text.sqlite``."""
+
+    def __init__(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(folder / "cover_text.sqlite", timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS readings ("
+            " reader TEXT NOT NULL, hash TEXT NOT NULL, lines TEXT NOT NULL,"
+            " PRIMARY KEY (reader, hash)) WITHOUT ROWID"
+        )
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> TextCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def put(self, reader: str, content_hash: str, lines: Sequence[TextLine]) -> None:
+        payload = json.dumps([[line.text, line.score] for line in lines], ensure_ascii=False)
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO readings (reader, hash, lines) VALUES (?, ?, ?)",
+                (reader, content_hash, payload),
+            )
+
+    def get(self, reader: str, hashes: Sequence[str]) -> dict[str, list[TextLine]]:
+        """The cached readings among ``hashes`` (absent ones are simply not in the result)."""
+        unique = list(dict.fromkeys(hashes))
+        found: dict[str, list[TextLine]] = {}
+        for start in range(0, len(unique), _QUERY_CHUNK):
+            chunk = unique[start : start + _QUERY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for content_hash, payload in self._db.execute(
+                f"SELECT hash, lines FROM readings WHERE reader = ? AND hash IN ({marks})", (reader, *chunk)
+            ):
+                found[content_hash] = [TextLine(text, score) for text, score in json.loads(payload)]
+        return found
+
+
+def read_missing(
+    files: pd.DataFrame, reader: CoverTextReader, cache: TextCache, progress: bool = True
+) -> pd.DataFrame:
+    """OCR every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached.
+
+    Returns the files that could not be read (columns content_hash, reason); the others are all cached.
+    """
+    distinct = files.drop_duplicates("content_hash")
+    cached = cache.get(reader.key, list(distinct["content_hash"]))
+    todo = distinct[~distinct["content_hash"].isin(cached)]
+    failures = []
+    for content_hash, path in tqdm(
+        zip(todo["content_hash"], todo["path"]),
+        total=len(todo),
+        unit="img",
+        desc="reading cover text",
+        file=sys.stderr,
+        disable=not progress or todo.empty,
+    ):
+        try:
+            lines = reader.read(path)
+        except BadImageError as error:
+            failures.append((content_hash, str(error)))
+            continue
+        cache.put(reader.key, content_hash, lines)
+    if failures:
+        log.warning("%d cover(s) could not be read for text, e.g. %s", len(failures), failures[0][1])
+    return pd.DataFrame(failures, columns=["content_hash", "reason"])

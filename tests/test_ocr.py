@@ -1,0 +1,114 @@
+"""Cover text: RapidOCR reads printed words, every reading is cached by content hash, an interrupted run
+resumes, and bad files are reported without stopping the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from recsys.ingest import content_hash
+from recsys.ocr import CoverTextReader, TextCache, TextLine, cover_text, read_missing
+from tests.bad_inputs import write_bad_files, write_odd_but_valid_files
+
+
+def lettered_cover(path: Path, lines: list[str], colour: tuple[int, int, int] = (30, 60, 120)) -> Path:
+    """A plain cover with large printed lines, as a title and an artist name would be."""
+    image = Image.new("RGB", (256, 256), colour)
+    draw = ImageDraw.Draw(image)
+    for row, line in enumerate(lines):
+        draw.text((20, 60 + 70 * row), line, fill=(255, 240, 200), font=ImageFont.load_default(size=36))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reader() -> CoverTextReader:
+    return CoverTextReader()
+
+
+def files(*paths: Path) -> pd.DataFrame:
+    return pd.DataFrame({"path": [str(p) for p in paths], "content_hash": [content_hash(p) for p in paths]})
+
+
+class CountingReader:
+    """A reader that counts its calls, to prove what a run reads and what it takes from the cache."""
+
+    def __init__(self, reader: CoverTextReader) -> None:
+        self.reader, self.key, self.calls = reader, reader.key, 0
+
+    def read(self, path: str | Path) -> list[TextLine]:
+        self.calls += 1
+        return self.reader.read(path)
+
+
+def test_printed_words_are_read_top_to_bottom(reader: CoverTextReader, tmp_path: Path) -> None:
+    lines = reader.read(lettered_cover(tmp_path / "c.png", ["NASHVILLE", "RODEO"]))
+    assert [line.text for line in lines] == ["NASHVILLE", "RODEO"]
+    assert all(reader.min_score <= line.score <= 1.0 for line in lines)
+    assert cover_text(lines) == "NASHVILLE\nRODEO"
+
+
+def test_a_cover_without_text_reads_as_nothing(reader: CoverTextReader, tmp_path: Path) -> None:
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), (200, 30, 30)).save(blank)
+    assert reader.read(blank) == []
+
+
+def test_readings_are_cached_and_a_rerun_reads_only_new_covers(reader: CoverTextReader, tmp_path: Path) -> None:
+    first = lettered_cover(tmp_path / "a.png", ["DISCO"])
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), (0, 0, 0)).save(blank)
+    counting = CountingReader(reader)
+    with TextCache(tmp_path / "cache") as cache:
+        assert read_missing(files(first, blank), counting, cache, progress=False).empty
+    assert counting.calls == 2
+    second = lettered_cover(tmp_path / "b.png", ["TECHNO"], colour=(10, 90, 10))
+    with TextCache(tmp_path / "cache") as cache:  # reopened: readings, empty ones too, survived
+        read_missing(files(first, blank, second), counting, cache, progress=False)
+        found = cache.get(counting.key, [content_hash(first), content_hash(blank), content_hash(second)])
+    assert counting.calls == 3
+    assert [cover_text(found[content_hash(p)]) for p in (first, blank, second)] == ["DISCO", "", "TECHNO"]
+
+
+def test_an_interrupted_run_keeps_what_it_read(reader: CoverTextReader, tmp_path: Path) -> None:
+    covers = [lettered_cover(tmp_path / f"{word}.png", [word]) for word in ("SOUL", "FUNK", "BLUES")]
+
+    class Interrupted(CountingReader):
+        def read(self, path: str | Path) -> list[TextLine]:
+            if self.calls == 2:
+                raise KeyboardInterrupt
+            return super().read(path)
+
+    with TextCache(tmp_path / "cache") as cache, pytest.raises(KeyboardInterrupt):
+        read_missing(files(*covers), Interrupted(reader), cache, progress=False)
+    counting = CountingReader(reader)
+    with TextCache(tmp_path / "cache") as cache:
+        read_missing(files(*covers), counting, cache, progress=False)
+        found = cache.get(reader.key, [content_hash(p) for p in covers])
+    assert counting.calls == 1 and len(found) == 3
+
+
+def test_bad_files_are_reported_and_the_others_read(reader: CoverTextReader, tmp_path: Path) -> None:
+    bad = write_bad_files(tmp_path / "bad")
+    odd = write_odd_but_valid_files(tmp_path / "odd")  # CMYK, 16-bit, alpha, animated, rotated...
+    good = lettered_cover(tmp_path / "good.png", ["HITS"])
+    paths = [tmp_path / "bad" / name for name in bad] + [tmp_path / "odd" / name for name in odd] + [good]
+    with TextCache(tmp_path / "cache") as cache:
+        failed = read_missing(files(*paths), reader, cache, progress=False)
+        found = cache.get(reader.key, [content_hash(p) for p in paths])
+    assert len(failed) == len(bad) and len(found) == len(odd) + 1
+    reasons = dict(zip(failed["content_hash"], failed["reason"]))
+    for name, fragment in bad.items():
+        assert fragment in reasons[content_hash(tmp_path / "bad" / name)]
+    assert cover_text(found[content_hash(good)]) == "HITS"
+
+
+def test_readings_of_another_reader_are_kept_apart(tmp_path: Path) -> None:
+    with TextCache(tmp_path) as cache:
+        cache.put("reader-a", "h1", [TextLine("ROCK", 0.9)])
+        assert cache.get("reader-b", ["h1"]) == {}
+        assert cache.get("reader-a", ["h1", "h2"]) == {"h1": [TextLine("ROCK", 0.9)]}
