@@ -39,11 +39,11 @@ def test_evaluate_writes_every_output_with_the_promised_schema(real_index, tmp_p
     index, cache = real_index
     out = tmp_path / "eval"
     result = run("evaluate", "--index", index, "--cache", cache, "--out", out, "--models", "majority,1nn,knn",
-                 "--models", "linear,svm,zero-shot,cnn", "--cnn-epochs", "1", "--cnn-views", "1",
+                 "--models", "linear,svm,text,svm+text,zero-shot,cnn", "--cnn-epochs", "1", "--cnn-views", "1",
                  "--bootstrap", "50", "--no-progress")
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics["models"]) == ["majority", "1nn", "knn", "linear", "svm", "cnn"]
+    assert list(metrics["models"]) == ["majority", "1nn", "knn", "linear", "svm", "text", "svm+text", "cnn"]
     assert metrics["unavailable"] == {"zero-shot": "model has no text tower"}
     assert metrics["data"]["covers"] == 60 and metrics["data"]["genres"] == {g: 12 for g in GENRES}
     sizes = metrics["split"]["sizes"]
@@ -63,7 +63,8 @@ def test_evaluate_writes_every_output_with_the_promised_schema(real_index, tmp_p
     assert metrics["models"]["cnn"]["params"]["best_epoch"] == 1
     comparisons = metrics["comparisons"]
     assert comparisons["reference"] == "linear"
-    assert list(comparisons["models"]) == ["majority", "1nn", "knn", "svm", "cnn"]
+    assert list(comparisons["models"]) == ["majority", "1nn", "knn", "svm", "text", "svm+text", "cnn"]
+    assert set(metrics["models"]["svm+text"]["params"]) == {"svm", "text", "text_weight"}
     majority = comparisons["models"]["majority"]
     assert majority["macro_f1_difference"] == pytest.approx(
         metrics["models"]["majority"]["macro_f1"] - metrics["models"]["linear"]["macro_f1"]
@@ -173,6 +174,30 @@ def test_train_predict_and_recommend_show_the_genre(real_index, shared_subset: P
     assert payload["results"] == json.loads(before.stdout)["results"]
     shown = run("recommend", "--index", index, "--cache", cache, "--cover", cover, "-k", "2")
     assert f"query: predicted genre {genres[0]['genre']}" in shown.stderr and "query:" not in shown.stdout
+
+
+@pytest.mark.shared
+def test_a_stored_text_and_image_classifier_reads_the_query_covers_text(
+    real_index, shared_subset: Path, tmp_path: Path
+) -> None:
+    index, cache = real_index
+    stored = tmp_path / "index"
+    shutil.copytree(index, stored)  # the other tests' index keeps its own classifier
+    trained = run("train-classifier", "--index", stored, "--cache", cache, "--model", "svm+text", "--no-progress",
+                  "--json")
+    assert trained.exit_code == 0, trained.output
+    info = json.loads(trained.stdout)
+    assert info["inputs"] == "embeddings+text" and info["trained_on"] == 60
+    assert set(info["params"]) == {"svm", "text", "text_weight"}
+    cover = next((shared_subset / "country").iterdir())
+    predicted = run("predict", "--index", stored, "--cache", cache, "--cover", cover, "--json")
+    assert predicted.exit_code == 0, predicted.output
+    payload = json.loads(predicted.stdout)
+    assert payload["classifier"] == "svm+text" and {g["genre"] for g in payload["genres"]} <= set(GENRES)
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("liner notes")
+    refused = run("predict", "--index", stored, "--cache", cache, "--cover", not_an_image)
+    assert refused.exit_code == 1 and "cannot use" in refused.stderr and "not an image" in refused.stderr
 
 
 def test_zero_shot_runs_on_a_clip_index(tiny_clip, tmp_path: Path) -> None:

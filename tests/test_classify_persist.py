@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from recsys.classify.models import ZeroShotClassifier
+from recsys.classify.models import ZeroShotClassifier, image_text_frame
 from recsys.classify.persist import (
     ClassifierError,
     ClassifierInfo,
@@ -21,7 +21,7 @@ from recsys.classify.persist import (
     save_classifier,
 )
 from recsys.classify.train import fit_model
-from tests.test_classify_models import covers
+from tests.test_classify_models import covers, worded
 
 KEY = "efficientnet-lite0:efficientnet-lite0:0123456789abcdef"
 
@@ -44,6 +44,17 @@ def test_round_trip_gives_identical_predictions(tmp_path: Path, name: str) -> No
     assert info.model == name and info.created  # stamped when saved
     assert np.array_equal(loaded.predict_proba(test.embeddings), fitted.estimator.predict_proba(test.embeddings))
     assert np.array_equal(loaded.predict(test.embeddings), fitted.estimator.predict(test.embeddings))
+
+
+@pytest.mark.parametrize("name", ["text", "svm+text"])
+def test_text_models_round_trip_with_identical_predictions(tmp_path: Path, name: str) -> None:
+    fitted = fit_model(name, worded(20, 1), worded(5, 2))
+    test = worded(10, 3)
+    save_classifier(tmp_path, fitted.estimator, _info(name, fitted.classes, inputs=fitted.inputs))
+    loaded, info = load_classifier(tmp_path, KEY)
+    assert info.inputs == fitted.inputs
+    X = test.texts if name == "text" else image_text_frame(test.embeddings, test.texts)
+    assert np.array_equal(loaded.predict_proba(X), fitted.estimator.predict_proba(X))
 
 
 def test_zero_shot_is_stored_without_its_text_encoder(tmp_path: Path) -> None:

@@ -1,23 +1,28 @@
-"""Labelled covers as the classifiers see them: file paths, genres and the index model's embeddings.
+"""Labelled covers as the classifiers see them: file paths, genres, the index model's embeddings and,
+for the models that read it, the text printed on each cover.
 
 Covers of an index come with their stored vectors. Another labelled collection (for a transfer test) is
-embedded with the same model through the shared embedding cache, so its vectors are comparable.
+embedded with the same model through the shared embedding cache, so its vectors are comparable. Cover text
+is read by OCR only when a model asks for it, through its own cache (recsys.ocr).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from index.store import CoverIndex
 from recsys.cache import EmbeddingCache, default_cache_dir
+from recsys.classify.models import image_text_frame
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder
 from recsys.errors import SleeveError
 from recsys.ingest import fingerprint, read_manifest, scan_folder
+from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing
 
 
 class LabelledDataError(SleeveError):
@@ -31,13 +36,21 @@ class LabelledCovers:
     paths: np.ndarray  # object array of absolute paths
     genres: np.ndarray  # object array of genre names
     embeddings: np.ndarray  # (N, d) float32 unit vectors of the index's model
+    content_hashes: np.ndarray | None = None  # object array; the key of the OCR text cache
+    texts: np.ndarray | None = None  # object array of OCR text, once read (see with_cover_text)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def subset(self, rows: np.ndarray) -> LabelledCovers:
         """The covers at ``rows`` (a boolean mask or row numbers)."""
-        return LabelledCovers(self.paths[rows], self.genres[rows], self.embeddings[rows])
+        return LabelledCovers(
+            self.paths[rows],
+            self.genres[rows],
+            self.embeddings[rows],
+            None if self.content_hashes is None else self.content_hashes[rows],
+            None if self.texts is None else self.texts[rows],
+        )
 
     def genre_counts(self) -> dict[str, int]:
         return {str(genre): int(count) for genre, count in pd.Series(self.genres).value_counts().sort_index().items()}
@@ -54,6 +67,7 @@ def from_index(index: CoverIndex) -> LabelledCovers:
         paths=index.metadata["path"].to_numpy(dtype=object)[labelled],
         genres=index.metadata["genre"].str.strip().str.lower().to_numpy(dtype=object)[labelled],
         embeddings=np.asarray(index.embeddings, dtype=np.float32)[labelled],
+        content_hashes=index.metadata["content_hash"].to_numpy(dtype=object)[labelled],
     )
 
 
@@ -84,4 +98,35 @@ def embed_collection(
         paths=table["path"].to_numpy(dtype=object),
         genres=table["genre"].str.strip().str.lower().to_numpy(dtype=object),
         embeddings=vectors,
+        content_hashes=table["content_hash"].to_numpy(dtype=object),
     )
+
+
+def with_cover_text(
+    covers: LabelledCovers, cache_dir: str | Path | None = None, progress: bool = True
+) -> LabelledCovers:
+    """The covers with their OCR text, read now where the text cache lacks it; unreadable covers get ""."""
+    if covers.content_hashes is None:
+        raise LabelledDataError("these covers carry no content hashes, so their text cannot be cached")
+    reader = CoverTextReader()
+    hashes = list(covers.content_hashes)
+    with TextCache(cache_dir or default_cache_dir()) as cache:
+        read_missing(pd.DataFrame({"path": covers.paths, "content_hash": hashes}), reader, cache, progress)
+        found = cache.get(reader.key, hashes)
+    texts = np.array([cover_text(found.get(content_hash, [])) for content_hash in hashes], dtype=object)
+    return dataclasses.replace(covers, texts=texts)
+
+
+def model_inputs(covers: LabelledCovers, inputs: str) -> Any:
+    """What a model of ``inputs`` kind (recsys.classify.models.INPUTS) reads: vectors, files, texts or both."""
+    if inputs == "embeddings":
+        return covers.embeddings
+    if inputs == "images":
+        return covers.paths
+    if covers.texts is None:
+        raise LabelledDataError("these covers have no OCR text yet; read it with with_cover_text")
+    if inputs == "text":
+        return covers.texts
+    if inputs == "embeddings+text":
+        return image_text_frame(covers.embeddings, covers.texts)
+    raise ValueError(f"unknown model inputs {inputs!r}")

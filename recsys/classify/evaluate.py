@@ -27,9 +27,15 @@ import pandas as pd
 from index.store import load_index
 from recsys.atomic import atomic_path, write_json
 from recsys.cache import default_cache_dir
-from recsys.classify.data import LabelledCovers, LabelledDataError, embed_collection, from_index
+from recsys.classify.data import (
+    LabelledCovers,
+    LabelledDataError,
+    embed_collection,
+    from_index,
+    with_cover_text,
+)
 from recsys.classify.metrics import BOOTSTRAP_SAMPLES, classification_report, fold_summary, paired_difference
-from recsys.classify.models import MODEL_NAMES, ModelUnavailableError
+from recsys.classify.models import INPUTS, MODEL_NAMES, ModelUnavailableError
 from recsys.classify.report import plot_confusion, write_results_markdown
 from recsys.classify.split import (
     HASH_BITS,
@@ -91,6 +97,9 @@ def evaluate(
     index = load_index(index_dir)
     spec = ModelSpec.from_dict(index.info.model)
     covers = from_index(index)
+    reads_text = any("text" in INPUTS[name] for name in models)
+    if reads_text:
+        covers = with_cover_text(covers, cache_dir, progress)
     encoder = None
     if "zero-shot" in models or test_covers or test_manifest:
         encoder = encoder_for_spec(spec, runtime, cache_dir or default_cache_dir(), weights)
@@ -108,6 +117,8 @@ def evaluate(
     }
     if test_covers or test_manifest:
         external = embed_collection(encoder, test_covers, test_manifest, cache_dir, progress)
+        if reads_text:
+            external = with_cover_text(external, cache_dir, progress)
         folds, split = _transfer(covers, hashes, groups, external, seed)
         split["test_source"] = str(test_covers or test_manifest)
         test_pool = folds[0].test

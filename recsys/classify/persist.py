@@ -27,6 +27,7 @@ INFO_FILE = "classifier.json"
 TRUSTED_TYPES = [
     "recsys.classify.models.FaissKNeighbors",
     "recsys.classify.models.ZeroShotClassifier",
+    "recsys.classify.models.ImageTextFusion",
     "recsys.classify.finetune.FineTunedCNN",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",
@@ -44,7 +45,7 @@ class ClassifierInfo:
 
     model: str  # recipe name: linear, svm, knn, cnn, ...
     title: str
-    inputs: str  # "embeddings" (index vectors) or "images" (cover files, for the fine-tuned CNN)
+    inputs: str  # what it reads of a cover: recsys.classify.models.INPUTS (embeddings, images, text, ...)
     model_key: str  # the index model whose vectors it was trained on
     classes: list[str]
     params: dict[str, Any]

@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from recsys.classify.models import image_text_frame
 from recsys.classify.persist import ClassifierInfo, has_classifier, load_classifier
 from recsys.images import BadImageError
+from recsys.ocr import CoverTextReader, cover_text
 from recsys.recommend import QueryError, Recommender
 
 
@@ -17,17 +19,27 @@ def top_genres(
 ) -> list[dict[str, Any]]:
     """The ``k`` most probable genres of ``cover``, most probable first, as {"genre", "probability"}.
 
-    Embedding classifiers get the cover's vector from the index's own encoder; the fine-tuned CNN reads the file.
+    Embedding classifiers get the cover's vector from the index's own encoder; the fine-tuned CNN reads the file;
+    text classifiers read the cover's text by OCR.
     """
-    if info.inputs == "images":
-        try:
-            proba = estimator.predict_proba([str(cover)])[0]
-        except BadImageError as error:
-            raise QueryError(f"cannot use {cover} as a query: {error}") from None
-    else:
-        proba = estimator.predict_proba(recommender.embed_cover(cover)[None])[0]
+    try:
+        proba = estimator.predict_proba(_query_inputs(info.inputs, recommender, cover))[0]
+    except BadImageError as error:
+        raise QueryError(f"cannot use {cover} as a query: {error}") from None
     order = np.argsort(-proba, kind="stable")[:k]
     return [{"genre": str(estimator.classes_[i]), "probability": round(float(proba[i]), 4)} for i in order]
+
+
+def _query_inputs(inputs: str, recommender: Recommender, cover: str | Path) -> Any:
+    """One query cover as the classifier reads it (see recsys.classify.data.model_inputs)."""
+    if inputs == "embeddings":
+        return recommender.embed_cover(cover)[None]
+    if inputs == "images":
+        return [str(cover)]
+    text = cover_text(CoverTextReader().read(cover))
+    if inputs == "text":
+        return np.array([text], dtype=object)
+    return image_text_frame(recommender.embed_cover(cover)[None], [text])
 
 
 def predict_cover(

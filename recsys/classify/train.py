@@ -15,17 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.metrics import f1_score
 
 from index.store import load_index
 from recsys.cache import default_cache_dir
-from recsys.classify.data import LabelledCovers, from_index
+from recsys.classify.data import LabelledCovers, from_index, model_inputs, with_cover_text
 from recsys.classify.finetune import FineTunedCNN
 from recsys.classify.models import (
-    IMAGE_MODELS,
+    FUSION,
+    INPUTS,
     MODEL_NAMES,
     RECIPES,
     TITLES,
+    ImageTextFusion,
     ModelUnavailableError,
     ZeroShotClassifier,
 )
@@ -54,11 +57,11 @@ class FittedModel:
 
     @property
     def inputs(self) -> str:
-        return "images" if self.name in IMAGE_MODELS else "embeddings"
+        return INPUTS[self.name]
 
     def predict_proba(self, covers: LabelledCovers) -> np.ndarray:
         """Probabilities with columns in ``classes`` order."""
-        return self.estimator.predict_proba(covers.paths if self.inputs == "images" else covers.embeddings)
+        return self.estimator.predict_proba(model_inputs(covers, self.inputs))
 
     @property
     def classes(self) -> list[str]:
@@ -75,12 +78,15 @@ def fit_model(
 ) -> FittedModel:
     """Fit model ``name`` on ``train``, choosing its hyper-parameters on ``validation``.
 
-    ``encoder`` is the index's encoder, needed only by zero-shot (for its text tower). Raises
-    :class:`ModelUnavailableError` when the model cannot run here.
+    ``encoder`` is the index's encoder, needed only by zero-shot (for its text tower); models that read
+    cover text need covers from :func:`with_cover_text`. Raises :class:`ModelUnavailableError` when the
+    model cannot run here.
     """
     started = time.perf_counter()
     if name in RECIPES:
         estimator, params, score = _tuned(name, train, validation)
+    elif name == FUSION:
+        estimator, params, score = _fused(train, validation)
     elif name == "zero-shot":
         if encoder is None or not encoder.supports_text:
             raise ModelUnavailableError("model has no text tower")
@@ -104,14 +110,27 @@ def _tuned(name: str, train: LabelledCovers, validation: LabelledCovers) -> tupl
     """Grid search on the fixed validation split; the winner is refitted on the training covers if the
     search used a cheaper variant of it."""
     recipe = RECIPES[name]
+    X_train, X_validation = model_inputs(train, recipe.inputs), model_inputs(validation, recipe.inputs)
     scored = []
     for params in recipe.grid:
-        estimator = recipe.build(**params, **recipe.search_params).fit(train.embeddings, train.genres)
-        scored.append((_macro_f1(validation.genres, estimator.predict(validation.embeddings)), params, estimator))
+        estimator = recipe.build(**params, **recipe.search_params).fit(X_train, train.genres)
+        scored.append((_macro_f1(validation.genres, estimator.predict(X_validation)), params, estimator))
     score, params, estimator = max(scored, key=lambda item: item[0])  # first of equals: grids go simple to complex
     if recipe.search_params:
-        estimator = recipe.build(**params).fit(train.embeddings, train.genres)
+        estimator = recipe.build(**params).fit(X_train, train.genres)
     return estimator, dict(params), float(score)
+
+
+def _fused(train: LabelledCovers, validation: LabelledCovers) -> tuple[Any, dict[str, Any], float]:
+    """The SVM and the cover-text model tuned alone on the validation covers, then the weight of the text
+    in their fusion chosen on the same covers."""
+    _, svm_params, _ = _tuned("svm", train, validation)
+    _, text_params, _ = _tuned("text", train, validation)
+    estimator = ImageTextFusion(RECIPES["svm"].build(**svm_params), RECIPES["text"].build(**text_params))
+    X_validation = model_inputs(validation, INPUTS[FUSION])
+    estimator.fit(model_inputs(train, INPUTS[FUSION]), train.genres, eval_set=(X_validation, validation.genres))
+    params = {"svm": svm_params, "text": text_params, "text_weight": estimator.text_weight_}
+    return estimator, params, _macro_f1(validation.genres, estimator.predict(X_validation))
 
 
 def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -123,9 +142,12 @@ def refit_on_all(fitted: FittedModel, covers: LabelledCovers) -> Any:
 
     Zero-shot learns nothing from covers and the CNN keeps its early-stopped weights: both are returned as is.
     """
+    if fitted.name == FUSION:
+        fixed = clone(fitted.estimator).set_params(text_weight=fitted.estimator.text_weight_)
+        return fixed.fit(model_inputs(covers, fitted.inputs), covers.genres)
     if fitted.name not in RECIPES:
         return fitted.estimator
-    return RECIPES[fitted.name].build(**fitted.params).fit(covers.embeddings, covers.genres)
+    return RECIPES[fitted.name].build(**fitted.params).fit(model_inputs(covers, fitted.inputs), covers.genres)
 
 
 def split_index_covers(covers: LabelledCovers, seed: int, progress: bool) -> np.ndarray:
@@ -148,6 +170,8 @@ def train_classifier(
     and store it in ``INDEX/classifier/``."""
     index = load_index(index_dir)
     covers = from_index(index)
+    if "text" in INPUTS.get(model, ""):
+        covers = with_cover_text(covers, cache_dir, progress)
     split = split_index_covers(covers, seed, progress)
     encoder = None
     if model == "zero-shot":
@@ -166,7 +190,7 @@ def train_classifier(
         model_key=index.info.model_key,
         classes=fitted.classes,
         params=fitted.params,
-        trained_on=len(covers) if fitted.name in RECIPES else int((split == "train").sum()),
+        trained_on=len(covers) if fitted.name in (*RECIPES, FUSION) else int((split == "train").sum()),
         validation_macro_f1=fitted.validation_macro_f1,
     )
     save_classifier(index.folder, estimator, info)
