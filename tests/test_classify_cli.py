@@ -64,7 +64,8 @@ def test_evaluate_writes_every_output_with_the_promised_schema(real_index, tmp_p
     comparisons = metrics["comparisons"]
     assert comparisons["reference"] == "linear"
     assert list(comparisons["models"]) == ["majority", "1nn", "knn", "svm", "text", "svm+text", "cnn"]
-    assert set(metrics["models"]["svm+text"]["params"]) == {"svm", "text", "text_weight"}
+    assert set(metrics["models"]["svm+text"]["params"]) == {"svm_C", "text_C", "text_weight"}
+    assert 0 < metrics["data"]["covers_with_text"] <= 60
     majority = comparisons["models"]["majority"]
     assert majority["macro_f1_difference"] == pytest.approx(
         metrics["models"]["majority"]["macro_f1"] - metrics["models"]["linear"]["macro_f1"]
@@ -188,7 +189,7 @@ def test_a_stored_text_and_image_classifier_reads_the_query_covers_text(
     assert trained.exit_code == 0, trained.output
     info = json.loads(trained.stdout)
     assert info["inputs"] == "embeddings+text" and info["trained_on"] == 60
-    assert set(info["params"]) == {"svm", "text", "text_weight"}
+    assert set(info["params"]) == {"svm_C", "text_C", "text_weight"}
     cover = next((shared_subset / "country").iterdir())
     predicted = run("predict", "--index", stored, "--cache", cache, "--cover", cover, "--json")
     assert predicted.exit_code == 0, predicted.output

@@ -132,7 +132,7 @@ def test_fusion_adds_what_the_text_says_to_what_the_image_shows() -> None:
     image = fit_model("svm", train, validation)
     fused = fit_model("svm+text", train, validation)
     assert isinstance(fused.estimator, ImageTextFusion) and fused.estimator.text_weight_ > 0
-    assert set(fused.params) == {"svm", "text", "text_weight"}
+    assert set(fused.params) == {"svm_C", "text_C", "text_weight"}
     image_f1 = f1_score(test.genres, image.estimator.predict(test.embeddings), average="macro")
     fused_f1 = f1_score(test.genres, GENRES[fused.predict_proba(test).argmax(axis=1)], average="macro")
     assert image_f1 < 0.8 and fused_f1 > image_f1 + 0.1

@@ -115,6 +115,8 @@ def evaluate(
         "near_duplicate_groups": int((group_sizes > 1).sum()),
         "covers_in_near_duplicate_groups": int((group_sizes[groups] > 1).sum()),
     }
+    if reads_text:
+        data["covers_with_text"] = int((covers.texts != "").sum())
     if test_covers or test_manifest:
         external = embed_collection(encoder, test_covers, test_manifest, cache_dir, progress)
         if reads_text:

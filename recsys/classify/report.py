@@ -86,6 +86,8 @@ def write_results_markdown(metrics: dict[str, Any], target: Path) -> None:
         f"Index: `{data['index']}` ({data['model']}), {data['covers']} labelled covers, genres: "
         + ", ".join(f"{genre} {count}" for genre, count in data["genres"].items())
         + ".",
+        *([f"OCR found text on {data['covers_with_text']} of the {data['covers']} covers."]
+          if "covers_with_text" in data else []),
         f"Split: {split['method']}; seed {split['seed']}; {_sizes(split['sizes'])}.",
         "Intervals are 95% percentile-bootstrap intervals over the test covers "
         f"({metrics['bootstrap_samples']} resamples).",

@@ -129,7 +129,11 @@ def _fused(train: LabelledCovers, validation: LabelledCovers) -> tuple[Any, dict
     estimator = ImageTextFusion(RECIPES["svm"].build(**svm_params), RECIPES["text"].build(**text_params))
     X_validation = model_inputs(validation, INPUTS[FUSION])
     estimator.fit(model_inputs(train, INPUTS[FUSION]), train.genres, eval_set=(X_validation, validation.genres))
-    params = {"svm": svm_params, "text": text_params, "text_weight": estimator.text_weight_}
+    params = {
+        **{f"svm_{key}": value for key, value in svm_params.items()},
+        **{f"text_{key}": value for key, value in text_params.items()},
+        "text_weight": estimator.text_weight_,
+    }
     return estimator, params, _macro_f1(validation.genres, estimator.predict(X_validation))
 
 
