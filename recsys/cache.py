@@ -11,6 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -25,30 +26,52 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "sleeve"
 
 
-class EmbeddingCache:
-    """Vectors keyed by (model key, content hash) in ``<folder>/embeddings.sqlite``."""
+class SqliteCache:
+    """One SQLite file in a cache folder whose table ``table`` keys results by (``key_column``, hash).
 
-    def __init__(self, folder: str | Path) -> None:
+    The shared plumbing of the embedding cache and the cover-text cache (recsys.ocr): connection, WAL
+    journal, context manager, and look-ups of many hashes in chunks.
+    """
+
+    table: str
+    key_column: str
+
+    def __init__(self, folder: str | Path, file_name: str, schema: str) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.path = self.folder / "embeddings.sqlite"
+        self.path = self.folder / file_name
         self._db = sqlite3.connect(self.path, timeout=60)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS embeddings ("
-            " model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,"
-            " PRIMARY KEY (model, hash)) WITHOUT ROWID"
-        )
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({schema}) WITHOUT ROWID")
         self._db.commit()
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> EmbeddingCache:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _select(self, columns: str, key: str, hashes: list[str]) -> Iterable[tuple]:
+        for start in range(0, len(hashes), _QUERY_CHUNK):
+            chunk = hashes[start : start + _QUERY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            yield from self._db.execute(
+                f"SELECT {columns} FROM {self.table} WHERE {self.key_column} = ? AND hash IN ({marks})",
+                (key, *chunk),
+            )
+
+
+class EmbeddingCache(SqliteCache):
+    """Vectors keyed by (model key, content hash) in ``<folder>/embeddings.sqlite``."""
+
+    table, key_column = "embeddings", "model"
+
+    def __init__(self, folder: str | Path) -> None:
+        schema = "model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash)"
+        super().__init__(folder, "embeddings.sqlite", schema)
 
     def missing(self, model: str, hashes: Iterable[str]) -> list[str]:
         """The hashes (unique, in first-seen order) that have no vector for ``model`` yet."""
@@ -76,11 +99,3 @@ class EmbeddingCache:
         for row, h in enumerate(hashes):
             out[row] = found[h]
         return out
-
-    def _select(self, columns: str, model: str, hashes: list[str]) -> Iterable[tuple]:
-        for start in range(0, len(hashes), _QUERY_CHUNK):
-            chunk = hashes[start : start + _QUERY_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            yield from self._db.execute(
-                f"SELECT {columns} FROM embeddings WHERE model = ? AND hash IN ({marks})", (model, *chunk)
-            )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from importlib.metadata import version
@@ -21,14 +20,13 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from recsys.cache import SqliteCache
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover
 
 log = logging.getLogger(__name__)
 
 MIN_SCORE = 0.5
 """Recognised lines below this confidence are dropped (RapidOCR's own default)."""
-
-_QUERY_CHUNK = 900  # stays under SQLite's limit on bound parameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,29 +62,14 @@ def cover_text(lines: Iterable[TextLine]) -> str:
     return "\n".join(line.text for line in lines)
 
 
-class TextCache:
+class TextCache(SqliteCache):
     """OCR readings keyed by (reader key, content hash) in ``<folder>/cover_text.sqlite``."""
 
+    table, key_column = "readings", "reader"
+
     def __init__(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(folder / "cover_text.sqlite", timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS readings ("
-            " reader TEXT NOT NULL, hash TEXT NOT NULL, lines TEXT NOT NULL,"
-            " PRIMARY KEY (reader, hash)) WITHOUT ROWID"
-        )
-        self._db.commit()
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> TextCache:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        schema = "reader TEXT NOT NULL, hash TEXT NOT NULL, lines TEXT NOT NULL, PRIMARY KEY (reader, hash)"
+        super().__init__(folder, "cover_text.sqlite", schema)
 
     def put(self, reader: str, content_hash: str, lines: Sequence[TextLine]) -> None:
         payload = json.dumps([[line.text, line.score] for line in lines], ensure_ascii=False)
@@ -98,16 +81,8 @@ class TextCache:
 
     def get(self, reader: str, hashes: Sequence[str]) -> dict[str, list[TextLine]]:
         """The cached readings among ``hashes`` (absent ones are simply not in the result)."""
-        unique = list(dict.fromkeys(hashes))
-        found: dict[str, list[TextLine]] = {}
-        for start in range(0, len(unique), _QUERY_CHUNK):
-            chunk = unique[start : start + _QUERY_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for content_hash, payload in self._db.execute(
-                f"SELECT hash, lines FROM readings WHERE reader = ? AND hash IN ({marks})", (reader, *chunk)
-            ):
-                found[content_hash] = [TextLine(text, score) for text, score in json.loads(payload)]
-        return found
+        rows = self._select("hash, lines", reader, list(dict.fromkeys(hashes)))
+        return {content_hash: [TextLine(*line) for line in json.loads(payload)] for content_hash, payload in rows}
 
 
 def read_missing(
