@@ -527,6 +527,35 @@ def train_classifier_command(
         )
 
 
+@main.command("read-text")
+@click.argument("covers", nargs=-1, required=True, type=click.Path())
+@json_option
+@friendly_errors
+def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
+    """Print the text printed on COVERS (artist, title, label marks), read by OCR, one line of the cover per
+    line with the recogniser's confidence. The text models of evaluate and train-classifier read the same.
+
+    Exit code 1 when some cover could not be read (each is reported on stderr; the others are printed).
+
+    Example: python cli.py read-text cover.jpg other-cover.png
+    """
+    from recsys.ocr import CoverTextReader, read_covers
+
+    results = read_covers(CoverTextReader(), covers)
+    if as_json:
+        print_json(results)
+    for result in results:
+        if "error" in result:
+            click.echo(f"error: cannot read {result['cover']}: {result['error']}", err=True)
+        elif not as_json:
+            click.echo(f"{result['cover']}:")
+            for line in result["lines"] or [{"text": "(no text found)", "score": None}]:
+                score = "" if line["score"] is None else f"{line['score']:.2f}  "
+                click.echo(f"  {score}{line['text']}")
+    if any("error" in result for result in results):
+        sys.exit(1)
+
+
 @main.command("predict")
 @click.option("--cover", required=True, type=click.Path(), help="Cover image file.")
 @index_option

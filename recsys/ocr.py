@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -60,6 +61,20 @@ class CoverTextReader:
 def cover_text(lines: Iterable[TextLine]) -> str:
     """One string per cover, lines joined by newlines, as the text classifier reads it."""
     return "\n".join(line.text for line in lines)
+
+
+def read_covers(reader: CoverTextReader, paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Each cover's text lines as plain data, {"cover", "lines": [{"text", "score"}]}, or {"cover", "error"}
+    for a file that cannot be read: one bad file never stops the others."""
+    results: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            lines = reader.read(path)
+        except BadImageError as error:
+            results.append({"cover": str(path), "error": str(error)})
+            continue
+        results.append({"cover": str(path), "lines": [dataclasses.asdict(line) for line in lines]})
+    return results
 
 
 class TextCache(SqliteCache):

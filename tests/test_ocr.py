@@ -3,6 +3,7 @@ resumes, and bad files are reported without stopping the others."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -112,3 +113,25 @@ def test_readings_of_another_reader_are_kept_apart(tmp_path: Path) -> None:
         cache.put("reader-a", "h1", [TextLine("ROCK", 0.9)])
         assert cache.get("reader-b", ["h1"]) == {}
         assert cache.get("reader-a", ["h1", "h2"]) == {"h1": [TextLine("ROCK", 0.9)]}
+
+
+def test_read_text_command_prints_each_covers_lines_and_reports_bad_files(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    cover = lettered_cover(tmp_path / "cover.png", ["OUTLAW", "COUNTRY"])
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), (200, 30, 30)).save(blank)
+    shown = CliRunner().invoke(main, ["read-text", str(cover), str(blank)])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"{cover}:" and lines[1].endswith("OUTLAW") and lines[2].endswith("COUNTRY")
+    assert lines[3:] == [f"{blank}:", "  (no text found)"]
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not a picture")
+    as_json = CliRunner().invoke(main, ["read-text", str(notes), str(cover), "--json"])
+    assert as_json.exit_code == 1 and f"cannot read {notes}: not an image" in as_json.stderr
+    payload = json.loads(as_json.stdout)
+    assert payload[0] == {"cover": str(notes), "error": "not an image (unknown or corrupt format)"}
+    assert [line["text"] for line in payload[1]["lines"]] == ["OUTLAW", "COUNTRY"]
