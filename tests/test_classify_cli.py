@@ -112,10 +112,12 @@ def test_transfer_test_keeps_shared_genres_and_drops_copies_of_indexed_covers(
     make_cover(other / "jazz" / "j2.png", seed=2)
     copy = next((shared_subset / "rock").iterdir())
     shutil.copy(copy, other / "rock" / "copy-of-an-indexed-cover.jpg")
-    result = run("evaluate", "--index", index, "--cache", cache, "--out", tmp_path / "eval", "--models", "linear",
-                 "--test-covers", other, "--bootstrap", "20", "--no-progress")
+    result = run("evaluate", "--index", index, "--cache", cache, "--out", tmp_path / "eval", "--models",
+                 "linear,text", "--test-covers", other, "--bootstrap", "20", "--no-progress")
     assert result.exit_code == 0, result.output
-    split = json.loads((tmp_path / "eval" / "metrics.json").read_text())["split"]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert list(metrics["models"]) == ["linear", "text"]  # the test covers' text is read too
+    split = metrics["split"]
     assert split["shared_genres"] == GENRES
     removed = split["test_near_duplicates_of_index_removed"]
     assert removed >= 1 and split["sizes"]["test"] + removed == 21  # 4 per shared genre and the copy; no jazz

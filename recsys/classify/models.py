@@ -128,8 +128,7 @@ def cover_text_model(C: float = 1.0) -> Any:
     """Logistic regression on TF-IDF character n-grams of a cover's OCR text.
 
     Character n-grams (1 to 5) inside word boundaries, not words: OCR runs words together ("MarenMorris")
-    and misreads letters, and a few right n-grams still match (on the shared covers words scored 0.33
-    validation macro-F1, n-grams 0.46). A cover without text gets the class prior.
+    and misreads letters, and a few right n-grams still match. A cover without text gets the class prior.
     """
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 5), sublinear_tf=True)
     return make_pipeline(vectorizer, LogisticRegression(C=C, max_iter=5000))
