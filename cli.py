@@ -31,7 +31,7 @@ cache_option = click.option(
     "cache_dir",
     default=None,
     type=click.Path(file_okay=False),
-    help="Embedding cache folder [default: $SLEEVE_CACHE_DIR or ~/.cache/sleeve].",
+    help="Cache folder of embeddings and cover text [default: $SLEEVE_CACHE_DIR or ~/.cache/sleeve].",
 )
 runtime_option = click.option(
     "--runtime",
@@ -532,7 +532,7 @@ def train_classifier_command(
 @json_option
 @friendly_errors
 def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
-    """Print the text printed on COVERS (artist, title, label marks), read by OCR, one line of the cover per
+    """Show the text on COVERS (artist, title, label marks) as OCR reads it: one line of the cover per
     line with the recogniser's confidence. The text models of evaluate and train-classifier read the same.
 
     Exit code 1 when some cover could not be read (each is reported on stderr; the others are printed).
