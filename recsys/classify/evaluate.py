@@ -119,9 +119,9 @@ def evaluate(
         data["covers_with_text"] = int((covers.texts != "").sum())
     if test_covers or test_manifest:
         external = embed_collection(encoder, test_covers, test_manifest, cache_dir, progress)
-        if reads_text:
-            external = with_cover_text(external, cache_dir, progress)
         folds, split = _transfer(covers, hashes, groups, external, seed)
+        if reads_text:  # only the covers the transfer test keeps are read
+            folds[0].test = with_cover_text(folds[0].test, cache_dir, progress)
         split["test_source"] = str(test_covers or test_manifest)
         test_pool = folds[0].test
     elif cv is not None:

@@ -30,6 +30,7 @@ from recsys.classify.models import (
     TITLES,
     ImageTextFusion,
     ModelUnavailableError,
+    Recipe,
     ZeroShotClassifier,
 )
 from recsys.classify.persist import ClassifierInfo, save_classifier
@@ -110,22 +111,29 @@ def _tuned(name: str, train: LabelledCovers, validation: LabelledCovers) -> tupl
     """Grid search on the fixed validation split; the winner is refitted on the training covers if the
     search used a cheaper variant of it."""
     recipe = RECIPES[name]
+    estimator, params, score = _searched(recipe, train, validation)
+    if recipe.search_params:
+        estimator = recipe.build(**params).fit(model_inputs(train, recipe.inputs), train.genres)
+    return estimator, params, score
+
+
+def _searched(recipe: Recipe, train: LabelledCovers, validation: LabelledCovers) -> tuple[Any, dict[str, Any], float]:
+    """The recipe's grid point with the best validation macro-F1, with the (maybe cheaper) estimator it scored."""
     X_train, X_validation = model_inputs(train, recipe.inputs), model_inputs(validation, recipe.inputs)
     scored = []
     for params in recipe.grid:
         estimator = recipe.build(**params, **recipe.search_params).fit(X_train, train.genres)
         scored.append((_macro_f1(validation.genres, estimator.predict(X_validation)), params, estimator))
     score, params, estimator = max(scored, key=lambda item: item[0])  # first of equals: grids go simple to complex
-    if recipe.search_params:
-        estimator = recipe.build(**params).fit(X_train, train.genres)
     return estimator, dict(params), float(score)
 
 
 def _fused(train: LabelledCovers, validation: LabelledCovers) -> tuple[Any, dict[str, Any], float]:
     """The SVM and the cover-text model tuned alone on the validation covers, then the weight of the text
-    in their fusion chosen on the same covers."""
-    _, svm_params, _ = _tuned("svm", train, validation)
-    _, text_params, _ = _tuned("text", train, validation)
+    in their fusion chosen on the same covers. Only the parameters of the searches are kept: the fusion fits
+    its own members (the SVM's calibrated refit would be thrown away)."""
+    _, svm_params, _ = _searched(RECIPES["svm"], train, validation)
+    _, text_params, _ = _searched(RECIPES["text"], train, validation)
     estimator = ImageTextFusion(RECIPES["svm"].build(**svm_params), RECIPES["text"].build(**text_params))
     X_validation = model_inputs(validation, INPUTS[FUSION])
     estimator.fit(model_inputs(train, INPUTS[FUSION]), train.genres, eval_set=(X_validation, validation.genres))
