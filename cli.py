@@ -16,7 +16,14 @@ from typing import Any
 
 import click
 
+from index.registry import get_index_type, list_index_types
+from recsys.encoders.registry import RUNTIMES, get_family, list_encoders
+
 DEFAULT_INDEX = "sleeve-index"
+
+
+def _choices_help(names: list[str], summary: Callable[[str], str]) -> str:
+    return "; ".join(f"{name}: {summary(name)}" for name in names)
 
 index_option = click.option(
     "--index",
@@ -35,10 +42,11 @@ cache_option = click.option(
 )
 runtime_option = click.option(
     "--runtime",
-    type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+    type=click.Choice(["auto", *RUNTIMES]),
     default="auto",
     show_default=True,
-    help="Where the image tower runs; auto picks the fastest measured for the model.",
+    help="Where the image tower runs. auto: the fastest measured for the model; "
+    + _choices_help(list(RUNTIMES), RUNTIMES.__getitem__) + ".",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
@@ -113,10 +121,12 @@ def main(verbose: int) -> None:
 @index_option
 @click.option(
     "--model",
-    type=click.Choice(["auto", "clip", "efficientnet-lite0"]),
+    type=click.Choice(["auto", *list_encoders()]),
     default="auto",
     show_default=True,
-    help="auto: CLIP when its weights can be had, else efficientnet-lite0. An existing index keeps its model.",
+    help="auto: the first of these whose weights can be had; "
+    + _choices_help(list_encoders(), lambda name: get_family(name).summary)
+    + ". An existing index keeps its model.",
 )
 @click.option("--arch", default="ViT-B-32", show_default=True, help="open_clip architecture, or a model-config JSON.")
 @click.option("--pretrained", default="laion2b_s34b_b79k", show_default=True, help="open_clip pretrained tag.")
@@ -124,10 +134,11 @@ def main(verbose: int) -> None:
 @runtime_option
 @click.option(
     "--index-type",
-    type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
+    type=click.Choice(["auto", *list_index_types()]),
     default="auto",
     show_default=True,
-    help="auto: exact (flat) up to 50k covers, HNSW above (IVF-PQ when HNSW would not fit in memory).",
+    help="auto: exact (flat) up to 50k covers, HNSW above (IVF-PQ when HNSW would not fit in memory); "
+    + _choices_help(list_index_types(), lambda name: get_index_type(name).summary) + ".",
 )
 @cache_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))

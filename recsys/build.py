@@ -19,7 +19,7 @@ from index.store import ModelMismatchError, index_exists, load_index, write_inde
 from recsys.cache import EmbeddingCache, default_cache_dir
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder, ModelSpec, create_encoder, encoder_for_spec
-from recsys.encoders.pretrained import DEFAULT_ARCH, DEFAULT_PRETRAINED
+from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.images import DEFAULT_MAX_PIXELS
 from recsys.ingest import CollectionError, fingerprint, read_manifest, scan_folder
 

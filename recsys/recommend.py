@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from index.faiss_index import search
+from index.registry import get_index_type
 from index.store import CoverIndex, load_index
 from recsys.cache import default_cache_dir
 from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
@@ -68,7 +69,7 @@ class Recommender:
         if genre is not None:
             rows, scores = self._exact_within_genre(vector, k, genre, excluded)
         else:
-            compressed = self.index.info.index_type == "ivfpq"
+            compressed = get_index_type(self.index.info.index_type).rescore
             found_scores, found_rows = search(
                 self.index.faiss_index, vector, k + int(excluded.sum()),
                 exact_vectors=self.index.embeddings if compressed else None,
