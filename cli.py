@@ -88,6 +88,17 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def make_settings(
+    runtime: str = "auto", cache_dir: str | None = None, weights: str | None = None, progress: bool = True,
+    max_pixels: int | None = None,
+) -> Any:
+    """The options every command shares, resolved once into :class:`recsys.settings.Settings`."""
+    from recsys.settings import Settings
+
+    extra = {} if max_pixels is None else {"max_pixels": max_pixels}
+    return Settings(runtime=runtime, cache_dir=cache_dir, weights=weights, progress=progress, **extra)
+
+
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -186,15 +197,11 @@ def build_index_command(
         model=model,
         arch=arch,
         pretrained=pretrained,
-        weights=weights,
-        runtime=runtime,
         index_type=index_type,
-        cache_dir=cache_dir,
         batch_size=batch_size,
         workers=workers,
-        max_pixels=max_pixels,
         genre_from_folder=not no_folder_genre,
-        progress=not no_progress,
+        settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
     )
     if as_json:
         print_json(summary.__dict__)
@@ -235,7 +242,7 @@ def recommend_command(
 
     if (cover is None) == (text is None):
         raise click.UsageError("give exactly one of --cover or --text")
-    recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir, weights=weights)
+    recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
     if cover is not None:
         results = recommender.similar_to_cover(cover, k=k, genre=genre)
     else:
@@ -470,11 +477,8 @@ def evaluate_command(
         bootstrap_samples=bootstrap,
         mlflow=use_mlflow,
         tracking_uri=tracking_uri,
-        runtime=runtime,
-        cache_dir=cache_dir,
-        weights=weights,
         cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
-        progress=not no_progress,
+        settings=make_settings(runtime, cache_dir, weights, not no_progress),
     )
     if as_json:
         print_json(metrics)
@@ -523,11 +527,8 @@ def train_classifier_command(
         index_dir,
         model=model,
         seed=seed,
-        runtime=runtime,
-        cache_dir=cache_dir,
-        weights=weights,
         cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
-        progress=not no_progress,
+        settings=make_settings(runtime, cache_dir, weights, not no_progress),
     )
     if as_json:
         print_json(dataclasses.asdict(info))
@@ -586,7 +587,7 @@ def predict_command(
     """
     from recsys.classify.predict import predict_cover
 
-    prediction = predict_cover(index_dir, cover, k=k, runtime=runtime, cache_dir=cache_dir, weights=weights)
+    prediction = predict_cover(index_dir, cover, k=k, settings=make_settings(runtime, cache_dir, weights))
     if as_json:
         print_json(prediction)
     else:

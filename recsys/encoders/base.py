@@ -125,6 +125,15 @@ class FamilyEncoder(Encoder):
         return l2_normalize(features.float().numpy())
 
 
+def stack_preprocessed(items: Sequence[Any]) -> Any:
+    """One batch from preprocessed images, stacked the way the transform made them (torch or numpy)."""
+    if type(items[0]).__module__.startswith("torch"):
+        import torch
+
+        return torch.stack(list(items))
+    return np.stack(items)
+
+
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), as float32 C-contiguous."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
