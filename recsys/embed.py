@@ -13,15 +13,16 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from recsys.cache import EmbeddingCache
 from recsys.encoders import Encoder
+from recsys.encoders.base import stack_preprocessed
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class _CoverFiles(Dataset):
     """Decodes and preprocesses one file per item; failures are returned, not raised."""
 
     def __init__(
-        self, paths: list[str], preprocess: Callable[[Image.Image], torch.Tensor], max_pixels: int, size: int
+        self, paths: list[str], preprocess: Callable[[Image.Image], Any], max_pixels: int, size: int
     ) -> None:
         self.paths = paths
         self.preprocess = preprocess
@@ -111,7 +112,7 @@ class _CoverFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, row: int) -> tuple[int, torch.Tensor | None, str | None]:
+    def __getitem__(self, row: int) -> tuple[int, Any | None, str | None]:
         try:
             image = load_cover(self.paths[row], self.max_pixels, reduce_to=self.size)
             return row, self.preprocess(image), None
@@ -122,9 +123,9 @@ class _CoverFiles(Dataset):
 
 
 def _collate(
-    items: list[tuple[int, torch.Tensor | None, str | None]],
-) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
+    items: list[tuple[int, Any | None, str | None]],
+) -> tuple[list[int], Any | None, list[tuple[int, str]]]:
     good = [(row, pixels) for row, pixels, _ in items if pixels is not None]
     bad = [(row, reason) for row, pixels, reason in items if pixels is None]
-    pixels = torch.stack([p for _, p in good]) if good else None
+    pixels = stack_preprocessed([p for _, p in good]) if good else None
     return [row for row, _ in good], pixels, bad
