@@ -7,6 +7,7 @@ picture the right way up. Decoding is the only place that knows about file forma
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -28,20 +29,35 @@ class BadImageError(SleeveError):
     """A file that cannot be used as a cover; the message is the reason shown to the user."""
 
 
+def read_cover_bytes(path: str | Path) -> bytes:
+    """The file's bytes, for a caller that hashes and decodes the same read; :class:`BadImageError` if unreadable."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadImageError("file not found") from None
+    except IsADirectoryError:
+        raise BadImageError("is a directory") from None
+    except PermissionError:
+        raise BadImageError("permission denied") from None
+    except OSError as error:
+        raise BadImageError(f"cannot read: {error.strerror or error}") from None
+
+
 def load_cover(
-    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
+    path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
 ) -> Image.Image:
-    """Open ``path`` and return an upright RGB image; raise :class:`BadImageError` with a reason otherwise.
+    """Open ``path`` (or decode a file's bytes already read) and return an upright RGB image; raise
+    :class:`BadImageError` with a reason otherwise.
 
     ``reduce_to`` lets a large JPEG decode at a fraction of its size (never below ``reduce_to`` pixels
     per side), which is much faster when the encoder only needs a small input.
     """
-    path = Path(path)
+    source = io.BytesIO(path) if isinstance(path, bytes) else Path(path)
     try:
         with warnings.catch_warnings():
             # Our own pixel limit below is the one that applies; Pillow's warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise BadImageError(
@@ -63,7 +79,8 @@ def load_cover(
     except Image.DecompressionBombError as error:
         raise BadImageError(f"too large: {error}") from None
     except UnidentifiedImageError:
-        reason = "empty file" if _is_empty(path) else "not an image (unknown or corrupt format)"
+        empty = len(path) == 0 if isinstance(path, bytes) else _is_empty(Path(path))
+        reason = "empty file" if empty else "not an image (unknown or corrupt format)"
         raise BadImageError(reason) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated and corrupt data as OSError/SyntaxError/ValueError depending on format.

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from PIL import Image
 from tqdm import tqdm
 
 from recsys.cache import SqliteCache
-from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,10 @@ class CoverTextReader:
         # The wheel's version pins the models it ships.
         self.key = f"rapidocr-onnxruntime-{version('rapidocr-onnxruntime')}:cls0:score{min_score:g}"
 
-    def read(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
-        """The text lines on the cover at ``path``, top to bottom; raises BadImageError if it cannot be read."""
-        image = load_cover(path, max_pixels)
+    def read(self, path: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
+        """The text lines on the cover at ``path`` (or in a file's bytes already read, or an image), top to
+        bottom; raises BadImageError if it cannot be read."""
+        image = to_rgb(path) if isinstance(path, Image.Image) else load_cover(path, max_pixels)
         lines, _ = self._engine(image)
         return [TextLine(str(text), round(float(score), 4)) for _, text, score in lines or []]
 

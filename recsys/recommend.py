@@ -8,6 +8,8 @@ content hash) is left out of its own results. A genre filter searches that genre
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,7 @@ from index.store import CoverIndex, ModelMismatchError, load_index
 from recsys.encoders import Encoder, ModelSpec
 from recsys.encoders.base import stack_preprocessed
 from recsys.errors import SleeveError
-from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, to_rgb
-from recsys.ingest import content_hash
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
 from recsys.settings import Settings
 
 Cover = str | Path | Image.Image
@@ -32,6 +33,18 @@ _INTERNAL_COLUMNS = ["id", "content_hash", "size", "mtime_ns"]
 
 class QueryError(SleeveError):
     """The query cannot be answered as asked (unreadable cover, unknown genre)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryCover:
+    """A query cover read once: its vector from the index's own model and, for a file, its path, its bytes
+    (``source``, for a reader that needs the full image, such as OCR) and their SHA-256 (the index's content
+    hash). For an image given in memory, ``source`` is that image and there is no path or hash."""
+
+    vector: np.ndarray
+    source: bytes | Image.Image
+    path: str | None = None
+    content_hash: str | None = None
 
 
 class Recommender:
@@ -59,24 +72,34 @@ class Recommender:
             raise QueryError("this index was given no encoder, so it answers vector queries only")
         return self.encoder
 
-    def embed_cover(self, cover: Cover) -> np.ndarray:
-        """The query cover's unit vector, or a :class:`QueryError` saying why it cannot be read."""
+    def read_query(self, cover: Cover) -> QueryCover:
+        """Read, hash, decode and encode ``cover`` once; a :class:`QueryError` says why it cannot be used."""
         encoder = self._encoder()
         if isinstance(cover, Image.Image):
-            image = to_rgb(cover)
-        else:
-            try:
-                image = load_cover(cover, self.max_pixels, reduce_to=encoder.input_size)
-            except BadImageError as error:
-                raise QueryError(f"cannot use {cover} as a query: {error}") from None
+            return QueryCover(self._encode(to_rgb(cover)), cover)
+        try:
+            data = read_cover_bytes(cover)
+            image = load_cover(data, self.max_pixels, reduce_to=encoder.input_size)
+        except BadImageError as error:
+            raise QueryError(f"cannot use {cover} as a query: {error}") from None
+        return QueryCover(self._encode(image), data, str(cover), hashlib.sha256(data).hexdigest())
+
+    def _encode(self, image: Image.Image) -> np.ndarray:
+        encoder = self._encoder()
         return encoder.encode_images(stack_preprocessed([encoder.preprocess(image)]))[0]
 
-    def similar_to_cover(self, cover: Cover, k: int = 10, genre: str | None = None) -> pd.DataFrame:
-        """A cover file that is itself in the index is left out of its own results."""
-        vector = self.embed_cover(cover)
-        if isinstance(cover, Image.Image):
-            return self.similar_to_vector(vector, k, genre)
-        return self.similar_to_vector(vector, k, genre, exclude_hash=content_hash(cover), exclude_path=str(cover))
+    def embed_cover(self, cover: Cover) -> np.ndarray:
+        """The query cover's unit vector, or a :class:`QueryError` saying why it cannot be read."""
+        return self.read_query(cover).vector
+
+    def similar_to_cover(self, cover: Cover | QueryCover, k: int = 10, genre: str | None = None) -> pd.DataFrame:
+        """A cover file that is itself in the index is left out of its own results. ``cover`` may be a
+        :class:`QueryCover` already read, so that the results and the predicted genre share one read and one
+        encoding."""
+        query = cover if isinstance(cover, QueryCover) else self.read_query(cover)
+        return self.similar_to_vector(
+            query.vector, k, genre, exclude_hash=query.content_hash, exclude_path=query.path
+        )
 
     def similar_to_text(self, text: str, k: int = 10, genre: str | None = None) -> pd.DataFrame:
         return self.similar_to_vector(self._encoder().encode_text([text])[0], k, genre)
