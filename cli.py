@@ -210,7 +210,8 @@ def build_index_command(
 
 
 @main.command("recommend")
-@click.option("--cover", type=click.Path(), help="Query cover image file.")
+@click.option("--cover", "covers", multiple=True, type=click.Path(),
+              help="Query cover image file, or a folder of covers (recursive); repeat for more queries.")
 @click.option("--text", help='Query text, e.g. "a dark cover with a skull" (CLIP indexes only).')
 @click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
 @click.option("--genre", help="Only return covers of this genre.")
@@ -221,7 +222,7 @@ def build_index_command(
 @json_option
 @friendly_errors
 def recommend_command(
-    cover: str | None,
+    covers: tuple[str, ...],
     text: str | None,
     k: int,
     genre: str | None,
@@ -233,31 +234,83 @@ def recommend_command(
 ) -> None:
     """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata.
 
-    A query cover that is itself in the index is left out of its own results.
+    A query cover that is itself in the index is left out of its own results. Several --cover options or a
+    folder are answered one after another in one process, so start-up is paid once; each table is headed
+    by its query, and with --json each query is one JSON line {"query": ..., "results": [...]} (exactly one
+    --cover file prints one indented object, as always). A cover that cannot be read is reported on stderr
+    and the others are answered; the exit code is then 1.
 
     Example: python cli.py recommend --cover my-cover.jpg -k 10
     """
-    from recsys.classify.predict import query_genre, query_line
-    from recsys.recommend import Recommender
+    from recsys.classify.predict import GenrePredictor, query_line
+    from recsys.recommend import QueryError, Recommender
 
-    if (cover is None) == (text is None):
-        raise click.UsageError("give exactly one of --cover or --text")
+    if bool(covers) == (text is not None):
+        raise click.UsageError("give --cover (one or more) or --text")
     recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
-    if cover is not None:
-        results = recommender.similar_to_cover(cover, k=k, genre=genre)
-    else:
+    if text is not None:
         results = recommender.similar_to_text(text, k=k, genre=genre)
-    prediction = query_genre(recommender, cover) if cover is not None else None  # None: no stored classifier
-    if as_json:
-        query = {"cover": cover} if cover is not None else {"text": text}
-        print_json({"query": {**query, **(prediction or {})}, "results": results.to_dict(orient="records")})
+        print_answer({"text": text}, results, as_json, several=False)
         return
-    if prediction is not None:
-        click.echo(query_line(prediction), err=True)
+    paths, failed = query_paths(covers)
+    several = len(covers) > 1 or len(paths) != 1 or failed > 0
+    predictor = GenrePredictor.for_index(recommender)  # None: no stored classifier
+    for path in paths:
+        try:
+            query = recommender.read_query(path)
+        except QueryError as error:
+            if not several:
+                raise
+            click.echo(f"error: {error}", err=True)
+            failed += 1
+            continue
+        results = recommender.similar_to_cover(query, k=k, genre=genre)
+        prediction = predictor.query_genre(query) if predictor is not None else None
+        if prediction is not None and not as_json:
+            click.echo(query_line(prediction), err=True)
+        print_answer({"cover": path, **(prediction or {})}, results, as_json, several)
+    if failed:
+        sys.exit(1)
+
+
+def query_paths(covers: tuple[str, ...]) -> tuple[list[str], int]:
+    """The query files named by ``--cover`` (a folder stands for its covers) and how many names gave none."""
+    from pathlib import Path
+
+    from recsys.ingest import scan_folder
+
+    paths: list[str] = []
+    empty = 0
+    for cover in covers:
+        if not Path(cover).is_dir():
+            paths.append(cover)
+            continue
+        found = list(scan_folder(cover, genre_from_folder=False)["path"])
+        if not found:
+            click.echo(f"error: no covers in the folder {cover}", err=True)
+            empty += 1
+        paths.extend(found)
+    return paths, empty
+
+
+def print_answer(query: dict[str, Any], results: Any, as_json: bool, several: bool) -> None:
+    """One query's results: a table (headed by the query when there are several), an indented JSON object
+    for a single query, or one JSON line per query."""
+    if as_json:
+        answer = {"query": query, "results": results.to_dict(orient="records")}
+        if several:
+            click.echo(json.dumps(answer, default=str))
+        else:
+            print_json(answer)
+        return
+    if several:
+        click.echo(f"query: {query['cover']}")
     if results.empty:
         click.echo("no results")
     else:
         print_table(results)
+    if several:
+        click.echo()
 
 
 @main.command("fetch-covers")
