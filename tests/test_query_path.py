@@ -86,6 +86,9 @@ def test_onnx_vectors_from_numpy_pixels_match_the_torch_path(photos, tiny_clip, 
         onnx_vectors = onnx.encode_images(np.stack([onnx.transform(image) for image in photos]))
         assert isinstance(onnx.transform(photos[0]), np.ndarray)
         assert np.all(_cosines(torch_vectors, onnx_vectors) > 1 - 1e-5)
+    reopened = encoder_for_spec(clip.spec, "onnx", tmp_path)  # from the cached export: the torch model on demand
+    assert reopened._base is None and reopened.supports_text
+    np.testing.assert_allclose(reopened.encode_text(["a skull"]), clip.encode_text(["a skull"]), atol=1e-6)
 
 
 def test_a_cached_export_opens_without_checking_it_again(built, monkeypatch) -> None:
