@@ -33,14 +33,19 @@ def read_cover_bytes(path: str | Path) -> bytes:
     """The file's bytes, for a caller that hashes and decodes the same read; :class:`BadImageError` if unreadable."""
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BadImageError("file not found") from None
-    except IsADirectoryError:
-        raise BadImageError("is a directory") from None
-    except PermissionError:
-        raise BadImageError("permission denied") from None
     except OSError as error:
-        raise BadImageError(f"cannot read: {error.strerror or error}") from None
+        raise BadImageError(_unreadable(error)) from None
+
+
+def _unreadable(error: OSError) -> str:
+    """Why a file could not be opened, in the user's words."""
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return f"cannot read: {error.strerror or error}"
 
 
 def load_cover(
@@ -70,12 +75,8 @@ def load_cover(
                 return to_rgb(ImageOps.exif_transpose(image))
     except BadImageError:
         raise
-    except FileNotFoundError:
-        raise BadImageError("file not found") from None
-    except IsADirectoryError:
-        raise BadImageError("is a directory") from None
-    except PermissionError:
-        raise BadImageError("permission denied") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        raise BadImageError(_unreadable(error)) from None
     except Image.DecompressionBombError as error:
         raise BadImageError(f"too large: {error}") from None
     except UnidentifiedImageError:
