@@ -101,7 +101,7 @@ def warm(index: Path, covers: list[str], warmup: int = 3) -> dict[str, Any]:
     from recsys.recommend import Recommender
 
     start = time.perf_counter()
-    recommender = Recommender(index)
+    recommender = Recommender.open(index)
     for cover in covers[:warmup]:
         recommender.similar_to_cover(cover, k=10)
     open_s = time.perf_counter() - start

@@ -93,7 +93,7 @@ def test_onnx_vectors_from_numpy_pixels_match_the_torch_path(photos, tiny_clip, 
 
 def test_a_cached_export_opens_without_checking_it_again(built, monkeypatch) -> None:
     _, index, cache = built
-    spec = Recommender.open(index, Settings(cache_dir=cache)).spec
+    spec = Recommender.open(index, Settings(cache_dir=cache)).encoder.spec
     record = json.loads(next((cache / "onnx").glob("*.json")).read_text())
     assert record["spec"]["weights_sha256"] == spec.weights_sha256 and record["agreement"] > 0.9999
 
@@ -108,7 +108,7 @@ def test_a_cached_export_opens_without_checking_it_again(built, monkeypatch) -> 
 
 def test_an_export_from_before_the_record_is_checked_once_and_recorded(built, tmp_path: Path) -> None:
     _, index, cache = built
-    spec = Recommender.open(index, Settings(cache_dir=cache)).spec
+    spec = Recommender.open(index, Settings(cache_dir=cache)).encoder.spec
     old = tmp_path / "onnx"
     old.mkdir()
     export = next((cache / "onnx").glob("*.onnx"))
