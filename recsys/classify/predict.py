@@ -66,7 +66,7 @@ class GenrePredictor:
             return [query.path]
         from recsys.ocr import cover_text
 
-        text = cover_text(self.reader.read(query.data))
+        text = cover_text(self.reader.read(query.source))
         if inputs == "text":
             return np.array([text], dtype=object)
         from recsys.classify.models import image_text_frame
