@@ -189,3 +189,35 @@ def test_recommend_answers_several_covers_and_a_folder_in_one_process(built, tmp
 
     single = recommend("--cover", first, "--json")
     assert single.exit_code == 0 and json.loads(single.stdout)["query"] == {"cover": first}, "one cover: one object"
+
+
+def test_the_ocr_reader_is_built_once_for_many_queries(built, monkeypatch) -> None:
+    """A text classifier reads each query cover's text with one reader per process, not one per query."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    import recsys.ocr as ocr
+
+    covers, index, cache = built
+    recommender = Recommender.open(index, Settings(cache_dir=cache))
+    estimator = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(["nashville", "blue note"], ["rock", "jazz"])
+    info = ClassifierInfo("text", "Text", "text", recommender.index.info.model_key, ["jazz", "rock"], {}, 2, None)
+    save_classifier(index, estimator, info)
+    built_readers = []
+
+    class CountingReader:
+        def __init__(self) -> None:
+            built_readers.append(self)
+
+        def read(self, source):
+            assert isinstance(source, bytes), "the reader gets the bytes read once, not the path again"
+            return [ocr.TextLine("blue note", 0.9)]
+
+    monkeypatch.setattr(ocr, "CoverTextReader", CountingReader)
+    try:
+        predictor = GenrePredictor.for_index(recommender)
+        answers = [predictor.query_genre(path) for path in sorted((covers / "rock").iterdir())[:3]]
+        assert len(built_readers) == 1 and {a["predicted_genre"] for a in answers} == {"jazz"}
+    finally:
+        shutil.rmtree(index / "classifier")
