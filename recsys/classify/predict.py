@@ -49,21 +49,30 @@ def predict_cover(
     runtime: str = "auto",
     cache_dir: str | Path | None = None,
     weights: str | None = None,
+    registered: str | None = None,
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one."""
+    """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one.
+
+    ``registered`` (NAME, NAME:VERSION or NAME@ALIAS) takes the classifier from an MLflow registry instead of
+    the one stored beside the index.
+    """
     recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir, weights=weights)
-    estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
+    estimator, info = _classifier(recommender, registered, tracking_uri)
     return {"cover": str(cover), "classifier": info.model, "genres": top_genres(estimator, info, recommender, cover, k)}
 
 
-def query_genre(recommender: Recommender, cover: str | Path) -> dict[str, Any] | None:
-    """For ``recommend``: the query cover's predicted genres, or None when the index has no classifier.
+def query_genre(
+    recommender: Recommender, cover: str | Path, registered: str | None = None, tracking_uri: str | None = None
+) -> dict[str, Any] | None:
+    """For ``recommend``: the query cover's predicted genres, or None when the index has no classifier (and
+    none was asked for from a registry).
 
     The cover itself is not repeated here: ``recommend``'s query object already names it.
     """
-    if not has_classifier(recommender.index.folder):
+    if registered is None and not has_classifier(recommender.index.folder):
         return None
-    estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
+    estimator, info = _classifier(recommender, registered, tracking_uri)
     genres = top_genres(estimator, info, recommender, cover)
     return {
         "predicted_genre": genres[0]["genre"],
@@ -71,6 +80,18 @@ def query_genre(recommender: Recommender, cover: str | Path) -> dict[str, Any] |
         "classifier": info.model,
         "genres": genres,
     }
+
+
+def _classifier(
+    recommender: Recommender, registered: str | None, tracking_uri: str | None
+) -> tuple[Any, ClassifierInfo]:
+    """The registered classifier asked for, else the one beside the index; either only for this index's model."""
+    model_key = recommender.index.info.model_key
+    if registered is None:
+        return load_classifier(recommender.index.folder, model_key)
+    from recsys.classify.registry import load_registered
+
+    return load_registered(registered, model_key, tracking_uri)
 
 
 def query_line(query: dict[str, Any]) -> str:
