@@ -230,6 +230,24 @@ def test_a_registered_classifier_is_used_and_one_of_another_model_refused(tracki
     assert missing.stderr.startswith(f"error: cannot load registered model {name}:9 from MLflow at {url}")
 
 
+def test_registering_needs_a_reachable_server_and_keeps_the_stored_classifier(
+    indexes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(indexes["effnet"], index)
+    shutil.rmtree(index / "classifier", ignore_errors=True)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    no_uri = run("train-classifier", "--index", index, "--cache", indexes["cache"], "--register", "g", "--no-progress")
+    assert no_uri.exit_code == 1 and "--tracking-uri" in no_uri.stderr
+    assert not (index / "classifier").exists()  # refused before training
+    down = f"http://127.0.0.1:{free_port()}"
+    result = run("train-classifier", "--index", index, "--cache", indexes["cache"], "--register", "g",
+                 "--tracking-uri", down, "--no-progress")
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr.startswith(f"error: cannot register a classifier with MLflow at {down}: ")
+    assert (index / "classifier" / "classifier.json").is_file() and (index / "classifier" / "model.skops").is_file()
+
+
 @pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
                     reason=f"needs Debian's Chromium at {CHROMIUM} and {CHROMEDRIVER}")
 def test_the_mlflow_ui_shows_a_logged_run(tracking_server, logged, tmp_path: Path) -> None:

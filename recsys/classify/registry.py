@@ -69,9 +69,10 @@ def register_classifier(index_folder: str | Path, name: str, tracking_uri: str |
     commit = source_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    run_tags = {**tags, "mlflow.source.name": "sleeve train-classifier"}
     with reported_as_one_line(uri, "register a classifier with"):
         client = mlflow_client(uri)
-        run = client.create_run(experiment_id(client, EXPERIMENT), run_name=f"{name}: {info.model}", tags=tags)
+        run = client.create_run(experiment_id(client, EXPERIMENT), run_name=f"{name}: {info.model}", tags=run_tags)
         run_id = run.info.run_id
         scores = {} if info.validation_macro_f1 is None else {"validation_macro_f1": info.validation_macro_f1}
         log_values(client, run_id, _info_params(info), scores)

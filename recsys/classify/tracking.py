@@ -111,7 +111,8 @@ def log_evaluation(metrics: dict[str, Any], out_dir: Path, tracking_uri: str | N
         artifacts = (out_dir / "mlflow" / "artifacts").resolve().as_uri() if tracking_uri is None else None
         experiment = experiment_id(client, os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT, artifacts)
         for name, report in metrics["models"].items():
-            tags = {"sleeve.model": name, "sleeve.index_model_key": metrics["data"]["model_key"]}
+            tags = {"sleeve.model": name, "sleeve.index_model_key": metrics["data"]["model_key"],
+                    "mlflow.source.name": "sleeve evaluate"}
             if commit:
                 tags["mlflow.source.git.commit"] = commit
             run_id = client.create_run(experiment, run_name=name, tags=tags).info.run_id
