@@ -86,11 +86,14 @@ def experiment_id(client: Any, name: str, artifact_location: str | None = None) 
 
 
 def source_commit() -> str | None:
-    """The git commit of the sleeve code that ran, when it runs from a git checkout."""
+    """The git commit of the sleeve code that ran, when it runs from its own git checkout (not when installed
+    inside some other repository)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
-            timeout=10, check=True,
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return None
