@@ -55,6 +55,15 @@ moved_weights_option = click.option(
     type=click.Path(dir_okay=False),
     help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).",
 )
+registered_option = click.option(
+    "--registered",
+    metavar="NAME[:VERSION|@ALIAS]",
+    help="Use this classifier from the MLflow model registry instead of the one beside the index [default: the "
+    "newest version].",
+)
+registry_uri_option = click.option(
+    "--tracking-uri", help="MLflow tracking server holding the registry [default: $MLFLOW_TRACKING_URI]."
+)
 
 
 def cnn_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -219,6 +228,8 @@ def build_index_command(
 @moved_weights_option
 @runtime_option
 @cache_option
+@registered_option
+@registry_uri_option
 @json_option
 @friendly_errors
 def recommend_command(
@@ -230,6 +241,8 @@ def recommend_command(
     weights: str | None,
     runtime: str,
     cache_dir: str | None,
+    registered: str | None,
+    tracking_uri: str | None,
     as_json: bool,
 ) -> None:
     """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata.
@@ -254,7 +267,7 @@ def recommend_command(
         return
     paths, failed = query_paths(covers)
     several = len(covers) > 1 or len(paths) != 1 or failed > 0
-    predictor = GenrePredictor.for_index(recommender)  # None: no stored classifier
+    predictor = GenrePredictor.for_index(recommender, registered, tracking_uri)  # None: no classifier
     for path in paths:
         try:
             query = recommender.read_query(path)
@@ -478,7 +491,9 @@ def analyze_command(
 @cnn_options
 @click.option("--mlflow", "use_mlflow", is_flag=True,
               help="Also log one MLflow run per model (extra sleeve[tracking]).")
-@click.option("--tracking-uri", help="MLflow tracking URI [default: a SQLite store in OUT/mlflow].")
+@click.option("--tracking-uri",
+              help="MLflow tracking URI, e.g. a server's http://127.0.0.1:5000 [default: a SQLite store in "
+                   "OUT/mlflow].")
 @moved_weights_option
 @runtime_option
 @cache_option
@@ -545,6 +560,9 @@ def evaluate_command(
               type=click.Choice(["majority", "1nn", "knn", "linear", "svm", "text", "svm+text", "zero-shot", "cnn"]),
               help="Which classifier to store beside the index.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the tuning split.")
+@click.option("--register", "register_as", metavar="NAME",
+              help="Also log the stored classifier to MLflow as a new version of registered model NAME.")
+@registry_uri_option
 @cnn_options
 @moved_weights_option
 @runtime_option
@@ -556,6 +574,8 @@ def train_classifier_command(
     index_dir: str,
     model: str,
     seed: int,
+    register_as: str | None,
+    tracking_uri: str | None,
     cnn_epochs: int,
     cnn_views: int,
     weights: str | None,
@@ -568,13 +588,18 @@ def train_classifier_command(
 
     Hyper-parameters are chosen on a group-aware 80/20 split, then the model is refitted on every cover
     (the CNN keeps its early-stopped weights). It is stored without pickle and only loads for this index's
-    model. predict and recommend use it.
+    model. predict and recommend use it. With --register it also becomes a new version of a registered model
+    on an MLflow server, which predict and recommend take with --registered.
 
-    Example: python cli.py train-classifier --index sleeve-index --model svm
+    Example: python cli.py train-classifier --index sleeve-index --model svm --register sleeve-genre
     """
     import dataclasses
 
+    from recsys.classify.model_registry import register_classifier, resolve_tracking_uri
     from recsys.classify.train import train_classifier
+
+    if register_as:
+        resolve_tracking_uri(tracking_uri)  # before training: a missing URI is known at once
 
     info = train_classifier(
         index_dir,
@@ -583,13 +608,16 @@ def train_classifier_command(
         cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
         settings=make_settings(runtime, cache_dir, weights, not no_progress),
     )
+    registered = register_classifier(index_dir, register_as, tracking_uri) if register_as else None
     if as_json:
-        print_json(dataclasses.asdict(info))
-    else:
-        click.echo(
-            f"stored {info.title} for {len(info.classes)} genres in {index_dir}/classifier "
-            f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
-        )
+        print_json({**dataclasses.asdict(info), **({"registered": registered} if registered else {})})
+        return
+    click.echo(
+        f"stored {info.title} for {len(info.classes)} genres in {index_dir}/classifier "
+        f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
+    )
+    if registered:
+        click.echo(f"registered as {registered['name']} version {registered['version']} at {registered['tracking_uri']}")
 
 
 @main.command("read-text")
@@ -628,19 +656,32 @@ def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
 @moved_weights_option
 @runtime_option
 @cache_option
+@registered_option
+@registry_uri_option
 @json_option
 @friendly_errors
 def predict_command(
-    cover: str, index_dir: str, k: int, weights: str | None, runtime: str, cache_dir: str | None, as_json: bool
+    cover: str,
+    index_dir: str,
+    k: int,
+    weights: str | None,
+    runtime: str,
+    cache_dir: str | None,
+    registered: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
 ) -> None:
     """Print the most probable genres of a cover with their probabilities, from the classifier stored
-    beside the index (make one with train-classifier).
+    beside the index (make one with train-classifier), or a version registered in MLflow (--registered).
 
     Example: python cli.py predict --cover my-cover.jpg
     """
     from recsys.classify.predict import predict_cover
 
-    prediction = predict_cover(index_dir, cover, k=k, settings=make_settings(runtime, cache_dir, weights))
+    prediction = predict_cover(
+        index_dir, cover, k=k, settings=make_settings(runtime, cache_dir, weights), registered=registered,
+        tracking_uri=tracking_uri,
+    )
     if as_json:
         print_json(prediction)
     else:

@@ -19,20 +19,34 @@ from recsys.settings import Settings
 
 
 class GenrePredictor:
-    """The classifier stored beside ``recommender``'s index, ready for any number of query covers."""
+    """The classifier stored beside ``recommender``'s index, or a registered one (``registered``: NAME,
+    NAME:VERSION or NAME@ALIAS in the MLflow registry at ``tracking_uri``), ready for any number of query covers.
+    Either is refused unless it was trained on the index's model."""
 
-    def __init__(self, recommender: Recommender) -> None:
-        from recsys.classify.persist import load_classifier
-
+    def __init__(
+        self, recommender: Recommender, registered: str | None = None, tracking_uri: str | None = None
+    ) -> None:
         self.recommender = recommender
-        self.estimator, self.info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
+        model_key = recommender.index.info.model_key
+        if registered is None:
+            from recsys.classify.persist import load_classifier
+
+            self.estimator, self.info = load_classifier(recommender.index.folder, model_key)
+        else:
+            from recsys.classify.model_registry import load_registered
+
+            self.estimator, self.info = load_registered(registered, model_key, tracking_uri)
 
     @classmethod
-    def for_index(cls, recommender: Recommender) -> GenrePredictor | None:
-        """The predictor, or None when the index has no stored classifier."""
+    def for_index(
+        cls, recommender: Recommender, registered: str | None = None, tracking_uri: str | None = None
+    ) -> GenrePredictor | None:
+        """The predictor, or None when the index has no stored classifier and none was asked for by name."""
         from recsys.classify.persist import has_classifier
 
-        return cls(recommender) if has_classifier(recommender.index.folder) else None
+        if registered is None and not has_classifier(recommender.index.folder):
+            return None
+        return cls(recommender, registered, tracking_uri)
 
     @functools.cached_property
     def reader(self) -> Any:
@@ -89,9 +103,14 @@ def predict_cover(
     cover: str | Path,
     k: int = 3,
     settings: Settings | None = None,
+    registered: str | None = None,
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one."""
-    predictor = GenrePredictor(Recommender.open(index_dir, settings))
+    """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one.
+
+    ``registered`` takes the classifier from an MLflow registry instead of the one stored beside the index.
+    """
+    predictor = GenrePredictor(Recommender.open(index_dir, settings), registered, tracking_uri)
     return {"cover": str(cover), "classifier": predictor.info.model, "genres": predictor.top_genres(cover, k)}
 
 
