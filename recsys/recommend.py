@@ -12,14 +12,12 @@ import numpy as np
 import pandas as pd
 
 from index.faiss_index import search
-from index.store import CoverIndex, load_index
+from index.store import CoverIndex, load_index, shown_name, user_columns
 from recsys.cache import default_cache_dir
 from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
 from recsys.errors import SleeveError
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover
 from recsys.ingest import content_hash
-
-_INTERNAL_COLUMNS = ["id", "content_hash", "size", "mtime_ns"]
 
 
 class QueryError(SleeveError):
@@ -60,10 +58,12 @@ class Recommender:
     def similar_to_vector(
         self, vector: np.ndarray, k: int = 10, genre: str | None = None, exclude_hash: str | None = None
     ) -> pd.DataFrame:
-        """Top ``k`` covers by cosine similarity: columns rank, score, genre, path, then metadata."""
+        """Top ``k`` covers by cosine similarity: columns rank, score, genre, path, then the manifest's columns
+        (one whose name sleeve uses itself, such as ``score``, is shown as ``user:score``)."""
         if k < 1:
             raise QueryError("k must be at least 1")
         metadata = self.index.metadata
+        k = min(k, len(metadata))  # FAISS would allocate k results however few covers there are
         excluded = (metadata["content_hash"] == exclude_hash).to_numpy()
         if genre is not None:
             rows, scores = self._exact_within_genre(vector, k, genre, excluded)
@@ -77,8 +77,8 @@ class Recommender:
             rows, scores = found_rows[keep][:k], found_scores[keep][:k]
         found = metadata.iloc[rows].reset_index(drop=True)
         result = pd.DataFrame({"rank": range(1, len(found) + 1), "score": np.round(scores.astype(float), 4)})
-        extra = [c for c in found.columns if c not in _INTERNAL_COLUMNS + ["genre", "path"]]
-        return pd.concat([result, found[["genre", "path", *extra]]], axis=1)
+        extra = found[user_columns(found)].rename(columns=shown_name)
+        return pd.concat([result, found[["genre", "path"]], extra], axis=1)
 
     def _exact_within_genre(
         self, vector: np.ndarray, k: int, genre: str, excluded: np.ndarray

@@ -7,15 +7,17 @@ different model as far as indexes and the cache are concerned.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import torch
+from filelock import FileLock
 
 from recsys.atomic import atomic_path
 from recsys.encoders.base import Encoder, EncoderError, l2_normalize
@@ -57,6 +59,22 @@ def export_tower(encoder: Encoder, cache_dir: Path) -> Path:
     target = cache_dir / "onnx" / f"{encoder.spec.key.replace(':', '_')}.onnx"
     if target.is_file():
         return target
+    with _export_lock(target.parent):
+        return target if target.is_file() else _export(encoder, target)
+
+
+@contextlib.contextmanager
+def _export_lock(folder: Path) -> Iterator[None]:
+    """One exporter at a time per cache (processes share it); the holder may remove temporary files that
+    an interrupted export left, as no other export can be writing them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".export.lock"):
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        yield
+
+
+def _export(encoder: Encoder, target: Path) -> Path:
     size = encoder.input_size
     sample = torch.rand(2, 3, size, size) * 2 - 1
     tower = encoder.tower.eval()
@@ -97,9 +115,11 @@ def quantize_int8(fp32_path: Path) -> Path:
 
     target = fp32_path.with_suffix(".int8.onnx")
     if not target.is_file():
-        ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
-        with atomic_path(target) as temporary:
-            quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
+        with _export_lock(target.parent):
+            if not target.is_file():
+                ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
+                with atomic_path(target) as temporary:
+                    quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
     return target
 
 
