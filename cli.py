@@ -94,7 +94,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _fail(message: str, error: BaseException) -> None:
-    if logging.getLogger().isEnabledFor(logging.INFO):
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("verbose"):
         traceback.print_exception(error, file=sys.stderr)
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
