@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import struct
 import subprocess
@@ -28,17 +27,11 @@ from cli import main
 from index.store import load_index
 from recsys.images import BadImageError, load_cover
 from recsys.ingest import read_collection
+from recsys.ingest import printable_path
+from tests.bad_inputs import HOSTILE_SKIPS, HOSTILE_VALID, NOT_UTF8, write_hostile_files
 from tests.conftest import make_cover
 
 REPO = Path(__file__).resolve().parents[1]
-NOT_UTF8 = os.fsdecode(b"caf\xe9-latin1.png")  # a Latin-1 name, as old Windows archives make them
-SKIP_REASONS = {
-    "pipe.jpg": "named pipe",
-    "zero.jpg": "character device",
-    "socket.png": "socket",
-    "photo.heic": "unsupported image format .heic",
-    "dangling.jpg": "file not found",
-}
 
 
 def _sleeve(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -60,16 +53,7 @@ def _hostile_collection(root: Path) -> Path:
     for g, genre in enumerate(["rock", "jazz"]):
         for i in range(4):
             make_cover(root / genre / f"{genre}-{i}.png", seed=300 + 10 * g + i)
-    os.mkfifo(root / "rock" / "pipe.jpg")
-    (root / "rock" / "zero.jpg").symlink_to("/dev/zero")
-    (root / "rock" / "dangling.jpg").symlink_to(root / "nowhere.jpg")
-    with socket.socket(socket.AF_UNIX) as server:
-        server.bind(str(root / "rock" / "socket.png"))
-    (root / "rock" / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
-    make_cover(root / "jazz" / NOT_UTF8, seed=399)
-    Image.new("RGB", (20000, 1), (200, 30, 30)).save(root / "jazz" / "wide.png")
-    Image.new("RGB", (1, 20000), (30, 30, 200)).save(root / "jazz" / "tall.png")
-    Image.new("RGB", (1, 1), (0, 0, 0)).save(root / "jazz" / "dot.png")
+    write_hostile_files(root / "odd")
     return root
 
 
@@ -83,7 +67,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["covers"] == 11, "8 covers and the wide, tall and 1x1 images"
+    assert summary["covers"] == 8 + len(HOSTILE_VALID), "8 covers and the wide, tall and 1x1 images"
     return covers, root / "index", root / "cache"
 
 
@@ -96,26 +80,24 @@ def test_special_files_unsupported_formats_and_bad_names_are_skipped_with_a_reas
     _, index, _ = built
     skipped = pd.read_csv(index / "skipped.csv")
     reasons = dict(zip(skipped["path"].map(lambda p: Path(p).name), skipped["reason"]))
-    for name, fragment in SKIP_REASONS.items():
-        assert fragment in reasons[name], (name, reasons)
-    assert "not valid UTF-8" in reasons["caf\\xe9-latin1.png"]
-    assert len(skipped) == len(SKIP_REASONS) + 1
+    for name, fragment in HOSTILE_SKIPS.items():
+        assert fragment in reasons[printable_path(name)], (name, reasons)
+    assert len(skipped) == len(HOSTILE_SKIPS)
 
 
 def test_recommend_on_a_fifo_or_device_fails_in_one_line_without_hanging(built) -> None:
     covers, index, cache = built
-    fifo = _sleeve("recommend", "--index", str(index), "--cache", str(cache), "--cover", str(covers / "rock" / "pipe.jpg"))
+    fifo = _sleeve("recommend", "--index", str(index), "--cache", str(cache), "--cover", str(covers / "odd" / "pipe.jpg"))
     assert fifo.returncode == 1 and "named pipe" in _one_line_error(fifo.stderr)
-    device = _cli(built, "recommend", "--cover", str(covers / "rock" / "zero.jpg"))
+    device = _cli(built, "recommend", "--cover", str(covers / "odd" / "zero.jpg"))
     assert device.exit_code == 1 and "character device" in _one_line_error(device.stderr)
 
 
 def test_read_text_reads_thin_tiny_and_oddly_named_covers_and_skips_special_files(built) -> None:
     covers, _, _ = built
-    readable = [covers / "jazz" / name for name in ("wide.png", "tall.png", "dot.png")]
-    odd_name = os.fsencode(covers / "jazz") + b"/caf\xe9-latin1.png"
-    args = [str(p) for p in readable] + [os.fsdecode(odd_name), str(covers / "rock" / "pipe.jpg"),
-                                          str(covers / "rock" / "zero.jpg")]
+    readable = [covers / "odd" / name for name in HOSTILE_VALID]
+    args = [str(p) for p in readable] + [str(covers / "odd" / NOT_UTF8), str(covers / "odd" / "pipe.jpg"),
+                                          str(covers / "odd" / "zero.jpg")]
     result = _sleeve("read-text", "--json", *args)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

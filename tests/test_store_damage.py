@@ -8,7 +8,6 @@ import multiprocessing
 import shutil
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from index import store
 from index.faiss_index import build_faiss_index
 from index.store import IndexBusyError, IndexFormatError, load_index, write_index, writer_lock
+from tests.bad_inputs import INDEX_DAMAGES
 
 DIM = 8
 
@@ -32,56 +32,10 @@ def _write(folder: Path, count: int, seed: int = 0, extra: dict | None = None) -
     return write_index(folder, index, metadata, vectors, {"family": "m"}, "m:1", "flat", params)
 
 
-def _file(folder: Path, kind: str) -> Path:
-    return folder / json.loads((folder / "index.json").read_text())["files"][kind]
-
-
-def _truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-
-
-def _fewer_faiss_rows(folder: Path) -> None:
-    index, _ = build_faiss_index(np.eye(3, DIM, dtype=np.float32), "flat")
-    faiss.write_index(index, str(_file(folder, "faiss")))
-
-
-def _edit_info(**changes: object):
-    def edit(folder: Path) -> None:
-        info = json.loads((folder / "index.json").read_text())
-        for key, value in changes.items():
-            if value is ...:
-                info.pop(key)
-            elif key.startswith("files."):
-                info["files"][key.removeprefix("files.")] = value
-            else:
-                info[key] = value
-        (folder / "index.json").write_text(json.dumps(info))
-
-    return edit
-
-
-DAMAGES = {
-    "truncated faiss": lambda f: _truncate(_file(f, "faiss")),
-    "foreign faiss": lambda f: _file(f, "faiss").write_bytes(b"\x89PNG not an index" * 50),
-    "fewer faiss rows than metadata": _fewer_faiss_rows,
-    "truncated parquet": lambda f: _truncate(_file(f, "metadata")),
-    "truncated npy": lambda f: _truncate(_file(f, "embeddings")),
-    "npy of another shape": lambda f: np.save(_file(f, "embeddings"), np.zeros((6, 4), np.float32)),
-    "metadata without sleeve columns": lambda f: pd.DataFrame({"x": range(6)}).to_parquet(_file(f, "metadata")),
-    "missing field": _edit_info(dim=...),
-    "null field": _edit_info(count=None),
-    "null files": _edit_info(files=None),
-    "file outside the folder": _edit_info(**{"files.faiss": "../elsewhere.faiss"}),
-    "absolute file name": _edit_info(**{"files.embeddings": "/etc/passwd"}),
-    "count disagrees": _edit_info(count=7),
-    "index.json is a list": lambda f: (f / "index.json").write_text("[]"),
-}
-
-
-@pytest.mark.parametrize("damage", DAMAGES)
+@pytest.mark.parametrize("damage", INDEX_DAMAGES)
 def test_a_damaged_index_gives_one_error_that_says_how_to_repair(tmp_path: Path, damage: str) -> None:
     _write(tmp_path, 6)
-    DAMAGES[damage](tmp_path)
+    INDEX_DAMAGES[damage](tmp_path)
     with pytest.raises(IndexFormatError) as caught:
         load_index(tmp_path)
     message = str(caught.value)
