@@ -262,3 +262,9 @@ def test_an_unreadable_sub_folder_is_reported(tmp_path: Path, monkeypatch: pytes
     table, skipped = read_collection(tmp_path, None)
     assert list(table["path"]) == [str(tmp_path / "rock" / "a.png")]
     assert skipped["reason"].tolist() == ["folder unreadable: Permission denied"]
+
+
+def test_build_index_help_states_the_one_writer_rule_and_rebuild() -> None:
+    result = CliRunner().invoke(main, ["build-index", "--help"])
+    text = " ".join(result.output.split())
+    assert "a second one on the same --index fails at once with exit code 1" in text and "--rebuild" in text
