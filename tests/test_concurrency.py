@@ -62,10 +62,8 @@ def test_sigterm_stops_a_build_at_once_and_the_next_run_resumes(tmp_path: Path) 
     database = tmp_path / "cache" / "embeddings.sqlite"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and build.poll() is None:
-        if database.is_file():
-            with sqlite3.connect(database, timeout=30) as db:
-                if db.execute("SELECT count(*) FROM embeddings").fetchone()[0] >= 2:
-                    break
+        if _embedded(database) >= 2:
+            break
         time.sleep(0.2)
     assert build.poll() is None, "the build ended before it could be interrupted"
     build.send_signal(signal.SIGTERM)
@@ -76,3 +74,16 @@ def test_sigterm_stops_a_build_at_once_and_the_next_run_resumes(tmp_path: Path) 
     assert resumed.wait(timeout=300) == 0
     summary = json.loads(resumed.communicate()[0])
     assert summary["covers"] == 16 and summary["embedded"] <= 14, "finished batches were kept"
+
+
+def _embedded(database: Path) -> int:
+    """Vectors the build has committed so far (0 until it has created the cache and its table)."""
+    if not database.is_file():
+        return 0
+    db = sqlite3.connect(database, timeout=30)
+    try:
+        return db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        db.close()
