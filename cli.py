@@ -1,16 +1,19 @@
 """sleeve command line: parses arguments and calls library functions, nothing more.
 
 Results go to stdout (a table, or JSON with --json); logs and progress bars go to stderr.
-Exit codes: 0 success, 1 an error sleeve explains (bad input, missing weights, index mismatch),
-2 a usage error, 130 interrupted.
+Exit codes: 0 success, 1 an error sleeve explains (bad input, missing weights, index mismatch, a damaged
+file, a full disk), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM). -v shows the traceback of an error.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
+import signal
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -79,20 +82,25 @@ def cnn_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn sleeve's own errors into one line on stderr and exit code 1; Ctrl-C into exit code 130."""
+    """Turn every error into one line on stderr and exit code 1 (-v adds the traceback); Ctrl-C and
+    SIGTERM into exit code 130, finished work saved."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from recsys.errors import SleeveError
 
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except SleeveError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+            _fail(str(error), error)
         except KeyboardInterrupt:
             click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
             sys.exit(130)
+        except Exception as error:  # noqa: BLE001 - the one place where any failure becomes one line
+            _fail(_describe(error), error)
 
     return wrapper
 
@@ -106,6 +114,32 @@ def make_settings(
 
     extra = {} if max_pixels is None else {"max_pixels": max_pixels}
     return Settings(runtime=runtime, cache_dir=cache_dir, weights=weights, progress=progress, **extra)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a command the way Ctrl-C does: at once, keeping what is finished."""
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, error: BaseException) -> None:
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("verbose"):
+        traceback.print_exception(error, file=sys.stderr)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _describe(error: Exception) -> str:
+    """One line for an error sleeve did not anticipate: what failed, on which file, and what to do."""
+    text = (str(error).strip().splitlines() or [""])[0][:300]
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "disk is full" in text:
+        where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
+        return f"disk full{where}; free some space and run again (finished work is kept)"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}" + (f": {error.filename}" if error.filename else "")
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    return f"{type(error).__name__}: {text} (run with -v for the traceback)"
 
 
 def print_json(data: Any) -> None:
@@ -166,6 +200,8 @@ def main(verbose: int) -> None:
 @click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
               help="Refuse images larger than this (decompression bombs).")
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
+@click.option("--rebuild", is_flag=True,
+              help="Write a fresh index over a damaged one in place (vectors come from the cache).")
 @no_progress_option
 @json_option
 @friendly_errors
@@ -184,14 +220,19 @@ def build_index_command(
     workers: int | None,
     max_pixels: int,
     no_folder_genre: bool,
+    rebuild: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
     """Embed a collection of covers and build (or update) its similarity index.
 
     Re-running on the same --index adds new covers and drops vanished ones; only new covers are
-    embedded, and an interrupted run resumes where it stopped. Unreadable files are skipped and listed
-    in INDEX/skipped.csv.
+    embedded, and an interrupted run resumes where it stopped. Unreadable files, and files that are not
+    regular files (pipes, devices), are skipped and listed in INDEX/skipped.csv.
+
+    One writer per index: while a build-index writes a folder, a second one on the same --index fails at
+    once with exit code 1 and changes nothing (run it again when the first has finished). Readers
+    (recommend, analyze) keep working meanwhile and see the old index or the new one.
 
     Example: python cli.py build-index --covers ../shared/covers
     """
@@ -210,6 +251,7 @@ def build_index_command(
         batch_size=batch_size,
         workers=workers,
         genre_from_folder=not no_folder_genre,
+        rebuild=rebuild,
         settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
     )
     if as_json:
@@ -255,7 +297,7 @@ def recommend_command(
 
     Example: python cli.py recommend --cover my-cover.jpg -k 10
     """
-    from recsys.classify.predict import GenrePredictor, query_line
+    from recsys.classify.predict import query_line
     from recsys.recommend import QueryError, Recommender
 
     if bool(covers) == (text is not None):
@@ -267,7 +309,7 @@ def recommend_command(
         return
     paths, failed = query_paths(covers)
     several = len(covers) > 1 or len(paths) != 1 or failed > 0
-    predictor = GenrePredictor.for_index(recommender, registered, tracking_uri)  # None: no classifier
+    predictor = optional_predictor(recommender, registered, tracking_uri)  # None: no classifier
     for path in paths:
         try:
             query = recommender.read_query(path)
@@ -278,12 +320,33 @@ def recommend_command(
             failed += 1
             continue
         results = recommender.similar_to_cover(query, k=k, genre=genre)
-        prediction = predictor.query_genre(query) if predictor is not None else None
+        prediction = None
+        if predictor is not None:
+            try:
+                prediction = predictor.query_genre(query)
+            except Exception as error:  # noqa: BLE001 - the genre guess is optional; the look-alikes are the answer
+                if registered:
+                    raise
+                click.echo(f"warning: no genre guess for {path}: {_describe(error)}", err=True)
         if prediction is not None and not as_json:
             click.echo(query_line(prediction), err=True)
         print_answer({"cover": path, **(prediction or {})}, results, as_json, several)
     if failed:
         sys.exit(1)
+
+
+def optional_predictor(recommender: Any, registered: str | None, tracking_uri: str | None) -> Any:
+    """The genre predictor for recommend: a classifier asked for by name must load; a broken one stored
+    beside the index only costs the genre guess (a warning), never the look-alikes."""
+    from recsys.classify.predict import GenrePredictor
+
+    if registered:
+        return GenrePredictor.for_index(recommender, registered, tracking_uri)
+    try:
+        return GenrePredictor.for_index(recommender)
+    except Exception as error:  # noqa: BLE001 - see above
+        click.echo(f"warning: no genre guess, the stored classifier cannot be used: {_describe(error)}", err=True)
+        return None
 
 
 def query_paths(covers: tuple[str, ...]) -> tuple[list[str], int]:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from index.faiss_index import search
 from index.registry import get_index_type
-from index.store import CoverIndex, ModelMismatchError, load_index
+from index.store import CoverIndex, ModelMismatchError, load_index, shown_name, user_columns
 from recsys.encoders import Encoder, ModelSpec
 from recsys.encoders.base import stack_preprocessed
 from recsys.errors import SleeveError
@@ -27,8 +27,6 @@ from recsys.settings import Settings
 
 Cover = str | Path | Image.Image
 """A query cover: a file, or an image already in memory."""
-
-_INTERNAL_COLUMNS = ["id", "content_hash", "size", "mtime_ns"]
 
 
 class QueryError(SleeveError):
@@ -112,10 +110,12 @@ class Recommender:
         exclude_hash: str | None = None,
         exclude_path: str | None = None,
     ) -> pd.DataFrame:
-        """Top ``k`` covers by cosine similarity: columns rank, score, genre, path, then metadata."""
+        """Top ``k`` covers by cosine similarity: columns rank, score, genre, path, then the manifest's columns
+        (one whose name sleeve uses itself, such as ``score``, is shown as ``user:score``)."""
         if k < 1:
             raise QueryError("k must be at least 1")
         metadata = self.index.metadata
+        k = min(k, len(metadata))  # FAISS would allocate k results however few covers there are
         # An index built in memory may know its covers by path only, without content hashes.
         excluded = ((metadata["content_hash"] == exclude_hash) | (metadata["path"] == exclude_path)).to_numpy()
         if genre is not None:
@@ -130,8 +130,8 @@ class Recommender:
             rows, scores = found_rows[keep][:k], found_scores[keep][:k]
         found = metadata.iloc[rows].reset_index(drop=True)
         result = pd.DataFrame({"rank": range(1, len(found) + 1), "score": np.round(scores.astype(float), 4)})
-        extra = [c for c in found.columns if c not in _INTERNAL_COLUMNS + ["genre", "path"]]
-        return pd.concat([result, found[["genre", "path", *extra]]], axis=1)
+        extra = found[user_columns(found)].rename(columns=shown_name)
+        return pd.concat([result, found[["genre", "path"]], extra], axis=1)
 
     def _exact_within_genre(
         self, vector: np.ndarray, k: int, genre: str, excluded: np.ndarray

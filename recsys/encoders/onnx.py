@@ -10,17 +10,19 @@ indexes and the cache are concerned.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from filelock import FileLock
 
 from recsys.atomic import atomic_path, write_json
 from recsys.encoders.base import Encoder, EncoderError, ModelSpec, l2_normalize
@@ -141,10 +143,14 @@ def export_tower(encoder: Encoder, cache_dir: Path) -> OnnxExport:
     if target.is_file():
         agreement = _agreement(encoder, target)
     else:
-        log.info("exporting %s image tower to ONNX (once): %s", encoder.spec.label, target)
-        with atomic_path(target) as temporary:
-            _export(encoder, temporary)
-            agreement = _agreement(encoder, temporary)
+        with _export_lock(target.parent):  # another process may be exporting the same model
+            if target.is_file():
+                agreement = _agreement(encoder, target)
+            else:
+                log.info("exporting %s image tower to ONNX (once): %s", encoder.spec.label, target)
+                with atomic_path(target) as temporary:
+                    _export(encoder, temporary)
+                    agreement = _agreement(encoder, temporary)
     export = OnnxExport(
         target, encoder.spec, encoder.input_size, encoder.array_transform, encoder.supports_text, agreement
     )
@@ -158,6 +164,17 @@ def export_tower(encoder: Encoder, cache_dir: Path) -> OnnxExport:
         "onnxruntime": ort.__version__,
     })
     return export
+
+
+@contextlib.contextmanager
+def _export_lock(folder: Path) -> Iterator[None]:
+    """One exporter at a time per cache (processes share it); the holder may remove temporary files that
+    an interrupted export left, as no other export can be writing them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".export.lock"):
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        yield
 
 
 def _export(encoder: Encoder, target: Path) -> None:
@@ -208,9 +225,11 @@ def quantize_int8(fp32_path: Path) -> Path:
 
     target = fp32_path.with_suffix(".int8.onnx")
     if not target.is_file():
-        ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
-        with atomic_path(target) as temporary:
-            quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
+        with _export_lock(target.parent):
+            if not target.is_file():
+                ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
+                with atomic_path(target) as temporary:
+                    quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
     return target
 
 
