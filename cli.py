@@ -135,6 +135,14 @@ def main(verbose: int) -> None:
 @click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
               help="Refuse images larger than this (decompression bombs).")
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Embed on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
+    "processes here. Workers must see the cover paths (shared file system) and have sleeve installed.",
+)
+@click.option("--shard-size", type=click.IntRange(1), help="Files per cluster task [default: up to 256, fewer "
+              "for small collections so every worker gets work].")
 @no_progress_option
 @json_option
 @friendly_errors
@@ -153,6 +161,8 @@ def build_index_command(
     workers: int | None,
     max_pixels: int,
     no_folder_genre: bool,
+    cluster: str | None,
+    shard_size: int | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -168,6 +178,11 @@ def build_index_command(
 
     if (covers is None) == (manifest is None):
         raise click.UsageError("give exactly one of --covers or --manifest")
+    distributor = None
+    if cluster is not None:  # Dask is imported only here; the click context stops the cluster client at exit
+        from recsys.cluster import open_distributor
+
+        distributor = click.get_current_context().with_resource(open_distributor(cluster))
     summary = build_index(
         index_dir,
         covers=covers,
@@ -184,6 +199,8 @@ def build_index_command(
         max_pixels=max_pixels,
         genre_from_folder=not no_folder_genre,
         progress=not no_progress,
+        distributor=distributor,
+        files_per_shard=shard_size,
     )
     if as_json:
         print_json(summary.__dict__)

@@ -17,6 +17,7 @@ import pandas as pd
 from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
 from index.store import ModelMismatchError, index_exists, load_index, write_index, write_skipped
 from recsys.cache import EmbeddingCache, default_cache_dir
+from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder, ModelSpec, create_encoder, encoder_for_spec
 from recsys.encoders.pretrained import DEFAULT_ARCH, DEFAULT_PRETRAINED
@@ -66,8 +67,13 @@ def build_index(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     genre_from_folder: bool = True,
     progress: bool = True,
+    distributor: Distributor | None = None,
+    files_per_shard: int | None = None,
 ) -> BuildSummary:
-    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated)."""
+    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated).
+
+    With a ``distributor`` (recsys.cluster) the embedding runs on its workers in shards of ``files_per_shard``.
+    """
     started = time.perf_counter()
     if (covers is None) == (manifest is None):
         raise CollectionError("give exactly one of a covers folder or a manifest CSV")
@@ -81,7 +87,13 @@ def build_index(
 
     found, unreadable = fingerprint(list(collection["path"]), known=previous)
     with EmbeddingCache(cache_dir) as cache:
-        report = embed_missing(found, encoder, cache, batch_size, workers, max_pixels, progress)
+        if distributor is None:
+            report = embed_missing(found, encoder, cache, batch_size, workers, max_pixels, progress)
+        else:
+            recipe = EncoderRecipe(encoder.spec, runtime, str(cache_dir))
+            report = embed_distributed(
+                found, recipe, cache, distributor, batch_size, max_pixels, files_per_shard, progress
+            )
         failed = found.merge(report.failed, on="content_hash")[["path", "reason"]]
         good = found[~found["content_hash"].isin(report.failed["content_hash"])]
         table = _metadata_table(collection, good)

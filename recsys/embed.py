@@ -13,7 +13,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
@@ -81,6 +83,30 @@ def embed_missing(
                 computed += len(rows)
             bar.update(len(rows) + len(bad))
     return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
+
+
+def embed_files(
+    paths: list[str], encoder: Encoder, batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
+    """Embed ``paths`` in this process: (rows read, their vectors, (row, reason) for files that failed).
+
+    For a cluster worker, whose processes may not start decoding processes of their own: a thread decodes the
+    next batch while this one runs the forward pass (decoding and the encoders release the GIL).
+    """
+    tune_allocator()
+    dataset = _CoverFiles(paths, encoder.transform, max_pixels, encoder.input_size)
+    batches = [range(start, min(start + batch_size, len(paths))) for start in range(0, len(paths), batch_size)]
+    rows: list[int] = []
+    vectors: list[np.ndarray] = []
+    failures: list[tuple[int, str]] = []
+    with ThreadPoolExecutor(1) as decoder:
+        for good, pixels, bad in decoder.map(lambda batch: _collate([dataset[row] for row in batch]), batches):
+            failures.extend(bad)
+            if good:
+                rows.extend(good)
+                vectors.append(encoder.encode_images(pixels))
+    dim = encoder.spec.dim
+    return rows, np.concatenate(vectors) if vectors else np.empty((0, dim), dtype=np.float32), failures
 
 
 def tune_allocator() -> None:

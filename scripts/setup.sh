@@ -14,7 +14,7 @@ PY
 "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # requirements.lock pins every transitive dependency to the versions the tests and benchmarks ran with.
-.venv/bin/python -m pip install --quiet -c requirements.lock -e ".[dev,tracking]"
+.venv/bin/python -m pip install --quiet -c requirements.lock -e ".[dev,tracking,cluster]"
 
 if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
