@@ -25,7 +25,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from recsys.distribute import Resident, Shard
 from recsys.errors import SleeveError
 
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 """How long to wait for a scheduler before telling the user it cannot be reached."""
 ALLOWED_FAILURES = 3
 """Workers a shard may take down before Dask gives it up (Dask's own default)."""
