@@ -14,9 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 import dask
 from distributed import Client, LocalCluster, as_completed, get_worker
@@ -30,6 +32,7 @@ CONNECT_TIMEOUT_S = 5
 ALLOWED_FAILURES = 3
 """Workers a shard may take down before Dask gives it up (Dask's own default)."""
 _QUIET_LOGGERS = ("distributed", "tornado")
+log = logging.getLogger(__name__)
 
 
 class ClusterError(SleeveError):
@@ -49,9 +52,12 @@ class DaskDistributor:
         self, task: Callable[[Any, Shard], Any], resident: Resident, shards: Sequence[Shard]
     ) -> Iterator[tuple[Shard, Any]]:
         """Run ``task`` on every shard next to the worker's copy of ``resident``; yield results as they finish."""
+        started = time.perf_counter()
         self.client.register_plugin(_ResidentPlugin(resident, self._threads_by_host()), name=resident.key)
+        seconds = time.perf_counter() - started
+        log.info("workers ready: %d built %s in %.1fs", self.worker_count(), resident.key, seconds)
         futures = {
-            self.client.submit(_run_shard, task, resident.key, shard, key=f"shard-{number}-{resident.key}", pure=False): shard
+            self.client.submit(_run_shard, task, resident.key, shard, key=f"shard-{number}-{uuid4().hex}"): shard
             for number, shard in enumerate(shards)
         }
         try:
