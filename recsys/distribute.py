@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from recsys.cache import EmbeddingCache
-from recsys.embed import EmbedReport, embed_files
+from recsys.embed import EmbedReport, embed_files, missing_files
 from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
 from recsys.images import DEFAULT_MAX_PIXELS
 
@@ -121,11 +121,9 @@ def embed_distributed(
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached, on workers."""
     model = recipe.spec.key
-    todo_hashes = cache.missing(model, files["content_hash"])
-    if not todo_hashes:
+    todo = missing_files(files, cache, model)
+    if todo.empty:
         return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
-    first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
-    todo = pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
     size = files_per_shard or shard_size(len(todo), distributor.worker_count())
 
     task = functools.partial(embed_shard, batch_size=batch_size, max_pixels=max_pixels)

@@ -56,11 +56,10 @@ def embed_missing(
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached."""
     model = encoder.spec.key
-    todo_hashes = cache.missing(model, files["content_hash"])
-    if not todo_hashes:
+    todo = missing_files(files, cache, model)
+    if todo.empty:
         return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
-    first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
-    todo = pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
+    todo_hashes = list(todo["content_hash"])
 
     tune_allocator()
     workers = default_workers() if workers is None else workers
@@ -83,6 +82,13 @@ def embed_missing(
                 computed += len(rows)
             bar.update(len(rows) + len(bad))
     return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
+
+
+def missing_files(files: pd.DataFrame, cache: EmbeddingCache, model: str) -> pd.DataFrame:
+    """One row (content_hash, path) per distinct hash of ``files`` that has no vector for ``model`` yet."""
+    todo_hashes = cache.missing(model, files["content_hash"])
+    first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
+    return pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
 
 
 def embed_files(
