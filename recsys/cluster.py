@@ -4,8 +4,8 @@
 dask-kubernetes); ``local:N`` starts a LocalCluster of N worker processes on this machine. Each worker builds
 the resident object (the index's encoder) once, in a worker plugin named by what it builds, and keeps it for
 every shard; workers read the files themselves, so the paths must be the same on every worker (a shared file
-system). Dask re-runs the shard of a worker that dies on another worker; a shard that kills
-``ALLOWED_FAILURES + 1`` workers is given up and the build fails with a one-line error.
+system). Dask re-runs the shard of a worker that dies on another worker; a shard that keeps killing workers is
+given up after the scheduler's ``allowed-failures`` (3 by default) and the build fails with a one-line error.
 Only imported when a user asks for a cluster: a plain build never imports Dask.
 """
 
@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from uuid import uuid4
 
-import dask
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -29,8 +28,8 @@ from recsys.errors import SleeveError
 
 CONNECT_TIMEOUT_S = 5
 """How long to wait for a scheduler before telling the user it cannot be reached."""
-ALLOWED_FAILURES = 3
-"""Workers a shard may take down before Dask gives it up (Dask's own default)."""
+WORKER_TIMEOUT_S = 60
+"""How long a reachable scheduler may have no worker (workers still starting) before the build gives up."""
 _QUIET_LOGGERS = ("distributed", "tornado")
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class DaskDistributor:
     ) -> Iterator[tuple[Shard, Any]]:
         """Run ``task`` on every shard next to the worker's copy of ``resident``; yield results as they finish."""
         started = time.perf_counter()
-        self.client.register_plugin(_ResidentPlugin(resident, self._threads_by_host()), name=resident.key)
+        self.client.register_plugin(_ResidentPlugin(resident, self._processes_by_host()), name=resident.key)
         seconds = time.perf_counter() - started
         log.info("workers ready: %d built %s in %.1fs", self.worker_count(), resident.key, seconds)
         futures = {
@@ -67,8 +66,8 @@ class DaskDistributor:
                     error = future.exception()
                     if type(error).__name__ == "KilledWorker":
                         raise ClusterError(
-                            f"a shard of {len(shard.paths)} files (first {shard.paths[0]}) killed "
-                            f"{ALLOWED_FAILURES + 1} workers; look at the workers' logs"
+                            f"a shard of {len(shard.paths)} files (first {shard.paths[0]}) killed every worker "
+                            "that ran it until Dask gave up (the scheduler's allowed-failures); see the workers' logs"
                         )
                     raise error
                 yield shard, future.result()
@@ -76,7 +75,7 @@ class DaskDistributor:
         finally:
             self.client.cancel(list(futures))
 
-    def _threads_by_host(self) -> dict[str, int]:
+    def _processes_by_host(self) -> dict[str, int]:
         """Worker processes per host, so that each process's encoder uses its share of that host's cores."""
         counts: dict[str, int] = {}
         for worker in self.client.scheduler_info(n_workers=-1)["workers"].values():
@@ -89,25 +88,26 @@ def open_distributor(address: str) -> Iterator[DaskDistributor]:
     """A Dask distributor for ``tcp://HOST:PORT`` or ``local:N``; the local cluster is stopped on exit."""
     for name in _QUIET_LOGGERS:  # connection retries and shutdown chatter would bury sleeve's own lines
         logging.getLogger(name).setLevel(logging.ERROR)
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
-        if address.startswith("local:"):
-            with _local_cluster(address) as cluster, Client(cluster) as client:
-                yield DaskDistributor(client)
-            return
-        parts = urlsplit(address)
-        if parts.scheme not in ("tcp", "tls") or not parts.hostname or not parts.port:
-            raise ClusterError(f"--cluster {address!r}: give tcp://HOST:PORT of a Dask scheduler, or local:N")
-        try:
-            client = Client(address, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as error:
-            raise ClusterError(
-                f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S}s "
-                f"({type(error).__name__}); is `dask scheduler` running there?"
-            ) from None
-        with client:
-            if not client.scheduler_info(n_workers=-1)["workers"]:
-                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S * 6)
+    if address.startswith("local:"):
+        with _local_cluster(address) as cluster, Client(cluster) as client:
             yield DaskDistributor(client)
+        return
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+        raise ClusterError(f"--cluster {address!r}: give tcp://HOST:PORT of a Dask scheduler, or local:N")
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S}s "
+            f"({type(error).__name__}); is `dask scheduler` running there?"
+        ) from None
+    with client:
+        try:
+            client.wait_for_workers(1, timeout=WORKER_TIMEOUT_S)
+        except TimeoutError:
+            raise ClusterError(f"no Dask worker joined the scheduler at {address} within {WORKER_TIMEOUT_S}s") from None
+        yield DaskDistributor(client)
 
 
 @contextlib.contextmanager
