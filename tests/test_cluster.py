@@ -131,6 +131,11 @@ def cached_vectors(cache: Path) -> int:
         return 0
 
 
+def test_a_plain_build_never_imports_dask() -> None:
+    code = "import sys, cli, recsys.build; sys.exit(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], env=ENV, cwd=REPO, timeout=120).returncode == 0
+
+
 # The tests without the scheduler fixture come first, so that no idle Dask cluster runs beside them.
 def test_local_cluster_of_two_workers(tmp_path, covers, reference) -> None:
     cache = fresh_cache(tmp_path / "cache", reference[1])
