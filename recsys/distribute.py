@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from recsys.cache import EmbeddingCache
 from recsys.embed import EmbedReport, embed_files, missing_files
-from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
-from recsys.images import DEFAULT_MAX_PIXELS
+from recsys.encoders import Encoder, ModelSpec
+from recsys.settings import Settings
 
 MAX_SHARD = 256
 """Files per shard at most: ~2 s of work per 2-core worker (bench/cluster.py), long enough to hide the
@@ -74,15 +74,14 @@ class EncoderRecipe:
     """Rebuilds on a worker exactly the encoder of an index: same weights (checksum checked), same runtime."""
 
     spec: ModelSpec
-    runtime: str
-    cache_dir: str
+    settings: Settings
 
     @property
     def key(self) -> str:
-        return f"encoder:{self.spec.key}:{self.runtime}"
+        return f"encoder:{self.spec.key}:{self.settings.runtime}"
 
     def build(self) -> Encoder:
-        return encoder_for_spec(self.spec, self.runtime, self.cache_dir)
+        return self.settings.encoder_for(self.spec)
 
 
 def embed_shard(encoder: Encoder, shard: Shard, batch_size: int, max_pixels: int) -> ShardResult:
@@ -115,9 +114,7 @@ def embed_distributed(
     cache: EmbeddingCache,
     distributor: Distributor,
     batch_size: int = 32,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
     files_per_shard: int | None = None,
-    progress: bool = True,
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached, on workers."""
     model = recipe.spec.key
@@ -126,10 +123,11 @@ def embed_distributed(
         return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
     size = files_per_shard or shard_size(len(todo), distributor.worker_count())
 
-    task = functools.partial(embed_shard, batch_size=batch_size, max_pixels=max_pixels)
+    task = functools.partial(embed_shard, batch_size=batch_size, max_pixels=recipe.settings.max_pixels)
     failures: list[tuple[str, str]] = []
     computed = 0
-    with tqdm(total=len(todo), unit="img", desc="embedding", file=sys.stderr, disable=not progress) as bar:
+    quiet = not recipe.settings.progress
+    with tqdm(total=len(todo), unit="img", desc="embedding", file=sys.stderr, disable=quiet) as bar:
         for shard, result in distributor.map_shards(task, recipe, make_shards(todo, size)):
             if result.hashes:
                 cache.put(model, result.hashes, result.vectors)

@@ -24,6 +24,7 @@ import pytest
 
 from index.store import load_index
 from recsys.build import build_index
+from recsys.settings import Settings
 
 distributed = pytest.importorskip("distributed", reason="Dask is the 'cluster' extra: pip install -e '.[cluster]'")
 
@@ -51,7 +52,8 @@ def covers(tmp_path_factory: pytest.TempPathFactory, shared_subset: Path) -> Pat
 def reference(tmp_path_factory: pytest.TempPathFactory, covers: Path) -> tuple[Path, Path]:
     """(index, cache) of the single-process build; the cache's ONNX export is reused by the other builds."""
     folder = tmp_path_factory.mktemp("reference")
-    build_index(folder / "index", covers=covers, model="efficientnet-lite0", cache_dir=folder / "cache", progress=False)
+    settings = Settings(cache_dir=folder / "cache", progress=False)
+    build_index(folder / "index", covers=covers, model="efficientnet-lite0", settings=settings)
     return folder / "index", folder / "cache"
 
 
