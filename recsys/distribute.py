@@ -27,8 +27,9 @@ from recsys.encoders import Encoder, ModelSpec
 from recsys.settings import Settings
 
 MAX_SHARD = 256
-"""Files per shard at most: ~2 s of work per 2-core worker (bench/cluster.py), long enough to hide the
-scheduler's per-task cost, short enough that a lost worker costs little and results stream in."""
+"""Files per shard at most: ~2 s of EfficientNet-Lite0 work for a 2-core worker (145 covers/s, docs/scale.md),
+long enough to hide the scheduler's per-task cost, short enough that a lost worker costs little and results
+stream in."""
 SHARDS_PER_WORKER = 4
 """Small collections are cut finer so that every worker gets some shards."""
 
