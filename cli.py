@@ -202,6 +202,14 @@ def main(verbose: int) -> None:
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
 @click.option("--rebuild", is_flag=True,
               help="Write a fresh index over a damaged one in place (vectors come from the cache).")
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Embed on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
+    "processes here. Workers must see the cover paths (shared file system) and have sleeve installed.",
+)
+@click.option("--shard-size", type=click.IntRange(1), help="Files per cluster task [default: up to 256, fewer "
+              "for small collections so every worker gets work].")
 @no_progress_option
 @json_option
 @friendly_errors
@@ -221,6 +229,8 @@ def build_index_command(
     max_pixels: int,
     no_folder_genre: bool,
     rebuild: bool,
+    cluster: str | None,
+    shard_size: int | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -240,6 +250,11 @@ def build_index_command(
 
     if (covers is None) == (manifest is None):
         raise click.UsageError("give exactly one of --covers or --manifest")
+    distributor = None
+    if cluster is not None:  # Dask is imported only here; the click context stops the cluster client at exit
+        from recsys.cluster import open_distributor
+
+        distributor = click.get_current_context().with_resource(open_distributor(cluster))
     summary = build_index(
         index_dir,
         covers=covers,
@@ -253,6 +268,8 @@ def build_index_command(
         genre_from_folder=not no_folder_genre,
         rebuild=rebuild,
         settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
+        distributor=distributor,
+        files_per_shard=shard_size,
     )
     if as_json:
         print_json(summary.__dict__)

@@ -27,6 +27,7 @@ from index.store import (
     write_skipped,
 )
 from recsys.cache import EmbeddingCache
+from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
@@ -74,12 +75,15 @@ def build_index(
     genre_from_folder: bool = True,
     rebuild: bool = False,
     settings: Settings | None = None,
+    distributor: Distributor | None = None,
+    files_per_shard: int | None = None,
 ) -> BuildSummary:
     """Index the covers of a folder or a manifest into ``index_dir`` (created or updated).
 
     ``rebuild`` writes a fresh index over a damaged one (keeping its model when index.json still names it).
     One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
+    With a ``distributor`` (recsys.cluster) the embedding runs on its workers in shards of ``files_per_shard``.
     """
     started = time.perf_counter()
     settings = settings or Settings()
@@ -94,7 +98,11 @@ def build_index(
 
     found, unreadable = fingerprint(list(collection["path"]), known=previous)
     with EmbeddingCache(settings.cache) as cache:
-        report = embed_missing(found, encoder, cache, batch_size, workers, settings.max_pixels, settings.progress)
+        if distributor is None:
+            report = embed_missing(found, encoder, cache, batch_size, workers, settings.max_pixels, settings.progress)
+        else:
+            recipe = EncoderRecipe(encoder.spec, settings)
+            report = embed_distributed(found, recipe, cache, distributor, batch_size, files_per_shard)
         failed = found.merge(report.failed, on="content_hash")[["path", "reason"]]
         good = found[~found["content_hash"].isin(report.failed["content_hash"])]
         table = _metadata_table(collection, good)

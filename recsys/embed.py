@@ -13,8 +13,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
@@ -55,11 +57,10 @@ def embed_missing(
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached."""
     model = encoder.spec.key
-    todo_hashes = cache.missing(model, files["content_hash"])
-    if not todo_hashes:
+    todo = missing_files(files, cache, model)
+    if todo.empty:
         return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
-    first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
-    todo = pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
+    todo_hashes = list(todo["content_hash"])
 
     tune_allocator()
     workers = default_workers() if workers is None else workers
@@ -82,6 +83,37 @@ def embed_missing(
                 computed += len(rows)
             bar.update(len(rows) + len(bad))
     return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
+
+
+def missing_files(files: pd.DataFrame, cache: EmbeddingCache, model: str) -> pd.DataFrame:
+    """One row (content_hash, path) per distinct hash of ``files`` that has no vector for ``model`` yet."""
+    todo_hashes = cache.missing(model, files["content_hash"])
+    first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
+    return pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
+
+
+def embed_files(
+    paths: list[str], encoder: Encoder, batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
+    """Embed ``paths`` in this process: (rows read, their vectors, (row, reason) for files that failed).
+
+    For a cluster worker, whose processes may not start decoding processes of their own: a thread decodes the
+    next batch while this one runs the forward pass (decoding and the encoders release the GIL).
+    """
+    tune_allocator()
+    dataset = _CoverFiles(paths, encoder.transform, max_pixels, encoder.input_size)
+    batches = [range(start, min(start + batch_size, len(paths))) for start in range(0, len(paths), batch_size)]
+    rows: list[int] = []
+    vectors: list[np.ndarray] = []
+    failures: list[tuple[int, str]] = []
+    with ThreadPoolExecutor(1) as decoder:
+        for good, pixels, bad in decoder.map(lambda batch: _collate([dataset[row] for row in batch]), batches):
+            failures.extend(bad)
+            if good:
+                rows.extend(good)
+                vectors.append(encoder.encode_images(pixels))
+    dim = encoder.spec.dim
+    return rows, np.concatenate(vectors) if vectors else np.empty((0, dim), dtype=np.float32), failures
 
 
 def tune_allocator() -> None:

@@ -15,7 +15,7 @@ PY
 "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 # requirements.lock pins every transitive dependency to the versions the tests and benchmarks ran with.
-.venv/bin/python -m pip install --quiet -c requirements.lock -e ".[dev,tracking]"
+.venv/bin/python -m pip install --quiet -c requirements.lock -e ".[dev,tracking,cluster]"
 
 # The MLflow tracking server runs in its own environment: it pins pyarrow<26, sleeve pins pyarrow 26.
 "$PYTHON" -m venv .venv-tracking
