@@ -22,6 +22,7 @@ from recsys.encoders import Encoder, ModelSpec, create_encoder, encoder_for_spec
 from recsys.encoders.pretrained import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.images import DEFAULT_MAX_PIXELS
 from recsys.ingest import CollectionError, fingerprint, read_manifest, scan_folder
+from recsys.textstore import read_cover_texts
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class BuildSummary:
     added: int
     removed: int
     seconds: float
+    with_text: bool = False
 
     def line(self) -> str:
         return (
@@ -47,6 +49,7 @@ class BuildSummary:
             f"{self.embedded:,} embedded now, {self.covers - self.embedded:,} from cache or duplicates, "
             f"{self.added:,} added, {self.removed:,} removed, {self.skipped:,} skipped"
             + (f" (see {Path(self.index_dir) / 'skipped.csv'})" if self.skipped else "")
+            + ("; cover text stored" if self.with_text else "")
         )
 
 
@@ -66,8 +69,13 @@ def build_index(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     genre_from_folder: bool = True,
     progress: bool = True,
+    read_text: bool = False,
 ) -> BuildSummary:
-    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated)."""
+    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated).
+
+    ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
+    text keeps it, so later runs read the new covers' text without being asked again.
+    """
     started = time.perf_counter()
     if (covers is None) == (manifest is None):
         raise CollectionError("give exactly one of a covers folder or a manifest CSV")
@@ -94,9 +102,13 @@ def build_index(
         chosen_type = choose_index_type(len(table), encoder.spec.dim, memory_budget_bytes())
     else:
         chosen_type = index_type
+    texts = None
+    if read_text or (existing is not None and "text" in existing.info.files):
+        texts, _ = read_cover_texts(table, cache_dir, progress)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
-        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params
+        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params,
+        texts=texts,
     )
     skipped = pd.concat([unreadable, failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)
@@ -114,6 +126,7 @@ def build_index(
         added=len(after - before),
         removed=len(before - after),
         seconds=time.perf_counter() - started,
+        with_text=texts is not None,
     )
 
 
