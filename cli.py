@@ -51,6 +51,10 @@ runtime_option = click.option(
     help="Where the image tower runs. auto: the fastest measured for the model; "
     + _choices_help(list(RUNTIMES), RUNTIMES.__getitem__) + ".",
 )
+where_option = click.option(
+    "--where", multiple=True, metavar="COLUMN=VALUE",
+    help="Only covers whose manifest column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; repeatable.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 moved_weights_option = click.option(
@@ -210,6 +214,9 @@ def main(verbose: int) -> None:
 )
 @click.option("--shard-size", type=click.IntRange(1), help="Files per cluster task [default: up to 256, fewer "
               "for small collections so every worker gets work].")
+@click.option("--read-text", is_flag=True,
+              help="Also read the text printed on each cover (OCR, cached) for recommend --by words/both and search; "
+              "an index with text keeps reading new covers' text on later runs.")
 @no_progress_option
 @json_option
 @friendly_errors
@@ -231,6 +238,7 @@ def build_index_command(
     rebuild: bool,
     cluster: str | None,
     shard_size: int | None,
+    read_text: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -267,6 +275,7 @@ def build_index_command(
         workers=workers,
         genre_from_folder=not no_folder_genre,
         rebuild=rebuild,
+        read_text=read_text,
         settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
         distributor=distributor,
         files_per_shard=shard_size,
@@ -283,6 +292,10 @@ def build_index_command(
 @click.option("--text", help='Query text, e.g. "a dark cover with a skull" (CLIP indexes only).')
 @click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
 @click.option("--genre", help="Only return covers of this genre.")
+@where_option
+@click.option("--by", type=click.Choice(["look", "words", "both"]),
+              help="Rank a --cover by its look, by the words printed on it, or both fused "
+              "[default: both when the index holds text (build-index --read-text), else look].")
 @index_option
 @moved_weights_option
 @runtime_option
@@ -296,6 +309,8 @@ def recommend_command(
     text: str | None,
     k: int,
     genre: str | None,
+    where: tuple[str, ...],
+    by: str | None,
     index_dir: str,
     weights: str | None,
     runtime: str,
@@ -304,7 +319,8 @@ def recommend_command(
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
-    """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata.
+    """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata, and
+    for a cover which part the result owes its rank to (match: look, words or both).
 
     A query cover that is itself in the index is left out of its own results. Several --cover options or a
     folder are answered one after another in one process, so start-up is paid once; each table is headed
@@ -312,13 +328,17 @@ def recommend_command(
     --cover file prints one indented object, as always). A cover that cannot be read is reported on stderr
     and the others are answered; the exit code is then 1.
 
-    Example: python cli.py recommend --cover my-cover.jpg -k 10
+    Example: python cli.py recommend --cover my-cover.jpg -k 10 --by both --where artist="Alan Jackson"
     """
     from recsys.classify.predict import query_line
+    from recsys.filters import parse_where
     from recsys.recommend import QueryError, Recommender
 
     if bool(covers) == (text is not None):
         raise click.UsageError("give --cover (one or more) or --text")
+    if text is not None and (by is not None or where):
+        raise click.UsageError("--by and --where rank a --cover; to find covers by their printed words use: sleeve search")
+    filters = parse_where(where)
     recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
     if text is not None:
         results = recommender.similar_to_text(text, k=k, genre=genre)
@@ -336,7 +356,7 @@ def recommend_command(
             click.echo(f"error: {error}", err=True)
             failed += 1
             continue
-        results = recommender.similar_to_cover(query, k=k, genre=genre)
+        results = recommender.similar_to_cover(query, k=k, genre=genre, by=by, where=filters)
         prediction = None
         if predictor is not None:
             try:
@@ -727,6 +747,35 @@ def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"  {score}{line['text']}")
     if any("error" in result for result in results):
         sys.exit(1)
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
+@click.option("--genre", help="Only return covers of this genre.")
+@where_option
+@index_option
+@json_option
+@friendly_errors
+def search_command(query: str, k: int, genre: str | None, where: tuple[str, ...], index_dir: str, as_json: bool) -> None:
+    """Find covers by the words printed on them: rank, score (share of the query found), genre, path, the
+    cover's text, metadata. Case, accents, spaces and most OCR slips ("ALANIACKSON") do not matter.
+
+    Needs an index built with --read-text.
+
+    Example: python cli.py search "alan jackson" -k 5
+    """
+    from index.store import load_index
+    from recsys.filters import parse_where
+    from recsys.recommend import Recommender
+
+    results = Recommender(load_index(index_dir)).search_text(query, k=k, genre=genre, where=parse_where(where))
+    if as_json:
+        print_json({"query": query, "results": results.to_dict(orient="records")})
+    elif results.empty:
+        click.echo("no covers carry that text")
+    else:
+        print_table(results)
 
 
 @main.command("predict")

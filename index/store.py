@@ -51,7 +51,7 @@ USER_PREFIX = "user:"
 SLEEVE_COLUMNS = ("id", "path", "content_hash", "size", "mtime_ns", "genre")
 RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "metadata"})
 """Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
-_DATA_PATTERNS = ("vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy")
+_DATA_PATTERNS = ("vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet")
 _FILE_KINDS = ("faiss", "metadata", "embeddings")
 _LOAD_ATTEMPTS = 3
 
@@ -102,6 +102,8 @@ class CoverIndex:
     metadata: pd.DataFrame
     embeddings: np.ndarray
     faiss_index: faiss.Index
+    texts: pd.DataFrame | None = None
+    """The printed text of each cover (content_hash, text, reader), when built with --read-text."""
 
     def save(self, folder: str | Path) -> CoverIndex:
         """Write this index as an index folder (atomically and under the writer lock, as build-index does) and
@@ -109,7 +111,7 @@ class CoverIndex:
         with writer_lock(folder):
             write_index(
                 folder, self.faiss_index, self.metadata, np.asarray(self.embeddings), self.info.model,
-                self.info.model_key, self.info.index_type, self.info.search_params,
+                self.info.model_key, self.info.index_type, self.info.search_params, texts=self.texts,
             )
         return load_index(folder)
 
@@ -195,8 +197,13 @@ def write_index(
     model_key: str,
     index_type: str,
     search_params: dict[str, Any],
+    texts: pd.DataFrame | None = None,
 ) -> IndexInfo:
-    """Write a new generation of the index in ``folder`` and switch ``index.json`` to it."""
+    """Write a new generation of the index in ``folder`` and switch ``index.json`` to it.
+
+    ``texts`` (columns content_hash, text, reader: the printed text of each cover, see recsys.textstore)
+    is stored beside the vectors as ``files["text"]`` when given.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if len(metadata) != len(embeddings) or faiss_index.ntotal != len(embeddings):
@@ -207,6 +214,8 @@ def write_index(
         "metadata": f"metadata-{generation}.parquet",
         "embeddings": f"embeddings-{generation}.npy",
     }
+    if texts is not None:
+        files["text"] = f"text-{generation}.parquet"
     try:
         with atomic_path(folder / files["faiss"]) as temporary:
             faiss.write_index(faiss_index, str(temporary))
@@ -214,6 +223,9 @@ def write_index(
             metadata.to_parquet(temporary, index=False)
         with atomic_path(folder / files["embeddings"]) as temporary, open(temporary, "wb") as handle:
             np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
+        if texts is not None:
+            with atomic_path(folder / files["text"]) as temporary:
+                texts.to_parquet(temporary, index=False)
         info = IndexInfo(
             format_version=FORMAT_VERSION,
             model=model,
@@ -282,7 +294,7 @@ def _field_problem(raw: dict[str, Any]) -> str | None:
             return f"field {name!r} is {'missing' if name not in raw else repr(value)[:40]}"
     if raw["dim"] < 1 or raw["count"] < 1:
         return "dim and count must be positive"
-    for kind in _FILE_KINDS:
+    for kind in (*_FILE_KINDS, *(["text"] if "text" in raw["files"] else [])):
         name = raw["files"].get(kind)
         if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
             return f"files.{kind} must name a file inside the index folder, not {name!r}"
@@ -300,7 +312,8 @@ def load_index(folder: str | Path, expected_model_key: str | None = None) -> Cov
                 "vectors of different models cannot be compared. Use that model, or another --index folder."
             )
         try:
-            handles = {kind: open(folder / info.files[kind], "rb") for kind in _FILE_KINDS}  # noqa: SIM115
+            kinds = [*_FILE_KINDS, *(["text"] if "text" in info.files else [])]
+            handles = {kind: open(folder / info.files[kind], "rb") for kind in kinds}  # noqa: SIM115
         except FileNotFoundError as error:
             if _current_files(folder) != info.files:
                 continue  # a writer switched generations between reading index.json and opening the files
@@ -349,7 +362,13 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
         raise damaged("faiss", f"{index.ntotal} vectors of {index.d} dimensions, index.json says "
                                f"{info.count} of {info.dim}")
     apply_search_params(index, info.search_params)
-    return CoverIndex(folder=folder, info=info, metadata=metadata, embeddings=embeddings, faiss_index=index)
+    texts = None
+    if "text" in handles:
+        try:
+            texts = pd.read_parquet(handles["text"])
+        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            raise damaged("text", f"unreadable table: {_first_line(error)}") from None
+    return CoverIndex(folder, info, metadata, embeddings, index, texts)
 
 
 def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, str], Exception]) -> np.ndarray:
@@ -372,6 +391,12 @@ def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:160] if text else type(error).__name__
+
+
+def load_texts(index: CoverIndex) -> pd.DataFrame | None:
+    """The stored cover texts (content_hash, text, reader), or None for an index built without them; read with
+    the rest of the generation at load time."""
+    return index.texts
 
 
 def _remove(folder: Path, names: Any) -> None:

@@ -33,6 +33,7 @@ from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
+from recsys.textstore import read_cover_texts
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class BuildSummary:
     added: int
     removed: int
     seconds: float
+    with_text: bool = False
 
     def line(self) -> str:
         return (
@@ -58,6 +60,7 @@ class BuildSummary:
             f"{self.embedded:,} embedded now, {self.covers - self.embedded:,} from cache or duplicates, "
             f"{self.added:,} added, {self.removed:,} removed, {self.skipped:,} skipped"
             + (f" (see {Path(self.index_dir) / 'skipped.csv'})" if self.skipped else "")
+            + ("; cover text stored" if self.with_text else "")
         )
 
 
@@ -74,6 +77,7 @@ def build_index(
     workers: int | None = None,
     genre_from_folder: bool = True,
     rebuild: bool = False,
+    read_text: bool = False,
     settings: Settings | None = None,
     distributor: Distributor | None = None,
     files_per_shard: int | None = None,
@@ -84,6 +88,8 @@ def build_index(
     One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
     With a ``distributor`` (recsys.cluster) the embedding runs on its workers in shards of ``files_per_shard``.
+    ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
+    text keeps it, so later runs read the new covers' text without being asked again.
     """
     started = time.perf_counter()
     settings = settings or Settings()
@@ -115,9 +121,13 @@ def build_index(
         chosen_type = choose_index_type(len(table), encoder.spec.dim, memory_budget_bytes())
     else:
         chosen_type = index_type
+    texts = None
+    if read_text or (existing is not None and "text" in existing.info.files):
+        texts, _ = read_cover_texts(table, settings.cache, settings.progress)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
-        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params
+        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params,
+        texts=texts,
     )
     skipped = pd.concat([left_out, unreadable, failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)
@@ -135,6 +145,7 @@ def build_index(
         added=len(after - before),
         removed=len(before - after),
         seconds=time.perf_counter() - started,
+        with_text=texts is not None,
     )
 
 

@@ -2,14 +2,18 @@
 
 Like rclip's search object, a :class:`Recommender` receives a ready index (from a folder or built in memory)
 and the encoder that made its vectors; :meth:`Recommender.open` makes both from a folder. The query is always
-encoded by the index's own model. A query cover that is itself in the index (same
-content hash) is left out of its own results. A genre filter searches that genre's covers exactly.
+encoded by the index's own model, and a query cover is read, hashed, decoded and encoded once
+(:class:`QueryCover`). A query cover that is itself in the index (same content hash) is left out of its own
+results. A genre or metadata filter searches the matching covers exactly. An index that holds cover text
+(build-index --read-text) also ranks by the printed words, alone or fused with the look (recsys.hybrid),
+and is searchable by words (recsys.textsearch).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +23,19 @@ from PIL import Image
 from index.faiss_index import search
 from index.registry import get_index_type
 from index.store import CoverIndex, ModelMismatchError, load_index, shown_name, user_columns
+from recsys import hybrid, textsearch
 from recsys.encoders import Encoder, ModelSpec
 from recsys.encoders.base import stack_preprocessed
-from recsys.errors import SleeveError
+from recsys.errors import QueryError
+from recsys.filters import row_mask
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
 from recsys.settings import Settings
+from recsys.textstore import NoTextError, no_text_message, read_cover_texts, texts_by_row
 
 Cover = str | Path | Image.Image
 """A query cover: a file, or an image already in memory."""
 
-
-class QueryError(SleeveError):
-    """The query cannot be answered as asked (unreadable cover, unknown genre)."""
+__all__ = ["Cover", "QueryCover", "QueryError", "Recommender", "open_index"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +53,15 @@ class QueryCover:
 class Recommender:
     """An index and the encoder of its model, loaded once and queried many times."""
 
-    def __init__(self, index: CoverIndex, encoder: Encoder | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        """``encoder`` must be the index's own model; without one only vector queries work."""
+    def __init__(
+        self,
+        index: CoverIndex,
+        encoder: Encoder | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        """``encoder`` must be the index's own model; without one only vector and text-search queries work.
+        ``cache_dir`` keeps the OCR readings of query covers that are not in the index."""
         if encoder is not None and encoder.spec.key != index.info.model_key:
             raise ModelMismatchError(
                 f"the encoder makes {encoder.spec.key} vectors but the index holds {index.info.model_key} vectors"
@@ -57,18 +69,22 @@ class Recommender:
         self.index = index
         self.encoder = encoder
         self.max_pixels = max_pixels
+        self.cache_dir = cache_dir
 
     @classmethod
     def open(cls, index_dir: str | Path, settings: Settings | None = None) -> Recommender:
         """The index in ``index_dir`` with its own encoder, built as ``settings`` say."""
         settings = settings or Settings()
         index = load_index(index_dir)
-        return cls(index, settings.encoder_for(ModelSpec.from_dict(index.info.model)), settings.max_pixels)
+        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model))
+        return cls(index, encoder, settings.max_pixels, settings.cache)
 
     def _encoder(self) -> Encoder:
         if self.encoder is None:
             raise QueryError("this index was given no encoder, so it answers vector queries only")
         return self.encoder
+
+    # -- the query cover, read once ------------------------------------------------------------------------
 
     def read_query(self, cover: Cover) -> QueryCover:
         """Read, hash, decode and encode ``cover`` once; a :class:`QueryError` says why it cannot be used."""
@@ -90,14 +106,92 @@ class Recommender:
         """The query cover's unit vector, or a :class:`QueryError` saying why it cannot be read."""
         return self.read_query(cover).vector
 
-    def similar_to_cover(self, cover: Cover | QueryCover, k: int = 10, genre: str | None = None) -> pd.DataFrame:
-        """A cover file that is itself in the index is left out of its own results. ``cover`` may be a
-        :class:`QueryCover` already read, so that the results and the predicted genre share one read and one
-        encoding."""
+    # -- cover text ----------------------------------------------------------------------------------------
+
+    @property
+    def has_text(self) -> bool:
+        """The index holds the text printed on its covers (built with --read-text)."""
+        return "text" in self.index.info.files
+
+    @cached_property
+    def texts(self) -> np.ndarray:
+        """Each index row's cover text ("" where none was found)."""
+        texts = texts_by_row(self.index)
+        if texts is None:
+            raise NoTextError(no_text_message(self.index.folder))
+        return texts
+
+    @cached_property
+    def _text_model(self) -> textsearch.TextModel:
+        return textsearch.fit_text_vectors(list(self.texts))
+
+    def text_of(self, cover: str | Path | QueryCover) -> str:
+        """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR."""
+        query = cover if isinstance(cover, QueryCover) else None
+        if query is None:
+            try:
+                data = read_cover_bytes(cover)
+            except BadImageError as error:
+                raise QueryError(f"cannot read {cover}: {error}") from None
+            query = QueryCover(np.zeros(0, dtype=np.float32), data, str(cover), hashlib.sha256(data).hexdigest())
+        if query.path is None:
+            raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
+        rows = np.flatnonzero((self.index.metadata["content_hash"] == query.content_hash).to_numpy())
+        if rows.size and self.has_text:
+            return str(self.texts[rows[0]])
+        files = pd.DataFrame({"path": [query.path], "content_hash": [query.content_hash]})
+        texts, failures = read_cover_texts(files, self.cache_dir, progress=False)
+        if not failures.empty:
+            raise QueryError(f"cannot read the text of {query.path}: {failures['reason'].iloc[0]}")
+        return str(texts["text"].iloc[0])
+
+    def search_text(
+        self, query: str, k: int = 10, genre: str | None = None, where: dict[str, str] | None = None
+    ) -> pd.DataFrame:
+        """Covers whose printed text matches ``query`` (case, accents, spaces and most OCR slips aside), best
+        first: rank, score (0-1, see recsys.textsearch.words_similarity), genre, path, text, then metadata."""
+        if k < 1:
+            raise QueryError("k must be at least 1")
+        if not textsearch.normalise(query):
+            raise QueryError("the search needs at least one letter or digit")
+        scores = textsearch.words_similarity(self._text_model, query)
+        candidates = np.flatnonzero(row_mask(self.index.metadata, genre, where) & (scores > 0))
+        top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
+        result = self._frame(top, scores[top])
+        result.insert(4, "text", [" / ".join(str(self.texts[row]).splitlines()) for row in top])
+        return result
+
+    # -- look-alikes ---------------------------------------------------------------------------------------
+
+    def similar_to_cover(
+        self,
+        cover: Cover | QueryCover,
+        k: int = 10,
+        genre: str | None = None,
+        by: str | None = None,
+        where: dict[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """Covers like ``cover`` by look, by the words printed on it, or both (None: both when the index
+        holds text and the cover is a file, else look); ``match`` says which part each result owes its rank
+        to. A cover file that is itself in the index is left out of its own results. ``cover`` may be a
+        :class:`QueryCover` already read, so that the results and the predicted genre share one read."""
+        in_memory = isinstance(cover, Image.Image) or (isinstance(cover, QueryCover) and cover.path is None)
+        by = by or ("both" if self.has_text and not in_memory else "look")
+        if by not in hybrid.MODES:
+            raise QueryError(f"by must be one of {', '.join(hybrid.MODES)}, not {by!r}")
+        if by != "look" and not self.has_text:
+            raise NoTextError(no_text_message(self.index.folder))
+        if by != "look" and in_memory:
+            raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
         query = cover if isinstance(cover, QueryCover) else self.read_query(cover)
+        allowed = row_mask(self.index.metadata, genre, where) & ~self._excluded(query)
+        if by != "look":
+            return self._by_words(query, k, allowed, by)
+        if where or genre is not None:
+            return self._exact(query.vector, k, allowed).assign(match="look")
         return self.similar_to_vector(
-            query.vector, k, genre, exclude_hash=query.content_hash, exclude_path=query.path
-        )
+            query.vector, k, exclude_hash=query.content_hash, exclude_path=query.path
+        ).assign(match="look")
 
     def similar_to_text(self, text: str, k: int = 10, genre: str | None = None) -> pd.DataFrame:
         return self.similar_to_vector(self._encoder().encode_text([text])[0], k, genre)
@@ -119,33 +213,55 @@ class Recommender:
         # An index built in memory may know its covers by path only, without content hashes.
         excluded = ((metadata["content_hash"] == exclude_hash) | (metadata["path"] == exclude_path)).to_numpy()
         if genre is not None:
-            rows, scores = self._exact_within_genre(vector, k, genre, excluded)
-        else:
-            compressed = get_index_type(self.index.info.index_type).rescore
-            found_scores, found_rows = search(
-                self.index.faiss_index, vector, k + int(excluded.sum()),
-                exact_vectors=self.index.embeddings if compressed else None,
-            )
-            keep = (found_rows >= 0) & ~excluded[np.maximum(found_rows, 0)]
-            rows, scores = found_rows[keep][:k], found_scores[keep][:k]
-        found = metadata.iloc[rows].reset_index(drop=True)
+            return self._exact(vector, k, row_mask(metadata, genre) & ~excluded)
+        compressed = get_index_type(self.index.info.index_type).rescore
+        found_scores, found_rows = search(
+            self.index.faiss_index, vector, k + int(excluded.sum()),
+            exact_vectors=self.index.embeddings if compressed else None,
+        )
+        keep = (found_rows >= 0) & ~excluded[np.maximum(found_rows, 0)]
+        return self._frame(found_rows[keep][:k], found_scores[keep][:k])
+
+    def _excluded(self, query: QueryCover) -> np.ndarray:
+        """The rows that are the query cover itself (same content or same path)."""
+        metadata = self.index.metadata
+        if query.path is None:
+            return np.zeros(len(metadata), dtype=bool)
+        return ((metadata["content_hash"] == query.content_hash) | (metadata["path"] == query.path)).to_numpy()
+
+    def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+        """Result rows: rank, score, genre, path, then the manifest's own columns."""
+        found = self.index.metadata.iloc[rows].reset_index(drop=True)
         result = pd.DataFrame({"rank": range(1, len(found) + 1), "score": np.round(scores.astype(float), 4)})
         extra = found[user_columns(found)].rename(columns=shown_name)
         return pd.concat([result, found[["genre", "path"]], extra], axis=1)
 
-    def _exact_within_genre(
-        self, vector: np.ndarray, k: int, genre: str, excluded: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        genres = self.index.metadata["genre"].str.lower()
-        in_genre = (genres == genre.lower()).fillna(False).to_numpy()
-        if not in_genre.any():
-            known = ", ".join(sorted(genres.dropna().unique())) or "none"
-            raise QueryError(f"no covers of genre {genre!r} in this index (genres: {known})")
-        candidates = np.flatnonzero(in_genre & ~excluded)
+    def _exact(self, vector: np.ndarray, k: int, allowed: np.ndarray) -> pd.DataFrame:
+        """Top ``k`` by cosine among the ``allowed`` rows, computed exactly."""
+        if k < 1:
+            raise QueryError("k must be at least 1")
+        candidates = np.flatnonzero(allowed)
         scores = np.asarray(self.index.embeddings[candidates]) @ vector
         top = np.argsort(-scores, kind="stable")[:k]
-        return candidates[top], scores[top]
+        return self._frame(candidates[top], scores[top])
 
+    def _by_words(self, query: QueryCover, k: int, allowed: np.ndarray, by: str) -> pd.DataFrame:
+        """Rank the ``allowed`` covers by text similarity ("words") or by the fused scores ("both")."""
+        if k < 1:
+            raise QueryError("k must be at least 1")
+        query_text = self.text_of(query)
+        candidates = np.flatnonzero(allowed)
+        if by == "words":
+            words = textsearch.words_similarity(self._text_model, query_text)[candidates]
+            matched = np.flatnonzero(words > 0)
+            top = matched[np.argsort(-words[matched], kind="stable")[:k]]
+            return self._frame(candidates[top], words[top]).assign(match="words")
+        fused, look, words = hybrid.both_scores(
+            self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text
+        )
+        top = np.argsort(-fused, kind="stable")[:k]
+        owed = hybrid.owed_to(look, words, k)[top]
+        return self._frame(candidates[top], fused[top]).assign(match=owed)
 
 
 def open_index(index_dir: str | Path, settings: Settings | None = None) -> Recommender:

@@ -185,7 +185,7 @@ def test_recommend_answers_several_covers_and_a_folder_in_one_process(built, tmp
 
     tables = recommend("--cover", first, "--cover", second)
     assert tables.exit_code == 0 and tables.stdout.count("query: ") == 2
-    assert tables.stdout.splitlines()[1].split() == ["rank", "score", "genre", "path"]
+    assert tables.stdout.splitlines()[1].split() == ["rank", "score", "genre", "path", "match"]
 
     single = recommend("--cover", first, "--json")
     assert single.exit_code == 0 and json.loads(single.stdout)["query"] == {"cover": first}, "one cover: one object"

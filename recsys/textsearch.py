@@ -1,0 +1,91 @@
+"""Compare covers by the words printed on them, robust to OCR errors: character n-grams of normalised text.
+
+OCR drops spaces and confuses letters ("ALANIACKSON" for "ALAN JACKSON"), so words are compared by their
+character 3-grams, taken with the spaces removed so that a lost space costs nothing, and weighted by TF-IDF
+over the collection so that "records" or "stereo" count less than a name. Plain functions over arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from scipy import sparse
+
+NGRAM = (3, 3)
+MIN_LINE_CHARS = 4
+"""Printed lines shorter than this ("CD", "2") are too common to say that two covers share words."""
+
+
+def normalise(text: str) -> str:
+    """Lower case, accents stripped, only letters and digits, words joined: "Alan  JACKSON!" -> "alanjackson"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return re.sub(r"[\W_]+", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def _lines(text: str) -> list[str]:
+    """The normalised printed lines of a cover text (one per OCR line), empty ones dropped."""
+    return [line for line in (normalise(part) for part in text.splitlines()) if line]
+
+
+def _analyse(text: str) -> list[str]:
+    """Character n-grams of each printed line (never across two lines, whose order OCR does not fix)."""
+    grams = []
+    for line in _lines(text):
+        padded = f" {line} "
+        for n in range(NGRAM[0], NGRAM[1] + 1):
+            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return grams
+
+
+@dataclasses.dataclass(frozen=True)
+class TextModel:
+    """TF-IDF n-gram rows of a collection's cover texts: one per cover (unit length, all zero without text)
+    and one per printed line (``line_owner`` names its cover; a cover's lines are contiguous)."""
+
+    vectorizer: Any  # a fitted sklearn TfidfVectorizer
+    covers: sparse.csr_matrix
+    lines: sparse.csr_matrix
+    line_owner: np.ndarray
+
+
+def fit_text_vectors(texts: Sequence[str]) -> TextModel:
+    """Fit the collection's TF-IDF model (IDF over covers) and vectorise every cover and printed line."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # only when words are asked for: a look query stays light
+
+    vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True, dtype=np.float32)
+    if not any(_lines(text) for text in texts):
+        vectorizer.fit(["no text"])  # no cover carries text; sklearn refuses an empty vocabulary
+    else:
+        vectorizer.fit(texts)
+    lines, owner = _split_lines(texts)
+    return TextModel(vectorizer, vectorizer.transform(texts).tocsr(), vectorizer.transform(lines).tocsr(), owner)
+
+
+def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    lines, owner = [], []
+    for row, text in enumerate(texts):
+        for line in text.splitlines():
+            if len(normalise(line)) >= MIN_LINE_CHARS:
+                lines.append(line)
+                owner.append(row)
+    return lines, np.array(owner, dtype=np.int64)
+
+
+def words_similarity(model: TextModel, text: str) -> np.ndarray:
+    """How much each cover says the same words as ``text``, in [0, 1]: the mean of the whole texts' cosine
+    and the best cosine between any printed line of each (a name printed on both covers counts fully even
+    when the rest of the text differs)."""
+    whole = np.asarray((model.covers @ model.vectorizer.transform([text]).T).toarray()).ravel()
+    lines, _ = _split_lines([text])
+    best_line = np.zeros(model.covers.shape[0], dtype=np.float32)
+    if lines and model.lines.shape[0]:
+        pairs = (model.lines @ model.vectorizer.transform(lines).T).toarray().max(axis=1)
+        np.maximum.at(best_line, model.line_owner, pairs.astype(np.float32))
+    return 0.5 * whole + 0.5 * best_line
