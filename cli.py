@@ -332,6 +332,10 @@ def fetch_covers_command(
               help="Folder for cached layouts [default: INDEX/analysis].")
 @click.option("--max-thumbnails", default=1500, show_default=True, type=click.IntRange(0),
               help="Hover thumbnails at most (a seeded sample beyond that keeps the file small).")
+@click.option("--read-text", is_flag=True,
+              help="Read (OCR) the text of covers whose text is not cached yet, for the section on what the words "
+                   "say; about 0.25 s a cover, once. Without it the section uses only text already read.")
+@cache_option
 @no_progress_option
 @json_option
 @friendly_errors
@@ -348,14 +352,18 @@ def analyze_command(
     metrics_model: str | None,
     analysis_cache: str | None,
     max_thumbnails: int,
+    read_text: bool,
+    cache_dir: str | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
     """Map the covers (UMAP), cluster them (HDBSCAN) and rank how well genres separate, as an HTML report.
 
     The report opens offline: covers coloured by genre and by cluster with the cover on hover, the
-    genre confusability heatmap, the separability ranking with a sentence per genre, and example covers
-    of each cluster. The layout is cached, so a second run with the same settings is quick.
+    genre confusability heatmap, the separability ranking with a sentence per genre, example covers
+    of each cluster, and what the words printed on the covers say (the words that mark each genre, how many
+    covers carry text, their languages) when cover text has been read (--read-text, or evaluate's text models,
+    or build-index --read-text). The layout is cached, so a second run with the same settings is quick.
 
     Example: python cli.py analyze --index sleeve-index --out reports/analysis.html --open
     """
@@ -379,6 +387,8 @@ def analyze_command(
         cache_dir=analysis_cache,
         max_thumbnails=max_thumbnails,
         progress=not no_progress,
+        read_text=read_text,
+        text_cache_dir=cache_dir,
     )
     if as_json:
         print_json(summary.__dict__)

@@ -16,9 +16,11 @@ A term is counted once per cover (a name printed twice on one cover is one cover
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -157,3 +159,47 @@ def languages(
         for genre, language, covers in table[["genre", "language", "covers"]].itertuples(index=False)
     ]
     return table.sort_values(["genre", "covers"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+@dataclasses.dataclass
+class WordFigures:
+    """What the words say, over the labelled covers whose text is known (``known`` of ``covers`` labelled)."""
+
+    covers: int
+    known: int
+    shares: pd.DataFrame  # text_shares
+    terms: pd.DataFrame  # marking_terms
+    languages: pd.DataFrame  # languages
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: one list of records per table, with the thresholds that shaped them."""
+        return {
+            "covers": self.covers,
+            "covers_with_known_text": self.known,
+            "text_shares": self.shares.to_dict("records"),
+            "marking_terms": self.terms.to_dict("records"),
+            "languages": self.languages.astype(object).where(self.languages.notna(), None).to_dict("records"),
+            "settings": {
+                "min_term_covers": MIN_TERM_COVERS,
+                "prior_scale": PRIOR_SCALE,
+                "min_language_letters": MIN_LANGUAGE_LETTERS,
+                "min_language_score": MIN_LANGUAGE_SCORE,
+            },
+        }
+
+
+def word_figures(texts: Sequence[str | None], genres: Sequence[str | None]) -> WordFigures | None:
+    """All three tables over the labelled covers whose text is known (None: not read); None if there are none."""
+    labelled = [pd.notna(genre) for genre in genres]
+    known = [text is not None and has_genre for text, has_genre in zip(texts, labelled)]
+    kept_texts = [text for text, keep in zip(texts, known) if keep]
+    kept_genres = [str(genre) for genre, keep in zip(genres, known) if keep]
+    if not kept_texts:
+        return None
+    return WordFigures(
+        covers=sum(labelled),
+        known=len(kept_texts),
+        shares=text_shares(kept_texts, kept_genres),
+        terms=marking_terms(kept_texts, kept_genres),
+        languages=languages(kept_texts, kept_genres),
+    )
