@@ -68,7 +68,7 @@ def measure(covers: Any, artists: np.ndarray, groups: np.ndarray, models: list[s
     }
     for model in models:
         fitted = fit_model(model, parts["train"], parts["validation"])
-        predicted = fitted.classes[fitted.predict_proba(parts["test"]).argmax(axis=1)]
+        predicted = np.asarray(fitted.classes, dtype=object)[fitted.predict_proba(parts["test"]).argmax(axis=1)]
         result["macro_f1"][model] = float(f1_score(parts["test"].genres, predicted, average="macro"))
     return result
 
