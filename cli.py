@@ -569,11 +569,10 @@ def analyze_command(
         neighbours=neighbours,
         metrics=metrics,
         metrics_model=metrics_model,
-        cache_dir=analysis_cache,
+        layout_cache_dir=analysis_cache,
         max_thumbnails=max_thumbnails,
-        progress=not no_progress,
         read_text=read_text,
-        text_cache_dir=cache_dir,
+        settings=make_settings(cache_dir=cache_dir, progress=not no_progress),
     )
     if as_json:
         print_json(summary.__dict__)
@@ -643,7 +642,7 @@ def evaluate_command(
     Example: python cli.py evaluate --index sleeve-index --out eval/ --models linear,svm,cnn
     """
     from recsys.classify.evaluate import evaluate
-    from recsys.classify.report import results_table
+    from recsys.classify.results import results_table
 
     if test_covers and test_manifest:
         raise click.UsageError("give at most one of --test-covers or --test-manifest")

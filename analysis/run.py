@@ -19,15 +19,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from analysis import narrative
-from analysis.cache import fit_cached, looks_cached
+from analysis.layout_cache import fit_cached, looks_cached
 from analysis.classifier_metrics import read_recall
 from analysis.cluster import MIN_SAMPLES, ReadableHDBSCAN
-from analysis.covermap import CoverMap
+from analysis.covermap import CoverMap, Layout
 from analysis.profiles import ClusterProfile, cluster_profiles
 from analysis.report import ReportData, write_report
 from analysis.separability import (
     DEFAULT_NEIGHBOURS,
     SILHOUETTE_MAX_COVERS,
+    ClusterAgreement,
     cluster_agreement,
     genre_separability,
     overall_purity,
@@ -44,8 +45,8 @@ from analysis.traits import TRAIT_SIZE, TRAITS, image_traits
 from analysis.words import word_figures
 from index.store import CoverIndex, load_index
 from recsys import __version__
-from recsys.cache import default_cache_dir
 from recsys.errors import SleeveError
+from recsys.settings import Settings
 from recsys.images import BadImageError, load_cover
 
 log = logging.getLogger(__name__)
@@ -107,22 +108,22 @@ def analyze(
     neighbours: int = DEFAULT_NEIGHBOURS,
     metrics: str | Path | None = None,
     metrics_model: str | None = None,
-    cache_dir: str | Path | None = None,
+    layout_cache_dir: str | Path | None = None,
     max_thumbnails: int = DEFAULT_MAX_THUMBNAILS,
-    progress: bool = True,
     cover_map: CoverMap | None = None,
     read_text: bool = False,
-    text_cache_dir: str | Path | None = None,
+    settings: Settings | None = None,
 ) -> AnalysisSummary:
     """Analyse the index in ``index_dir`` and write the report(s) named after ``out``.
 
     ``formats``: "html" (the interactive report at ``out``) and/or "png" (the maps, ``out`` with .png).
-    ``cache_dir`` holds fitted layouts (default: ``<index>/analysis``). ``cover_map`` replaces the default
+    ``layout_cache_dir`` holds fitted layouts (default: ``<index>/analysis``). ``cover_map`` replaces the default
     UMAP + HDBSCAN map (``min_cluster_size``, ``min_samples`` and ``seed`` then do not apply to it).
-    The words section uses the cover text already in the OCR cache (``text_cache_dir``, default ~/.cache/sleeve);
+    The words section uses the cover text stored in the index or already in the OCR cache (``settings.cache``);
     ``read_text`` first reads the covers it lacks (about 0.25 s a cover, once: the readings are cached).
     """
     started = time.perf_counter()
+    settings = settings or Settings()
     formats = tuple(dict.fromkeys(formats))
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
@@ -133,28 +134,88 @@ def analyze(
     _check_collection(index, genres, neighbours)
 
     cover_map = cover_map or CoverMap(min_cluster_size=min_cluster_size, min_samples=min_samples, seed=seed)
-    embeddings = np.asarray(index.embeddings, dtype=np.float32)
-    cache_folder = Path(cache_dir) if cache_dir is not None else index.folder / "analysis"
-    log.info("fitting or loading the map of %d covers (cache %s)", len(embeddings), cache_folder)
-    layout, from_cache = fit_cached(cover_map, embeddings, _index_identity(index), cache_folder)
+    layout_folder = Path(layout_cache_dir) if layout_cache_dir is not None else index.folder / "analysis"
+    measured = _measure(index, genres, cover_map, layout_folder, neighbours, seed, recall)
+    words = word_figures(_cover_texts(index, read_text, settings.cache, settings.progress), genres.tolist())
+    traits, hover = _looks(index, layout_folder, max_thumbnails, seed, settings.progress)
+    method = _method_lines(
+        index, cover_map.components(index.info.count), measured.k, len(measured.known), recall_model, metrics,
+        len(hover), measured.from_cache, layout_folder,
+    )
+    data = _report_data(index, genres, measured, traits, hover, words, recall_model, method)
+    written = _write(Path(out), formats, data)
+    purity, chance = overall_purity(measured.table)
+    return AnalysisSummary(
+        index_dir=str(index.folder),
+        covers=index.info.count,
+        labelled=len(measured.known),
+        genres=len(measured.table),
+        clusters=measured.layout.n_clusters,
+        noise_share=measured.layout.noise_share,
+        purity=purity,
+        chance=chance,
+        ranking=[str(genre) for genre in measured.table.index],
+        sentences=data.ranking,
+        nmi=measured.agreement.nmi,
+        ari=measured.agreement.ari,
+        written=written,
+        bytes_written={kind: Path(path).stat().st_size for kind, path in written.items()},
+        layout_from_cache=measured.from_cache,
+        seconds=time.perf_counter() - started,
+        words=words.to_dict() if words else None,
+    )
 
+
+@dataclasses.dataclass
+class _Measured:
+    """The map and the separability measures of one index, before anything is drawn."""
+
+    layout: Layout
+    from_cache: bool
+    known: np.ndarray  # genres of the labelled covers
+    k: int
+    table: pd.DataFrame
+    confusion: pd.DataFrame
+    agreement: ClusterAgreement
+
+
+def _measure(
+    index: CoverIndex, genres: pd.Series, cover_map: CoverMap, layout_folder: Path, neighbours: int, seed: int,
+    recall: pd.Series | None,
+) -> _Measured:
+    embeddings = np.asarray(index.embeddings, dtype=np.float32)
+    log.info("fitting or loading the map of %d covers (cache %s)", len(embeddings), layout_folder)
+    layout, from_cache = fit_cached(cover_map, embeddings, _index_identity(index), layout_folder)
     labelled = genres.notna().to_numpy()
     known = genres[labelled].astype(str).to_numpy(dtype=object)
     k = min(neighbours, len(known) - 1)
     table, confusion = genre_separability(embeddings[labelled], known, k, seed, recall)
     agreement = cluster_agreement(layout.labels[labelled], known)
-    ranking = narrative.ranking_sentences(table, k)
-    words = word_figures(_cover_texts(index, read_text, text_cache_dir, progress), genres.tolist())
+    return _Measured(layout, from_cache, known, k, table, confusion, agreement)
 
-    hover_rows = sample_rows(len(embeddings), max_thumbnails, seed)
+
+def _looks(
+    index: CoverIndex, layout_folder: Path, max_thumbnails: int, seed: int, progress: bool
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """(traits of every cover, hover thumbnails of a seeded sample), cached beside the layouts."""
+    hover_rows = sample_rows(index.info.count, max_thumbnails, seed)
     looks = {
         "index": _index_identity(index),
         "rows": hashlib.sha256(hover_rows.tobytes()).hexdigest(),
         "settings": [HOVER_SIZE, GALLERY_SIZE, JPEG_QUALITY, TRAIT_SIZE, list(TRAITS)],
     }
-    traits, hover = looks_cached(looks, cache_folder, lambda: _look_at_covers(index, hover_rows, progress))
+    return looks_cached(looks, layout_folder, lambda: _look_at_covers(index, hover_rows, progress))
+
+
+def _report_data(
+    index: CoverIndex, genres: pd.Series, measured: _Measured, traits: pd.DataFrame, hover: dict[int, str],
+    words: Any, recall_model: str | None, method: list[str],
+) -> ReportData:
+    """Everything the report draws, with its sentences."""
+    layout, table, k = measured.layout, measured.table, measured.k
     profiles = cluster_profiles(layout.labels, layout.probabilities, layout.reduced, genres, traits)
     overall_shares = genres.dropna().value_counts(normalize=True)
+    count = index.info.count
     points = pd.DataFrame(
         {
             "x": layout.picture[:, 0],
@@ -162,67 +223,48 @@ def analyze(
             "genre": genres,
             "cluster": layout.labels,
             "path": index.metadata["path"].astype(str),
-            "thumbnail": [hover.get(row, "") for row in range(len(embeddings))],
+            "thumbnail": [hover.get(row, "") for row in range(count)],
         }
     )
-    components = cover_map.components(len(embeddings))
-    data = ReportData(
-        title=f"Genre separability of {index.info.count:,} covers",
+    return ReportData(
+        title=f"Genre separability of {count:,} covers",
         subtitle=(
             f"index {index.folder} · model {index.info.model_key} · {time.strftime('%Y-%m-%d')} · sleeve {__version__}"
         ),
         points=points,
         table=table,
-        confusion=confusion,
-        agreement=agreement,
+        confusion=measured.confusion,
+        agreement=measured.agreement,
         profiles=profiles,
         thumbnails=_gallery_thumbnails(index, profiles),
         overall=narrative.overall_sentence(table, k),
-        ranking=ranking,
+        ranking=narrative.ranking_sentences(table, k),
         overall_shares=overall_shares,
-        clusters_statement=narrative.clusters_vs_genre_sentence(agreement, profiles, overall_shares),
+        clusters_statement=narrative.clusters_vs_genre_sentence(measured.agreement, profiles, overall_shares),
         cluster_sentences=[narrative.cluster_sentence(p, overall_shares) for p in profiles],
-        method=_method_lines(index, components, k, len(known), recall_model, metrics, len(hover), from_cache,
-                             cache_folder),
+        method=method,
         neighbours=k,
         recall_model=recall_model,
         words=words,
         words_sentences=narrative.words_sentences(words.to_dict() if words else None),
         hover_note=(
-            f"Thumbnails are embedded for a seeded sample of {len(hover):,} of the {len(embeddings):,} covers, "
+            f"Thumbnails are embedded for a seeded sample of {len(hover):,} of the {count:,} covers, "
             "to keep this file small."
-            if len(hover) < len(embeddings)
+            if len(hover) < count
             else ""
         ),
     )
+
+
+def _write(out: Path, formats: tuple[str, ...], data: ReportData) -> dict[str, str]:
     written: dict[str, str] = {}
-    out = Path(out)
     if "html" in formats:
         written["html"] = str(write_report(out, data))
     if "png" in formats:
         from analysis.scatter_png import write_scatter_png
 
-        written["png"] = str(write_scatter_png(out.with_suffix(".png"), points, data.title))
-    purity, chance = overall_purity(table)
-    return AnalysisSummary(
-        index_dir=str(index.folder),
-        covers=len(embeddings),
-        labelled=int(labelled.sum()),
-        genres=len(table),
-        clusters=layout.n_clusters,
-        noise_share=layout.noise_share,
-        purity=purity,
-        chance=chance,
-        ranking=[str(genre) for genre in table.index],
-        sentences=ranking,
-        nmi=agreement.nmi,
-        ari=agreement.ari,
-        written=written,
-        bytes_written={kind: Path(path).stat().st_size for kind, path in written.items()},
-        layout_from_cache=from_cache,
-        seconds=time.perf_counter() - started,
-        words=words.to_dict() if words else None,
-    )
+        written["png"] = str(write_scatter_png(out.with_suffix(".png"), data.points, data.title))
+    return written
 
 
 def _cover_texts(
@@ -240,7 +282,7 @@ def _cover_texts(
 
     reader = CoverTextReader()
     files = index.metadata[["path", "content_hash"]].astype(str)
-    with TextCache(cache_dir or default_cache_dir()) as cache:
+    with TextCache(cache_dir) as cache:
         if read_text:
             read_missing(files, reader, cache, progress)
         found = cache.get(reader.key, list(files["content_hash"]))

@@ -20,6 +20,10 @@ from PIL import Image
 from analysis.run import analyze
 from tests.analysis_helpers import fast_cover_map, write_blob_index
 
+from recsys.settings import Settings
+
+QUIET = Settings(progress=False)
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 HEADLESS_FLAGS = [
@@ -47,7 +51,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser-report")
     index = write_blob_index(root / "index", root / "covers", {"country": 15, "pop": 15, "rock": 15})
     out = root / "analysis.html"
-    analyze(index, out=out, cache_dir=root / "cache", progress=False, cover_map=fast_cover_map())
+    analyze(index, out=out, layout_cache_dir=root / "cache", settings=QUIET, cover_map=fast_cover_map())
     return out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn import metrics
 from sklearn.decomposition import PCA
 
-from analysis.cache import fit_cached
+from analysis.layout_cache import fit_cached
 from analysis.cluster import ReadableHDBSCAN, default_min_cluster_size, make_clusterer
 from analysis.covermap import NOISE, CoverMap
 from tests.analysis_helpers import blobs, fast_cover_map

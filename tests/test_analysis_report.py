@@ -14,6 +14,10 @@ from analysis.run import AnalysisError, analyze
 from index.store import load_index
 from tests.analysis_helpers import fast_cover_map, write_blob_index
 
+from recsys.settings import Settings
+
+QUIET = Settings(progress=False)
+
 SIZES = {"country": 12, "pop": 12, "rock": 12}
 
 
@@ -25,8 +29,8 @@ def blob_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_is_one_offline_file_with_plots_tables_sentences_and_thumbnails(blob_index: Path, tmp_path) -> None:
     out = tmp_path / "report" / "analysis.html"
-    summary = analyze(blob_index, out=out, formats=["html", "png"], cache_dir=tmp_path / "cache",
-                      progress=False, cover_map=fast_cover_map(), neighbours=5)
+    summary = analyze(blob_index, out=out, formats=["html", "png"], layout_cache_dir=tmp_path / "cache",
+                      settings=QUIET, cover_map=fast_cover_map(), neighbours=5)
     page = out.read_text()
     assert summary.written == {"html": str(out), "png": str(out.with_suffix(".png"))}
     assert summary.bytes_written["html"] == out.stat().st_size
@@ -46,7 +50,7 @@ def test_report_is_one_offline_file_with_plots_tables_sentences_and_thumbnails(b
 
 def test_thumbnails_are_sampled_for_large_collections(blob_index: Path, tmp_path) -> None:
     out = tmp_path / "small.html"
-    analyze(blob_index, out=out, cache_dir=tmp_path / "cache", progress=False, cover_map=fast_cover_map(),
+    analyze(blob_index, out=out, layout_cache_dir=tmp_path / "cache", settings=QUIET, cover_map=fast_cover_map(),
             max_thumbnails=5)
     page = out.read_text()
     hover = page.count("&lt;img src=\\&quot;data:image") + page.count('&lt;img src=\\"data:image')
@@ -57,10 +61,10 @@ def test_thumbnails_are_sampled_for_large_collections(blob_index: Path, tmp_path
 
 def test_second_run_reuses_the_layout_and_the_decoded_covers(blob_index: Path, tmp_path, monkeypatch) -> None:
     cache = tmp_path / "cache"
-    first = analyze(blob_index, out=tmp_path / "a.html", cache_dir=cache, progress=False, cover_map=fast_cover_map())
+    first = analyze(blob_index, out=tmp_path / "a.html", layout_cache_dir=cache, settings=QUIET, cover_map=fast_cover_map())
     looked = []
     monkeypatch.setattr(analysis.run, "_look_at_covers", lambda *args: looked.append(args))
-    second = analyze(blob_index, out=tmp_path / "b.html", cache_dir=cache, progress=False, cover_map=fast_cover_map())
+    second = analyze(blob_index, out=tmp_path / "b.html", layout_cache_dir=cache, settings=QUIET, cover_map=fast_cover_map())
     assert not first.layout_from_cache and second.layout_from_cache
     assert looked == []  # thumbnails and traits came from the cache too
     assert first.ranking == second.ranking
@@ -68,7 +72,7 @@ def test_second_run_reuses_the_layout_and_the_decoded_covers(blob_index: Path, t
 
 
 def test_default_cache_lives_in_the_index_folder(blob_index: Path, tmp_path) -> None:
-    analyze(blob_index, out=tmp_path / "a.html", progress=False, cover_map=fast_cover_map())
+    analyze(blob_index, out=tmp_path / "a.html", settings=QUIET, cover_map=fast_cover_map())
     assert list((blob_index / "analysis").glob("reduced-*.npz"))
 
 
@@ -78,7 +82,7 @@ def test_classifier_recall_appears_in_table_and_sentences(blob_index: Path, tmp_
                  [("country", 0.9), ("pop", 0.25), ("rock", 0.5)]}
     metrics.write_text(json.dumps({"models": {"svm": {"macro_f1": 0.6, "per_genre": per_genre}}}))
     out = tmp_path / "a.html"
-    summary = analyze(blob_index, out=out, cache_dir=tmp_path / "cache", progress=False, cover_map=fast_cover_map(),
+    summary = analyze(blob_index, out=out, layout_cache_dir=tmp_path / "cache", settings=QUIET, cover_map=fast_cover_map(),
                       metrics=metrics)
     page = out.read_text()
     assert "recall (svm)" in page
@@ -88,19 +92,19 @@ def test_classifier_recall_appears_in_table_and_sentences(blob_index: Path, tmp_
 
 def test_unknown_format_is_a_user_error(blob_index: Path, tmp_path) -> None:
     with pytest.raises(AnalysisError, match="html, png"):
-        analyze(blob_index, out=tmp_path / "a.html", formats=["pdf"], progress=False)
+        analyze(blob_index, out=tmp_path / "a.html", formats=["pdf"], settings=QUIET)
 
 
 def test_an_index_without_two_genres_is_refused_with_advice(tmp_path) -> None:
     folder = write_blob_index(tmp_path / "index", tmp_path / "covers", {"pop": 25})
     with pytest.raises(AnalysisError, match="at least two genres"):
-        analyze(folder, out=tmp_path / "a.html", progress=False)
+        analyze(folder, out=tmp_path / "a.html", settings=QUIET)
 
 
 def test_a_tiny_index_is_refused_with_advice(tmp_path) -> None:
     folder = write_blob_index(tmp_path / "index", tmp_path / "covers", {"pop": 5, "rock": 5})
     with pytest.raises(AnalysisError, match="needs at least 20"):
-        analyze(folder, out=tmp_path / "a.html", progress=False)
+        analyze(folder, out=tmp_path / "a.html", settings=QUIET)
 
 
 def test_unlabelled_covers_are_drawn_but_left_out_of_the_measures(tmp_path) -> None:
@@ -109,7 +113,7 @@ def test_unlabelled_covers_are_drawn_but_left_out_of_the_measures(tmp_path) -> N
     metadata = index.metadata.copy()
     metadata.loc[metadata["genre"] == "jazz", "genre"] = None
     metadata.to_parquet(folder / index.info.files["metadata"], index=False)
-    summary = analyze(folder, out=tmp_path / "a.html", cache_dir=tmp_path / "cache", progress=False,
+    summary = analyze(folder, out=tmp_path / "a.html", layout_cache_dir=tmp_path / "cache", settings=QUIET,
                       cover_map=fast_cover_map())
     assert summary.covers == 30 and summary.labelled == 24 and sorted(summary.ranking) == ["pop", "rock"]
     assert "(no genre)" in (tmp_path / "a.html").read_text()

@@ -35,7 +35,7 @@ from recsys.classify.data import (
 )
 from recsys.classify.metrics import BOOTSTRAP_SAMPLES, classification_report, fold_summary, paired_difference
 from recsys.classify.models import FUSION, INPUTS, MODEL_NAMES, RECIPES, ModelUnavailableError
-from recsys.classify.report import plot_confusion, write_results_markdown
+from recsys.classify.results import plot_confusion, write_results_markdown
 from recsys.classify.split import (
     HASH_BITS,
     NEAR_DUPLICATE_DISTANCE,
