@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from index.store import load_index
+from index.store import CoverIndex, load_index
 from recsys.atomic import atomic_path, write_json
 from recsys.classify.data import (
     LabelledCovers,
@@ -90,13 +90,8 @@ def evaluate(
     """Fit and test each model in ``models``; write and return the metrics (schema in docs/classification.md)."""
     settings = settings or Settings()
     cache_dir, progress = settings.cache, settings.progress
-    unknown = [name for name in models if name not in MODEL_NAMES]
-    if unknown:
-        raise SleeveError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
-    if cv is not None and (test_covers or test_manifest):
-        raise SleeveError("--cv and a separate test collection exclude each other")
-    if cv is not None and cv < 3:
-        raise SleeveError("--cv needs at least 3 folds (one test, one validation, the rest training)")
+    transfer = test_covers or test_manifest
+    _check_request(models, cv, bool(transfer))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = load_index(index_dir)
@@ -105,29 +100,15 @@ def evaluate(
     reads_text = any("text" in INPUTS[name] for name in models)
     if reads_text:
         covers = with_cover_text(covers, cache_dir, progress)
-    encoder = None
-    if "zero-shot" in models or test_covers or test_manifest:
-        encoder = settings.encoder_for(spec)
+    encoder = settings.encoder_for(spec) if "zero-shot" in models or transfer else None
     hashes = dhashes(covers.paths, progress=progress)
     groups = near_duplicate_groups(hashes)
-    group_sizes = np.bincount(groups)
-    data = {
-        "index": str(index.folder),
-        "model": spec.label,
-        "model_key": index.info.model_key,
-        "covers": len(covers),
-        "genres": covers.genre_counts(),
-        "near_duplicate_groups": int((group_sizes > 1).sum()),
-        "covers_in_near_duplicate_groups": int((group_sizes[groups] > 1).sum()),
-    }
-    if reads_text:
-        data["covers_with_text"] = int((covers.texts != "").sum())
-    if test_covers or test_manifest:
+    if transfer:
         external = embed_collection(encoder, test_covers, test_manifest, cache_dir, progress)
         folds, split = _transfer(covers, hashes, groups, external, seed)
         if reads_text:  # only the covers the transfer test keeps are read
             folds[0].test = with_cover_text(folds[0].test, cache_dir, progress)
-        split["test_source"] = str(test_covers or test_manifest)
+        split["test_source"] = str(transfer)
         test_pool = folds[0].test
     else:
         folds, split = _folds(covers, groups, cv, seed)
@@ -137,30 +118,14 @@ def evaluate(
 
     labels = sorted(set(test_pool.genres))
     metrics: dict[str, Any] = {
-        "data": data,
+        "data": _collection_summary(index, spec, covers, groups, reads_text),
         "split": split,
         "bootstrap_samples": bootstrap_samples,
         "models": {},
         "unavailable": {},
     }
-    predictions = pd.DataFrame({"path": test_pool.paths, "genre": test_pool.genres})
-    for name in models:
-        try:
-            report, predicted = _evaluate_model(
-                name, folds, len(test_pool), labels, encoder, cnn_params, bootstrap_samples, progress
-            )
-        except ModelUnavailableError as error:
-            metrics["unavailable"][name] = str(error)
-            log.warning("%s: n/a (%s)", name, error)
-            continue
-        metrics["models"][name] = report
-        predictions[name] = predicted
-        plot_confusion(report, out_dir / f"confusion-{name}.png")
-        write_json(out_dir / "metrics.json", metrics)  # after each model: a long run shows progress
-    predictions = predictions[predictions.drop(columns=["path", "genre"]).notna().any(axis=1)]
-    with atomic_path(out_dir / "predictions.csv") as temporary:
-        predictions.to_csv(temporary, index=False)
-    if reads_text and not (test_covers or test_manifest):
+    predictions = _run_models(models, folds, test_pool, labels, encoder, cnn_params, metrics, out_dir, progress)
+    if reads_text and not transfer:
         metrics["artist_aware"] = _artist_aware(
             covers, groups, [name for name in metrics["models"] if name in ARTIST_AWARE_MODELS], cv, seed, labels,
             bootstrap_samples, out_dir, progress,
@@ -175,6 +140,68 @@ def evaluate(
         metrics["mlflow_runs"] = log_evaluation(metrics, out_dir, tracking_uri)
         write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def _check_request(models: Sequence[str], cv: int | None, transfer: bool) -> None:
+    unknown = [name for name in models if name not in MODEL_NAMES]
+    if unknown:
+        raise SleeveError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+    if cv is not None and transfer:
+        raise SleeveError("--cv and a separate test collection exclude each other")
+    if cv is not None and cv < 3:
+        raise SleeveError("--cv needs at least 3 folds (one test, one validation, the rest training)")
+
+
+def _collection_summary(
+    index: CoverIndex, spec: ModelSpec, covers: LabelledCovers, groups: np.ndarray, reads_text: bool
+) -> dict[str, Any]:
+    """What was evaluated: the index, its model, the covers per genre and how many are near-duplicates."""
+    group_sizes = np.bincount(groups)
+    data = {
+        "index": str(index.folder),
+        "model": spec.label,
+        "model_key": index.info.model_key,
+        "covers": len(covers),
+        "genres": covers.genre_counts(),
+        "near_duplicate_groups": int((group_sizes > 1).sum()),
+        "covers_in_near_duplicate_groups": int((group_sizes[groups] > 1).sum()),
+    }
+    if reads_text:
+        data["covers_with_text"] = int((covers.texts != "").sum())
+    return data
+
+
+def _run_models(
+    models: Sequence[str],
+    folds: list[Fold],
+    test_pool: LabelledCovers,
+    labels: list[str],
+    encoder: Encoder | None,
+    cnn_params: dict[str, Any] | None,
+    metrics: dict[str, Any],
+    out_dir: Path,
+    progress: bool,
+) -> pd.DataFrame:
+    """Evaluate each model into ``metrics`` (rewritten after each, so a long run shows progress) and return
+    every model's predicted genre of each test cover (also written to predictions.csv)."""
+    predictions = pd.DataFrame({"path": test_pool.paths, "genre": test_pool.genres})
+    for name in models:
+        try:
+            report, predicted = _evaluate_model(
+                name, folds, len(test_pool), labels, encoder, cnn_params, metrics["bootstrap_samples"], progress
+            )
+        except ModelUnavailableError as error:
+            metrics["unavailable"][name] = str(error)
+            log.warning("%s: n/a (%s)", name, error)
+            continue
+        metrics["models"][name] = report
+        predictions[name] = predicted
+        plot_confusion(report, out_dir / f"confusion-{name}.png")
+        write_json(out_dir / "metrics.json", metrics)
+    predictions = predictions[predictions.drop(columns=["path", "genre"]).notna().any(axis=1)]
+    with atomic_path(out_dir / "predictions.csv") as temporary:
+        predictions.to_csv(temporary, index=False)
+    return predictions
 
 
 def _evaluate_model(
