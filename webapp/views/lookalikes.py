@@ -1,0 +1,42 @@
+"""Look-alikes: the covers most similar to an uploaded or picked cover; a result's button makes it the query."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from recsys.errors import SleeveError
+from webapp import query as session_query
+from webapp.widgets import cover_picker, result_grid, shared_index, show_query
+
+ANY_GENRE = "any genre"
+
+shared = shared_index()
+st.title("Look-alikes")
+query = cover_picker(shared, "lookalikes")
+if query is None:
+    st.info("Upload a cover, or pick one from the collection, to see the covers that look most like it.")
+    st.stop()
+
+metadata = shared.recommender.index.metadata
+genres = sorted(metadata["genre"].dropna().astype(str).unique())
+left, right = st.columns([1, 4])
+with left:
+    show_query(query)
+    k = st.slider("How many", 1, 50, 10, key="k")
+    genre = st.selectbox("Genre", [ANY_GENRE, *genres], key="genre")
+
+started = time.perf_counter()
+with session_query.cover_file(query) as path:
+    try:
+        with shared.lock:
+            results = shared.recommender.similar_to_cover(path, k=k, genre=None if genre == ANY_GENRE else genre)
+    except SleeveError as error:
+        right.error(session_query.error_text(error, query, path))
+        st.stop()
+with right:
+    st.caption(f"{len(results)} look-alikes of {query.name} in {(time.perf_counter() - started) * 1000:.0f} ms")
+    if results.empty:
+        st.info("No covers match these filters.")
+    result_grid(results, "lookalikes")
