@@ -43,7 +43,7 @@ with session_query.cover_file(query) as path:
                 st.error(session_query.error_text(error, query, path))
             else:
                 chart = pd.DataFrame(genres).set_index("genre")
-                st.bar_chart(chart, x_label="probability", horizontal=True, sort="-probability", height=60 + 36 * len(chart))
+                st.bar_chart(chart, x_label="", y_label="probability", horizontal=True, sort="-probability", height=60 + 36 * len(chart))
                 st.caption(f"{classifier_info.title}, trained on {classifier_info.trained_on:,} covers")
     with right:
         st.subheader("Text on the cover")
