@@ -9,18 +9,19 @@ import streamlit as st
 
 from webapp.resources import AppIndexError, recommender
 
-st.set_page_config(page_title="sleeve", page_icon=":material/album:", layout="wide")
+st.set_page_config(page_title="sleeve", layout="wide")  # the default icon: no font is fetched from the net
 
 try:
     has_text = bool(getattr(recommender().recommender, "has_text", False))
 except AppIndexError:
     has_text = False  # every page then says what is wrong with the index and how to build one
 
+# No page icons: Streamlit fetches Material icons from fonts.gstatic.com, and sleeve runs offline.
 pages = [
-    st.Page("views/lookalikes.py", title="Look-alikes", icon=":material/image_search:", default=True),
-    st.Page("views/genre.py", title="Genre", icon=":material/label:"),
-    *([st.Page("views/words.py", title="Search by words", icon=":material/search:")] if has_text else []),
-    st.Page("views/map.py", title="Map", icon=":material/scatter_plot:"),
-    st.Page("views/collection.py", title="Collection", icon=":material/inventory_2:"),
+    st.Page("views/lookalikes.py", title="Look-alikes", default=True),
+    st.Page("views/genre.py", title="Genre"),
+    *([st.Page("views/words.py", title="Search by words")] if has_text else []),
+    st.Page("views/map.py", title="Map"),
+    st.Page("views/collection.py", title="Collection"),
 ]
 st.navigation(pages).run()

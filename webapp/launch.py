@@ -24,6 +24,7 @@ def streamlit_command(index_dir: str | Path, host: str, port: int) -> list[str]:
         "--server.headless", "true",  # print the URL instead of opening a browser
         "--server.maxUploadSize", str(MAX_UPLOAD_MB),
         "--browser.gatherUsageStats", "false",  # sleeve sends nothing anywhere
+        "--client.toolbarMode", "viewer",  # no "Deploy" button: this is a tool, not a Streamlit project
         "--",
         "--index", str(Path(index_dir).resolve()),
     ]

@@ -115,9 +115,9 @@ def show_query(query: session_query.Query) -> None:
 
 
 def metadata_line(row: dict[str, Any]) -> str:
-    """The manifest's own columns of a result, as 'column: value' pairs (blank values left out)."""
+    """The manifest's own columns of a result, one 'column: value' line each (blank values left out)."""
     pairs = [f"{column}: {value}" for column, value in row.items() if column not in SLEEVE_COLUMNS and pd.notna(value)]
-    return " · ".join(pairs)
+    return "  \n".join(pairs)
 
 
 def result_grid(results: pd.DataFrame, page: str) -> None:
@@ -129,7 +129,7 @@ def result_grid(results: pd.DataFrame, page: str) -> None:
                 show_cover(row["path"])
                 match = f" · {row['match']}" if "match" in row else ""
                 st.markdown(f"**#{row['rank']}** · {row['score']:.3f} · {row['genre'] or 'no genre'}{match}")
-                st.caption(" · ".join(filter(None, [Path(row["path"]).name, metadata_line(row)])))
+                st.caption("  \n".join(filter(None, [metadata_line(row), Path(row["path"]).name])))
                 st.button(
                     "More like this",
                     key=f"{page}-more-{row['rank']}",

@@ -15,16 +15,19 @@ info = index.info
 st.title("Collection")
 st.caption(f"Index folder {index.folder}")
 
-model, kind, count, built = st.columns(4)
-model.metric("Model", info.model_key.split(":")[0], help=info.model_key)
-kind.metric("Index type", info.index_type)
-count.metric("Covers", f"{info.count:,}")
-built.metric("Built", info.created[:16].replace("T", " "), help=f"{info.created}, sleeve {info.sleeve_version}")
-if getattr(shared.recommender, "has_text", False):
-    st.write("The index holds the text printed on its covers: look-alikes can match by words too.")
-if has_classifier(index.folder):
-    stored = read_classifier_info(index.folder)
-    st.write(f"Genre classifier: {stored.title}, trained on {stored.trained_on:,} covers ({stored.created}).")
+classifier = read_classifier_info(index.folder) if has_classifier(index.folder) else None
+facts = {
+    "Model": f"{info.model.get('family', info.model_key)} ({info.dim}-d vectors; key `{info.model_key}`)",
+    "Index type": f"{info.index_type} {info.search_params or ''}".strip(),
+    "Covers": f"{info.count:,}",
+    "Built": f"{info.created.replace('T', ' ')} by sleeve {info.sleeve_version}",
+    "Cover text": "held: look-alikes can match by words" if getattr(shared.recommender, "has_text", False) else "not held",
+    "Genre classifier": (
+        f"{classifier.title}, trained on {classifier.trained_on:,} covers ({classifier.created})"
+        if classifier is not None else "none stored (make one with `python cli.py train-classifier`)"
+    ),
+}
+st.markdown("| | |\n|---|---|\n" + "\n".join(f"| **{name}** | {value} |" for name, value in facts.items()))
 
 st.subheader("Covers per genre")
 genres = index.metadata["genre"].fillna("(no genre)").astype(str).value_counts().rename("covers")

@@ -9,8 +9,6 @@ from recsys.errors import SleeveError
 from webapp.resources import cluster_report
 from webapp.widgets import shared_index
 
-REPORT_HEIGHT = 1400
-
 shared = shared_index()
 index = shared.recommender.index
 st.title("Map")
@@ -24,8 +22,6 @@ except SleeveError as error:
 st.markdown(
     f"**Best to worst separated:** {', '.join(summary.ranking)}. Genre purity of the nearest neighbours "
     f"{summary.purity:.2f} (chance {summary.chance:.2f}); {summary.clusters} clusters, {summary.noise_share:.0%} "
-    "of the covers between them."
+    "of the covers between them. The report below explains each genre and cluster."
 )
-for sentence in summary.sentences:
-    st.markdown(f"- {sentence}")
-st.iframe(report, height=REPORT_HEIGHT, alt="Cluster analysis report: cover map, separability table, cluster examples")
+st.iframe(report, height="content", alt="Cluster analysis report: cover map, separability table, cluster examples")
