@@ -216,10 +216,10 @@ def test_map_page_shows_the_ranking_and_embeds_the_report(index: Path, monkeypat
 
 def test_collection_page_describes_the_index(index: Path) -> None:
     app = start("views/collection.py")
-    facts = next(text for text in texts(app.markdown) if text.startswith("| | |"))
-    assert "| **Model** | efficientnet-lite0 (1280-d vectors" in facts
-    assert "| **Covers** | 60 |" in facts and "| **Index type** | flat" in facts
-    assert "| **Genre classifier** | none stored" in facts
+    facts = next(text for text in texts(app.markdown) if text.startswith("**Model:**")).split("  \n")
+    assert facts[0].startswith("**Model:** efficientnet-lite0 (1280-d vectors")
+    assert "**Covers:** 60" in facts and "**Index type:** flat" in facts
+    assert facts[-1].startswith("**Genre classifier:** none stored")
     assert any("None: every file found was indexed." in text for text in texts(app.markdown))
 
 

@@ -27,7 +27,7 @@ facts = {
         if classifier is not None else "none stored (make one with `python cli.py train-classifier`)"
     ),
 }
-st.markdown("| | |\n|---|---|\n" + "\n".join(f"| **{name}** | {value} |" for name, value in facts.items()))
+st.markdown("  \n".join(f"**{name}:** {value}" for name, value in facts.items()))
 
 st.subheader("Covers per genre")
 genres = index.metadata["genre"].fillna("(no genre)").astype(str).value_counts().rename("covers")
