@@ -16,7 +16,14 @@ from typing import Any
 
 import click
 
+from index.registry import get_index_type, list_index_types
+from recsys.encoders.registry import RUNTIMES, get_family, list_encoders
+
 DEFAULT_INDEX = "sleeve-index"
+
+
+def _choices_help(names: list[str], summary: Callable[[str], str]) -> str:
+    return "; ".join(f"{name}: {summary(name)}" for name in names)
 
 index_option = click.option(
     "--index",
@@ -35,10 +42,11 @@ cache_option = click.option(
 )
 runtime_option = click.option(
     "--runtime",
-    type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+    type=click.Choice(["auto", *RUNTIMES]),
     default="auto",
     show_default=True,
-    help="Where the image tower runs; auto picks the fastest measured for the model.",
+    help="Where the image tower runs. auto: the fastest measured for the model; "
+    + _choices_help(list(RUNTIMES), RUNTIMES.__getitem__) + ".",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
@@ -80,6 +88,17 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def make_settings(
+    runtime: str = "auto", cache_dir: str | None = None, weights: str | None = None, progress: bool = True,
+    max_pixels: int | None = None,
+) -> Any:
+    """The options every command shares, resolved once into :class:`recsys.settings.Settings`."""
+    from recsys.settings import Settings
+
+    extra = {} if max_pixels is None else {"max_pixels": max_pixels}
+    return Settings(runtime=runtime, cache_dir=cache_dir, weights=weights, progress=progress, **extra)
+
+
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -113,10 +132,12 @@ def main(verbose: int) -> None:
 @index_option
 @click.option(
     "--model",
-    type=click.Choice(["auto", "clip", "efficientnet-lite0"]),
+    type=click.Choice(["auto", *list_encoders()]),
     default="auto",
     show_default=True,
-    help="auto: CLIP when its weights can be had, else efficientnet-lite0. An existing index keeps its model.",
+    help="auto: the first of these whose weights can be had; "
+    + _choices_help(list_encoders(), lambda name: get_family(name).summary)
+    + ". An existing index keeps its model.",
 )
 @click.option("--arch", default="ViT-B-32", show_default=True, help="open_clip architecture, or a model-config JSON.")
 @click.option("--pretrained", default="laion2b_s34b_b79k", show_default=True, help="open_clip pretrained tag.")
@@ -124,10 +145,11 @@ def main(verbose: int) -> None:
 @runtime_option
 @click.option(
     "--index-type",
-    type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]),
+    type=click.Choice(["auto", *list_index_types()]),
     default="auto",
     show_default=True,
-    help="auto: exact (flat) up to 50k covers, HNSW above (IVF-PQ when HNSW would not fit in memory).",
+    help="auto: exact (flat) up to 50k covers, HNSW above (IVF-PQ when HNSW would not fit in memory); "
+    + _choices_help(list_index_types(), lambda name: get_index_type(name).summary) + ".",
 )
 @cache_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
@@ -175,15 +197,11 @@ def build_index_command(
         model=model,
         arch=arch,
         pretrained=pretrained,
-        weights=weights,
-        runtime=runtime,
         index_type=index_type,
-        cache_dir=cache_dir,
         batch_size=batch_size,
         workers=workers,
-        max_pixels=max_pixels,
         genre_from_folder=not no_folder_genre,
-        progress=not no_progress,
+        settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
     )
     if as_json:
         print_json(summary.__dict__)
@@ -224,7 +242,7 @@ def recommend_command(
 
     if (cover is None) == (text is None):
         raise click.UsageError("give exactly one of --cover or --text")
-    recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir, weights=weights)
+    recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
     if cover is not None:
         results = recommender.similar_to_cover(cover, k=k, genre=genre)
     else:
@@ -459,11 +477,8 @@ def evaluate_command(
         bootstrap_samples=bootstrap,
         mlflow=use_mlflow,
         tracking_uri=tracking_uri,
-        runtime=runtime,
-        cache_dir=cache_dir,
-        weights=weights,
         cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
-        progress=not no_progress,
+        settings=make_settings(runtime, cache_dir, weights, not no_progress),
     )
     if as_json:
         print_json(metrics)
@@ -512,11 +527,8 @@ def train_classifier_command(
         index_dir,
         model=model,
         seed=seed,
-        runtime=runtime,
-        cache_dir=cache_dir,
-        weights=weights,
         cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
-        progress=not no_progress,
+        settings=make_settings(runtime, cache_dir, weights, not no_progress),
     )
     if as_json:
         print_json(dataclasses.asdict(info))
@@ -575,7 +587,7 @@ def predict_command(
     """
     from recsys.classify.predict import predict_cover
 
-    prediction = predict_cover(index_dir, cover, k=k, runtime=runtime, cache_dir=cache_dir, weights=weights)
+    prediction = predict_cover(index_dir, cover, k=k, settings=make_settings(runtime, cache_dir, weights))
     if as_json:
         print_json(prediction)
     else:

@@ -28,13 +28,9 @@ from analysis.report import ReportData, write_report
 from analysis.separability import (
     DEFAULT_NEIGHBOURS,
     SILHOUETTE_MAX_COVERS,
-    chance_purity,
     cluster_agreement,
-    confusability,
-    genre_silhouette,
-    nearest_neighbours,
+    genre_separability,
     overall_purity,
-    separability_table,
 )
 from analysis.thumbnails import (
     DEFAULT_MAX_THUMBNAILS,
@@ -136,7 +132,7 @@ def analyze(
     labelled = genres.notna().to_numpy()
     known = genres[labelled].astype(str).to_numpy(dtype=object)
     k = min(neighbours, len(known) - 1)
-    table, confusion = _separability(embeddings[labelled], known, k, seed, recall)
+    table, confusion = genre_separability(embeddings[labelled], known, k, seed, recall)
     agreement = cluster_agreement(layout.labels[labelled], known)
     ranking = narrative.ranking_sentences(table, k)
 
@@ -214,16 +210,6 @@ def analyze(
         layout_from_cache=from_cache,
         seconds=time.perf_counter() - started,
     )
-
-
-def _separability(
-    embeddings: np.ndarray, genres: np.ndarray, k: int, seed: int, recall: pd.Series | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(separability table, confusability matrix) of labelled covers."""
-    confusion = confusability(nearest_neighbours(embeddings, k), genres)
-    silhouette = genre_silhouette(embeddings, genres, seed=seed)
-    counts = pd.Series(genres).value_counts()
-    return separability_table(silhouette, confusion, chance_purity(genres), counts, recall), confusion
 
 
 def _check_collection(index: CoverIndex, genres: pd.Series, neighbours: int) -> None:

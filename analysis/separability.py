@@ -137,6 +137,17 @@ def separability_table(
     return table
 
 
+def genre_separability(
+    embeddings: np.ndarray, genres: np.ndarray, k: int = DEFAULT_NEIGHBOURS, seed: int = 0,
+    recall: pd.Series | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(separability table, confusability matrix) of labelled covers: everything measured in one call."""
+    confusion = confusability(nearest_neighbours(embeddings, k), genres)
+    silhouette = genre_silhouette(embeddings, genres, seed=seed)
+    counts = pd.Series(genres).value_counts()
+    return separability_table(silhouette, confusion, chance_purity(genres), counts, recall), confusion
+
+
 def overall_purity(table: pd.DataFrame) -> tuple[float, float]:
     """(purity, chance) over all labelled covers: the per-genre values weighted by genre size."""
     weights = table["covers"] / table["covers"].sum()

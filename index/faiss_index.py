@@ -16,9 +16,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from recsys.errors import SleeveError
+from index.registry import IndexConfigError, get_index_type
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
 FLAT_LIMIT = 50_000
 """Collections up to this size use exact search by default: a query scans every vector, 1.1 ms at 20k, 3.9 ms at
 50k and ~8 ms at 100k on one core (bench/search.py); at 10k HNSW is no faster, and it builds 100k in 75 s."""
@@ -40,10 +39,6 @@ IVF_NPROBE = 16
 RERANK_FACTOR = 10
 """An IVF-PQ search fetches this many times k candidates and re-scores them with the exact vectors, which
 sleeve keeps memory-mapped on disk beside the index (bench/search.py: "ivfpq + exact re-rank" rows)."""
-
-
-class IndexConfigError(SleeveError):
-    """An index type that cannot be built for this collection."""
 
 
 def choose_index_type(count: int, dim: int, memory_budget_bytes: int | None = None) -> str:
@@ -71,30 +66,36 @@ def memory_budget_bytes() -> int | None:
 
 
 def build_faiss_index(vectors: np.ndarray, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
-    """Index ``vectors`` (N, d) float32 unit rows; returns the index and the search parameters it uses."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    count, dim = vectors.shape
-    if index_type == "flat":
-        index = faiss.IndexFlatIP(dim)
-        params: dict[str, Any] = {}
-    elif index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        params = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
-    elif index_type == "ivfpq":
-        if count < IVFPQ_MIN_COUNT:
-            raise IndexConfigError(f"ivfpq needs at least {IVFPQ_MIN_COUNT:,} vectors (got {count:,}); use flat")
-        nlist = ivf_lists(count)
-        subquantizers = pq_subquantizers(dim)
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFPQ(quantizer, dim, nlist, subquantizers, 8, faiss.METRIC_INNER_PRODUCT)
-        index.train(_training_sample(vectors, nlist))
-        params = {"nlist": nlist, "m": subquantizers, "nbits": 8, "nprobe": min(IVF_NPROBE, nlist)}
-    else:
-        raise IndexConfigError(f"unknown index type {index_type!r}; choose one of {', '.join(INDEX_TYPES[1:])}")
-    index.add(vectors)
+    """Index ``vectors`` (N, d) float32 unit rows with a registered type (index.registry); returns the index
+    and the search parameters it uses."""
+    build = get_index_type(index_type).build_function()
+    index, params = build(np.ascontiguousarray(vectors, dtype=np.float32))
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     apply_search_params(index, params)
     return index, params
+
+
+def build_flat(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
+    return faiss.IndexFlatIP(vectors.shape[1]), {}
+
+
+def build_hnsw(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
+    index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    return index, {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": HNSW_EF_SEARCH}
+
+
+def build_ivfpq(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
+    """Trained on a sample of ``vectors``; the caller adds them."""
+    count, dim = vectors.shape
+    if count < IVFPQ_MIN_COUNT:
+        raise IndexConfigError(f"ivfpq needs at least {IVFPQ_MIN_COUNT:,} vectors (got {count:,}); use flat")
+    nlist = ivf_lists(count)
+    subquantizers = pq_subquantizers(dim)
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFPQ(quantizer, dim, nlist, subquantizers, 8, faiss.METRIC_INNER_PRODUCT)
+    index.train(_training_sample(vectors, nlist))
+    return index, {"nlist": nlist, "m": subquantizers, "nbits": 8, "nprobe": min(IVF_NPROBE, nlist)}
 
 
 def search(

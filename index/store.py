@@ -12,7 +12,6 @@ import json
 import logging
 import secrets
 import time
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +66,31 @@ class IndexInfo:
 
 @dataclasses.dataclass
 class CoverIndex:
-    """A loaded index. ``embeddings`` is memory-mapped; the FAISS index loads on first use."""
+    """A loaded or in-memory index. ``embeddings`` of a loaded one are memory-mapped and its FAISS index loads
+    on first use; an in-memory one (``folder`` None, see index.memory) is written with :meth:`save`."""
 
-    folder: Path
+    folder: Path | None
     info: IndexInfo
     metadata: pd.DataFrame
     embeddings: np.ndarray
+    built: faiss.Index | None = dataclasses.field(default=None, repr=False)
 
-    @cached_property
+    @property
     def faiss_index(self) -> faiss.Index:
-        index = faiss.read_index(str(self.folder / self.info.files["faiss"]))
-        apply_search_params(index, self.info.search_params)
-        return index
+        if self.built is None:
+            assert self.folder is not None, "an in-memory index is created with its FAISS index"
+            self.built = faiss.read_index(str(self.folder / self.info.files["faiss"]))
+            apply_search_params(self.built, self.info.search_params)
+        return self.built
+
+    def save(self, folder: str | Path) -> CoverIndex:
+        """Write this index as an index folder (atomically, as build-index does) and return it loaded from there."""
+        info = self.info
+        write_index(
+            folder, self.faiss_index, self.metadata, np.asarray(self.embeddings), info.model, info.model_key,
+            info.index_type, info.search_params,
+        )
+        return load_index(folder)
 
 
 def index_exists(folder: str | Path) -> bool:

@@ -16,12 +16,12 @@ import pandas as pd
 
 from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
 from index.store import ModelMismatchError, index_exists, load_index, write_index, write_skipped
-from recsys.cache import EmbeddingCache, default_cache_dir
+from recsys.cache import EmbeddingCache
 from recsys.embed import embed_missing
-from recsys.encoders import Encoder, ModelSpec, create_encoder, encoder_for_spec
-from recsys.encoders.pretrained import DEFAULT_ARCH, DEFAULT_PRETRAINED
-from recsys.images import DEFAULT_MAX_PIXELS
+from recsys.encoders import Encoder, ModelSpec, create_encoder
+from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.ingest import CollectionError, fingerprint, read_manifest, scan_folder
+from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -57,31 +57,30 @@ def build_index(
     model: str = "auto",
     arch: str = DEFAULT_ARCH,
     pretrained: str | None = DEFAULT_PRETRAINED,
-    weights: str | None = None,
-    runtime: str = "auto",
     index_type: str = "auto",
-    cache_dir: str | Path | None = None,
     batch_size: int = 32,
     workers: int | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
     genre_from_folder: bool = True,
-    progress: bool = True,
+    settings: Settings | None = None,
 ) -> BuildSummary:
-    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated)."""
+    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated).
+
+    ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
+    """
     started = time.perf_counter()
+    settings = settings or Settings()
     if (covers is None) == (manifest is None):
         raise CollectionError("give exactly one of a covers folder or a manifest CSV")
     collection = scan_folder(covers, genre_from_folder) if covers is not None else read_manifest(manifest)
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     existing = load_index(index_dir) if index_exists(index_dir) else None
     previous = existing.metadata if existing is not None else None
     existing_spec = ModelSpec.from_dict(existing.info.model) if existing is not None else None
-    encoder = _choose_encoder(existing_spec, index_dir, model, arch, pretrained, weights, runtime, cache_dir)
+    encoder = _choose_encoder(existing_spec, index_dir, model, arch, pretrained, settings)
 
     found, unreadable = fingerprint(list(collection["path"]), known=previous)
-    with EmbeddingCache(cache_dir) as cache:
-        report = embed_missing(found, encoder, cache, batch_size, workers, max_pixels, progress)
+    with EmbeddingCache(settings.cache) as cache:
+        report = embed_missing(found, encoder, cache, batch_size, workers, settings.max_pixels, settings.progress)
         failed = found.merge(report.failed, on="content_hash")[["path", "reason"]]
         good = found[~found["content_hash"].isin(report.failed["content_hash"])]
         table = _metadata_table(collection, good)
@@ -118,27 +117,20 @@ def build_index(
 
 
 def _choose_encoder(
-    existing: ModelSpec | None,
-    index_dir: str | Path,
-    model: str,
-    arch: str,
-    pretrained: str | None,
-    weights: str | None,
-    runtime: str,
-    cache_dir: Path,
+    existing: ModelSpec | None, index_dir: str | Path, model: str, arch: str, pretrained: str | None, settings: Settings
 ) -> Encoder:
     """A new index gets the requested model; an existing one keeps its own, and a different request is refused."""
     if existing is None:
-        return create_encoder(model, arch, pretrained, weights, runtime, cache_dir)
+        return create_encoder(model, arch, pretrained, settings.weights, settings.runtime, settings.cache)
     if model != "auto":
-        requested = create_encoder(model, arch, pretrained, weights, runtime, cache_dir)
+        requested = create_encoder(model, arch, pretrained, settings.weights, settings.runtime, settings.cache)
         if requested.spec.key != existing.key:
             raise ModelMismatchError(
                 f"{index_dir} was built with {existing.label} ({existing.key}); you asked for "
                 f"{requested.spec.label} ({requested.spec.key}). Use another --index folder for a new model."
             )
         return requested
-    return encoder_for_spec(existing, runtime, cache_dir)
+    return settings.encoder_for(existing)
 
 
 def _metadata_table(collection: pd.DataFrame, good: pd.DataFrame) -> pd.DataFrame:

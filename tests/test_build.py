@@ -9,8 +9,9 @@ import pytest
 
 from index.store import ModelMismatchError, load_index
 from recsys.build import build_index
-from recsys.encoders.base import Encoder
+from recsys.encoders.base import FamilyEncoder
 from recsys.ingest import CollectionError, content_hash
+from recsys.settings import Settings
 from tests.bad_inputs import write_bad_files, write_odd_but_valid_files
 from tests.conftest import make_cover
 
@@ -28,10 +29,11 @@ def _collection(root: Path, per_genre: int = 4) -> Path:
     return root
 
 
-def _build(covers: Path, index: Path, cache: Path, **kwargs) -> object:
-    options = dict(model="efficientnet-lite0", batch_size=4, workers=0, progress=False)
+def _build(covers: Path, index: Path, cache: Path, runtime: str = "auto", weights: str | None = None, **kwargs) -> object:
+    options = dict(model="efficientnet-lite0", batch_size=4, workers=0)
     options.update(kwargs)
-    return build_index(index, covers=covers, cache_dir=cache, **options)
+    settings = Settings(runtime=runtime, cache_dir=cache, weights=weights, progress=False)
+    return build_index(index, covers=covers, settings=settings, **options)
 
 
 def test_bad_files_are_skipped_and_reported_while_the_batch_completes(tmp_path: Path, cache_dir: Path) -> None:
@@ -77,15 +79,15 @@ def test_an_interrupted_build_resumes_without_recomputing(tmp_path: Path, monkey
     assert reference.embedded == 12
 
     calls = {"n": 0}
-    original = Encoder.encode_images
+    original = FamilyEncoder.encode_images
 
-    def crash_on_third_batch(self: Encoder, batch):
+    def crash_on_third_batch(self: FamilyEncoder, batch):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
         return original(self, batch)
 
-    monkeypatch.setattr(Encoder, "encode_images", crash_on_third_batch)
+    monkeypatch.setattr(FamilyEncoder, "encode_images", crash_on_third_batch)
     with pytest.raises(KeyboardInterrupt):
         _build(covers, tmp_path / "index", tmp_path / "cache", runtime="torch")
     assert not (tmp_path / "index" / "index.json").exists()
@@ -104,8 +106,8 @@ def test_manifest_metadata_is_carried_into_the_index(tmp_path: Path) -> None:
     manifest = tmp_path / "covers" / "manifest.csv"
     manifest.write_text("path,genre,artist,mbid\na.jpg,jazz,Miles Davis,123\nb.jpg,,Unknown,456\nmissing.jpg,rock,X,789\n")
     summary = build_index(
-        tmp_path / "index", manifest=manifest, model="efficientnet-lite0", cache_dir=tmp_path / "cache",
-        workers=0, progress=False,
+        tmp_path / "index", manifest=manifest, model="efficientnet-lite0", workers=0,
+        settings=Settings(cache_dir=tmp_path / "cache", progress=False),
     )
     assert summary.covers == 2 and summary.skipped == 1
     metadata = load_index(tmp_path / "index").metadata.set_index("path")

@@ -21,6 +21,11 @@ def test_the_tour_runs_top_to_bottom(shared_subset: Path, tmp_path: Path, monkey
     for source in code:
         exec(compile(source, str(NOTEBOOK), "exec"), namespace)
     assert len(namespace["results"]) == 5
+    # the in-memory index and the folder built from the same covers answer alike
+    assert list(namespace["from_folder"]["path"]) == list(namespace["results"]["path"])
+    assert set(namespace["guesses"]["genre"]) <= set(namespace["genres"]) and len(namespace["guesses"]) == 3
+    assert set(namespace["genre_map"].separability.index) == set(namespace["genres"])
+    assert "from recsys.recommend" not in "".join(code) and "from recsys.build" not in "".join(code)
     assert namespace["contact_sheet"]([namespace["query"]]).size == (128, 128)
     assert set(namespace["metrics"]["models"]) >= {"majority", "linear"}
     assert (tmp_path / "tour" / "analysis.html").is_file()

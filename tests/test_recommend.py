@@ -8,6 +8,7 @@ from PIL import Image
 from recsys.build import build_index
 from recsys.encoders import TextNotSupportedError
 from recsys.recommend import QueryError, Recommender
+from recsys.settings import Settings
 from tests.conftest import make_cover
 
 
@@ -24,8 +25,9 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def recommender(collection: Path, tmp_path_factory: pytest.TempPathFactory) -> Recommender:
     folder = tmp_path_factory.mktemp("index")
     cache = tmp_path_factory.mktemp("cache")
-    build_index(folder, covers=collection, model="efficientnet-lite0", cache_dir=cache, workers=0, progress=False)
-    return Recommender(folder, cache_dir=cache)
+    settings = Settings(cache_dir=cache, progress=False)
+    build_index(folder, covers=collection, model="efficientnet-lite0", workers=0, settings=settings)
+    return Recommender.open(folder, settings)
 
 
 def test_a_re_encoded_copy_finds_its_original_first(recommender: Recommender, collection: Path, tmp_path: Path) -> None:
@@ -68,11 +70,11 @@ def test_tiny_clip_index_answers_cover_and_text_queries(collection: Path, tiny_c
     """The full build/recommend flow through the CLIP code path, with random weights: plumbing, not quality."""
     config, checkpoint = tiny_clip
     summary = build_index(
-        tmp_path / "index", covers=collection, model="clip", arch=str(config), weights=str(checkpoint),
-        cache_dir=tmp_path / "cache", workers=0, progress=False,
+        tmp_path / "index", covers=collection, model="clip", arch=str(config), workers=0,
+        settings=Settings(cache_dir=tmp_path / "cache", weights=str(checkpoint), progress=False),
     )
     assert summary.model_key.startswith("clip:sleeve-tiny-clip:") and summary.covers == 15
-    clip = Recommender(tmp_path / "index", cache_dir=tmp_path / "cache")
+    clip = Recommender.open(tmp_path / "index", Settings(cache_dir=tmp_path / "cache"))
     assert len(clip.similar_to_text("a dark cover with a skull", k=3)) == 3
     query = collection / "pop" / "pop-2.png"
     results = clip.similar_to_cover(query, k=3)

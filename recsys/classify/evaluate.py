@@ -26,7 +26,6 @@ import pandas as pd
 
 from index.store import load_index
 from recsys.atomic import atomic_path, write_json
-from recsys.cache import default_cache_dir
 from recsys.classify.data import (
     LabelledCovers,
     LabelledDataError,
@@ -47,8 +46,9 @@ from recsys.classify.split import (
     train_validation_test,
 )
 from recsys.classify.train import FittedModel, fit_model
-from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
+from recsys.encoders import Encoder, ModelSpec
 from recsys.errors import SleeveError
+from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,12 @@ def evaluate(
     bootstrap_samples: int = BOOTSTRAP_SAMPLES,
     mlflow: bool = False,
     tracking_uri: str | None = None,
-    runtime: str = "auto",
-    cache_dir: str | Path | None = None,
-    weights: str | None = None,
     cnn_params: dict[str, Any] | None = None,
-    progress: bool = True,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Fit and test each model in ``models``; write and return the metrics (schema in docs/classification.md)."""
+    settings = settings or Settings()
+    cache_dir, progress = settings.cache, settings.progress
     unknown = [name for name in models if name not in MODEL_NAMES]
     if unknown:
         raise SleeveError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
@@ -102,7 +101,7 @@ def evaluate(
         covers = with_cover_text(covers, cache_dir, progress)
     encoder = None
     if "zero-shot" in models or test_covers or test_manifest:
-        encoder = encoder_for_spec(spec, runtime, cache_dir or default_cache_dir(), weights)
+        encoder = settings.encoder_for(spec)
     hashes = dhashes(covers.paths, progress=progress)
     groups = near_duplicate_groups(hashes)
     group_sizes = np.bincount(groups)

@@ -12,6 +12,7 @@ from recsys.classify.persist import ClassifierInfo, has_classifier, load_classif
 from recsys.images import BadImageError
 from recsys.ocr import CoverTextReader, cover_text
 from recsys.recommend import QueryError, Recommender
+from recsys.settings import Settings
 
 
 def top_genres(
@@ -46,12 +47,10 @@ def predict_cover(
     index_dir: str | Path,
     cover: str | Path,
     k: int = 3,
-    runtime: str = "auto",
-    cache_dir: str | Path | None = None,
-    weights: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one."""
-    recommender = Recommender(index_dir, runtime=runtime, cache_dir=cache_dir, weights=weights)
+    recommender = Recommender.open(index_dir, settings)
     estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
     return {"cover": str(cover), "classifier": info.model, "genres": top_genres(estimator, info, recommender, cover, k)}
 

@@ -19,7 +19,6 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 
 from index.store import load_index
-from recsys.cache import default_cache_dir
 from recsys.classify.data import LabelledCovers, from_index, model_inputs, with_cover_text
 from recsys.classify.finetune import FineTunedCNN
 from recsys.classify.models import (
@@ -35,8 +34,9 @@ from recsys.classify.models import (
 )
 from recsys.classify.persist import ClassifierInfo, save_classifier
 from recsys.classify.split import dhashes, near_duplicate_groups, train_validation
-from recsys.encoders import Encoder, ModelSpec, encoder_for_spec
+from recsys.encoders import Encoder, ModelSpec
 from recsys.errors import SleeveError
+from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -172,23 +172,21 @@ def train_classifier(
     index_dir: str | Path,
     model: str = "linear",
     seed: int = 42,
-    runtime: str = "auto",
-    cache_dir: str | Path | None = None,
-    weights: str | None = None,
     cnn_params: dict[str, Any] | None = None,
-    progress: bool = True,
+    settings: Settings | None = None,
 ) -> ClassifierInfo:
     """Tune ``model`` on a group-aware 80/20 split of the index's labelled covers, refit it on all of them
     and store it in ``INDEX/classifier/``."""
+    settings = settings or Settings()
+    progress = settings.progress
     index = load_index(index_dir)
     covers = from_index(index)
     if "text" in INPUTS.get(model, ""):
-        covers = with_cover_text(covers, cache_dir, progress)
+        covers = with_cover_text(covers, settings.cache, progress)
     split = split_index_covers(covers, seed, progress)
     encoder = None
     if model == "zero-shot":
-        spec = ModelSpec.from_dict(index.info.model)
-        encoder = encoder_for_spec(spec, runtime, cache_dir or default_cache_dir(), weights)
+        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model))
     fitted = fit_model(
         model, covers.subset(split == "train"), covers.subset(split == "validation"), encoder, cnn_params, progress
     )

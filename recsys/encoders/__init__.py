@@ -1,25 +1,34 @@
-"""Image (and text) encoders behind one interface: batches of covers in, unit vectors out."""
+"""Image (and text) encoders behind one interface: batches of covers in, unit vectors out.
+
+Families are registered in :mod:`recsys.encoders.registry`; importing this package loads none of them.
+"""
 
 from recsys.encoders.base import (
     Encoder,
     EncoderError,
+    FamilyEncoder,
     ModelSpec,
     TextNotSupportedError,
     WeightsUnavailableError,
     l2_normalize,
 )
-from recsys.encoders.factory import MODELS, RUNTIMES, create_encoder, encoder_for_spec, with_runtime
+from recsys.encoders.factory import create_encoder, encoder_for_spec, with_runtime
+from recsys.encoders.registry import RUNTIMES, EncoderFamily, get_family, list_encoders, register_encoder
 
 __all__ = [
     "Encoder",
     "EncoderError",
+    "EncoderFamily",
+    "FamilyEncoder",
     "ModelSpec",
+    "RUNTIMES",
     "TextNotSupportedError",
     "WeightsUnavailableError",
-    "l2_normalize",
-    "MODELS",
-    "RUNTIMES",
     "create_encoder",
     "encoder_for_spec",
+    "get_family",
+    "l2_normalize",
+    "list_encoders",
+    "register_encoder",
     "with_runtime",
 ]

@@ -7,16 +7,18 @@ keys the embedding cache, so vectors of two different models can never be mixed.
 from __future__ import annotations
 
 import dataclasses
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
-import torch
 from PIL import Image
 
 from recsys.errors import SleeveError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class EncoderError(SleeveError):
@@ -70,25 +72,22 @@ class ModelSpec:
 
 
 class Encoder(ABC):
-    """An image (and maybe text) encoder. ``tower`` maps a preprocessed batch to raw features.
+    """An image (and maybe text) encoder: preprocessed batches in, unit vectors out.
 
     ``transform`` turns one RGB image into a (3, H, W) float tensor. It is a small picklable callable of its
     own, because decoding workers receive it and must not receive the model.
     """
 
     spec: ModelSpec
-    tower: torch.nn.Module
     input_size: int
-    transform: Callable[[Image.Image], torch.Tensor]
+    transform: Callable[[Image.Image], Any]
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
+    def preprocess(self, image: Image.Image) -> Any:
         return self.transform(image)
 
-    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
+    @abstractmethod
+    def encode_images(self, batch: Any) -> np.ndarray:
         """A (N, 3, H, W) batch to (N, dim) unit vectors."""
-        with torch.inference_mode():
-            features = self.tower(batch)
-        return l2_normalize(features.float().numpy())
 
     @property
     def supports_text(self) -> bool:
@@ -99,6 +98,40 @@ class Encoder(ABC):
         raise TextNotSupportedError(
             f"{self.spec.label} has no text tower: text search and zero-shot prompts need a CLIP model"
         )
+
+
+class FamilyEncoder(Encoder):
+    """A registered family's own PyTorch model (see recsys.encoders.registry); ``tower`` maps a
+    preprocessed batch to raw features. Being abstract, a subclass that leaves out a constructor cannot be
+    instantiated at all, instead of failing mid-batch."""
+
+    tower: torch.nn.Module
+
+    @classmethod
+    @abstractmethod
+    def from_request(cls, arch: str, pretrained: str | None, weights: str | None) -> Self:
+        """The encoder a user asked for by architecture, pretrained tag or local weights."""
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: ModelSpec, weights: str | None = None) -> Self:
+        """The encoder an index was made with; ``weights`` is where its checkpoint is now, if it moved."""
+
+    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            features = self.tower(batch)
+        return l2_normalize(features.float().numpy())
+
+
+def stack_preprocessed(items: Sequence[Any]) -> Any:
+    """One batch from preprocessed images, stacked the way the transform made them (torch or numpy)."""
+    if type(items[0]).__module__.startswith("torch"):
+        import torch
+
+        return torch.stack(list(items))
+    return np.stack(items)
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:

@@ -12,14 +12,14 @@ import numpy as np
 import open_clip
 import torch
 
-from recsys.encoders.base import Encoder, EncoderError, ModelSpec, l2_normalize
+from recsys.encoders.base import EncoderError, FamilyEncoder, ModelSpec, l2_normalize
 from recsys.encoders.pretrained import register_arch, resolve_checkpoint
 from recsys.ingest import content_hash
 
 FAMILY = "clip"
 
 
-class ClipEncoder(Encoder):
+class ClipEncoder(FamilyEncoder):
     def __init__(
         self, arch: str, pretrained: str | None = None, weights: str | None = None, cache_dir: str | None = None
     ) -> None:
@@ -45,6 +45,14 @@ class ClipEncoder(Encoder):
             weights_sha256=content_hash(checkpoint),
             dim=int(open_clip.get_model_config(name)["embed_dim"]),
         )
+
+    @classmethod
+    def from_request(cls, arch: str, pretrained: str | None, weights: str | None) -> ClipEncoder:
+        return cls(arch, pretrained, weights)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, weights: str | None = None) -> ClipEncoder:
+        return cls(spec.arch, spec.pretrained, weights or spec.weights)
 
     @property
     def supports_text(self) -> bool:

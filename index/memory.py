@@ -1,0 +1,71 @@
+"""An index built from vectors in memory, with no folder: for notebooks and other programs.
+
+The same index types and ``auto`` policy as ``build-index``; :meth:`index.store.CoverIndex.save` writes it as
+an index folder later if wanted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
+from index.store import FORMAT_VERSION, CoverIndex, IndexInfo
+from recsys import __version__
+from recsys.encoders.base import ModelSpec, l2_normalize
+from recsys.errors import SleeveError
+
+UNKNOWN_MODEL = "vectors:unknown"
+"""The model key of vectors given without a model spec: only vector queries can use them."""
+
+
+def index_vectors(
+    vectors: np.ndarray,
+    metadata: pd.DataFrame | None = None,
+    model: ModelSpec | None = None,
+    index_type: str = "auto",
+) -> CoverIndex:
+    """Index ``vectors`` (N, d; normalised here) with one ``metadata`` row each (optional columns ``path``,
+    ``genre`` and any others, shown with results). ``model`` is the spec of the encoder that made them, so
+    cover and text queries can be encoded alike; without it only vector queries work."""
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or len(vectors) == 0:
+        raise SleeveError(f"expected a non-empty (N, d) array of vectors, got shape {vectors.shape}")
+    vectors = l2_normalize(vectors)
+    if model is not None and model.dim != vectors.shape[1]:
+        raise SleeveError(f"{model.label} makes {model.dim}-d vectors, these are {vectors.shape[1]}-d")
+    table = _metadata(metadata, len(vectors))
+    if index_type == "auto":
+        index_type = choose_index_type(len(vectors), vectors.shape[1], memory_budget_bytes())
+    built, params = build_faiss_index(vectors, index_type)
+    info = IndexInfo(
+        format_version=FORMAT_VERSION,
+        model=model.to_dict() if model is not None else {},
+        model_key=model.key if model is not None else UNKNOWN_MODEL,
+        dim=int(vectors.shape[1]),
+        count=len(vectors),
+        index_type=index_type,
+        search_params=params,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        sleeve_version=__version__,
+        files={},
+    )
+    return CoverIndex(folder=None, info=info, metadata=table, embeddings=vectors, built=built)
+
+
+def _metadata(metadata: pd.DataFrame | None, count: int) -> pd.DataFrame:
+    """sleeve's own columns (id, path, content_hash, genre) first, then the caller's other columns."""
+    given = pd.DataFrame(index=range(count)) if metadata is None else metadata.reset_index(drop=True)
+    if len(given) != count:
+        raise SleeveError(f"metadata has {len(given)} rows for {count} vectors; give one row per vector")
+    own: dict[str, Any] = {
+        "id": np.arange(count),
+        "path": given["path"].astype(str) if "path" in given else pd.Series([None] * count, dtype=object),
+        "content_hash": given.get("content_hash", pd.Series([None] * count, dtype=object)),
+        "genre": given.get("genre", pd.Series([None] * count, dtype=object)),
+    }
+    rest = given.drop(columns=[c for c in own if c in given])
+    return pd.concat([pd.DataFrame(own), rest], axis=1)

@@ -1,0 +1,54 @@
+"""How sleeve runs, resolved once into one object that commands pass down.
+
+Like open_clip's ``PreprocessCfg``: the runtime, cache folder, weights location, pixel limit and progress
+bars are decided in one place (the CLI's options or a notebook's defaults) instead of being threaded by
+hand as five keyword arguments through every layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from recsys.cache import default_cache_dir
+from recsys.encoders.base import EncoderError, ModelSpec
+from recsys.encoders.registry import RUNTIMES
+from recsys.images import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from recsys.encoders.base import Encoder
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Run-time choices that do not change what a result means (only how fast or where it is kept)."""
+
+    runtime: str = "auto"
+    """Where image towers run: "auto" (fastest measured per family) or a key of recsys.encoders.RUNTIMES."""
+    cache_dir: Path | None = None
+    """Embeddings, cover text and ONNX exports; None: $SLEEVE_CACHE_DIR or ~/.cache/sleeve."""
+    weights: str | None = None
+    """A local CLIP checkpoint: for a new index, or where an index's checkpoint lies now if it moved."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Images larger than this are refused as decompression bombs."""
+    progress: bool = True
+    """Progress bars on stderr for long work."""
+
+    def __post_init__(self) -> None:
+        if self.runtime != "auto" and self.runtime not in RUNTIMES:
+            raise EncoderError(f"unknown runtime {self.runtime!r}; choose one of auto, {', '.join(RUNTIMES)}")
+        folder = default_cache_dir() if self.cache_dir is None else Path(self.cache_dir).expanduser()
+        object.__setattr__(self, "cache_dir", folder)
+
+    @property
+    def cache(self) -> Path:
+        """The resolved cache folder (``cache_dir`` is never None after construction)."""
+        assert self.cache_dir is not None
+        return self.cache_dir
+
+    def encoder_for(self, spec: ModelSpec) -> Encoder:
+        """The encoder that made ``spec``'s vectors, on this runtime (its weights checksum is verified)."""
+        from recsys.encoders.factory import encoder_for_spec
+
+        return encoder_for_spec(spec, self.runtime, self.cache, self.weights)
