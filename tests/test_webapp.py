@@ -183,12 +183,11 @@ def test_genre_page_charts_every_genre_of_a_stored_classifier(
 ) -> None:
     import pyarrow as pa
 
-    from recsys.classify.predict import predict_cover
-    from recsys.classify.train import train_classifier
+    from recsys import Settings, predict_cover, train_classifier
 
     folder, cache = app_index
     trained = shutil.copytree(folder, tmp_path / "index")
-    train_classifier(trained, model="linear", cache_dir=cache, progress=False)
+    train_classifier(trained, model="linear", settings=Settings(cache_dir=cache, progress=False))
     monkeypatch.setenv(INDEX_ENV, str(trained))
     monkeypatch.setenv("SLEEVE_CACHE_DIR", str(cache))
     data = cover_bytes(sorted((shared_subset / "rock").iterdir())[0])
@@ -198,7 +197,7 @@ def test_genre_page_charts_every_genre_of_a_stored_classifier(
     shown = pa.ipc.open_stream(chart.datasets[0].data.data).read_all().to_pandas()
     query = tmp_path / "q.jpg"
     query.write_bytes(data)
-    expected = predict_cover(trained, query, k=5, cache_dir=cache)["genres"]
+    expected = predict_cover(trained, query, k=5, settings=Settings(cache_dir=cache))["genres"]
     assert shown.to_dict(orient="records") == expected
     assert any("trained on 60 covers" in text for text in texts(app.caption))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys.build import build_index
+from recsys import Settings, build_index
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +24,6 @@ def app_index(shared_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         }
     )
     manifest.to_csv(root / "manifest.csv", index=False)
-    build_index(root / "index", manifest=root / "manifest.csv", model="efficientnet-lite0", cache_dir=root / "cache",
-                workers=0, progress=False)
+    build_index(root / "index", manifest=root / "manifest.csv", model="efficientnet-lite0", workers=0,
+                settings=Settings(cache_dir=root / "cache", progress=False))
     return root / "index", root / "cache"

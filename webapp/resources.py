@@ -19,7 +19,7 @@ from typing import Any
 import streamlit as st
 
 from index.store import read_info
-from recsys.errors import SleeveError
+from recsys import SleeveError
 
 INDEX_ENV = "SLEEVE_APP_INDEX"
 """Where the index folder is named when the app is not started with ``-- --index DIR`` (tests, hosting)."""
@@ -61,10 +61,10 @@ def recommender() -> Shared:
 
 @st.cache_resource(show_spinner="Loading the index and its encoder…")
 def _load_recommender(folder: str, created: str) -> Shared:
-    from recsys.recommend import Recommender
+    from recsys import open_index
 
     try:
-        loaded = Recommender(folder)
+        loaded = open_index(folder)
         loaded.index.faiss_index  # noqa: B018 - read the FAISS file now, so a damaged one is reported here
     except SleeveError as error:
         raise AppIndexError(f"{error}. {build_hint(Path(folder))}") from None
@@ -101,7 +101,7 @@ def cluster_report(folder: str, created: str) -> tuple[Any, Path]:
     """
     import tempfile
 
-    from analysis.run import analyze
+    from recsys import analyze
 
     out = Path(tempfile.mkdtemp(prefix="sleeve-map-")) / "analysis.html"
     return analyze(folder, out=out, formats=("html",), progress=False), out

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys.classify.predict import top_genres
-from recsys.errors import SleeveError
+from recsys import SleeveError
 from webapp import query as session_query
 from webapp.resources import classifier, index_dir, text_reader
 from webapp.widgets import cover_picker, shared_index, show_query

@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from recsys.errors import SleeveError
+from recsys import SleeveError
 from webapp import query as session_query
 from webapp.widgets import cover_picker, result_grid, shared_index, show_query
 

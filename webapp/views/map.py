@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from recsys.errors import SleeveError
+from recsys import SleeveError
 from webapp.resources import cluster_report
 from webapp.widgets import shared_index
 
