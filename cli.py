@@ -48,6 +48,10 @@ runtime_option = click.option(
     help="Where the image tower runs. auto: the fastest measured for the model; "
     + _choices_help(list(RUNTIMES), RUNTIMES.__getitem__) + ".",
 )
+where_option = click.option(
+    "--where", multiple=True, metavar="COLUMN=VALUE",
+    help="Only covers whose manifest column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; repeatable.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 moved_weights_option = click.option(
@@ -157,6 +161,9 @@ def main(verbose: int) -> None:
 @click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
               help="Refuse images larger than this (decompression bombs).")
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
+@click.option("--read-text", is_flag=True,
+              help="Also read the text printed on each cover (OCR, cached) for recommend --by words/both and search; "
+              "an index with text keeps reading new covers' text on later runs.")
 @no_progress_option
 @json_option
 @friendly_errors
@@ -175,6 +182,7 @@ def build_index_command(
     workers: int | None,
     max_pixels: int,
     no_folder_genre: bool,
+    read_text: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -202,6 +210,7 @@ def build_index_command(
         workers=workers,
         genre_from_folder=not no_folder_genre,
         settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
+        read_text=read_text,
     )
     if as_json:
         print_json(summary.__dict__)
@@ -214,6 +223,10 @@ def build_index_command(
 @click.option("--text", help='Query text, e.g. "a dark cover with a skull" (CLIP indexes only).')
 @click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
 @click.option("--genre", help="Only return covers of this genre.")
+@where_option
+@click.option("--by", type=click.Choice(["look", "words", "both"]),
+              help="Rank a --cover by its look, by the words printed on it, or both fused "
+              "[default: both when the index holds text (build-index --read-text), else look].")
 @index_option
 @moved_weights_option
 @runtime_option
@@ -225,27 +238,35 @@ def recommend_command(
     text: str | None,
     k: int,
     genre: str | None,
+    where: tuple[str, ...],
+    by: str | None,
     index_dir: str,
     weights: str | None,
     runtime: str,
     cache_dir: str | None,
     as_json: bool,
 ) -> None:
-    """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata.
+    """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata, and
+    for a cover which part the result owes its rank to (match: look, words or both).
 
     A query cover that is itself in the index is left out of its own results.
 
-    Example: python cli.py recommend --cover my-cover.jpg -k 10
+    Example: python cli.py recommend --cover my-cover.jpg -k 10 --by both --where artist="Alan Jackson"
     """
     from recsys.classify.predict import query_genre, query_line
+    from recsys.filters import parse_where
     from recsys.recommend import Recommender
 
     if (cover is None) == (text is None):
         raise click.UsageError("give exactly one of --cover or --text")
+    if text is not None and by is not None:
+        raise click.UsageError("--by ranks a --cover; to find covers by their printed words use: sleeve search")
     recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
     if cover is not None:
-        results = recommender.similar_to_cover(cover, k=k, genre=genre)
+        results = recommender.similar_to_cover(cover, k=k, genre=genre, by=by, where=parse_where(where))
     else:
+        if where:
+            raise click.UsageError("--where works with --cover")
         results = recommender.similar_to_text(text, k=k, genre=genre)
     prediction = query_genre(recommender, cover) if cover is not None else None  # None: no stored classifier
     if as_json:
@@ -566,6 +587,35 @@ def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"  {score}{line['text']}")
     if any("error" in result for result in results):
         sys.exit(1)
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
+@click.option("--genre", help="Only return covers of this genre.")
+@where_option
+@index_option
+@json_option
+@friendly_errors
+def search_command(query: str, k: int, genre: str | None, where: tuple[str, ...], index_dir: str, as_json: bool) -> None:
+    """Find covers by the words printed on them: rank, score (share of the query found), genre, path, the
+    cover's text, metadata. Case, accents, spaces and most OCR slips ("ALANIACKSON") do not matter.
+
+    Needs an index built with --read-text.
+
+    Example: python cli.py search "alan jackson" -k 5
+    """
+    from index.store import load_index
+    from recsys.filters import parse_where
+    from recsys.recommend import Recommender
+
+    results = Recommender(load_index(index_dir)).search_text(query, k=k, genre=genre, where=parse_where(where))
+    if as_json:
+        print_json({"query": query, "results": results.to_dict(orient="records")})
+    elif results.empty:
+        click.echo("no covers carry that text")
+    else:
+        print_table(results)
 
 
 @main.command("predict")

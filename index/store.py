@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 INDEX_JSON = "index.json"
 SKIPPED_CSV = "skipped.csv"
-_DATA_PATTERNS = ("vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy")
+_DATA_PATTERNS = ("vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet")
 
 
 class IndexStoreError(SleeveError):
@@ -106,8 +106,13 @@ def write_index(
     model_key: str,
     index_type: str,
     search_params: dict[str, Any],
+    texts: pd.DataFrame | None = None,
 ) -> IndexInfo:
-    """Write a new generation of the index in ``folder`` and switch ``index.json`` to it."""
+    """Write a new generation of the index in ``folder`` and switch ``index.json`` to it.
+
+    ``texts`` (columns content_hash, text, reader: the printed text of each cover, see recsys.textstore)
+    is stored beside the vectors as ``files["text"]`` when given.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if len(metadata) != len(embeddings) or faiss_index.ntotal != len(embeddings):
@@ -118,6 +123,8 @@ def write_index(
         "metadata": f"metadata-{generation}.parquet",
         "embeddings": f"embeddings-{generation}.npy",
     }
+    if texts is not None:
+        files["text"] = f"text-{generation}.parquet"
     try:
         with atomic_path(folder / files["faiss"]) as temporary:
             faiss.write_index(faiss_index, str(temporary))
@@ -125,6 +132,9 @@ def write_index(
             metadata.to_parquet(temporary, index=False)
         with atomic_path(folder / files["embeddings"]) as temporary, open(temporary, "wb") as handle:
             np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
+        if texts is not None:
+            with atomic_path(folder / files["text"]) as temporary:
+                texts.to_parquet(temporary, index=False)
         info = IndexInfo(
             format_version=FORMAT_VERSION,
             model=model,
@@ -194,6 +204,12 @@ def load_index(folder: str | Path, expected_model_key: str | None = None) -> Cov
     if len(metadata) != info.count or embeddings.shape != (info.count, info.dim):
         raise IndexFormatError(f"index in {folder} is inconsistent (row counts differ); rebuild it")
     return CoverIndex(folder=folder, info=info, metadata=metadata, embeddings=embeddings)
+
+
+def load_texts(index: CoverIndex) -> pd.DataFrame | None:
+    """The stored cover texts (content_hash, text, reader), or None for an index built without them."""
+    name = index.info.files.get("text")
+    return pd.read_parquet(index.folder / name) if name else None
 
 
 def _remove(folder: Path, names: Any) -> None:

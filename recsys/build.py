@@ -22,6 +22,7 @@ from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.ingest import CollectionError, fingerprint, read_manifest, scan_folder
 from recsys.settings import Settings
+from recsys.textstore import read_cover_texts
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class BuildSummary:
     added: int
     removed: int
     seconds: float
+    with_text: bool = False
 
     def line(self) -> str:
         return (
@@ -47,6 +49,7 @@ class BuildSummary:
             f"{self.embedded:,} embedded now, {self.covers - self.embedded:,} from cache or duplicates, "
             f"{self.added:,} added, {self.removed:,} removed, {self.skipped:,} skipped"
             + (f" (see {Path(self.index_dir) / 'skipped.csv'})" if self.skipped else "")
+            + ("; cover text stored" if self.with_text else "")
         )
 
 
@@ -62,10 +65,13 @@ def build_index(
     workers: int | None = None,
     genre_from_folder: bool = True,
     settings: Settings | None = None,
+    read_text: bool = False,
 ) -> BuildSummary:
     """Index the covers of a folder or a manifest into ``index_dir`` (created or updated).
 
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
+    ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
+    text keeps it, so later runs read the new covers' text without being asked again.
     """
     started = time.perf_counter()
     settings = settings or Settings()
@@ -93,9 +99,13 @@ def build_index(
         chosen_type = choose_index_type(len(table), encoder.spec.dim, memory_budget_bytes())
     else:
         chosen_type = index_type
+    texts = None
+    if read_text or (existing is not None and "text" in existing.info.files):
+        texts, _ = read_cover_texts(table, settings.cache, settings.progress)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
-        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params
+        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params,
+        texts=texts,
     )
     skipped = pd.concat([unreadable, failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)
@@ -113,6 +123,7 @@ def build_index(
         added=len(after - before),
         removed=len(before - after),
         seconds=time.perf_counter() - started,
+        with_text=texts is not None,
     )
 
 

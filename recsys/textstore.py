@@ -1,0 +1,67 @@
+"""The printed text of an index's covers, read once at build time and kept with the index.
+
+``build-index --read-text`` OCRs every distinct cover once (recsys.ocr caches each reading by content hash,
+so re-runs and interrupted runs read only what is new) and the index folder stores one row per content hash
+(see index.store.write_index). Recommendations by words and search then never run OCR on indexed covers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from index.store import CoverIndex, load_texts
+from recsys.cache import default_cache_dir
+from recsys.errors import SleeveError
+from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing
+
+TEXT_COLUMNS = ["content_hash", "text", "reader"]
+
+
+class NoTextError(SleeveError):
+    """The index was built without cover text, so it cannot answer by words."""
+
+
+def no_text_message(index_dir: str | Path) -> str:
+    """The one line that tells a user how to add text to an index."""
+    return (
+        f"the index in {index_dir} holds no cover text; add it with: "
+        f"python cli.py build-index --read-text --index {index_dir} (and the same --covers or --manifest)"
+    )
+
+
+def read_cover_texts(
+    files: pd.DataFrame,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    reader: CoverTextReader | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """OCR what the cache lacks of ``files`` (columns path, content_hash) and return
+    (texts: content_hash, text, reader, one row per distinct hash; failures: content_hash, reason).
+
+    A cover that cannot be read gets an empty text (it is still indexed by its look).
+    """
+    reader = reader or CoverTextReader()
+    distinct = files.drop_duplicates("content_hash")
+    with TextCache(cache_dir or default_cache_dir()) as cache:
+        failures = read_missing(distinct[["path", "content_hash"]], reader, cache, progress)
+        found = cache.get(reader.key, list(distinct["content_hash"]))
+    texts = pd.DataFrame(
+        {
+            "content_hash": distinct["content_hash"].to_numpy(),
+            "text": [cover_text(found.get(h, [])) for h in distinct["content_hash"]],
+            "reader": reader.key,
+        }
+    )
+    return texts, failures
+
+
+def texts_by_row(index: CoverIndex) -> np.ndarray | None:
+    """Each index row's cover text ("" where none was found), or None when the index holds no text."""
+    stored = load_texts(index)
+    if stored is None:
+        return None
+    by_hash = dict(zip(stored["content_hash"], stored["text"]))
+    return np.array([by_hash.get(h, "") for h in index.metadata["content_hash"]], dtype=object)
