@@ -86,7 +86,7 @@ def test_webp_and_gif_uploads_are_queries_too(index: Path, shared_subset: Path, 
 def test_k_and_the_genre_filter_shape_the_results(index: Path, shared_subset: Path) -> None:
     app = upload(start(), "q.jpg", cover_bytes(sorted((shared_subset / "country").iterdir())[0]))
     app.slider(key="k").set_value(4).run()
-    app.selectbox(key="genre").set_value("hip-hop").run()
+    app.selectbox(key="genre-lookalikes").set_value("hip-hop").run()
     genres = [text.split(" · ")[2] for text in texts(app.markdown) if text.startswith("**#")]
     assert genres == ["hip-hop"] * 4
 
@@ -287,3 +287,60 @@ def test_two_sessions_at_once_share_one_loaded_index_and_see_their_own_results(
         thread.join()
     assert {genre: names[0] for genre, names in seen.items()} == {g: p.name for g, p in originals.items()}
     assert len(loads) == 1
+
+
+def test_matching_by_words_and_by_look_and_words_says_what_each_result_matched(index: Path, shared_subset: Path) -> None:
+    app = upload(start(), "q.jpg", cover_bytes(sorted((shared_subset / "country").iterdir())[2]))
+    assert app.radio(key="by").value == "both"  # the index holds cover text, so both is the default
+    matches = {text.rsplit(" · by ", 1)[1] for text in texts(app.markdown) if text.startswith("**#")}
+    assert matches and matches <= {"look", "words", "both"}
+    app.radio(key="by").set_value("look").run()
+    assert {text.rsplit(" · by ", 1)[1] for text in texts(app.markdown) if text.startswith("**#")} == {"look"}
+    app.radio(key="by").set_value("words").run()
+    shown = [text for text in texts(app.markdown) if text.startswith("**#")]
+    assert all(text.endswith(" · by words") for text in shown)
+
+
+def test_a_metadata_filter_keeps_only_matching_covers(index: Path, shared_subset: Path) -> None:
+    app = upload(start(), "q.jpg", cover_bytes(sorted((shared_subset / "pop").iterdir())[5]))
+    app.radio(key="by").set_value("look").run()
+    app.selectbox(key="where-lookalikes-artist").set_value("rock band 1").run()
+    captions = [text for text in texts(app.caption) if text.endswith(".jpg") and "artist:" in text]
+    assert len(captions) == 4  # 12 rock covers, every third one is "rock band 1"
+    assert all("artist: rock band 1" in text for text in captions)
+
+
+def test_search_by_words_finds_the_covers_that_carry_them_and_clicks_through(index: Path) -> None:
+    from recsys import open_index
+
+    stored = open_index(index)
+    row, word = next(
+        (row, word) for row, text in enumerate(stored.texts) for word in text.split() if len(word) >= 6 and word.isalpha()
+    )
+    path = str(stored.index.metadata["path"].iloc[row])
+    app = start("views/words.py")
+    app.text_input(key="words-query").input(word).run()
+    assert not app.exception and not app.error
+    assert Path(path).name in result_names(app)
+    assert any(word.lower() in text.lower() for text in texts(app.markdown) if text.startswith("*"))
+    rank = result_names(app).index(Path(path).name) + 1
+    app.button(key=f"words-more-{rank}").click().run()
+    assert f"look-alikes of {Path(path).name}" in texts(app.caption)[0]  # the look-alikes page, for that cover
+
+
+def test_an_index_without_cover_text_has_no_words_controls(
+    app_index: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_subset: Path  # noqa: F811
+) -> None:
+    import json
+
+    folder, cache = app_index
+    copy = shutil.copytree(folder, tmp_path / "index")
+    info = json.loads((copy / "index.json").read_text())
+    del info["files"]["text"]
+    (copy / "index.json").write_text(json.dumps(info))
+    monkeypatch.setenv(INDEX_ENV, str(copy))
+    monkeypatch.setenv("SLEEVE_CACHE_DIR", str(cache))
+    app = upload(start(), "q.jpg", cover_bytes(sorted((shared_subset / "pop").iterdir())[0]))
+    assert not app.radio and len(result_names(app)) == 10
+    with pytest.raises(ValueError):
+        app.switch_page("views/words.py")  # not a page of this app

@@ -12,7 +12,8 @@ from recsys import Settings, build_index
 
 @pytest.fixture(scope="session")
 def app_index(shared_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(index folder, cache folder) of the shared subset, built from a manifest with metadata columns."""
+    """(index folder, cache folder) of the shared subset, built from a manifest with metadata columns, with the
+    text printed on the covers (read once by OCR into the cache folder)."""
     root = tmp_path_factory.mktemp("webapp")
     covers = sorted(shared_subset.glob("*/*"))
     manifest = pd.DataFrame(
@@ -25,5 +26,5 @@ def app_index(shared_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     )
     manifest.to_csv(root / "manifest.csv", index=False)
     build_index(root / "index", manifest=root / "manifest.csv", model="efficientnet-lite0", workers=0,
-                settings=Settings(cache_dir=root / "cache", progress=False))
+                settings=Settings(cache_dir=root / "cache", progress=False), read_text=True)
     return root / "index", root / "cache"

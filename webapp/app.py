@@ -12,7 +12,7 @@ from webapp.resources import AppIndexError, recommender
 st.set_page_config(page_title="sleeve", layout="wide")  # the default icon: no font is fetched from the net
 
 try:
-    has_text = bool(getattr(recommender().recommender, "has_text", False))
+    has_text = recommender().recommender.has_text
 except AppIndexError:
     has_text = False  # every page then says what is wrong with the index and how to build one
 

@@ -12,12 +12,18 @@ import pandas as pd
 import streamlit as st
 
 from recsys.images import BadImageError, load_cover
+from recsys.recommend import _INTERNAL_COLUMNS  # the index's bookkeeping columns, never shown as metadata
 from webapp import query as session_query
 from webapp.resources import AppIndexError, Shared, recommender
 
-SLEEVE_COLUMNS = ["rank", "score", "genre", "path", "match"]
+SLEEVE_COLUMNS = ["rank", "score", "genre", "path", "match", "text"]
+"""Columns of a result frame that sleeve adds; the others are the manifest's own (shown as metadata)."""
+ANY = "any"
+MAX_CHOICES = 500
+"""A metadata column with more distinct values than this is filtered by typing a value instead of choosing one."""
 GRID_COLUMNS = 5
 THUMBNAIL_PX = 200
+SHOW_LOOKALIKES = "show-lookalikes"
 PICKER_CHOICES = 200
 """Covers listed at once by the path search (type more of the path to narrow it)."""
 
@@ -107,6 +113,38 @@ def cover_picker(shared: Shared, page: str) -> session_query.Query | None:
     return session_query.current()
 
 
+@st.cache_data(show_spinner=False)
+def _filter_choices(folder: str, created: str) -> dict[str, list[str] | None]:
+    """Per manifest column, its distinct values to choose from (None: too many, type one instead)."""
+    metadata = recommender().recommender.index.metadata
+    choices: dict[str, list[str] | None] = {}
+    for column in metadata.columns:
+        if column in [*_INTERNAL_COLUMNS, "path"]:
+            continue
+        distinct = metadata[column].dropna().astype(str).str.strip().unique()
+        choices[column] = sorted(distinct) if len(distinct) <= MAX_CHOICES else None
+    return choices
+
+
+def filters(shared: Shared, page: str) -> tuple[str | None, dict[str, str]]:
+    """(genre, {column: value}) chosen in the page: a genre, and any of the manifest's columns."""
+    info = shared.recommender.index.info
+    choices = _filter_choices(str(shared.recommender.index.folder), info.created)
+    genre = st.selectbox("Genre", [ANY, *(choices.get("genre") or [])], key=f"genre-{page}")
+    where: dict[str, str] = {}
+    columns = [column for column in choices if column != "genre"]
+    if columns:
+        with st.expander("Filter by metadata"):
+            for column in columns:
+                if choices[column] is None:
+                    value = st.text_input(column, key=f"where-{page}-{column}", placeholder="exact value, any case")
+                else:
+                    value = st.selectbox(column, [ANY, *choices[column]], key=f"where-{page}-{column}")
+                if value and value != ANY:
+                    where[column] = value
+    return (None if genre == ANY else genre), where
+
+
 def show_query(query: session_query.Query) -> None:
     if query.data is not None:
         st.image(query.data, caption=f"{query.name} (uploaded)", width="stretch")
@@ -120,20 +158,28 @@ def metadata_line(row: dict[str, Any]) -> str:
     return "  \n".join(pairs)
 
 
+def _query_from_result(path: str, show_lookalikes: bool) -> None:
+    session_query.use_indexed(path)
+    st.session_state[SHOW_LOOKALIKES] = show_lookalikes
+
+
 def result_grid(results: pd.DataFrame, page: str) -> None:
-    """Covers in rows of five with rank, score, genre and metadata; each button makes that cover the query."""
+    """Covers in rows of five with rank, score, genre and metadata; each button makes that cover the query
+    (and, from another page, opens the look-alikes page for it)."""
     rows = results.to_dict(orient="records")
     for start in range(0, len(rows), GRID_COLUMNS):
         for column, row in zip(st.columns(GRID_COLUMNS), rows[start : start + GRID_COLUMNS], strict=False):
             with column, st.container(border=True):
                 show_cover(row["path"])
-                match = f" · {row['match']}" if "match" in row else ""
+                match = f" · by {row['match']}" if "match" in row else ""
                 st.markdown(f"**#{row['rank']}** · {row['score']:.3f} · {row['genre'] or 'no genre'}{match}")
+                if row.get("text"):
+                    st.markdown(f"*{row['text']}*")
                 st.caption("  \n".join(filter(None, [metadata_line(row), Path(row["path"]).name])))
                 st.button(
                     "More like this",
                     key=f"{page}-more-{row['rank']}",
-                    on_click=session_query.use_indexed,
-                    args=(row["path"],),
+                    on_click=_query_from_result,
+                    args=(row["path"], page != "lookalikes"),
                     width="stretch",
                 )

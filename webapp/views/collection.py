@@ -21,7 +21,7 @@ facts = {
     "Index type": f"{info.index_type} {info.search_params or ''}".strip(),
     "Covers": f"{info.count:,}",
     "Built": f"{info.created.replace('T', ' ')} by sleeve {info.sleeve_version}",
-    "Cover text": "held: look-alikes can match by words" if getattr(shared.recommender, "has_text", False) else "not held",
+    "Cover text": "held: look-alikes can match by words" if shared.recommender.has_text else "not held",
     "Genre classifier": (
         f"{classifier.title}, trained on {classifier.trained_on:,} covers ({classifier.created})"
         if classifier is not None else "none stored (make one with `python cli.py train-classifier`)"

@@ -8,9 +8,9 @@ import streamlit as st
 
 from recsys import SleeveError
 from webapp import query as session_query
-from webapp.widgets import cover_picker, result_grid, shared_index, show_query
+from webapp.widgets import cover_picker, filters, result_grid, shared_index, show_query
 
-ANY_GENRE = "any genre"
+MATCH_BY = {"both": "look and words", "look": "look", "words": "words"}
 
 shared = shared_index()
 st.title("Look-alikes")
@@ -19,24 +19,26 @@ if query is None:
     st.info("Upload a cover, or pick one from the collection, to see the covers that look most like it.")
     st.stop()
 
-metadata = shared.recommender.index.metadata
-genres = sorted(metadata["genre"].dropna().astype(str).unique())
 left, right = st.columns([1, 4])
 with left:
     show_query(query)
     k = st.slider("How many", 1, 50, 10, key="k")
-    genre = st.selectbox("Genre", [ANY_GENRE, *genres], key="genre")
+    by = "look"
+    if shared.recommender.has_text:
+        by = st.radio("Match by", list(MATCH_BY), format_func=MATCH_BY.get, key="by",
+                      help="Words: the text printed on the covers, read by OCR when the index was built.")
+    genre, where = filters(shared, "lookalikes")
 
 started = time.perf_counter()
 with session_query.cover_file(query) as path:
     try:
         with shared.lock:
-            results = shared.recommender.similar_to_cover(path, k=k, genre=None if genre == ANY_GENRE else genre)
+            results = shared.recommender.similar_to_cover(path, k=k, genre=genre, by=by, where=where or None)
     except SleeveError as error:
         right.error(session_query.error_text(error, query, path))
         st.stop()
 with right:
     st.caption(f"{len(results)} look-alikes of {query.name} in {(time.perf_counter() - started) * 1000:.0f} ms")
     if results.empty:
-        st.info("No covers match these filters.")
+        st.info("No covers match: change the filters" + (" or match by look" if by == "words" else "") + ".")
     result_grid(results, "lookalikes")
