@@ -74,20 +74,27 @@ class Recommender:
     def similar_to_cover(self, cover: Cover, k: int = 10, genre: str | None = None) -> pd.DataFrame:
         """A cover file that is itself in the index is left out of its own results."""
         vector = self.embed_cover(cover)
-        exclude = None if isinstance(cover, Image.Image) else content_hash(cover)
-        return self.similar_to_vector(vector, k, genre, exclude_hash=exclude)
+        if isinstance(cover, Image.Image):
+            return self.similar_to_vector(vector, k, genre)
+        return self.similar_to_vector(vector, k, genre, exclude_hash=content_hash(cover), exclude_path=str(cover))
 
     def similar_to_text(self, text: str, k: int = 10, genre: str | None = None) -> pd.DataFrame:
         return self.similar_to_vector(self._encoder().encode_text([text])[0], k, genre)
 
     def similar_to_vector(
-        self, vector: np.ndarray, k: int = 10, genre: str | None = None, exclude_hash: str | None = None
+        self,
+        vector: np.ndarray,
+        k: int = 10,
+        genre: str | None = None,
+        exclude_hash: str | None = None,
+        exclude_path: str | None = None,
     ) -> pd.DataFrame:
         """Top ``k`` covers by cosine similarity: columns rank, score, genre, path, then metadata."""
         if k < 1:
             raise QueryError("k must be at least 1")
         metadata = self.index.metadata
-        excluded = (metadata["content_hash"] == exclude_hash).to_numpy()
+        # An index built in memory may know its covers by path only, without content hashes.
+        excluded = ((metadata["content_hash"] == exclude_hash) | (metadata["path"] == exclude_path)).to_numpy()
         if genre is not None:
             rows, scores = self._exact_within_genre(vector, k, genre, excluded)
         else:
