@@ -7,7 +7,6 @@ Needs /usr/bin/chromium and /usr/bin/chromedriver (see tests/test_analysis_brows
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.test_analysis_browser import CHROMEDRIVER, CHROMIUM, HEADLESS_FLAGS, READY
+from tests.test_analysis_browser import CHROMEDRIVER, CHROMIUM, READY, browser  # noqa: F401 - a fixture
 from tests.webapp_helpers import app_index  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,25 +76,6 @@ def server(app_index: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
     finally:
         os.killpg(process.pid, 15)  # the CLI and the streamlit process it started
         process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-app-profile")
-    for flag in [*HEADLESS_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag.replace("--window-size=1400,1000", "--window-size=1400,1200"))
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def css(driver: Any, selector: str) -> list[Any]:
