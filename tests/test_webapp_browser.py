@@ -7,7 +7,6 @@ Needs /usr/bin/chromium and /usr/bin/chromedriver (see tests/test_analysis_brows
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.test_analysis_browser import CHROMEDRIVER, CHROMIUM, HEADLESS_FLAGS, READY
+from tests.test_analysis_browser import CHROMEDRIVER, CHROMIUM, READY, browser  # noqa: F401 - a fixture
 from tests.webapp_helpers import app_index  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,25 +76,6 @@ def server(app_index: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
     finally:
         os.killpg(process.pid, 15)  # the CLI and the streamlit process it started
         process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tmp_path_factory.mktemp("chromium-app-profile")
-    for flag in [*HEADLESS_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag.replace("--window-size=1400,1000", "--window-size=1400,1200"))
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def css(driver: Any, selector: str) -> list[Any]:
@@ -161,8 +141,17 @@ def screenshot(driver: Any, name: str, width: int = 1400) -> Path:
     return path
 
 
+def a_printed_word(index: Path) -> str:
+    """A word of six letters or more that OCR read on some cover of the index."""
+    from index.store import load_index
+    from recsys.textstore import texts_by_row
+
+    return next(word for text in texts_by_row(load_index(index)) for word in text.split()
+                if len(word) >= 6 and word.isalpha())
+
+
 def test_a_user_uploads_a_cover_sees_look_alikes_and_every_page(
-    server: str, browser: Any, shared_subset: Path, tmp_path: Path
+    server: str, browser: Any, shared_subset: Path, tmp_path: Path, app_index: tuple[Path, Path]  # noqa: F811
 ) -> None:
     browser.get(server)
     wait_for(lambda: css(browser, "[data-testid=stFileUploaderDropzoneInput]"), 60, "the upload box")
@@ -197,6 +186,15 @@ def test_a_user_uploads_a_cover_sees_look_alikes_and_every_page(
     assert "Best to worst separated" in browser.find_element("css selector", "[data-testid=stMain]").text
     settle(browser)
     screenshot(browser, "app-map.png", width=1800)  # the report's two maps side by side want a wide window
+
+    go_to(browser, "Search by words")
+    word = a_printed_word(app_index[0])
+    box = css(browser, "[data-testid=stMain] input[aria-label='Words on the cover']")[0]
+    box.send_keys(word + "\n")
+    wait_for(lambda: (w := loaded_images(browser)) and all(w), 120, f"covers carrying {word!r}")
+    settle(browser)
+    assert word.lower() in browser.find_element("css selector", "[data-testid=stMain]").text.lower()
+    screenshot(browser, "app-words.png")
 
     go_to(browser, "Collection")
     wait_for(lambda: css(browser, "[data-testid=stVegaLiteChart] canvas, [data-testid=stVegaLiteChart] svg"), 60,

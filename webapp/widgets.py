@@ -145,6 +145,18 @@ def filters(shared: Shared, page: str) -> tuple[str | None, dict[str, str]]:
     return (None if genre == ANY else genre), where
 
 
+def query_page(title: str, page: str, hint: str) -> tuple[Shared, session_query.Query]:
+    """The start of a page about one cover: title, picker, and the session's query (the page stops with
+    ``hint`` until there is one)."""
+    shared = shared_index()
+    st.title(title)
+    query = cover_picker(shared, page)
+    if query is None:
+        st.info(hint)
+        st.stop()
+    return shared, query
+
+
 def show_query(query: session_query.Query) -> None:
     if query.data is not None:
         st.image(query.data, caption=f"{query.name} (uploaded)", width="stretch")

@@ -9,14 +9,11 @@ from recsys.classify.predict import top_genres
 from recsys import SleeveError
 from webapp import query as session_query
 from webapp.resources import classifier, index_dir, text_reader
-from webapp.widgets import cover_picker, shared_index, show_query
+from webapp.widgets import query_page, show_query
 
-shared = shared_index()
-st.title("Genre")
-query = cover_picker(shared, "genre")
-if query is None:
-    st.info("Upload a cover, or pick one from the collection, to see its likely genre and the text printed on it.")
-    st.stop()
+shared, query = query_page(
+    "Genre", "genre", "Upload a cover, or pick one from the collection, to see its likely genre and the text printed on it."
+)
 
 info = shared.recommender.index.info
 try:

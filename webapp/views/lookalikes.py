@@ -8,16 +8,13 @@ import streamlit as st
 
 from recsys import SleeveError
 from webapp import query as session_query
-from webapp.widgets import cover_picker, filters, result_grid, shared_index, show_query
+from webapp.widgets import filters, query_page, result_grid, show_query
 
 MATCH_BY = {"both": "look and words", "look": "look", "words": "words"}
 
-shared = shared_index()
-st.title("Look-alikes")
-query = cover_picker(shared, "lookalikes")
-if query is None:
-    st.info("Upload a cover, or pick one from the collection, to see the covers that look most like it.")
-    st.stop()
+shared, query = query_page(
+    "Look-alikes", "lookalikes", "Upload a cover, or pick one from the collection, to see the covers that look most like it."
+)
 
 left, right = st.columns([1, 4])
 with left:
