@@ -94,8 +94,10 @@ def loaded_images(driver: Any) -> list[int]:
 
 def running(driver: Any) -> bool:
     """A script run is going on: the status widget offers to stop it, or a spinner turns."""
-    status = " ".join(element.text for element in css(driver, "[data-testid=stStatusWidget]"))
-    return "Stop" in status or bool(css(driver, "[data-testid=stSpinner]"))
+    return driver.execute_script(
+        "const status = [...document.querySelectorAll('[data-testid=stStatusWidget]')].map(e => e.innerText).join(' ');"
+        "return status.includes('Stop') || !!document.querySelector('[data-testid=stSpinner]');"
+    )
 
 
 def settle(driver: Any, seconds: float = 120) -> None:
@@ -112,8 +114,11 @@ def settle(driver: Any, seconds: float = 120) -> None:
 
 
 def go_to(driver: Any, title: str) -> None:
-    link = next(link for link in css(driver, "[data-testid=stSidebarNavLink]") if link.text.strip().endswith(title))
-    link.click()
+    """Click the page's link in the sidebar (found afresh each try: a rerun may redraw the sidebar)."""
+    wait_for(lambda: driver.execute_script(
+        "const link = [...document.querySelectorAll('[data-testid=stSidebarNavLink]')]"
+        ".find(a => a.innerText.trim().endsWith(arguments[0])); if (link) link.click(); return !!link;", title
+    ), 30, f"the {title} link")
     wait_for(lambda: driver.execute_script("return document.querySelector('h1') && document.querySelector('h1').innerText")
              == title, 60, f"the {title} page")
 
@@ -189,8 +194,8 @@ def test_a_user_uploads_a_cover_sees_look_alikes_and_every_page(
 
     go_to(browser, "Search by words")
     word = a_printed_word(app_index[0])
-    box = css(browser, "[data-testid=stMain] input[aria-label='Words on the cover']")[0]
-    box.send_keys(word + "\n")
+    box = wait_for(lambda: css(browser, "[data-testid=stMain] input[aria-label='Words on the cover']"), 60, "the box")
+    box[0].send_keys(word + "\n")
     wait_for(lambda: (w := loaded_images(browser)) and all(w), 120, f"covers carrying {word!r}")
     settle(browser)
     assert word.lower() in browser.find_element("css selector", "[data-testid=stMain]").text.lower()
