@@ -4,18 +4,27 @@ Plain functions over arrays of scores, one score per candidate cover, so the fus
 own (bench/hybrid.py). The two scores live on different scales (cosine of image embeddings around 0.3-0.9,
 cosine of text n-grams mostly 0 with a long tail), so they are z-scored over the candidates before they are
 added; how much the words count depends on how much text the query cover carries, since a cover with one
-short, misread line says little.
+short, misread line says little. Then one round of pseudo-relevance feedback: the fused scores of the query's
+three best candidates, as queries themselves, are added to the query's, so covers that share words or a
+look with its closest matches (a series whose name the query's OCR missed) rise too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from recsys import textsearch
+
 MODES = ("look", "words", "both")
-WORDS_WEIGHT = 0.7
+WORDS_WEIGHT = 0.9
 """Weight of the words' z-score against the look's for a query with plenty of text (measured, bench/hybrid.py)."""
 FULL_TEXT_CHARS = 12
 """A query whose normalised text has at least this many characters gets the full words weight."""
+FEEDBACK_NEIGHBOURS = 3
+FEEDBACK_WEIGHT = 1.0
+"""Pseudo-relevance feedback: how many best candidates feed back, and how much their mean scores count."""
 
 
 def zscore(scores: np.ndarray) -> np.ndarray:
@@ -33,6 +42,34 @@ def words_weight(query_chars: int, full: float = WORDS_WEIGHT) -> float:
 def fuse(look: np.ndarray, words: np.ndarray, weight: float) -> np.ndarray:
     """One score per candidate: (1 - weight) * z(look) + weight * z(words)."""
     return (1.0 - weight) * zscore(look.astype(np.float64)) + weight * zscore(words.astype(np.float64))
+
+
+def hybrid_scores(look: np.ndarray, words: np.ndarray, query_chars: int) -> np.ndarray:
+    """What ``--by both`` ranks by: the fusion, weighted by how much text the query carries."""
+    return fuse(look, words, words_weight(query_chars))
+
+
+def both_scores(
+    embeddings: np.ndarray,
+    model: textsearch.TextModel,
+    texts: Sequence[str],
+    candidates: np.ndarray,
+    query_vector: np.ndarray,
+    query_text: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``--by both`` over the ``candidates`` (rows of ``embeddings``/``texts``/``model``): (scores with
+    feedback, look, words), one value per candidate."""
+    def scores_of(vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        look = np.asarray(embeddings[candidates]) @ vector
+        words = textsearch.words_similarity(model, text)[candidates]
+        return hybrid_scores(look, words, len(textsearch.normalise(text))), look, words
+
+    fused, look, words = scores_of(query_vector, query_text)
+    best = candidates[np.argsort(-fused, kind="stable")[:FEEDBACK_NEIGHBOURS]]
+    feedback = [scores_of(np.asarray(embeddings[row]), texts[row])[0] for row in best]
+    if feedback:
+        fused = fused + FEEDBACK_WEIGHT * np.mean(feedback, axis=0)
+    return fused, look, words
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:

@@ -36,20 +36,53 @@ class TextLine:
     score: float
 
 
+@dataclasses.dataclass(frozen=True)
+class ReaderSettings:
+    """What RapidOCR and ONNX Runtime are asked to do; every field is part of the reader's cache key.
+
+    ``det_side``/``det_limit``: RapidOCR scales the image so that its ``min`` (or ``max``) side is ``det_side``
+    before detection (its default, min 736, blows a 256 px cover up to 736 px); ``rec_batch``: text lines
+    recognised per ONNX call; ``threads``: ONNX Runtime intra-op threads (0: its default, all cores).
+    """
+
+    det_side: int = 736
+    det_limit: str = "min"
+    rec_batch: int = 6
+    threads: int = 0
+
+    def tag(self) -> str:
+        return f"det{self.det_limit}{self.det_side}:rec{self.rec_batch}"
+
+
+TODAY = ReaderSettings()
+"""The reader of sleeve 0.1 (RapidOCR's defaults, angle classifier off), kept to compare against."""
+
+
 class CoverTextReader:
     """RapidOCR with sleeve's settings; ``key`` names the models and settings that produced a reading.
 
     The angle classifier is off: cover text is upright or rotated by 90 degrees, not upside down, and the
-    classifier costs a tenth of the time.
+    classifier costs a tenth of the time. Thread counts are not in the key: they do not change a reading.
     """
 
-    def __init__(self, min_score: float = MIN_SCORE) -> None:
+    def __init__(self, min_score: float = MIN_SCORE, settings: ReaderSettings = TODAY) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
         self.min_score = min_score
-        self._engine = RapidOCR(use_cls=False, text_score=min_score)
+        self.settings = settings
+        threads = {"intra_op_num_threads": settings.threads} if settings.threads else {}
+        self._engine = RapidOCR(
+            use_cls=False,
+            text_score=min_score,
+            det_limit_side_len=settings.det_side,
+            det_limit_type=settings.det_limit,
+            rec_batch_num=settings.rec_batch,
+            **threads,
+        )
         # The wheel's version pins the models it ships.
         self.key = f"rapidocr-onnxruntime-{version('rapidocr-onnxruntime')}:cls0:score{min_score:g}"
+        if settings.tag() != TODAY.tag():
+            self.key += f":{settings.tag()}"
 
     def read(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
         """The text lines on the cover at ``path``, top to bottom; raises BadImageError if it cannot be read."""

@@ -71,7 +71,7 @@ class Recommender:
         return texts
 
     @cached_property
-    def _text_model(self) -> tuple:
+    def _text_model(self) -> textsearch.TextModel:
         return textsearch.fit_text_vectors(list(self.texts))
 
     def text_of(self, path: str | Path) -> str:
@@ -93,14 +93,13 @@ class Recommender:
     def search_text(
         self, query: str, k: int = 10, genre: str | None = None, where: dict[str, str] | None = None
     ) -> pd.DataFrame:
-        """Covers whose printed text holds ``query`` (case, accents, spaces and most OCR slips aside), best
-        first: rank, score (share of the query found, 0-1), genre, path, text, then metadata."""
+        """Covers whose printed text matches ``query`` (case, accents, spaces and most OCR slips aside), best
+        first: rank, score (0-1, see recsys.textsearch.words_similarity), genre, path, text, then metadata."""
         if k < 1:
             raise QueryError("k must be at least 1")
         if not textsearch.normalise(query):
             raise QueryError("the search needs at least one letter or digit")
-        vectorizer, matrix = self._text_model
-        scores = textsearch.search_scores(vectorizer, matrix, query)
+        scores = textsearch.words_similarity(self._text_model, query)
         candidates = np.flatnonzero(row_mask(self.index.metadata, genre, where) & (scores > 0))
         top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
         result = self._frame(top, scores[top])
@@ -207,19 +206,17 @@ class Recommender:
         """Rank the allowed covers by text similarity ("words") or by the fused scores ("both")."""
         if k < 1:
             raise QueryError("k must be at least 1")
-        vectorizer, matrix = self._text_model
         query_text = self.text_of(cover)
-        words = textsearch.text_similarity(matrix, vectorizer.transform([query_text]))
         allowed = row_mask(self.index.metadata, genre, where)
         candidates = np.flatnonzero(allowed & (self.index.metadata["content_hash"] != exclude).to_numpy())
-        words = words[candidates]
         if by == "words":
+            words = textsearch.words_similarity(self._text_model, query_text)[candidates]
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return self._frame(candidates[top], words[top]).assign(match="words")
-        look = np.asarray(self.index.embeddings[candidates]) @ self.embed_cover(cover)
-        weight = hybrid.words_weight(len(textsearch.normalise(query_text)))
-        fused = hybrid.fuse(look, words, weight)
+        fused, look, words = hybrid.both_scores(
+            self.index.embeddings, self._text_model, self.texts, candidates, self.embed_cover(cover), query_text
+        )
         top = np.argsort(-fused, kind="stable")[:k]
         owed = hybrid.owed_to(look, words, k)[top]
         return self._frame(candidates[top], fused[top]).assign(match=owed)

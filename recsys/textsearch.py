@@ -7,6 +7,7 @@ over the collection so that "records" or "stereo" count less than a name. Plain 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 NGRAM = (3, 3)
+MIN_LINE_CHARS = 4
+"""Printed lines shorter than this ("CD", "2") are too common to say that two covers share words."""
 
 
 def normalise(text: str) -> str:
@@ -39,32 +42,46 @@ def _analyse(text: str) -> list[str]:
     return grams
 
 
-def fit_text_vectors(texts: Sequence[str]) -> tuple[TfidfVectorizer, sparse.csr_matrix]:
-    """A TF-IDF model of the collection's texts and each cover's unit-length row (all zero: no text)."""
+@dataclasses.dataclass(frozen=True)
+class TextModel:
+    """TF-IDF n-gram rows of a collection's cover texts: one per cover (unit length, all zero without text)
+    and one per printed line (``line_owner`` names its cover; a cover's lines are contiguous)."""
+
+    vectorizer: TfidfVectorizer
+    covers: sparse.csr_matrix
+    lines: sparse.csr_matrix
+    line_owner: np.ndarray
+
+
+def fit_text_vectors(texts: Sequence[str]) -> TextModel:
+    """Fit the collection's TF-IDF model (IDF over covers) and vectorise every cover and printed line."""
     vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True, dtype=np.float32)
     if not any(_lines(text) for text in texts):
-        vectorizer.fit(["   "])  # no cover carries text: an empty vocabulary would make sklearn refuse to fit
-        return vectorizer, sparse.csr_matrix((len(texts), len(vectorizer.vocabulary_)), dtype=np.float32)
-    return vectorizer, vectorizer.fit_transform(texts).tocsr()
+        vectorizer.fit(["no text"])  # no cover carries text; sklearn refuses an empty vocabulary
+    else:
+        vectorizer.fit(texts)
+    lines, owner = _split_lines(texts)
+    return TextModel(vectorizer, vectorizer.transform(texts).tocsr(), vectorizer.transform(lines).tocsr(), owner)
 
 
-def text_similarity(matrix: sparse.csr_matrix, query: sparse.csr_matrix) -> np.ndarray:
-    """Cosine similarity of one query row to every cover (0 where either carries no text)."""
-    return np.asarray((matrix @ query.T).toarray()).ravel()
+def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    lines, owner = [], []
+    for row, text in enumerate(texts):
+        for line in text.splitlines():
+            if len(normalise(line)) >= MIN_LINE_CHARS:
+                lines.append(line)
+                owner.append(row)
+    return lines, np.array(owner, dtype=np.int64)
 
 
-def search_scores(vectorizer: TfidfVectorizer, matrix: sparse.csr_matrix, query: str) -> np.ndarray:
-    """How well each cover's text contains the query, in [0, 1]: the IDF-weighted share of the query's
-    n-grams that the cover carries, so a long cover text that holds the whole name is not penalised
-    (cosine would be); cosine breaks ties between covers that hold all of it."""
-    wanted = sorted(set(_analyse(query)))
-    if not wanted:
-        return np.zeros(matrix.shape[0], dtype=np.float32)
-    vocabulary = vectorizer.vocabulary_
-    known = np.array([vocabulary[g] for g in wanted if g in vocabulary], dtype=np.int64)
-    # An n-gram no cover carries weighs as much as the rarest one: it still counts against every cover.
-    unknown_weight = (len(wanted) - known.size) * float(vectorizer.idf_.max())
-    idf = vectorizer.idf_[known].astype(np.float32)
-    present = (matrix[:, known] > 0).astype(np.float32)
-    coverage = np.asarray(present @ idf).ravel() / (idf.sum() + unknown_weight)
-    return 0.999 * coverage + 0.001 * text_similarity(matrix, vectorizer.transform([query]))
+def words_similarity(model: TextModel, text: str) -> np.ndarray:
+    """How much each cover says the same words as ``text``, in [0, 1]: the mean of the whole texts' cosine
+    and the best cosine between any printed line of each (a name printed on both covers counts fully even
+    when the rest of the text differs)."""
+    whole = np.asarray((model.covers @ model.vectorizer.transform([text]).T).toarray()).ravel()
+    lines, _ = _split_lines([text])
+    best_line = np.zeros(model.covers.shape[0], dtype=np.float32)
+    if lines and model.lines.shape[0]:
+        pairs = (model.lines @ model.vectorizer.transform(lines).T).toarray().max(axis=1)
+        np.maximum.at(best_line, model.line_owner, pairs.astype(np.float32))
+    return 0.5 * whole + 0.5 * best_line

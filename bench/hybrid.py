@@ -1,0 +1,88 @@
+"""Hybrid look-alikes benchmark: how often the 10 covers ranked nearest to each cover share its label
+(artist on ../shared/artist-covers, genre on ../shared/covers), ranking by look, by words, and both fused.
+
+Every cover of an index built with ``--read-text`` is a query in turn; covers with the query's content are
+left out of its results, as ``sleeve recommend`` does. Modes, side by side:
+- ``look``: cosine of the image embeddings (what ``recommend --by look`` ranks by);
+- ``words``: recsys.textsearch.words_similarity of the printed text (``--by words``);
+- ``z-score fusion 0.7 (reference)``: z-scored look + 0.7 z-scored cosine of whole texts, the issue's reference;
+- ``rrf``: reciprocal rank fusion (k=60) of look and words, words weighted 0.7;
+- ``fusion without feedback``: recsys.hybrid.hybrid_scores (z-scores, words weighted by the query's text);
+- ``both``: recsys.hybrid.both_scores, that fusion plus one round of pseudo-relevance feedback, what
+  ``recommend --by both`` ranks by.
+
+The ``owes`` columns give the share of ``both``'s top-10 results labelled look / words / both.
+
+    python cli.py build-index --manifest ../shared/artist-covers/MANIFEST.csv --index /tmp/artist-idx --read-text
+    python bench/hybrid.py --index /tmp/artist-idx --label artist
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import describe_machine, machine_line  # noqa: E402
+from index.store import load_index  # noqa: E402
+from recsys import hybrid, textsearch  # noqa: E402
+from recsys.textstore import texts_by_row  # noqa: E402
+
+K = 10
+
+
+def reciprocal_rank_fusion(look: np.ndarray, words: np.ndarray, weight: float = 0.7, c: int = 60) -> np.ndarray:
+    return (1 - weight) / (c + hybrid.ranks(look)) + weight / (c + hybrid.ranks(words))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, required=True, help="index built with --read-text")
+    parser.add_argument("--label", default="artist", help="metadata column a good neighbour shares")
+    args = parser.parse_args()
+    index = load_index(args.index)
+    texts = texts_by_row(index)
+    if texts is None:
+        sys.exit(f"{args.index} holds no cover text: build it with --read-text")
+    texts = [str(t) for t in texts]
+    labels = index.metadata[args.label].astype(str).str.lower().to_numpy()
+    hashes = index.metadata["content_hash"].to_numpy()
+    embeddings = np.asarray(index.embeddings)
+    model = textsearch.fit_text_vectors(texts)
+    names = ["look", "words", "z-score fusion 0.7 (reference)", "rrf", "fusion without feedback", "both"]
+    hits = {name: [] for name in names}
+    owed = []
+    for row, text in enumerate(texts):
+        others = np.flatnonzero(hashes != hashes[row])
+        both, look, words = hybrid.both_scores(embeddings, model, texts, others, embeddings[row], text)
+        whole = np.asarray((model.covers[others] @ model.covers[row].T).toarray()).ravel()
+        scores = {
+            "look": look,
+            "words": words,
+            "z-score fusion 0.7 (reference)": hybrid.fuse(look, whole, 0.7),
+            "rrf": reciprocal_rank_fusion(look, words),
+            "fusion without feedback": hybrid.hybrid_scores(look, words, len(textsearch.normalise(text))),
+            "both": both,
+        }
+        for name, score in scores.items():
+            top = np.argsort(-score, kind="stable")[:K]
+            hits[name].append(float(np.mean(labels[others[top]] == labels[row])))
+        owed.extend(hybrid.owed_to(look, words, K)[np.argsort(-scores["both"], kind="stable")[:K]])
+    owed = np.array(owed)
+    with_text = sum(bool(textsearch.normalise(t)) for t in texts)
+    print(f"# same-{args.label} precision@{K}, {len(texts)} covers ({with_text} with text) of {args.index}; "
+          f"{machine_line(describe_machine())}")
+    print("| mode | precision@10 |")
+    print("|---|---:|")
+    for name in names:
+        print(f"| {name} | {np.mean(hits[name]):.3f} |")
+    shares = ", ".join(f"{part} {np.mean(owed == part):.2f}" for part in hybrid.MODES)
+    print(f"\nboth's top {K} owe their rank to: {shares}")
+
+
+if __name__ == "__main__":
+    main()

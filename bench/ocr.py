@@ -1,0 +1,144 @@
+"""OCR throughput benchmark: today's cover-text reader against tuned RapidOCR / ONNX Runtime settings.
+
+Every setting reads the same fixed sample of real covers (every n-th cover of ``--covers``' MANIFEST.csv, by
+path, so the same covers each run). The machine is shared, so rows are interleaved: the sample is cut into
+blocks and each block is read by every setting in turn (the order rotating per block), so a burst of load
+from elsewhere falls on all rows alike. The load average is sampled per block and printed.
+
+Columns: covers/s (sample size / summed wall time of the row's blocks), speed-up over ``today``, and how the
+readings differ from today's on the same covers: share of covers read identically, mean and maximum
+normalised Levenshtein distance of the cover's whole text (0 identical, 1 nothing in common), and the
+total number of characters read.
+
+    python bench/ocr.py --covers ../shared/covers --sample 60
+    python bench/ocr.py --covers ../shared/covers --sample 60 --json bench-ocr.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rapidfuzz.distance import Levenshtein
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.machine import describe_machine, machine_line  # noqa: E402
+from recsys.ocr import TODAY, CoverTextReader, ReaderSettings, cover_text  # noqa: E402
+
+# name -> (settings, processes)
+SETTINGS: dict[str, tuple[ReaderSettings, int]] = {
+    "today": (TODAY, 1),
+    "det min 480": (ReaderSettings(det_side=480), 1),
+    "det min 320": (ReaderSettings(det_side=320), 1),
+    "det native (256)": (ReaderSettings(det_side=256), 1),
+    "det min 320, rec batch 24": (ReaderSettings(det_side=320, rec_batch=24), 1),
+    "det min 320, rec batch 24, 1 thread x 2 processes": (ReaderSettings(det_side=320, rec_batch=24, threads=1), 2),
+    "det native, rec batch 24, 1 thread x 2 processes": (ReaderSettings(det_side=256, rec_batch=24, threads=1), 2),
+}
+
+_worker_reader: CoverTextReader | None = None
+
+
+def _start_worker(settings: ReaderSettings) -> None:
+    global _worker_reader
+    _worker_reader = CoverTextReader(settings=settings)
+
+
+def _read_in_worker(path: str) -> str:
+    assert _worker_reader is not None
+    return cover_text(_worker_reader.read(path))
+
+
+def sample_covers(covers: Path, size: int) -> list[str]:
+    """Every n-th cover of the manifest by path: a fixed, genre-mixed sample."""
+    table = pd.read_csv(covers / "MANIFEST.csv").sort_values("path")
+    step = max(1, len(table) // size)
+    return [str(covers / p) for p in table["path"].iloc[::step].head(size)]
+
+
+def run(paths: list[str], names: list[str], block: int) -> tuple[dict[str, float], dict[str, list[str]], list[float]]:
+    """Seconds and readings per setting, reading block after block with every setting in turn."""
+    readers, pools = {}, {}
+    for name in names:
+        settings, processes = SETTINGS[name]
+        if processes == 1:
+            readers[name] = CoverTextReader(settings=settings)
+        else:
+            pools[name] = ProcessPoolExecutor(processes, initializer=_start_worker, initargs=(settings,))
+            list(pools[name].map(_read_in_worker, paths[:processes]))  # load the models before timing
+    for reader in readers.values():
+        reader.read(paths[0])  # first-call warm-up
+    seconds = dict.fromkeys(names, 0.0)
+    readings: dict[str, list[str]] = {name: [] for name in names}
+    loads = []
+    for number, start in enumerate(range(0, len(paths), block)):
+        chunk = paths[start : start + block]
+        loads.append(os.getloadavg()[0])
+        for name in names[number % len(names) :] + names[: number % len(names)]:
+            began = time.perf_counter()
+            if name in readers:
+                texts = [cover_text(readers[name].read(path)) for path in chunk]
+            else:
+                texts = list(pools[name].map(_read_in_worker, chunk))
+            seconds[name] += time.perf_counter() - began
+            readings[name].extend(texts)
+        print(f"block {number + 1}: {start + len(chunk)}/{len(paths)} covers", file=sys.stderr)
+    for pool in pools.values():
+        pool.shutdown()
+    return seconds, readings, loads
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--covers", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "covers")
+    parser.add_argument("--sample", type=int, default=60, help="covers in the fixed sample")
+    parser.add_argument("--block", type=int, default=5, help="covers read by one setting before the next")
+    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), help="names of SETTINGS to run")
+    parser.add_argument("--json", type=Path, help="also write figures and readings here")
+    args = parser.parse_args()
+    names = ["today", *[n for n in args.settings if n != "today"]]
+    paths = sample_covers(args.covers, args.sample)
+    before = describe_machine()
+    seconds, readings, loads = run(paths, names, args.block)
+    after = describe_machine()
+    baseline = readings["today"]
+    rows = []
+    for name in names:
+        distance = np.array([Levenshtein.normalized_distance(a, b) for a, b in zip(baseline, readings[name])])
+        rows.append({
+            "setting": name,
+            "covers_per_s": len(paths) / seconds[name],
+            "speed_up": seconds["today"] / seconds[name],
+            "identical": float(np.mean(distance == 0)),
+            "mean_distance": float(distance.mean()),
+            "max_distance": float(distance.max()),
+            "characters": sum(len(text) for text in readings[name]),
+        })
+    print(f"# OCR throughput, {len(paths)} covers of {args.covers.name}, blocks of {args.block} interleaved")
+    print(f"# machine at start: {machine_line(before)}")
+    print(f"# machine at end:   {machine_line(after)}; load average per block: "
+          f"mean {np.mean(loads):.1f}, min {np.min(loads):.1f}, max {np.max(loads):.1f}")
+    print("| setting | covers/s | speed-up | identical | mean edit dist | max edit dist | chars |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['setting']} | {row['covers_per_s']:.2f} | {row['speed_up']:.2f}x | {row['identical']:.2f} "
+              f"| {row['mean_distance']:.3f} | {row['max_distance']:.3f} | {row['characters']} |")
+    if args.json:
+        settings = {name: dataclasses.asdict(SETTINGS[name][0]) | {"processes": SETTINGS[name][1]} for name in names}
+        args.json.write_text(json.dumps({
+            "machine": {"start": before, "end": after, "block_loads": loads}, "covers": paths,
+            "settings": settings, "rows": rows, "readings": readings,
+        }, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Cover text with the index: build-index --read-text, search by words, look-alikes by words and both, and the
+fusion's plain functions, on a few dozen real covers of ../shared/artist-covers (three artists)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from index.store import read_info
+from recsys import hybrid, textsearch
+from recsys.build import build_index
+from recsys.errors import QueryError
+from recsys.ocr import TextCache
+from recsys.recommend import Recommender
+from recsys.textstore import NoTextError
+from tests.conftest import make_cover
+
+ARTIST_COVERS = Path(__file__).resolve().parents[2] / "shared" / "artist-covers"
+ARTISTS = ["Sepultura", "Peter Tosh", "Sonny Rollins"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """36 real covers (12 of each of three artists whose names are printed on most of their covers) and
+    one plain synthetic cover that carries no text, with artist and album columns."""
+    if not (ARTIST_COVERS / "MANIFEST.csv").is_file():
+        pytest.skip(f"real artist covers not found at {ARTIST_COVERS} (the ../shared folder beside the repo)")
+    table = pd.read_csv(ARTIST_COVERS / "MANIFEST.csv")
+    table = table[table["artist"].isin(ARTISTS)].sort_values("path").groupby("artist").head(12)
+    table["path"] = [str(ARTIST_COVERS / p) for p in table["path"]]
+    folder = tmp_path_factory.mktemp("words")
+    blank = make_cover(folder / "blank.png", seed=7)
+    extra = pd.DataFrame([{"path": str(blank), "genre": "jazz", "artist": "Nobody", "album": "Blank"}])
+    table = pd.concat([table[["path", "genre", "artist", "album"]], extra], ignore_index=True)
+    table.to_csv(folder / "manifest.csv", index=False)
+    return folder / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def text_index(manifest: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("index-text")
+    build_index(folder, manifest=manifest, model="efficientnet-lite0", cache_dir=cache, workers=0,
+                progress=False, read_text=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def recommender(text_index: Path, cache: Path) -> Recommender:
+    return Recommender(text_index, cache_dir=cache)
+
+
+def test_the_index_stores_one_text_per_cover(recommender: Recommender, manifest: Path) -> None:
+    assert recommender.has_text
+    table = pd.read_csv(manifest)
+    assert len(recommender.texts) == len(table)
+    blank = table["path"].iloc[-1]
+    assert recommender.text_of(blank) == ""
+    sepultura = table[table["artist"] == "Sepultura"]["path"]
+    assert sum("sepultura" in recommender.text_of(path).lower() for path in sepultura) >= 7
+
+
+def test_search_finds_an_artist_despite_case_spaces_and_a_misread_letter(recommender: Recommender) -> None:
+    for query in ["peter tosh", "PETERTOSH", "peler tosh"]:
+        results = recommender.search_text(query, k=5)
+        assert list(results.columns[:5]) == ["rank", "score", "genre", "path", "text"]
+        assert (results["artist"] == "Peter Tosh").mean() >= 0.8, (query, results[["artist", "text"]])
+        assert results["score"].is_monotonic_decreasing
+        assert results["score"].between(0, 1).all()
+
+
+def test_search_filters_by_genre_and_metadata(recommender: Recommender) -> None:
+    results = recommender.search_text("sepultura", k=10, where={"artist": "sonny rollins"})
+    assert set(results["artist"]) <= {"Sonny Rollins"}
+    assert recommender.search_text("sepultura", k=10, genre="reggae")["genre"].eq("reggae").all()
+    with pytest.raises(QueryError, match="no column 'label'"):
+        recommender.search_text("sepultura", where={"label": "EMI"})
+    with pytest.raises(QueryError, match="letter or digit"):
+        recommender.search_text("  ?! ")
+
+
+def test_both_beats_look_on_same_artist_and_says_what_each_result_owes(
+    recommender: Recommender, manifest: Path
+) -> None:
+    table = pd.read_csv(manifest).iloc[:-1]
+    hits = {"look": [], "both": []}
+    for path, artist in zip(table["path"], table["artist"]):
+        for by in hits:
+            results = recommender.similar_to_cover(path, k=5, by=by)
+            hits[by].append((results["artist"] == artist).mean())
+            assert set(results["match"]) <= ({"look"} if by == "look" else {"look", "words", "both"})
+    assert np.mean(hits["both"]) > np.mean(hits["look"])
+
+
+def test_a_cover_without_text_never_breaks_both(recommender: Recommender, manifest: Path, tmp_path: Path) -> None:
+    blank = pd.read_csv(manifest)["path"].iloc[-1]
+    results = recommender.similar_to_cover(blank, k=5, by="both")
+    assert len(results) == 5 and set(results["match"]) == {"look"}
+    assert recommender.similar_to_cover(blank, k=5, by="words").empty
+    outsider = make_cover(tmp_path / "outsider.png", seed=99)  # not in the index: read now, no text
+    assert len(recommender.similar_to_cover(outsider, k=3)) == 3
+
+
+def test_where_filters_look_alikes(recommender: Recommender, manifest: Path) -> None:
+    query = pd.read_csv(manifest)["path"].iloc[0]
+    for by in ["look", "words", "both"]:
+        results = recommender.similar_to_cover(query, k=5, by=by, where={"artist": "peter tosh"})
+        assert set(results["artist"]) <= {"Peter Tosh"}
+
+
+def test_rebuilds_keep_text_and_read_only_new_covers(manifest: Path, cache: Path, tmp_path: Path) -> None:
+    table = pd.read_csv(manifest)
+    first = tmp_path / "first.csv"
+    table.iloc[:20].to_csv(first, index=False)
+    build_index(tmp_path / "index", manifest=first, model="efficientnet-lite0", cache_dir=cache, workers=0,
+                progress=False, read_text=True)
+    with TextCache(cache) as text_cache:
+        before = text_cache._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+    new = tmp_path / "new.png"
+    shutil.copy(table["path"].iloc[0], new)  # same content: its reading comes from the cache
+    grown = pd.concat([table.iloc[:20], pd.DataFrame([{"path": str(new), "genre": "metal"}])])
+    grown.to_csv(first, index=False)
+    build_index(tmp_path / "index", manifest=first, cache_dir=cache, workers=0, progress=False)  # no flag: kept
+    with TextCache(cache) as text_cache:
+        assert text_cache._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == before
+    info = read_info(tmp_path / "index")
+    assert "text" in info.files
+    assert sorted(p.name for p in (tmp_path / "index").glob("text-*.parquet")) == [info.files["text"]]
+    recommender = Recommender(tmp_path / "index", cache_dir=cache)
+    assert recommender.text_of(new) == recommender.text_of(table["path"].iloc[0])
+
+
+def test_an_index_without_text_answers_words_with_one_line(manifest: Path, cache: Path, tmp_path: Path) -> None:
+    table = pd.read_csv(manifest).iloc[:6]
+    table.to_csv(tmp_path / "m.csv", index=False)
+    build_index(tmp_path / "plain", manifest=tmp_path / "m.csv", model="efficientnet-lite0", cache_dir=cache,
+                workers=0, progress=False)
+    recommender = Recommender(tmp_path / "plain", cache_dir=cache)
+    assert not recommender.has_text
+    assert set(recommender.similar_to_cover(table["path"].iloc[0], k=3)["match"]) == {"look"}
+    with pytest.raises(NoTextError, match="build-index --read-text"):
+        recommender.similar_to_cover(table["path"].iloc[0], by="words")
+    run = subprocess.run(
+        [sys.executable, "cli.py", "search", "tosh", "--index", str(tmp_path / "plain")],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0 and "build-index --read-text" in run.stderr, run.stderr
+
+
+def test_cli_search_and_recommend_by_both_print_json(text_index: Path, manifest: Path, cache: Path) -> None:
+    query = pd.read_csv(manifest)["path"].iloc[0]
+    env_cache = ["--cache", str(cache)]
+    run = subprocess.run(
+        [sys.executable, "cli.py", "recommend", "--cover", query, "--index", str(text_index), "--by", "both",
+         "--where", "genre=reggae", "-k", "3", "--json", *env_cache],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["results"]
+    assert len(results) == 3 and all(r["genre"] == "reggae" and r["match"] in hybrid.MODES for r in results)
+    run = subprocess.run(
+        [sys.executable, "cli.py", "search", "rollins", "--index", str(text_index), "-k", "3", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert [r["artist"] for r in json.loads(run.stdout)["results"]] == ["Sonny Rollins"] * 3
+
+
+def test_fusion_functions_on_real_scores() -> None:
+    look = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    words = np.array([0.0, 0.0, 0.9, 0.0, 0.1])
+    assert np.allclose(hybrid.zscore(np.full(4, 0.3)), 0)
+    assert hybrid.words_weight(0) == 0 and hybrid.words_weight(1000) == hybrid.WORDS_WEIGHT
+    fused = hybrid.fuse(look, words, hybrid.WORDS_WEIGHT)
+    assert int(np.argmax(fused)) == 2  # a strong word match outranks a slightly closer look
+    assert list(hybrid.owed_to(look, words, k=2)) == ["look", "look", "words", "look", "words"]
+    assert list(hybrid.ranks(np.array([0.1, 0.3, 0.2]))) == [3, 1, 2]
+
+
+def test_normalise_and_ngram_similarity_survive_ocr_slips() -> None:
+    assert textsearch.normalise("Alan  JACKSON!") == "alanjackson"
+    texts = ["ALAN JACKSON\nDrive", "ALANIACKSON\nLive", "Iron Maiden\nKillers", ""]
+    model = textsearch.fit_text_vectors(texts)
+    similarity = textsearch.words_similarity(model, "Alan Jackson")
+    assert similarity[1] > similarity[2] and similarity[3] == 0
+    assert similarity[0] > similarity[1]
