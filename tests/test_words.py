@@ -19,6 +19,7 @@ from recsys.build import build_index
 from recsys.errors import QueryError
 from recsys.ocr import TextCache
 from recsys.recommend import Recommender
+from recsys.settings import Settings
 from recsys.textstore import NoTextError
 from tests.conftest import make_cover
 
@@ -52,14 +53,14 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def text_index(manifest: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("index-text")
-    build_index(folder, manifest=manifest, model="efficientnet-lite0", cache_dir=cache, workers=0,
-                progress=False, read_text=True)
+    build_index(folder, manifest=manifest, model="efficientnet-lite0", workers=0,
+                settings=Settings(cache_dir=cache, progress=False), read_text=True)
     return folder
 
 
 @pytest.fixture(scope="module")
 def recommender(text_index: Path, cache: Path) -> Recommender:
-    return Recommender(text_index, cache_dir=cache)
+    return Recommender.open(text_index, Settings(cache_dir=cache))
 
 
 def test_the_index_stores_one_text_per_cover(recommender: Recommender, manifest: Path) -> None:
@@ -124,30 +125,30 @@ def test_rebuilds_keep_text_and_read_only_new_covers(manifest: Path, cache: Path
     table = pd.read_csv(manifest)
     first = tmp_path / "first.csv"
     table.iloc[:20].to_csv(first, index=False)
-    build_index(tmp_path / "index", manifest=first, model="efficientnet-lite0", cache_dir=cache, workers=0,
-                progress=False, read_text=True)
+    build_index(tmp_path / "index", manifest=first, model="efficientnet-lite0", workers=0,
+                settings=Settings(cache_dir=cache, progress=False), read_text=True)
     with TextCache(cache) as text_cache:
         before = text_cache._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
     new = tmp_path / "new.png"
     shutil.copy(table["path"].iloc[0], new)  # same content: its reading comes from the cache
     grown = pd.concat([table.iloc[:20], pd.DataFrame([{"path": str(new), "genre": "metal"}])])
     grown.to_csv(first, index=False)
-    build_index(tmp_path / "index", manifest=first, cache_dir=cache, workers=0, progress=False)  # no flag: kept
+    build_index(tmp_path / "index", manifest=first, workers=0, settings=Settings(cache_dir=cache, progress=False))  # no flag: kept
     with TextCache(cache) as text_cache:
         assert text_cache._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == before
     info = read_info(tmp_path / "index")
     assert "text" in info.files
     assert sorted(p.name for p in (tmp_path / "index").glob("text-*.parquet")) == [info.files["text"]]
-    recommender = Recommender(tmp_path / "index", cache_dir=cache)
+    recommender = Recommender.open(tmp_path / "index", Settings(cache_dir=cache))
     assert recommender.text_of(new) == recommender.text_of(table["path"].iloc[0])
 
 
 def test_an_index_without_text_answers_words_with_one_line(manifest: Path, cache: Path, tmp_path: Path) -> None:
     table = pd.read_csv(manifest).iloc[:6]
     table.to_csv(tmp_path / "m.csv", index=False)
-    build_index(tmp_path / "plain", manifest=tmp_path / "m.csv", model="efficientnet-lite0", cache_dir=cache,
-                workers=0, progress=False)
-    recommender = Recommender(tmp_path / "plain", cache_dir=cache)
+    build_index(tmp_path / "plain", manifest=tmp_path / "m.csv", model="efficientnet-lite0", workers=0,
+                settings=Settings(cache_dir=cache, progress=False))
+    recommender = Recommender.open(tmp_path / "plain", Settings(cache_dir=cache))
     assert not recommender.has_text
     assert set(recommender.similar_to_cover(table["path"].iloc[0], k=3)["match"]) == {"look"}
     with pytest.raises(NoTextError, match="build-index --read-text"):
