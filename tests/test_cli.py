@@ -37,7 +37,7 @@ def test_recommend_prints_a_table_and_json(built) -> None:
     table = _recommend(built, "--cover", str(covers / "rock" / "rock-1.png"), "-k", "3")
     assert table.exit_code == 0, table.output
     header = table.stdout.splitlines()[0].split()
-    assert header == ["rank", "score", "genre", "path"] and len(table.stdout.splitlines()) == 4
+    assert header == ["rank", "score", "genre", "path", "match"] and len(table.stdout.splitlines()) == 4
     as_json = _recommend(built, "--cover", str(covers / "rock" / "rock-1.png"), "-k", "7", "--json")
     payload = json.loads(as_json.stdout)
     assert payload["query"] == {"cover": str(covers / "rock" / "rock-1.png")}
