@@ -36,7 +36,7 @@ def upload_bytes(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def warm_app(index: Path, covers: list[Path], k: int) -> tuple[list[float], list[float]]:
+def warm_app(index: Path, covers: list[Path], k: int, by: str | None) -> tuple[list[float], list[float]]:
     """(page run ms, library call ms as the page reports it) for each cover, after one warm-up upload."""
     from streamlit.testing.v1 import AppTest
 
@@ -45,8 +45,10 @@ def warm_app(index: Path, covers: list[Path], k: int) -> tuple[list[float], list
     page, library = [], []
     for number, cover in enumerate([covers[-1], *covers]):
         data = upload_bytes(cover)
-        if number == 1:
-            app.slider(key="k").set_value(k)  # the slider shows once there is a query
+        if number == 1:  # the controls show once there is a query
+            app.slider(key="k").set_value(k)
+            if by is not None:
+                app.radio(key="by").set_value(by)
         started = time.perf_counter()
         app.file_uploader[0].set_value((f"query-{number}.jpg", data, "image/jpeg")).run()
         elapsed = (time.perf_counter() - started) * 1000
@@ -59,7 +61,7 @@ def warm_app(index: Path, covers: list[Path], k: int) -> tuple[list[float], list
     return page, library
 
 
-def cold_cli(index: Path, covers: list[Path], k: int) -> list[float]:
+def cold_cli(index: Path, covers: list[Path], k: int, by: str | None) -> list[float]:
     """Wall ms of ``python cli.py recommend`` in a fresh process per cover."""
     times = []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -67,7 +69,7 @@ def cold_cli(index: Path, covers: list[Path], k: int) -> list[float]:
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, str(ROOT / "cli.py"), "recommend", "--index", str(index), "--cover", str(cover),
-             "-k", str(k), "--json"],
+             "-k", str(k), "--json", *(["--by", by] if by else [])],
             check=True, env=env, stdout=subprocess.DEVNULL,
         )
         times.append((time.perf_counter() - started) * 1000)
@@ -88,6 +90,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--cli-queries", type=int, default=3, help="cold CLI runs (each a fresh process)")
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--by", choices=["look", "words", "both"],
+                        help="match by (an index with cover text only) [default: the page's, both]")
     args = parser.parse_args()
 
     import random
@@ -97,11 +101,12 @@ def main() -> None:
     found = sorted(p for p in args.covers.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     covers = random.Random(0).sample(found, args.queries)
     start = describe_machine()
-    page, library = warm_app(args.index, covers, args.k)
-    cli = cold_cli(args.index, covers[: args.cli_queries], args.k)
+    page, library = warm_app(args.index, covers, args.k, args.by)
+    cli = cold_cli(args.index, covers[: args.cli_queries], args.k, args.by)
     end = describe_machine()
     print(f"machine: {machine_line(start)}; load at the end {end['load_average_1m']}")
-    print(f"index {args.index}, k = {args.k}, query covers: a seeded sample of {len(found):,} in {args.covers}")
+    by = args.by or "the page's default"
+    print(f"index {args.index}, k = {args.k}, by {by}, query covers: a seeded sample of {len(found):,} in {args.covers}")
     print(f"app, warm, upload to result grid (page run):  {summary(page)}")
     print(f"app, warm, library call (similar_to_cover):   {summary(library)}")
     print(f"CLI recommend, cold process per query:        {summary(cli)}")
