@@ -30,7 +30,8 @@ try:
 except SleeveError as error:
     st.error(str(error))
     st.stop()
-st.caption(f"{len(results)} covers carry “{query.strip()}” in {(time.perf_counter() - started) * 1000:.0f} ms")
+carry = "1 cover carries" if len(results) == 1 else f"{len(results)} covers carry"
+st.caption(f"{carry} “{query.strip()}” in {(time.perf_counter() - started) * 1000:.0f} ms")
 if results.empty:
     st.info("No cover carries these words" + (" with these filters." if genre or where else "."))
 result_grid(results, "words")
