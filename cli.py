@@ -1,16 +1,19 @@
 """sleeve command line: parses arguments and calls library functions, nothing more.
 
 Results go to stdout (a table, or JSON with --json); logs and progress bars go to stderr.
-Exit codes: 0 success, 1 an error sleeve explains (bad input, missing weights, index mismatch),
-2 a usage error, 130 interrupted.
+Exit codes: 0 success, 1 an error sleeve explains (bad input, missing weights, index mismatch, a damaged
+file, a full disk), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM). -v shows the traceback of an error.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
+import signal
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +62,15 @@ moved_weights_option = click.option(
     type=click.Path(dir_okay=False),
     help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).",
 )
+registered_option = click.option(
+    "--registered",
+    metavar="NAME[:VERSION|@ALIAS]",
+    help="Use this classifier from the MLflow model registry instead of the one beside the index [default: the "
+    "newest version].",
+)
+registry_uri_option = click.option(
+    "--tracking-uri", help="MLflow tracking server holding the registry [default: $MLFLOW_TRACKING_URI]."
+)
 
 
 def cnn_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,20 +86,25 @@ def cnn_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn sleeve's own errors into one line on stderr and exit code 1; Ctrl-C into exit code 130."""
+    """Turn every error into one line on stderr and exit code 1 (-v adds the traceback); Ctrl-C and
+    SIGTERM into exit code 130, finished work saved."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from recsys.errors import SleeveError
 
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except SleeveError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+            _fail(str(error), error)
         except KeyboardInterrupt:
             click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
             sys.exit(130)
+        except Exception as error:  # noqa: BLE001 - the one place where any failure becomes one line
+            _fail(_describe(error), error)
 
     return wrapper
 
@@ -101,6 +118,32 @@ def make_settings(
 
     extra = {} if max_pixels is None else {"max_pixels": max_pixels}
     return Settings(runtime=runtime, cache_dir=cache_dir, weights=weights, progress=progress, **extra)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops a command the way Ctrl-C does: at once, keeping what is finished."""
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, error: BaseException) -> None:
+    context = click.get_current_context(silent=True)
+    if context is not None and context.find_root().params.get("verbose"):
+        traceback.print_exception(error, file=sys.stderr)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _describe(error: Exception) -> str:
+    """One line for an error sleeve did not anticipate: what failed, on which file, and what to do."""
+    text = (str(error).strip().splitlines() or [""])[0][:300]
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "disk is full" in text:
+        where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
+        return f"disk full{where}; free some space and run again (finished work is kept)"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}" + (f": {error.filename}" if error.filename else "")
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    return f"{type(error).__name__}: {text} (run with -v for the traceback)"
 
 
 def print_json(data: Any) -> None:
@@ -161,6 +204,16 @@ def main(verbose: int) -> None:
 @click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
               help="Refuse images larger than this (decompression bombs).")
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
+@click.option("--rebuild", is_flag=True,
+              help="Write a fresh index over a damaged one in place (vectors come from the cache).")
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    help="Embed on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
+    "processes here. Workers must see the cover paths (shared file system) and have sleeve installed.",
+)
+@click.option("--shard-size", type=click.IntRange(1), help="Files per cluster task [default: up to 256, fewer "
+              "for small collections so every worker gets work].")
 @click.option("--read-text", is_flag=True,
               help="Also read the text printed on each cover (OCR, cached) for recommend --by words/both and search; "
               "an index with text keeps reading new covers' text on later runs.")
@@ -182,6 +235,9 @@ def build_index_command(
     workers: int | None,
     max_pixels: int,
     no_folder_genre: bool,
+    rebuild: bool,
+    cluster: str | None,
+    shard_size: int | None,
     read_text: bool,
     no_progress: bool,
     as_json: bool,
@@ -189,8 +245,12 @@ def build_index_command(
     """Embed a collection of covers and build (or update) its similarity index.
 
     Re-running on the same --index adds new covers and drops vanished ones; only new covers are
-    embedded, and an interrupted run resumes where it stopped. Unreadable files are skipped and listed
-    in INDEX/skipped.csv.
+    embedded, and an interrupted run resumes where it stopped. Unreadable files, and files that are not
+    regular files (pipes, devices), are skipped and listed in INDEX/skipped.csv.
+
+    One writer per index: while a build-index writes a folder, a second one on the same --index fails at
+    once with exit code 1 and changes nothing (run it again when the first has finished). Readers
+    (recommend, analyze) keep working meanwhile and see the old index or the new one.
 
     Example: python cli.py build-index --covers ../shared/covers
     """
@@ -198,6 +258,11 @@ def build_index_command(
 
     if (covers is None) == (manifest is None):
         raise click.UsageError("give exactly one of --covers or --manifest")
+    distributor = None
+    if cluster is not None:  # Dask is imported only here; the click context stops the cluster client at exit
+        from recsys.cluster import open_distributor
+
+        distributor = click.get_current_context().with_resource(open_distributor(cluster))
     summary = build_index(
         index_dir,
         covers=covers,
@@ -209,8 +274,11 @@ def build_index_command(
         batch_size=batch_size,
         workers=workers,
         genre_from_folder=not no_folder_genre,
-        settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
+        rebuild=rebuild,
         read_text=read_text,
+        settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
+        distributor=distributor,
+        files_per_shard=shard_size,
     )
     if as_json:
         print_json(summary.__dict__)
@@ -219,7 +287,8 @@ def build_index_command(
 
 
 @main.command("recommend")
-@click.option("--cover", type=click.Path(), help="Query cover image file.")
+@click.option("--cover", "covers", multiple=True, type=click.Path(),
+              help="Query cover image file, or a folder of covers (recursive); repeat for more queries.")
 @click.option("--text", help='Query text, e.g. "a dark cover with a skull" (CLIP indexes only).')
 @click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
 @click.option("--genre", help="Only return covers of this genre.")
@@ -231,10 +300,12 @@ def build_index_command(
 @moved_weights_option
 @runtime_option
 @cache_option
+@registered_option
+@registry_uri_option
 @json_option
 @friendly_errors
 def recommend_command(
-    cover: str | None,
+    covers: tuple[str, ...],
     text: str | None,
     k: int,
     genre: str | None,
@@ -244,41 +315,115 @@ def recommend_command(
     weights: str | None,
     runtime: str,
     cache_dir: str | None,
+    registered: str | None,
+    tracking_uri: str | None,
     as_json: bool,
 ) -> None:
     """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata, and
     for a cover which part the result owes its rank to (match: look, words or both).
 
-    A query cover that is itself in the index is left out of its own results.
+    A query cover that is itself in the index is left out of its own results. Several --cover options or a
+    folder are answered one after another in one process, so start-up is paid once; each table is headed
+    by its query, and with --json each query is one JSON line {"query": ..., "results": [...]} (exactly one
+    --cover file prints one indented object, as always). A cover that cannot be read is reported on stderr
+    and the others are answered; the exit code is then 1.
 
     Example: python cli.py recommend --cover my-cover.jpg -k 10 --by both --where artist="Alan Jackson"
     """
-    from recsys.classify.predict import query_genre, query_line
+    from recsys.classify.predict import query_line
     from recsys.filters import parse_where
-    from recsys.recommend import Recommender
+    from recsys.recommend import QueryError, Recommender
 
-    if (cover is None) == (text is None):
-        raise click.UsageError("give exactly one of --cover or --text")
-    if text is not None and by is not None:
-        raise click.UsageError("--by ranks a --cover; to find covers by their printed words use: sleeve search")
+    if bool(covers) == (text is not None):
+        raise click.UsageError("give --cover (one or more) or --text")
+    if text is not None and (by is not None or where):
+        raise click.UsageError("--by and --where rank a --cover; to find covers by their printed words use: sleeve search")
+    filters = parse_where(where)
     recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
-    if cover is not None:
-        results = recommender.similar_to_cover(cover, k=k, genre=genre, by=by, where=parse_where(where))
-    else:
-        if where:
-            raise click.UsageError("--where works with --cover")
+    if text is not None:
         results = recommender.similar_to_text(text, k=k, genre=genre)
-    prediction = query_genre(recommender, cover) if cover is not None else None  # None: no stored classifier
-    if as_json:
-        query = {"cover": cover} if cover is not None else {"text": text}
-        print_json({"query": {**query, **(prediction or {})}, "results": results.to_dict(orient="records")})
+        print_answer({"text": text}, results, as_json, several=False)
         return
-    if prediction is not None:
-        click.echo(query_line(prediction), err=True)
+    paths, failed = query_paths(covers)
+    several = len(covers) > 1 or len(paths) != 1 or failed > 0
+    predictor = optional_predictor(recommender, registered, tracking_uri)  # None: no classifier
+    for path in paths:
+        try:
+            query = recommender.read_query(path)
+        except QueryError as error:
+            if not several:
+                raise
+            click.echo(f"error: {error}", err=True)
+            failed += 1
+            continue
+        results = recommender.similar_to_cover(query, k=k, genre=genre, by=by, where=filters)
+        prediction = None
+        if predictor is not None:
+            try:
+                prediction = predictor.query_genre(query)
+            except Exception as error:  # noqa: BLE001 - the genre guess is optional; the look-alikes are the answer
+                if registered:
+                    raise
+                click.echo(f"warning: no genre guess for {path}: {_describe(error)}", err=True)
+        if prediction is not None and not as_json:
+            click.echo(query_line(prediction), err=True)
+        print_answer({"cover": path, **(prediction or {})}, results, as_json, several)
+    if failed:
+        sys.exit(1)
+
+
+def optional_predictor(recommender: Any, registered: str | None, tracking_uri: str | None) -> Any:
+    """The genre predictor for recommend: a classifier asked for by name must load; a broken one stored
+    beside the index only costs the genre guess (a warning), never the look-alikes."""
+    from recsys.classify.predict import GenrePredictor
+
+    if registered:
+        return GenrePredictor.for_index(recommender, registered, tracking_uri)
+    try:
+        return GenrePredictor.for_index(recommender)
+    except Exception as error:  # noqa: BLE001 - see above
+        click.echo(f"warning: no genre guess, the stored classifier cannot be used: {_describe(error)}", err=True)
+        return None
+
+
+def query_paths(covers: tuple[str, ...]) -> tuple[list[str], int]:
+    """The query files named by ``--cover`` (a folder stands for its covers) and how many names gave none."""
+    from pathlib import Path
+
+    from recsys.ingest import scan_folder
+
+    paths: list[str] = []
+    empty = 0
+    for cover in covers:
+        if not Path(cover).is_dir():
+            paths.append(cover)
+            continue
+        found = list(scan_folder(cover, genre_from_folder=False)["path"])
+        if not found:
+            click.echo(f"error: no covers in the folder {cover}", err=True)
+            empty += 1
+        paths.extend(found)
+    return paths, empty
+
+
+def print_answer(query: dict[str, Any], results: Any, as_json: bool, several: bool) -> None:
+    """One query's results: a table (headed by the query when there are several), an indented JSON object
+    for a single query, or one JSON line per query."""
+    if as_json:
+        answer = {"query": query, "results": results.to_dict(orient="records")}
+        if several:
+            click.echo(json.dumps(answer, default=str))
+        else:
+            print_json(answer)
+        return
+    if several:
+        click.echo(f"query: {query['cover']}")
     if results.empty:
         click.echo("no results")
     else:
         print_table(results)
+    if several:
+        click.echo()
 
 
 @main.command("fetch-covers")
@@ -446,7 +591,9 @@ def analyze_command(
 @cnn_options
 @click.option("--mlflow", "use_mlflow", is_flag=True,
               help="Also log one MLflow run per model (extra sleeve[tracking]).")
-@click.option("--tracking-uri", help="MLflow tracking URI [default: a SQLite store in OUT/mlflow].")
+@click.option("--tracking-uri",
+              help="MLflow tracking URI, e.g. a server's http://127.0.0.1:5000 [default: a SQLite store in "
+                   "OUT/mlflow].")
 @moved_weights_option
 @runtime_option
 @cache_option
@@ -513,6 +660,9 @@ def evaluate_command(
               type=click.Choice(["majority", "1nn", "knn", "linear", "svm", "text", "svm+text", "zero-shot", "cnn"]),
               help="Which classifier to store beside the index.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the tuning split.")
+@click.option("--register", "register_as", metavar="NAME",
+              help="Also log the stored classifier to MLflow as a new version of registered model NAME.")
+@registry_uri_option
 @cnn_options
 @moved_weights_option
 @runtime_option
@@ -524,6 +674,8 @@ def train_classifier_command(
     index_dir: str,
     model: str,
     seed: int,
+    register_as: str | None,
+    tracking_uri: str | None,
     cnn_epochs: int,
     cnn_views: int,
     weights: str | None,
@@ -536,13 +688,18 @@ def train_classifier_command(
 
     Hyper-parameters are chosen on a group-aware 80/20 split, then the model is refitted on every cover
     (the CNN keeps its early-stopped weights). It is stored without pickle and only loads for this index's
-    model. predict and recommend use it.
+    model. predict and recommend use it. With --register it also becomes a new version of a registered model
+    on an MLflow server, which predict and recommend take with --registered.
 
-    Example: python cli.py train-classifier --index sleeve-index --model svm
+    Example: python cli.py train-classifier --index sleeve-index --model svm --register sleeve-genre
     """
     import dataclasses
 
+    from recsys.classify.model_registry import register_classifier, resolve_tracking_uri
     from recsys.classify.train import train_classifier
+
+    if register_as:
+        resolve_tracking_uri(tracking_uri)  # before training: a missing URI is known at once
 
     info = train_classifier(
         index_dir,
@@ -551,13 +708,16 @@ def train_classifier_command(
         cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
         settings=make_settings(runtime, cache_dir, weights, not no_progress),
     )
+    registered = register_classifier(index_dir, register_as, tracking_uri) if register_as else None
     if as_json:
-        print_json(dataclasses.asdict(info))
-    else:
-        click.echo(
-            f"stored {info.title} for {len(info.classes)} genres in {index_dir}/classifier "
-            f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
-        )
+        print_json({**dataclasses.asdict(info), **({"registered": registered} if registered else {})})
+        return
+    click.echo(
+        f"stored {info.title} for {len(info.classes)} genres in {index_dir}/classifier "
+        f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
+    )
+    if registered:
+        click.echo(f"registered as {registered['name']} version {registered['version']} at {registered['tracking_uri']}")
 
 
 @main.command("read-text")
@@ -625,43 +785,37 @@ def search_command(query: str, k: int, genre: str | None, where: tuple[str, ...]
 @moved_weights_option
 @runtime_option
 @cache_option
+@registered_option
+@registry_uri_option
 @json_option
 @friendly_errors
 def predict_command(
-    cover: str, index_dir: str, k: int, weights: str | None, runtime: str, cache_dir: str | None, as_json: bool
+    cover: str,
+    index_dir: str,
+    k: int,
+    weights: str | None,
+    runtime: str,
+    cache_dir: str | None,
+    registered: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
 ) -> None:
     """Print the most probable genres of a cover with their probabilities, from the classifier stored
-    beside the index (make one with train-classifier).
+    beside the index (make one with train-classifier), or a version registered in MLflow (--registered).
 
     Example: python cli.py predict --cover my-cover.jpg
     """
     from recsys.classify.predict import predict_cover
 
-    prediction = predict_cover(index_dir, cover, k=k, settings=make_settings(runtime, cache_dir, weights))
+    prediction = predict_cover(
+        index_dir, cover, k=k, settings=make_settings(runtime, cache_dir, weights), registered=registered,
+        tracking_uri=tracking_uri,
+    )
     if as_json:
         print_json(prediction)
     else:
         for row in prediction["genres"]:
             click.echo(f"{row['genre']:<20} {row['probability']:.3f}")
-
-
-@main.command("app")
-@index_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to serve on; the default lets only this machine connect.")
-@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
-def app_command(index_dir: str, host: str, port: int) -> None:
-    """Open the collection in the browser (Streamlit): look-alikes of an uploaded or picked cover, its
-    genre and printed text, search by words, the cluster map and what the index holds.
-
-    Prints the URL to open; Ctrl-C stops the server. The same as running by hand:
-    streamlit run webapp/app.py -- --index INDEX
-
-    Example: python cli.py app --index sleeve-index --port 8501
-    """
-    from webapp.launch import run_app
-
-    sys.exit(run_app(index_dir, host=host, port=port))
 
 
 if __name__ == "__main__":

@@ -38,11 +38,11 @@ CLIP_ARCH = "ViT-B-32"
 def measure(config: dict) -> dict:
     """One row, in its own process: raw forward rate, pipeline rate, and vectors for the agreement check."""
     import pandas as pd
-    import torch
 
     from recsys.cache import EmbeddingCache
     from recsys.embed import embed_missing, tune_allocator
     from recsys.encoders import create_encoder
+    from recsys.encoders.base import stack_preprocessed
     from recsys.images import load_cover
     from recsys.ingest import fingerprint
 
@@ -55,14 +55,14 @@ def measure(config: dict) -> dict:
     files = config["files"]
     size = config["batch_size"]
     pixels = [encoder.preprocess(load_cover(path, reduce_to=encoder.input_size)) for path in files]
-    batches = [torch.stack(pixels[start : start + size]) for start in range(0, len(pixels), size)]
+    batches = [stack_preprocessed(pixels[start : start + size]) for start in range(0, len(pixels), size)]
     encoder.encode_images(batches[0])  # warm-up: first-call allocations and kernel selection
     started = time.perf_counter()
     for batch in batches:
         encoder.encode_images(batch)
     raw_rate = len(files) / (time.perf_counter() - started)
 
-    result = {"raw_rate": raw_rate, "vectors": encoder.encode_images(torch.stack(pixels[:64])).tolist()}
+    result = {"raw_rate": raw_rate, "vectors": encoder.encode_images(stack_preprocessed(pixels[:64])).tolist()}
     if config["pipeline"]:
         with tempfile.TemporaryDirectory() as folder, EmbeddingCache(folder) as cache:
             started = time.perf_counter()

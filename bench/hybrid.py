@@ -28,9 +28,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe_machine, machine_line  # noqa: E402
-from index.store import load_index  # noqa: E402
 from recsys import hybrid, textsearch  # noqa: E402
-from recsys.textstore import texts_by_row  # noqa: E402
+from recsys.textstore import load_index_with_texts  # noqa: E402
 
 K = 10
 
@@ -44,11 +43,7 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True, help="index built with --read-text")
     parser.add_argument("--label", default="artist", help="metadata column a good neighbour shares")
     args = parser.parse_args()
-    index = load_index(args.index)
-    texts = texts_by_row(index)
-    if texts is None:
-        sys.exit(f"{args.index} holds no cover text: build it with --read-text")
-    texts = [str(t) for t in texts]
+    index, texts = load_index_with_texts(args.index)
     labels = index.metadata[args.label].astype(str).str.lower().to_numpy()
     hashes = index.metadata["content_hash"].to_numpy()
     embeddings = np.asarray(index.embeddings)

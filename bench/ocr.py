@@ -12,6 +12,11 @@ total number of characters read.
 
     python bench/ocr.py --covers ../shared/covers --sample 60
     python bench/ocr.py --covers ../shared/covers --sample 60 --json bench-ocr.json
+
+``--artist-covers ../shared/artist-covers`` adds what a setting's readings are worth downstream: every one
+of those covers is read with it (cached by content hash under the setting's own key, so only once) and the
+same-artist precision@10 of ranking by words alone (recsys.textsearch.words_similarity, the cover itself
+left out) is printed per setting, next to today's.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ from rapidfuzz.distance import Levenshtein
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe_machine, machine_line  # noqa: E402
+from recsys import textsearch  # noqa: E402
+from recsys.ingest import content_hash  # noqa: E402
 from recsys.ocr import TODAY, CoverTextReader, ReaderSettings, cover_text  # noqa: E402
+from recsys.textstore import read_cover_texts  # noqa: E402
 
 # name -> (settings, processes)
 SETTINGS: dict[str, tuple[ReaderSettings, int]] = {
@@ -97,6 +105,24 @@ def run(paths: list[str], names: list[str], block: int) -> tuple[dict[str, float
     return seconds, readings, loads
 
 
+def artist_precision(root: Path, settings: ReaderSettings) -> float:
+    """Same-artist precision@10 of words alone on the covers of ``root`` read with ``settings``."""
+    table = pd.read_csv(root / "MANIFEST.csv")
+    paths = [str(root / p) for p in table["path"]]
+    hashes = np.array([content_hash(p) for p in paths])
+    files = pd.DataFrame({"path": paths, "content_hash": hashes})
+    texts, _ = read_cover_texts(files, reader=CoverTextReader(settings=settings))
+    by_hash = dict(zip(texts["content_hash"], texts["text"]))
+    model = textsearch.fit_text_vectors([by_hash[h] for h in hashes])
+    artists = table["artist"].to_numpy()
+    hits = []
+    for row, digest in enumerate(hashes):
+        scores = textsearch.words_similarity(model, by_hash[digest])
+        scores[hashes == digest] = -np.inf
+        hits.append(np.mean(artists[np.argsort(-scores, kind="stable")[:10]] == artists[row]))
+    return float(np.mean(hits))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--covers", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "covers")
@@ -104,6 +130,8 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=5, help="covers read by one setting before the next")
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), help="names of SETTINGS to run")
     parser.add_argument("--json", type=Path, help="also write figures and readings here")
+    parser.add_argument("--artist-covers", type=Path, help="also measure same-artist precision@10 by words here")
+    parser.add_argument("--artist-settings", nargs="*", help="settings measured on --artist-covers [default: all]")
     args = parser.parse_args()
     names = ["today", *[n for n in args.settings if n != "today"]]
     paths = sample_covers(args.covers, args.sample)
@@ -132,6 +160,10 @@ def main() -> None:
     for row in rows:
         print(f"| {row['setting']} | {row['covers_per_s']:.2f} | {row['speed_up']:.2f}x | {row['identical']:.2f} "
               f"| {row['mean_distance']:.3f} | {row['max_distance']:.3f} | {row['characters']} |")
+    if args.artist_covers:
+        print(f"\n| setting | same-artist precision@10 by words, {args.artist_covers.name} |\n|---|---:|")
+        for name in ["today", *[n for n in args.artist_settings or names if n != "today"]]:
+            print(f"| {name} | {artist_precision(args.artist_covers, SETTINGS[name][0]):.3f} |")
     if args.json:
         settings = {name: dataclasses.asdict(SETTINGS[name][0]) | {"processes": SETTINGS[name][1]} for name in names}
         args.json.write_text(json.dumps({

@@ -31,9 +31,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe_machine, machine_line  # noqa: E402
-from index.store import load_index  # noqa: E402
 from recsys import textsearch  # noqa: E402
-from recsys.textstore import texts_by_row  # noqa: E402
+from recsys.textstore import load_index_with_texts  # noqa: E402
 
 Engine = Callable[[str], np.ndarray]
 
@@ -85,11 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, required=True, help="index of artist-covers built with --read-text")
     args = parser.parse_args()
-    index = load_index(args.index)
-    texts = texts_by_row(index)
-    if texts is None:
-        sys.exit(f"{args.index} holds no cover text: build it with --read-text")
-    texts = [str(t) for t in texts]
+    index, texts = load_index_with_texts(args.index)
     artists = index.metadata["artist"].astype(str).to_numpy()
     albums = index.metadata["album"].astype(str).to_numpy()
     engines = {

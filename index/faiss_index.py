@@ -87,14 +87,19 @@ def build_hnsw(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
 
 def build_ivfpq(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
     """Trained on a sample of ``vectors``; the caller adds them."""
-    count, dim = vectors.shape
+    count = len(vectors)
     if count < IVFPQ_MIN_COUNT:
         raise IndexConfigError(f"ivfpq needs at least {IVFPQ_MIN_COUNT:,} vectors (got {count:,}); use flat")
+    return train_ivfpq(training_sample(vectors, ivf_lists(count)), count)
+
+
+def train_ivfpq(sample: np.ndarray, count: int) -> tuple[faiss.IndexIVFPQ, dict[str, Any]]:
+    """An empty IVF-PQ index for ``count`` vectors, trained on ``sample``; returns it and its search parameters."""
+    dim = sample.shape[1]
     nlist = ivf_lists(count)
     subquantizers = pq_subquantizers(dim)
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFPQ(quantizer, dim, nlist, subquantizers, 8, faiss.METRIC_INNER_PRODUCT)
-    index.train(_training_sample(vectors, nlist))
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, subquantizers, 8, faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
     return index, {"nlist": nlist, "m": subquantizers, "nbits": 8, "nprobe": min(IVF_NPROBE, nlist)}
 
 
@@ -143,7 +148,8 @@ def pq_subquantizers(dim: int) -> int:
     return max(m for m in range(1, target + 1) if dim % m == 0)
 
 
-def _training_sample(vectors: np.ndarray, nlist: int, per_list: int = 100) -> np.ndarray:
+def training_sample(vectors: np.ndarray, nlist: int, per_list: int = 100) -> np.ndarray:
+    """``per_list`` rows per inverted list (at least 10,000), drawn with a fixed seed; all rows when fewer."""
     size = min(len(vectors), max(nlist * per_list, 10_000))
     if size == len(vectors):
         return vectors

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
-from index.store import FORMAT_VERSION, CoverIndex, IndexInfo
+from index.store import FORMAT_VERSION, USER_PREFIX, CoverIndex, IndexInfo
 from recsys import __version__
 from recsys.encoders.base import ModelSpec, l2_normalize
 from recsys.errors import SleeveError
@@ -53,11 +53,12 @@ def index_vectors(
         sleeve_version=__version__,
         files={},
     )
-    return CoverIndex(folder=None, info=info, metadata=table, embeddings=vectors, built=built)
+    return CoverIndex(folder=None, info=info, metadata=table, embeddings=vectors, faiss_index=built)
 
 
 def _metadata(metadata: pd.DataFrame | None, count: int) -> pd.DataFrame:
-    """sleeve's own columns (id, path, content_hash, genre) first, then the caller's other columns."""
+    """sleeve's own columns (id, path, content_hash, size, mtime_ns, genre) first, then the caller's other columns, stored
+    apart from them under the ``user:`` prefix as build-index stores a manifest's."""
     given = pd.DataFrame(index=range(count)) if metadata is None else metadata.reset_index(drop=True)
     if len(given) != count:
         raise SleeveError(f"metadata has {len(given)} rows for {count} vectors; give one row per vector")
@@ -65,7 +66,10 @@ def _metadata(metadata: pd.DataFrame | None, count: int) -> pd.DataFrame:
         "id": np.arange(count),
         "path": given["path"].astype(str) if "path" in given else pd.Series([None] * count, dtype=object),
         "content_hash": given.get("content_hash", pd.Series([None] * count, dtype=object)),
+        "size": pd.array([pd.NA] * count, dtype="Int64"),  # no file behind a vector given in memory
+        "mtime_ns": pd.array([pd.NA] * count, dtype="Int64"),
         "genre": given.get("genre", pd.Series([None] * count, dtype=object)),
     }
     rest = given.drop(columns=[c for c in own if c in given])
+    rest = rest.rename(columns=lambda column: USER_PREFIX + str(column))
     return pd.concat([pd.DataFrame(own), rest], axis=1)

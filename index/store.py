@@ -3,21 +3,36 @@
 ``index.json`` is the commit point. Data files carry a generation id in their names and are written
 first; only when all of them are complete is ``index.json`` atomically replaced to point at them, and then
 the previous generation is deleted. A failure at any step leaves the previous index whole and readable.
+
+One writer at a time: ``build-index`` holds a lock file in the folder (``filelock``), and a second writer
+fails at once with a clear message instead of racing the first. A reader opens every file of the generation
+that ``index.json`` names while loading; an open file outlives its deletion, so a rebuild that switches
+generations under a reader cannot break it (if the switch happens between reading ``index.json`` and opening
+the files, the reader reads ``index.json`` again). Every file is checked against ``index.json`` when loaded.
+
+Manifest columns are stored with the prefix ``user:`` so that no column name of a user can collide with
+sleeve's own fields (``id``, ``path``, ``content_hash``...); :func:`shown_name` gives their display name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import logging
+import os
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 import faiss
 import numpy as np
 import pandas as pd
+import pyarrow
+from filelock import FileLock, Timeout
 
 from index.faiss_index import apply_search_params
 from recsys import __version__
@@ -26,10 +41,19 @@ from recsys.errors import SleeveError
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: manifest columns carry the ``user:`` prefix. Format 1 folders still load (their extra columns are the
+manifest's)."""
 INDEX_JSON = "index.json"
 SKIPPED_CSV = "skipped.csv"
+LOCK_FILE = ".sleeve-writer.lock"
+USER_PREFIX = "user:"
+SLEEVE_COLUMNS = ("id", "path", "content_hash", "size", "mtime_ns", "genre")
+RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "metadata"})
+"""Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
 _DATA_PATTERNS = ("vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet")
+_FILE_KINDS = ("faiss", "metadata", "embeddings")
+_LOAD_ATTEMPTS = 3
 
 
 class IndexStoreError(SleeveError):
@@ -46,6 +70,10 @@ class IndexFormatError(IndexStoreError):
 
 class ModelMismatchError(IndexStoreError):
     pass
+
+
+class IndexBusyError(IndexStoreError):
+    """Another process is writing this index folder."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,31 +94,94 @@ class IndexInfo:
 
 @dataclasses.dataclass
 class CoverIndex:
-    """A loaded or in-memory index. ``embeddings`` of a loaded one are memory-mapped and its FAISS index loads
-    on first use; an in-memory one (``folder`` None, see index.memory) is written with :meth:`save`."""
+    """A loaded or in-memory index: every file of a loaded one read at load time (``embeddings`` memory-mapped
+    from a handle opened then); an in-memory one (``folder`` None, see index.memory) is written with :meth:`save`."""
 
     folder: Path | None
     info: IndexInfo
     metadata: pd.DataFrame
     embeddings: np.ndarray
-    built: faiss.Index | None = dataclasses.field(default=None, repr=False)
-
-    @property
-    def faiss_index(self) -> faiss.Index:
-        if self.built is None:
-            assert self.folder is not None, "an in-memory index is created with its FAISS index"
-            self.built = faiss.read_index(str(self.folder / self.info.files["faiss"]))
-            apply_search_params(self.built, self.info.search_params)
-        return self.built
+    faiss_index: faiss.Index
+    texts: pd.DataFrame | None = None
+    """The printed text of each cover (content_hash, text, reader), when built with --read-text."""
 
     def save(self, folder: str | Path) -> CoverIndex:
-        """Write this index as an index folder (atomically, as build-index does) and return it loaded from there."""
-        info = self.info
-        write_index(
-            folder, self.faiss_index, self.metadata, np.asarray(self.embeddings), info.model, info.model_key,
-            info.index_type, info.search_params,
-        )
+        """Write this index as an index folder (atomically and under the writer lock, as build-index does) and
+        return it loaded from there."""
+        with writer_lock(folder):
+            write_index(
+                folder, self.faiss_index, self.metadata, np.asarray(self.embeddings), self.info.model,
+                self.info.model_key, self.info.index_type, self.info.search_params, texts=self.texts,
+            )
         return load_index(folder)
+
+
+def repair_hint(folder: str | Path) -> str:
+    return f"rebuild it in place with: sleeve build-index --rebuild --index {folder} --covers/--manifest ..."
+
+
+def shown_name(stored: str) -> str:
+    """The name a stored manifest column is shown under: its own, unless sleeve uses that name itself
+    (or it starts with the prefix), in which case it keeps the ``user:`` prefix."""
+    name = stored.removeprefix(USER_PREFIX)
+    return stored if name in RESERVED_NAMES or name.startswith(USER_PREFIX) else name
+
+
+def user_columns(metadata: pd.DataFrame) -> list[str]:
+    """The stored names of the manifest's own columns, in manifest order."""
+    return [column for column in metadata.columns if column.startswith(USER_PREFIX)]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def one_writer(function: _F) -> _F:
+    """Run ``function(index_dir, ...)`` holding the folder's writer lock, after clearing what an earlier
+    interrupted writer left behind. A second writer fails at once with :class:`IndexBusyError`."""
+
+    @functools.wraps(function)
+    def locked(index_dir: str | Path, *args: Any, **kwargs: Any) -> Any:
+        with writer_lock(index_dir):
+            remove_leftovers(index_dir)
+            return function(index_dir, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def writer_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the folder's writer lock (an OS file lock: a killed writer releases it with its life)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise IndexStoreError(f"index folder {folder} is a file; give another --index") from None
+    lock = FileLock(folder / LOCK_FILE, blocking=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise IndexBusyError(
+            f"another sleeve process is writing the index in {folder}; wait until it has finished, then run again"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def remove_leftovers(folder: str | Path) -> None:
+    """Delete temporary files and unreferenced data files of an interrupted writer (only under the lock)."""
+    folder = Path(folder)
+    keep: set[str] = set()
+    try:
+        keep = set(read_info(folder).files.values())
+    except IndexStoreError:
+        pass  # no (readable) index.json: every data file is a leftover
+    temporary = [p.name for p in folder.glob(".*.tmp") if p.is_file()]
+    stale = [p.name for pattern in _DATA_PATTERNS for p in folder.glob(pattern) if p.name not in keep]
+    if temporary or stale:
+        log.info("removing %d file(s) left by an interrupted run in %s", len(temporary) + len(stale), folder)
+        _remove(folder, temporary + stale)
 
 
 def index_exists(folder: str | Path) -> bool:
@@ -174,42 +265,138 @@ def read_info(folder: str | Path) -> IndexInfo:
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise IndexFormatError(f"{path} is not valid JSON ({error}); rebuild the index") from None
+        raise IndexFormatError(f"{path} is not valid JSON ({error}); {repair_hint(folder)}") from None
+    except OSError as error:
+        raise IndexFormatError(f"cannot read {path}: {error.strerror or error}") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         raise IndexFormatError(
             f"{folder} holds index format {version!r}; this sleeve {__version__} reads format {FORMAT_VERSION}. "
-            "Rebuild it with sleeve build-index."
+            f"{repair_hint(folder)}"
         )
-    try:
-        return IndexInfo(**{field.name: raw[field.name] for field in dataclasses.fields(IndexInfo)})
-    except KeyError as error:
-        raise IndexFormatError(f"{path} lacks the field {error}; rebuild the index") from None
+    problem = _field_problem(raw)
+    if problem:
+        raise IndexFormatError(f"{path} is damaged ({problem}); {repair_hint(folder)}")
+    return IndexInfo(**{field.name: raw[field.name] for field in dataclasses.fields(IndexInfo)})
+
+
+_FIELD_TYPES = {
+    "model": dict, "model_key": str, "dim": int, "count": int, "index_type": str, "search_params": dict,
+    "created": str, "sleeve_version": str, "files": dict,
+}
+
+
+def _field_problem(raw: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of ``index.json`` (missing, null, wrong type, files outside the folder)."""
+    for name, kind in _FIELD_TYPES.items():
+        value = raw.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"field {name!r} is {'missing' if name not in raw else repr(value)[:40]}"
+    if raw["dim"] < 1 or raw["count"] < 1:
+        return "dim and count must be positive"
+    for kind in (*_FILE_KINDS, *(["text"] if "text" in raw["files"] else [])):
+        name = raw["files"].get(kind)
+        if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
+            return f"files.{kind} must name a file inside the index folder, not {name!r}"
+    return None
 
 
 def load_index(folder: str | Path, expected_model_key: str | None = None) -> CoverIndex:
     """Open an index; if ``expected_model_key`` is given, refuse an index made by any other model."""
     folder = Path(folder)
-    info = read_info(folder)
-    if expected_model_key is not None and expected_model_key != info.model_key:
-        raise ModelMismatchError(
-            f"{folder} was built with model {info.model_key}, not {expected_model_key}; "
-            "vectors of different models cannot be compared. Use that model, or another --index folder."
-        )
-    missing = [name for name in info.files.values() if not (folder / name).is_file()]
+    for _ in range(_LOAD_ATTEMPTS):
+        info = read_info(folder)
+        if expected_model_key is not None and expected_model_key != info.model_key:
+            raise ModelMismatchError(
+                f"{folder} was built with model {info.model_key}, not {expected_model_key}; "
+                "vectors of different models cannot be compared. Use that model, or another --index folder."
+            )
+        try:
+            kinds = [*_FILE_KINDS, *(["text"] if "text" in info.files else [])]
+            handles = {kind: open(folder / info.files[kind], "rb") for kind in kinds}  # noqa: SIM115
+        except FileNotFoundError as error:
+            if _current_files(folder) != info.files:
+                continue  # a writer switched generations between reading index.json and opening the files
+            raise IndexFormatError(
+                f"index in {folder} is incomplete (missing {Path(error.filename).name}); {repair_hint(folder)}"
+            ) from None
+        except OSError as error:
+            raise IndexFormatError(f"cannot open the index in {folder}: {error}") from None
+        with contextlib.ExitStack() as stack:
+            for handle in handles.values():
+                stack.enter_context(handle)
+            return _read_generation(folder, info, handles)
+    raise IndexFormatError(f"the index in {folder} changed {_LOAD_ATTEMPTS} times while it was being opened; try again")
+
+
+def _current_files(folder: Path) -> dict[str, str] | None:
+    try:
+        return read_info(folder).files
+    except IndexStoreError:
+        return None
+
+
+def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]]) -> CoverIndex:
+    """Read the open files of one generation and check each against ``index.json``."""
+
+    def damaged(kind: str, why: str) -> IndexFormatError:
+        return IndexFormatError(f"index in {folder} is damaged ({info.files[kind]}: {why}); {repair_hint(folder)}")
+
+    try:
+        metadata = pd.read_parquet(handles["metadata"])
+    except (OSError, ValueError, pyarrow.ArrowException) as error:
+        raise damaged("metadata", f"unreadable table: {_first_line(error)}") from None
+    if len(metadata) != info.count:
+        raise damaged("metadata", f"{len(metadata)} rows, index.json says {info.count}")
+    missing = [c for c in SLEEVE_COLUMNS if c not in metadata.columns]
     if missing:
-        raise IndexFormatError(f"index in {folder} is incomplete (missing {', '.join(missing)}); rebuild it")
-    metadata = pd.read_parquet(folder / info.files["metadata"])
-    embeddings = np.load(folder / info.files["embeddings"], mmap_mode="r")
-    if len(metadata) != info.count or embeddings.shape != (info.count, info.dim):
-        raise IndexFormatError(f"index in {folder} is inconsistent (row counts differ); rebuild it")
-    return CoverIndex(folder=folder, info=info, metadata=metadata, embeddings=embeddings)
+        raise damaged("metadata", f"lacks the column(s) {', '.join(missing)}")
+    if info.format_version == 1:  # the manifest's columns were stored beside sleeve's without a prefix
+        metadata = metadata.rename(columns={c: USER_PREFIX + c for c in metadata.columns if c not in SLEEVE_COLUMNS})
+    embeddings = _map_embeddings(handles["embeddings"], info, damaged)
+    try:
+        index = faiss.read_index(faiss.PyCallbackIOReader(handles["faiss"].read))
+    except RuntimeError as error:
+        raise damaged("faiss", f"truncated or not a FAISS index: {_first_line(error)}") from None
+    if index.ntotal != info.count or index.d != info.dim:
+        raise damaged("faiss", f"{index.ntotal} vectors of {index.d} dimensions, index.json says "
+                               f"{info.count} of {info.dim}")
+    apply_search_params(index, info.search_params)
+    texts = None
+    if "text" in handles:
+        try:
+            texts = pd.read_parquet(handles["text"])
+        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            raise damaged("text", f"unreadable table: {_first_line(error)}") from None
+    return CoverIndex(folder, info, metadata, embeddings, index, texts)
+
+
+def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, str], Exception]) -> np.ndarray:
+    """Memory-map the .npy file through its open handle after checking its header and size."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = header(handle)
+    except (ValueError, OSError, EOFError, SyntaxError) as error:
+        raise damaged("embeddings", f"not a .npy array: {_first_line(error)}") from None
+    if shape != (info.count, info.dim) or dtype != np.float32 or fortran:
+        raise damaged("embeddings", f"array {shape} {dtype}, index.json says ({info.count}, {info.dim}) float32")
+    offset = handle.tell()
+    size = os.fstat(handle.fileno()).st_size
+    if size != offset + info.count * info.dim * 4:
+        raise damaged("embeddings", f"{size:,} bytes, {offset + info.count * info.dim * 4:,} expected (truncated?)")
+    return np.memmap(handle, dtype=np.float32, mode="r", offset=offset, shape=(info.count, info.dim))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:160] if text else type(error).__name__
 
 
 def load_texts(index: CoverIndex) -> pd.DataFrame | None:
-    """The stored cover texts (content_hash, text, reader), or None for an index built without them."""
-    name = index.info.files.get("text")
-    return pd.read_parquet(index.folder / name) if name else None
+    """The stored cover texts (content_hash, text, reader), or None for an index built without them; read with
+    the rest of the generation at load time."""
+    return index.texts
 
 
 def _remove(folder: Path, names: Any) -> None:

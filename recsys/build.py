@@ -15,12 +15,23 @@ from pathlib import Path
 import pandas as pd
 
 from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
-from index.store import ModelMismatchError, index_exists, load_index, write_index, write_skipped
+from index.store import (
+    USER_PREFIX,
+    IndexStoreError,
+    ModelMismatchError,
+    index_exists,
+    load_index,
+    one_writer,
+    read_info,
+    write_index,
+    write_skipped,
+)
 from recsys.cache import EmbeddingCache
+from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
-from recsys.ingest import CollectionError, fingerprint, read_manifest, scan_folder
+from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
 from recsys.textstore import read_cover_texts
 
@@ -53,6 +64,7 @@ class BuildSummary:
         )
 
 
+@one_writer
 def build_index(
     index_dir: str | Path,
     covers: str | Path | None = None,
@@ -64,34 +76,44 @@ def build_index(
     batch_size: int = 32,
     workers: int | None = None,
     genre_from_folder: bool = True,
-    settings: Settings | None = None,
+    rebuild: bool = False,
     read_text: bool = False,
+    settings: Settings | None = None,
+    distributor: Distributor | None = None,
+    files_per_shard: int | None = None,
 ) -> BuildSummary:
     """Index the covers of a folder or a manifest into ``index_dir`` (created or updated).
 
+    ``rebuild`` writes a fresh index over a damaged one (keeping its model when index.json still names it).
+    One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
+    With a ``distributor`` (recsys.cluster) the embedding runs on its workers in shards of ``files_per_shard``.
     ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
     text keeps it, so later runs read the new covers' text without being asked again.
     """
     started = time.perf_counter()
     settings = settings or Settings()
-    if (covers is None) == (manifest is None):
-        raise CollectionError("give exactly one of a covers folder or a manifest CSV")
-    collection = scan_folder(covers, genre_from_folder) if covers is not None else read_manifest(manifest)
+    collection, left_out = read_collection(covers, manifest, genre_from_folder)
 
-    existing = load_index(index_dir) if index_exists(index_dir) else None
+    existing = load_index(index_dir) if index_exists(index_dir) and not rebuild else None
     previous = existing.metadata if existing is not None else None
     existing_spec = ModelSpec.from_dict(existing.info.model) if existing is not None else None
+    if rebuild:
+        existing_spec = _model_of_damaged(index_dir)
     encoder = _choose_encoder(existing_spec, index_dir, model, arch, pretrained, settings)
 
     found, unreadable = fingerprint(list(collection["path"]), known=previous)
     with EmbeddingCache(settings.cache) as cache:
-        report = embed_missing(found, encoder, cache, batch_size, workers, settings.max_pixels, settings.progress)
+        if distributor is None:
+            report = embed_missing(found, encoder, cache, batch_size, workers, settings.max_pixels, settings.progress)
+        else:
+            recipe = EncoderRecipe(encoder.spec, settings)
+            report = embed_distributed(found, recipe, cache, distributor, batch_size, files_per_shard)
         failed = found.merge(report.failed, on="content_hash")[["path", "reason"]]
         good = found[~found["content_hash"].isin(report.failed["content_hash"])]
         table = _metadata_table(collection, good)
         if table.empty:
-            write_skipped(Path(index_dir), pd.concat([unreadable, failed], ignore_index=True))
+            write_skipped(Path(index_dir), pd.concat([left_out, unreadable, failed], ignore_index=True))
             raise CollectionError(f"no readable covers in {covers or manifest}; see {Path(index_dir) / 'skipped.csv'}")
         vectors = cache.get(encoder.spec.key, list(table["content_hash"]), encoder.spec.dim)
 
@@ -107,7 +129,7 @@ def build_index(
         index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params,
         texts=texts,
     )
-    skipped = pd.concat([unreadable, failed], ignore_index=True).sort_values("path")
+    skipped = pd.concat([left_out, unreadable, failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)
 
     before = set(previous["path"]) if previous is not None else set()
@@ -144,9 +166,19 @@ def _choose_encoder(
     return settings.encoder_for(existing)
 
 
+def _model_of_damaged(index_dir: str | Path) -> ModelSpec | None:
+    """The model a damaged index was built with, if its index.json still says; else None (a new model)."""
+    try:
+        return ModelSpec.from_dict(read_info(index_dir).model)
+    except (IndexStoreError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _metadata_table(collection: pd.DataFrame, good: pd.DataFrame) -> pd.DataFrame:
-    """One row per indexed file: id, path, hash, size, mtime, genre, then the manifest's own columns."""
-    table = good.merge(collection.drop_duplicates("path"), on="path", how="left")
+    """One row per indexed file: id, path, hash, size, mtime, genre, then the manifest's own columns under
+    the ``user:`` prefix, so that no column name of a manifest can collide with sleeve's."""
+    own = {c: USER_PREFIX + c for c in collection.columns if c not in ("path", "genre")}
+    table = good.merge(collection.drop_duplicates("path").rename(columns=own), on="path", how="left")
     table = table.sort_values("path").reset_index(drop=True)
     table.insert(0, "id", range(len(table)))
     extra = [c for c in table.columns if c not in _FILE_COLUMNS]

@@ -13,15 +13,18 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from recsys.cache import EmbeddingCache
 from recsys.encoders import Encoder
+from recsys.encoders.base import stack_preprocessed
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover
 
 log = logging.getLogger(__name__)
@@ -54,11 +57,10 @@ def embed_missing(
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached."""
     model = encoder.spec.key
-    todo_hashes = cache.missing(model, files["content_hash"])
-    if not todo_hashes:
+    todo = missing_files(files, cache, model)
+    if todo.empty:
         return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
-    first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
-    todo = pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
+    todo_hashes = list(todo["content_hash"])
 
     tune_allocator()
     workers = default_workers() if workers is None else workers
@@ -83,6 +85,37 @@ def embed_missing(
     return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
 
 
+def missing_files(files: pd.DataFrame, cache: EmbeddingCache, model: str) -> pd.DataFrame:
+    """One row (content_hash, path) per distinct hash of ``files`` that has no vector for ``model`` yet."""
+    todo_hashes = cache.missing(model, files["content_hash"])
+    first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
+    return pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
+
+
+def embed_files(
+    paths: list[str], encoder: Encoder, batch_size: int = 32, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
+    """Embed ``paths`` in this process: (rows read, their vectors, (row, reason) for files that failed).
+
+    For a cluster worker, whose processes may not start decoding processes of their own: a thread decodes the
+    next batch while this one runs the forward pass (decoding and the encoders release the GIL).
+    """
+    tune_allocator()
+    dataset = _CoverFiles(paths, encoder.transform, max_pixels, encoder.input_size)
+    batches = [range(start, min(start + batch_size, len(paths))) for start in range(0, len(paths), batch_size)]
+    rows: list[int] = []
+    vectors: list[np.ndarray] = []
+    failures: list[tuple[int, str]] = []
+    with ThreadPoolExecutor(1) as decoder:
+        for good, pixels, bad in decoder.map(lambda batch: _collate([dataset[row] for row in batch]), batches):
+            failures.extend(bad)
+            if good:
+                rows.extend(good)
+                vectors.append(encoder.encode_images(pixels))
+    dim = encoder.spec.dim
+    return rows, np.concatenate(vectors) if vectors else np.empty((0, dim), dtype=np.float32), failures
+
+
 def tune_allocator() -> None:
     """Stop glibc from returning freed memory to the OS after every batch.
 
@@ -101,7 +134,7 @@ class _CoverFiles(Dataset):
     """Decodes and preprocesses one file per item; failures are returned, not raised."""
 
     def __init__(
-        self, paths: list[str], preprocess: Callable[[Image.Image], torch.Tensor], max_pixels: int, size: int
+        self, paths: list[str], preprocess: Callable[[Image.Image], Any], max_pixels: int, size: int
     ) -> None:
         self.paths = paths
         self.preprocess = preprocess
@@ -111,7 +144,7 @@ class _CoverFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, row: int) -> tuple[int, torch.Tensor | None, str | None]:
+    def __getitem__(self, row: int) -> tuple[int, Any | None, str | None]:
         try:
             image = load_cover(self.paths[row], self.max_pixels, reduce_to=self.size)
             return row, self.preprocess(image), None
@@ -122,9 +155,9 @@ class _CoverFiles(Dataset):
 
 
 def _collate(
-    items: list[tuple[int, torch.Tensor | None, str | None]],
-) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
+    items: list[tuple[int, Any | None, str | None]],
+) -> tuple[list[int], Any | None, list[tuple[int, str]]]:
     good = [(row, pixels) for row, pixels, _ in items if pixels is not None]
     bad = [(row, reason) for row, pixels, reason in items if pixels is None]
-    pixels = torch.stack([p for _, p in good]) if good else None
+    pixels = stack_preprocessed([p for _, p in good]) if good else None
     return [row for row, _ in good], pixels, bad

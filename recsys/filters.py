@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from index.store import SLEEVE_COLUMNS, USER_PREFIX, shown_name, user_columns
 from recsys.errors import QueryError
 
 
@@ -29,9 +30,11 @@ def row_mask(metadata: pd.DataFrame, genre: str | None = None, where: Mapping[st
     if genre is not None:
         conditions["genre"] = genre
     for column, value in conditions.items():
-        if column not in metadata.columns:
-            raise QueryError(f"no column {column!r} in this index (columns: {', '.join(map(str, metadata.columns))})")
-        values = metadata[column].astype("string").str.strip().str.lower()
+        stored = column if column in SLEEVE_COLUMNS else USER_PREFIX + column  # manifest columns live apart
+        if stored not in metadata.columns:
+            known = ", ".join(["genre", *(shown_name(c) for c in user_columns(metadata))])
+            raise QueryError(f"no column {column!r} in this index (columns: {known})")
+        values = metadata[stored].astype("string").str.strip().str.lower()
         mask &= (values == str(value).strip().lower()).fillna(False).to_numpy(dtype=bool)
     if not mask.any() and conditions:
         asked = ", ".join(f"{c}={v}" for c, v in conditions.items())

@@ -22,6 +22,9 @@ WORDS_WEIGHT = 0.9
 """Weight of the words' z-score against the look's for a query with plenty of text (measured, bench/hybrid.py)."""
 FULL_TEXT_CHARS = 12
 """A query whose normalised text has at least this many characters gets the full words weight."""
+WORDS_FLOOR = 0.2
+"""Words similarities below this (a few shared letter groups such as "records" or "live") count as none:
+without the floor they drown the look for covers that share no name (same-genre precision fell below look's)."""
 FEEDBACK_NEIGHBOURS = 3
 FEEDBACK_WEIGHT = 1.0
 """Pseudo-relevance feedback: how many best candidates feed back, and how much their mean scores count."""
@@ -45,8 +48,8 @@ def fuse(look: np.ndarray, words: np.ndarray, weight: float) -> np.ndarray:
 
 
 def hybrid_scores(look: np.ndarray, words: np.ndarray, query_chars: int) -> np.ndarray:
-    """What ``--by both`` ranks by: the fusion, weighted by how much text the query carries."""
-    return fuse(look, words, words_weight(query_chars))
+    """The fusion before feedback: words below WORDS_FLOOR dropped, weighted by how much text the query carries."""
+    return fuse(look, np.where(words >= WORDS_FLOOR, words, 0.0), words_weight(query_chars))
 
 
 def both_scores(
@@ -82,9 +85,9 @@ def ranks(scores: np.ndarray) -> np.ndarray:
 
 def owed_to(look: np.ndarray, words: np.ndarray, k: int) -> np.ndarray:
     """For each candidate, "both" if it is in the top ``k`` by look and by words alone, else the part
-    in whose own ranking it stands higher ("words" only when it carries text that matches)."""
+    in whose own ranking it stands higher ("words" only when its words similarity reaches WORDS_FLOOR)."""
     look_rank, words_rank = ranks(look), ranks(words)
-    matched = words > 0
+    matched = words >= WORDS_FLOOR
     labels = np.where(matched & (words_rank < look_rank), "words", "look").astype(object)
     labels[(look_rank <= k) & (words_rank <= k) & matched] = "both"
     return labels

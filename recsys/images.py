@@ -7,7 +7,9 @@ picture the right way up. Decoding is the only place that knows about file forma
 
 from __future__ import annotations
 
-import warnings
+import io
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,23 @@ from recsys.errors import SleeveError
 DEFAULT_MAX_PIXELS = 64_000_000
 """Refuse images above this many pixels (decompression bombs); 8000 x 8000 is far beyond any cover."""
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif"})
 """File name endings treated as covers when a folder is scanned."""
+
+UNSUPPORTED_SUFFIXES = frozenset({".heic", ".heif", ".jxl", ".jp2"})
+"""Image formats this Pillow cannot decode: reported when a folder is scanned, not silently left out."""
+
+# ``max_pixels`` below is the one pixel limit: Pillow's own (a warning, then an error at twice its
+# MAX_IMAGE_PIXELS) would otherwise override a --max-pixels above it and speak in its own words.
+Image.MAX_IMAGE_PIXELS = None
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "named pipe"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISDIR, "directory"),
+)
 
 _HIGH_BIT_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
@@ -28,46 +45,88 @@ class BadImageError(SleeveError):
     """A file that cannot be used as a cover; the message is the reason shown to the user."""
 
 
+def read_cover_bytes(path: str | Path) -> bytes:
+    """The file's bytes, for a caller that hashes and decodes the same read; :class:`BadImageError` if unreadable
+    (a special file such as a FIFO is refused without being opened)."""
+    reason = special_file_reason(path)
+    if reason:
+        raise BadImageError(reason)
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise BadImageError(_unreadable(error)) from None
+
+
+def _unreadable(error: OSError) -> str:
+    """Why a file could not be opened, in the user's words."""
+    if isinstance(error, FileNotFoundError):
+        return "file not found"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory"
+    if isinstance(error, PermissionError):
+        return "permission denied"
+    return f"cannot read: {error.strerror or error}"
+
+
 def load_cover(
-    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
+    path: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, reduce_to: int | None = None
 ) -> Image.Image:
-    """Open ``path`` and return an upright RGB image; raise :class:`BadImageError` with a reason otherwise.
+    """Open ``path`` (or decode a file's bytes already read) and return an upright RGB image; raise
+    :class:`BadImageError` with a reason otherwise.
 
     ``reduce_to`` lets a large JPEG decode at a fraction of its size (never below ``reduce_to`` pixels
     per side), which is much faster when the encoder only needs a small input.
     """
-    path = Path(path)
+    if not isinstance(path, bytes):
+        reason = special_file_reason(path)
+        if reason:  # checked before opening: reading a FIFO or /dev/zero would block or never end
+            raise BadImageError(reason)
+    source = io.BytesIO(path) if isinstance(path, bytes) else Path(path)
     try:
-        with warnings.catch_warnings():
-            # Our own pixel limit below is the one that applies; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise BadImageError(
-                        f"too large: {width}x{height} pixels is over the limit of {max_pixels:,}"
-                    )
-                image.seek(0)  # first frame of animated GIF/WebP/TIFF
-                if reduce_to and image.format == "JPEG":
-                    image.draft("RGB", (reduce_to, reduce_to))
-                image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+        with Image.open(source) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise BadImageError(
+                    f"too large: {width}x{height} pixels is over the limit of {max_pixels:,} (--max-pixels)"
+                )
+            image.seek(0)  # first frame of animated GIF/WebP/TIFF
+            if reduce_to and image.format == "JPEG":
+                image.draft("RGB", (reduce_to, reduce_to))
+            image.load()
+            return to_rgb(ImageOps.exif_transpose(image))
     except BadImageError:
         raise
-    except FileNotFoundError:
-        raise BadImageError("file not found") from None
-    except IsADirectoryError:
-        raise BadImageError("is a directory") from None
-    except PermissionError:
-        raise BadImageError("permission denied") from None
-    except Image.DecompressionBombError as error:
-        raise BadImageError(f"too large: {error}") from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        raise BadImageError(_unreadable(error)) from None
     except UnidentifiedImageError:
-        reason = "empty file" if _is_empty(path) else "not an image (unknown or corrupt format)"
+        empty = len(path) == 0 if isinstance(path, bytes) else _is_empty(Path(path))
+        reason = "empty file" if empty else "not an image (unknown or corrupt format)"
         raise BadImageError(reason) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
         # Pillow reports truncated and corrupt data as OSError/SyntaxError/ValueError depending on format.
         raise BadImageError(f"corrupt or truncated: {error}") from None
+
+
+def special_file_kind(path: str | Path) -> str | None:
+    """What ``path`` (links followed) is when it is not a regular file, without opening it; None otherwise.
+
+    A path that cannot be examined (missing, no permission) gives None: opening it reports why.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in _SPECIAL_KINDS if test(mode)), "not a regular file")
+
+
+def special_file_reason(path: str | Path) -> str | None:
+    """Why ``path`` cannot be a cover when it is not a regular file (checked without opening it)."""
+    kind = special_file_kind(path)
+    if kind is None:
+        return None
+    return "is a directory" if kind == "directory" else f"not a regular file ({kind})"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

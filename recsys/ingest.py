@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from recsys.errors import SleeveError
-from recsys.images import IMAGE_SUFFIXES
+from recsys.images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, special_file_kind, special_file_reason
 
 log = logging.getLogger(__name__)
 
@@ -27,50 +28,103 @@ class CollectionError(SleeveError):
     """The collection itself (not one file in it) cannot be read: missing folder, bad manifest."""
 
 
+def read_collection(
+    covers: str | Path | None, manifest: str | Path | None, genre_from_folder: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The covers of a folder or a manifest, and what was left out with why (columns path, reason)."""
+    if (covers is None) == (manifest is None):
+        raise CollectionError("give exactly one of a covers folder or a manifest CSV")
+    table, skipped = _scan(covers, genre_from_folder) if covers is not None else _read_manifest(manifest)
+    if table.empty and skipped.empty:
+        raise CollectionError(f"{covers or manifest} lists no covers")
+    return table, skipped
+
+
 def scan_folder(root: str | Path, genre_from_folder: bool = True) -> pd.DataFrame:
     """List image files under ``root`` recursively; a file's parent folder name is its genre.
 
-    Files directly in ``root`` get no genre. Hidden files and folders (".DS_Store", ".git") are ignored.
+    Files directly in ``root`` get no genre. Hidden files and folders (".DS_Store", ".git") are ignored;
+    files that cannot be covers are left out (:func:`read_collection` says which and why).
     """
+    return _scan(root, genre_from_folder)[0]
+
+
+def read_manifest(csv_path: str | Path) -> pd.DataFrame:
+    """Read a manifest CSV: ``path`` is required (relative paths are relative to the CSV's folder),
+    ``genre`` is optional, every other column is kept as metadata. Empty and repeated paths are left out."""
+    return _read_manifest(csv_path)[0]
+
+
+def printable_path(path: str) -> str:
+    """``path`` as text that can be printed and stored: bytes that are not UTF-8 become ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _scan(root: str | Path, genre_from_folder: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise CollectionError(f"covers folder not found: {root}")
-    rows = []
+    rows, skipped = [], []
     ignored = 0
-    for folder, subfolders, files in os.walk(root):
+
+    def unreadable_folder(error: OSError) -> None:
+        skipped.append((printable_path(str(error.filename)), f"folder unreadable: {error.strerror or error}"))
+
+    for folder, subfolders, files in os.walk(root, onerror=unreadable_folder):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in sorted(files):
             if name.startswith("."):
                 continue
             path = Path(folder) / name
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+            suffix = path.suffix.lower()
+            if suffix in UNSUPPORTED_SUFFIXES:
+                skipped.append((printable_path(str(path)), f"unsupported image format {suffix}; convert it to JPEG or PNG"))
+                continue
+            if suffix not in IMAGE_SUFFIXES:
                 ignored += 1
+                continue
+            if printable_path(str(path)) != str(path):
+                skipped.append((printable_path(str(path)), "file name is not valid UTF-8; rename the file"))
                 continue
             genre = path.parent.name if genre_from_folder and path.parent != root else None
             rows.append((str(path), genre))
     if ignored:
         log.info("ignored %d files without an image suffix under %s", ignored, root)
-    return pd.DataFrame(rows, columns=["path", "genre"]).astype({"genre": "string"})
+    table = pd.DataFrame(rows, columns=["path", "genre"]).astype({"genre": "string"})
+    return table, pd.DataFrame(skipped, columns=["path", "reason"])
 
 
-def read_manifest(csv_path: str | Path) -> pd.DataFrame:
-    """Read a manifest CSV: ``path`` is required (relative paths are relative to the CSV's folder),
-    ``genre`` is optional, every other column is kept as metadata."""
+def _read_manifest(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     csv_path = Path(csv_path).expanduser().resolve()
+    if csv_path.is_dir():
+        raise CollectionError(f"manifest {csv_path} is a folder; give the CSV file, or the folder with --covers")
+    if csv_path.exists() and special_file_kind(csv_path):
+        raise CollectionError(f"manifest {csv_path} is a {special_file_kind(csv_path)}, not a CSV file")
     try:
         table = pd.read_csv(csv_path, dtype="string", keep_default_na=False, na_values=[""])
     except FileNotFoundError:
         raise CollectionError(f"manifest not found: {csv_path}") from None
+    except PermissionError:
+        raise CollectionError(f"manifest {csv_path} cannot be read: permission denied") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise CollectionError(f"manifest {csv_path} is not a readable CSV: {error}") from None
     if "path" not in table.columns:
         raise CollectionError(f"manifest {csv_path} has no 'path' column (columns: {list(table.columns)})")
-    table = table.dropna(subset=["path"]).reset_index(drop=True)
+    line = pd.Series(range(2, len(table) + 2))  # line numbers in the CSV, after the header
+    empty = table["path"].isna() | (table["path"].str.strip() == "")
+    skipped = [("", f"line {n} of {csv_path.name}: empty path cell") for n in line[empty]]
+    table, line = table[~empty].reset_index(drop=True), line[~empty].reset_index(drop=True)
     base = csv_path.parent
     table["path"] = [str((base / p).resolve()) if not os.path.isabs(p) else p for p in table["path"]]
+    repeated = table["path"].duplicated()
+    skipped += [
+        (path, f"listed again on line {n} of {csv_path.name} (the first listing is kept)")
+        for path, n in zip(table["path"][repeated], line[repeated])
+    ]
+    table = table[~repeated].reset_index(drop=True)
     if "genre" not in table.columns:
         table["genre"] = pd.array([None] * len(table), dtype="string")
-    return table
+    return table, pd.DataFrame(skipped, columns=["path", "reason"])
 
 
 def content_hash(path: str | Path) -> str:
@@ -99,11 +153,13 @@ def fingerprint(
 
     def one(path: str) -> tuple[str, int, int, str | None, str | None]:
         try:
-            stat = os.stat(path)
+            found = os.stat(path)  # follows links; never opens, so a FIFO or device cannot hang the run
+            if not stat.S_ISREG(found.st_mode):
+                return path, -1, -1, None, special_file_reason(path) or "not a regular file"
             old = previous.get(path)
-            if old is not None and old[0] == stat.st_size and old[1] == stat.st_mtime_ns:
-                return path, stat.st_size, stat.st_mtime_ns, old[2], None
-            return path, stat.st_size, stat.st_mtime_ns, content_hash(path), None
+            if old is not None and old[0] == found.st_size and old[1] == found.st_mtime_ns:
+                return path, found.st_size, found.st_mtime_ns, old[2], None
+            return path, found.st_size, found.st_mtime_ns, content_hash(path), None
         except FileNotFoundError:
             return path, -1, -1, None, "file not found"
         except IsADirectoryError:
@@ -112,9 +168,14 @@ def fingerprint(
             return path, -1, -1, None, "permission denied"
         except OSError as error:
             return path, -1, -1, None, f"unreadable: {error.strerror or error}"
+        except ValueError as error:  # e.g. a NUL byte in a manifest's path cell
+            return path, -1, -1, None, f"not a usable path: {error}"
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         results = list(pool.map(one, paths))
+    finally:  # on Ctrl-C, do not wait for thousands of queued files
+        pool.shutdown(wait=False, cancel_futures=True)
     table = pd.DataFrame(results, columns=["path", "size", "mtime_ns", "content_hash", "reason"])
     failed = table["reason"].notna()
     found = table.loc[~failed, ["path", "size", "mtime_ns", "content_hash"]].reset_index(drop=True)

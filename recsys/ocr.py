@@ -19,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from PIL import Image
 from tqdm import tqdm
 
 from recsys.cache import SqliteCache
-from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, to_rgb
+from recsys.ingest import printable_path
 
 log = logging.getLogger(__name__)
 
 MIN_SCORE = 0.5
 """Recognised lines below this confidence are dropped (RapidOCR's own default)."""
+_MAX_SIDE, _MIN_SIDE, _MAX_ASPECT = 4000, 32, 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,11 +87,30 @@ class CoverTextReader:
         if settings.tag() != TODAY.tag():
             self.key += f":{settings.tag()}"
 
-    def read(self, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
-        """The text lines on the cover at ``path``, top to bottom; raises BadImageError if it cannot be read."""
-        image = load_cover(path, max_pixels)
-        lines, _ = self._engine(image)
+    def read(self, path: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
+        """The text lines on the cover at ``path`` (or in a file's bytes already read, or an image), top to
+        bottom; raises BadImageError if it cannot be read."""
+        image = to_rgb(path) if isinstance(path, Image.Image) else load_cover(path, max_pixels)
+        try:
+            lines, _ = self._engine(_readable_shape(image))
+        except Exception as error:  # RapidOCR raises its own error types for shapes it cannot handle
+            raise BadImageError(f"OCR failed: {type(error).__name__}: {error}") from None
         return [TextLine(str(text), round(float(score), 4)) for _, text, score in lines or []]
+
+
+def _readable_shape(image: Image.Image) -> Image.Image:
+    """Shrink a huge image and pad a thin one onto white, so that every image build-index accepts can be
+    read: RapidOCR's detector fails on a side that scales to zero pixels (a 1x20000 banner)."""
+    if max(image.size) > _MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((_MAX_SIDE, _MAX_SIDE))
+    width, height = image.size
+    least = max(_MIN_SIDE, max(width, height) // _MAX_ASPECT)
+    if width >= least and height >= least:
+        return image
+    canvas = Image.new("RGB", (max(width, least), max(height, least)), (255, 255, 255))
+    canvas.paste(image, (0, 0))
+    return canvas
 
 
 def cover_text(lines: Iterable[TextLine]) -> str:
@@ -101,12 +123,13 @@ def read_covers(reader: CoverTextReader, paths: Iterable[str | Path]) -> list[di
     for a file that cannot be read: one bad file never stops the others."""
     results: list[dict[str, Any]] = []
     for path in paths:
+        cover = printable_path(str(path))  # a name that is not UTF-8 must still print
         try:
             lines = reader.read(path)
         except BadImageError as error:
-            results.append({"cover": str(path), "error": str(error)})
+            results.append({"cover": cover, "error": str(error)})
             continue
-        results.append({"cover": str(path), "lines": [dataclasses.asdict(line) for line in lines]})
+        results.append({"cover": cover, "lines": [dataclasses.asdict(line) for line in lines]})
     return results
 
 

@@ -2,14 +2,17 @@
 
 Like rclip's search object, a :class:`Recommender` receives a ready index (from a folder or built in memory)
 and the encoder that made its vectors; :meth:`Recommender.open` makes both from a folder. The query is always
-encoded by the index's own model. A query cover that is itself in the index (same
-content hash) is left out of its own results. A genre or metadata filter searches the matching covers
-exactly. An index that holds cover text (build-index --read-text) also ranks by the printed words, alone
-or fused with the look (recsys.hybrid), and is searchable by words (recsys.textsearch).
+encoded by the index's own model, and a query cover is read, hashed, decoded and encoded once
+(:class:`QueryCover`). A query cover that is itself in the index (same content hash) is left out of its own
+results. A genre or metadata filter searches the matching covers exactly. An index that holds cover text
+(build-index --read-text) also ranks by the printed words, alone or fused with the look (recsys.hybrid),
+and is searchable by words (recsys.textsearch).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from functools import cached_property
 from pathlib import Path
 
@@ -19,22 +22,32 @@ from PIL import Image
 
 from index.faiss_index import search
 from index.registry import get_index_type
-from index.store import CoverIndex, ModelMismatchError, load_index
+from index.store import CoverIndex, ModelMismatchError, load_index, shown_name, user_columns
+from recsys import hybrid, textsearch
 from recsys.encoders import Encoder, ModelSpec
 from recsys.encoders.base import stack_preprocessed
-from recsys import hybrid, textsearch
 from recsys.errors import QueryError
 from recsys.filters import row_mask
-from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, to_rgb
-from recsys.ingest import content_hash
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
 from recsys.settings import Settings
 from recsys.textstore import NoTextError, no_text_message, read_cover_texts, texts_by_row
 
 Cover = str | Path | Image.Image
 """A query cover: a file, or an image already in memory."""
 
-_INTERNAL_COLUMNS = ["id", "content_hash", "size", "mtime_ns"]
-__all__ = ["QueryError", "Recommender"]
+__all__ = ["Cover", "QueryCover", "QueryError", "Recommender", "open_index"]
+
+
+@dataclasses.dataclass(frozen=True)
+class QueryCover:
+    """A query cover read once: its vector from the index's own model and, for a file, its path, its bytes
+    (``source``, for a reader that needs the full image, such as OCR) and their SHA-256 (the index's content
+    hash). For an image given in memory, ``source`` is that image and there is no path or hash."""
+
+    vector: np.ndarray
+    source: bytes | Image.Image
+    path: str | None = None
+    content_hash: str | None = None
 
 
 class Recommender:
@@ -47,7 +60,8 @@ class Recommender:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         cache_dir: str | Path | None = None,
     ) -> None:
-        """``encoder`` must be the index's own model; without one only vector queries work."""
+        """``encoder`` must be the index's own model; without one only vector and text-search queries work.
+        ``cache_dir`` keeps the OCR readings of query covers that are not in the index."""
         if encoder is not None and encoder.spec.key != index.info.model_key:
             raise ModelMismatchError(
                 f"the encoder makes {encoder.spec.key} vectors but the index holds {index.info.model_key} vectors"
@@ -56,6 +70,43 @@ class Recommender:
         self.encoder = encoder
         self.max_pixels = max_pixels
         self.cache_dir = cache_dir
+
+    @classmethod
+    def open(cls, index_dir: str | Path, settings: Settings | None = None) -> Recommender:
+        """The index in ``index_dir`` with its own encoder, built as ``settings`` say."""
+        settings = settings or Settings()
+        index = load_index(index_dir)
+        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model))
+        return cls(index, encoder, settings.max_pixels, settings.cache)
+
+    def _encoder(self) -> Encoder:
+        if self.encoder is None:
+            raise QueryError("this index was given no encoder, so it answers vector queries only")
+        return self.encoder
+
+    # -- the query cover, read once ------------------------------------------------------------------------
+
+    def read_query(self, cover: Cover) -> QueryCover:
+        """Read, hash, decode and encode ``cover`` once; a :class:`QueryError` says why it cannot be used."""
+        encoder = self._encoder()
+        if isinstance(cover, Image.Image):
+            return QueryCover(self._encode(to_rgb(cover)), cover)
+        try:
+            data = read_cover_bytes(cover)
+            image = load_cover(data, self.max_pixels, reduce_to=encoder.input_size)
+        except BadImageError as error:
+            raise QueryError(f"cannot use {cover} as a query: {error}") from None
+        return QueryCover(self._encode(image), data, str(cover), hashlib.sha256(data).hexdigest())
+
+    def _encode(self, image: Image.Image) -> np.ndarray:
+        encoder = self._encoder()
+        return encoder.encode_images(stack_preprocessed([encoder.preprocess(image)]))[0]
+
+    def embed_cover(self, cover: Cover) -> np.ndarray:
+        """The query cover's unit vector, or a :class:`QueryError` saying why it cannot be read."""
+        return self.read_query(cover).vector
+
+    # -- cover text ----------------------------------------------------------------------------------------
 
     @property
     def has_text(self) -> bool:
@@ -74,20 +125,24 @@ class Recommender:
     def _text_model(self) -> textsearch.TextModel:
         return textsearch.fit_text_vectors(list(self.texts))
 
-    def text_of(self, path: str | Path) -> str:
+    def text_of(self, cover: str | Path | QueryCover) -> str:
         """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR."""
-        try:
-            digest = content_hash(path)
-        except OSError as error:
-            raise QueryError(f"cannot read {path}: {error}") from None
-        rows = np.flatnonzero((self.index.metadata["content_hash"] == digest).to_numpy())
+        query = cover if isinstance(cover, QueryCover) else None
+        if query is None:
+            try:
+                data = read_cover_bytes(cover)
+            except BadImageError as error:
+                raise QueryError(f"cannot read {cover}: {error}") from None
+            query = QueryCover(np.zeros(0, dtype=np.float32), data, str(cover), hashlib.sha256(data).hexdigest())
+        if query.path is None:
+            raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
+        rows = np.flatnonzero((self.index.metadata["content_hash"] == query.content_hash).to_numpy())
         if rows.size and self.has_text:
             return str(self.texts[rows[0]])
-        texts, failures = read_cover_texts(
-            pd.DataFrame({"path": [str(path)], "content_hash": [digest]}), self.cache_dir, progress=False
-        )
+        files = pd.DataFrame({"path": [query.path], "content_hash": [query.content_hash]})
+        texts, failures = read_cover_texts(files, self.cache_dir, progress=False)
         if not failures.empty:
-            raise QueryError(f"cannot read the text of {path}: {failures['reason'].iloc[0]}")
+            raise QueryError(f"cannot read the text of {query.path}: {failures['reason'].iloc[0]}")
         return str(texts["text"].iloc[0])
 
     def search_text(
@@ -106,58 +161,37 @@ class Recommender:
         result.insert(4, "text", [" / ".join(str(self.texts[row]).splitlines()) for row in top])
         return result
 
-    @classmethod
-    def open(cls, index_dir: str | Path, settings: Settings | None = None) -> Recommender:
-        """The index in ``index_dir`` with its own encoder, built as ``settings`` say."""
-        settings = settings or Settings()
-        index = load_index(index_dir)
-        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model))
-        return cls(index, encoder, settings.max_pixels, settings.cache_dir)
-
-    def _encoder(self) -> Encoder:
-        if self.encoder is None:
-            raise QueryError("this index was given no encoder, so it answers vector queries only")
-        return self.encoder
-
-    def embed_cover(self, cover: Cover) -> np.ndarray:
-        """The query cover's unit vector, or a :class:`QueryError` saying why it cannot be read."""
-        encoder = self._encoder()
-        if isinstance(cover, Image.Image):
-            image = to_rgb(cover)
-        else:
-            try:
-                image = load_cover(cover, self.max_pixels, reduce_to=encoder.input_size)
-            except BadImageError as error:
-                raise QueryError(f"cannot use {cover} as a query: {error}") from None
-        return encoder.encode_images(stack_preprocessed([encoder.preprocess(image)]))[0]
+    # -- look-alikes ---------------------------------------------------------------------------------------
 
     def similar_to_cover(
         self,
-        cover: Cover,
+        cover: Cover | QueryCover,
         k: int = 10,
         genre: str | None = None,
         by: str | None = None,
         where: dict[str, str] | None = None,
     ) -> pd.DataFrame:
         """Covers like ``cover`` by look, by the words printed on it, or both (None: both when the index
-        holds text); ``match`` says which part each result owes its rank to. A cover file that is itself in
-        the index is left out of its own results."""
-        by = by or ("both" if self.has_text else "look")
+        holds text and the cover is a file, else look); ``match`` says which part each result owes its rank
+        to. A cover file that is itself in the index is left out of its own results. ``cover`` may be a
+        :class:`QueryCover` already read, so that the results and the predicted genre share one read."""
+        in_memory = isinstance(cover, Image.Image) or (isinstance(cover, QueryCover) and cover.path is None)
+        by = by or ("both" if self.has_text and not in_memory else "look")
         if by not in hybrid.MODES:
             raise QueryError(f"by must be one of {', '.join(hybrid.MODES)}, not {by!r}")
         if by != "look" and not self.has_text:
             raise NoTextError(no_text_message(self.index.folder))
-        in_memory = isinstance(cover, Image.Image)
         if by != "look" and in_memory:
-            raise QueryError("matching by words needs a cover file")
-        exclude = content_hash(cover) if not in_memory and Path(cover).is_file() else None
-        if by == "look":
-            vector = self.embed_cover(cover)
-            if where:
-                return self._exact(vector, k, row_mask(self.index.metadata, genre, where), exclude).assign(match="look")
-            path = None if in_memory else str(cover)
-            return self.similar_to_vector(vector, k, genre, exclude_hash=exclude, exclude_path=path).assign(match="look")
-        return self._by_words(cover, k, genre, where, by, exclude)
+            raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
+        query = cover if isinstance(cover, QueryCover) else self.read_query(cover)
+        allowed = row_mask(self.index.metadata, genre, where) & ~self._excluded(query)
+        if by != "look":
+            return self._by_words(query, k, allowed, by)
+        if where or genre is not None:
+            return self._exact(query.vector, k, allowed).assign(match="look")
+        return self.similar_to_vector(
+            query.vector, k, exclude_hash=query.content_hash, exclude_path=query.path
+        ).assign(match="look")
 
     def similar_to_text(self, text: str, k: int = 10, genre: str | None = None) -> pd.DataFrame:
         return self.similar_to_vector(self._encoder().encode_text([text])[0], k, genre)
@@ -170,14 +204,16 @@ class Recommender:
         exclude_hash: str | None = None,
         exclude_path: str | None = None,
     ) -> pd.DataFrame:
-        """Top ``k`` covers by cosine similarity: columns rank, score, genre, path, then metadata."""
+        """Top ``k`` covers by cosine similarity: columns rank, score, genre, path, then the manifest's columns
+        (one whose name sleeve uses itself, such as ``score``, is shown as ``user:score``)."""
         if k < 1:
             raise QueryError("k must be at least 1")
         metadata = self.index.metadata
-        if genre is not None:
-            return self._exact(vector, k, row_mask(metadata, genre), exclude_hash)
+        k = min(k, len(metadata))  # FAISS would allocate k results however few covers there are
         # An index built in memory may know its covers by path only, without content hashes.
         excluded = ((metadata["content_hash"] == exclude_hash) | (metadata["path"] == exclude_path)).to_numpy()
+        if genre is not None:
+            return self._exact(vector, k, row_mask(metadata, genre) & ~excluded)
         compressed = get_index_type(self.index.info.index_type).rescore
         found_scores, found_rows = search(
             self.index.faiss_index, vector, k + int(excluded.sum()),
@@ -186,36 +222,42 @@ class Recommender:
         keep = (found_rows >= 0) & ~excluded[np.maximum(found_rows, 0)]
         return self._frame(found_rows[keep][:k], found_scores[keep][:k])
 
+    def _excluded(self, query: QueryCover) -> np.ndarray:
+        """The rows that are the query cover itself (same content or same path)."""
+        metadata = self.index.metadata
+        if query.path is None:
+            return np.zeros(len(metadata), dtype=bool)
+        return ((metadata["content_hash"] == query.content_hash) | (metadata["path"] == query.path)).to_numpy()
+
     def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         """Result rows: rank, score, genre, path, then the manifest's own columns."""
         found = self.index.metadata.iloc[rows].reset_index(drop=True)
         result = pd.DataFrame({"rank": range(1, len(found) + 1), "score": np.round(scores.astype(float), 4)})
-        extra = [c for c in found.columns if c not in _INTERNAL_COLUMNS + ["genre", "path"]]
-        return pd.concat([result, found[["genre", "path", *extra]]], axis=1)
+        extra = found[user_columns(found)].rename(columns=shown_name)
+        return pd.concat([result, found[["genre", "path"]], extra], axis=1)
 
-    def _exact(self, vector: np.ndarray, k: int, allowed: np.ndarray, exclude_hash: str | None) -> pd.DataFrame:
+    def _exact(self, vector: np.ndarray, k: int, allowed: np.ndarray) -> pd.DataFrame:
         """Top ``k`` by cosine among the ``allowed`` rows, computed exactly."""
-        candidates = np.flatnonzero(allowed & (self.index.metadata["content_hash"] != exclude_hash).to_numpy())
+        if k < 1:
+            raise QueryError("k must be at least 1")
+        candidates = np.flatnonzero(allowed)
         scores = np.asarray(self.index.embeddings[candidates]) @ vector
         top = np.argsort(-scores, kind="stable")[:k]
         return self._frame(candidates[top], scores[top])
 
-    def _by_words(
-        self, cover: str | Path, k: int, genre: str | None, where: dict[str, str] | None, by: str, exclude: str | None
-    ) -> pd.DataFrame:
-        """Rank the allowed covers by text similarity ("words") or by the fused scores ("both")."""
+    def _by_words(self, query: QueryCover, k: int, allowed: np.ndarray, by: str) -> pd.DataFrame:
+        """Rank the ``allowed`` covers by text similarity ("words") or by the fused scores ("both")."""
         if k < 1:
             raise QueryError("k must be at least 1")
-        query_text = self.text_of(cover)
-        allowed = row_mask(self.index.metadata, genre, where)
-        candidates = np.flatnonzero(allowed & (self.index.metadata["content_hash"] != exclude).to_numpy())
+        query_text = self.text_of(query)
+        candidates = np.flatnonzero(allowed)
         if by == "words":
             words = textsearch.words_similarity(self._text_model, query_text)[candidates]
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return self._frame(candidates[top], words[top]).assign(match="words")
         fused, look, words = hybrid.both_scores(
-            self.index.embeddings, self._text_model, self.texts, candidates, self.embed_cover(cover), query_text
+            self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text
         )
         top = np.argsort(-fused, kind="stable")[:k]
         owed = hybrid.owed_to(look, words, k)[top]

@@ -11,10 +11,12 @@ import dataclasses
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 NGRAM = (3, 3)
 MIN_LINE_CHARS = 4
@@ -47,7 +49,7 @@ class TextModel:
     """TF-IDF n-gram rows of a collection's cover texts: one per cover (unit length, all zero without text)
     and one per printed line (``line_owner`` names its cover; a cover's lines are contiguous)."""
 
-    vectorizer: TfidfVectorizer
+    vectorizer: Any  # a fitted sklearn TfidfVectorizer
     covers: sparse.csr_matrix
     lines: sparse.csr_matrix
     line_owner: np.ndarray
@@ -55,6 +57,8 @@ class TextModel:
 
 def fit_text_vectors(texts: Sequence[str]) -> TextModel:
     """Fit the collection's TF-IDF model (IDF over covers) and vectorise every cover and printed line."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # only when words are asked for: a look query stays light
+
     vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True, dtype=np.float32)
     if not any(_lines(text) for text in texts):
         vectorizer.fit(["no text"])  # no cover carries text; sklearn refuses an empty vocabulary

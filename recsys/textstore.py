@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from index.store import CoverIndex, load_texts
+from index.store import CoverIndex, load_index, load_texts
 from recsys.cache import default_cache_dir
 from recsys.errors import SleeveError
 from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing
@@ -65,3 +65,12 @@ def texts_by_row(index: CoverIndex) -> np.ndarray | None:
         return None
     by_hash = dict(zip(stored["content_hash"], stored["text"]))
     return np.array([by_hash.get(h, "") for h in index.metadata["content_hash"]], dtype=object)
+
+
+def load_index_with_texts(folder: str | Path) -> tuple[CoverIndex, list[str]]:
+    """An index and its rows' cover texts; a :class:`NoTextError` if it was built without them."""
+    index = load_index(folder)
+    texts = texts_by_row(index)
+    if texts is None:
+        raise NoTextError(no_text_message(folder))
+    return index, [str(text) for text in texts]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
+import faiss
 import numpy as np
+import pandas as pd
 from PIL import Image
+
+from index.faiss_index import build_faiss_index
 
 # name -> reason fragment expected in the skip report
 BAD_FILES = {
@@ -74,3 +82,82 @@ def write_odd_but_valid_files(folder: Path) -> dict[str, tuple[int, int]]:
     base.save(folder / "cover.bmp")
     base.save(folder / "cover.tiff")
     return ODD_BUT_VALID
+
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9-latin1.png")  # a Latin-1 name, as old Windows archives make them
+HOSTILE_SKIPS = {
+    "pipe.jpg": "named pipe",
+    "zero.jpg": "character device",
+    "socket.png": "socket",
+    "photo.heic": "unsupported image format .heic",
+    "dangling.jpg": "file not found",
+    NOT_UTF8: "not valid UTF-8",
+}
+"""Files :func:`write_hostile_files` makes that must be skipped (name -> reason fragment)."""
+HOSTILE_VALID = ("wide.png", "tall.png", "dot.png")
+"""Files :func:`write_hostile_files` makes that every command must accept: 20000x1, 1x20000, 1x1."""
+
+
+def write_hostile_files(folder: Path) -> None:
+    """Special files that hang a reader that opens them, an unsupported format, a name that is not UTF-8,
+    and images of extreme shapes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "zero.jpg").symlink_to("/dev/zero")
+    (folder / "dangling.jpg").symlink_to(folder / "nowhere.jpg")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "socket.png"))
+    (folder / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    gradient().save(folder / NOT_UTF8)
+    Image.new("RGB", (20000, 1), (200, 30, 30)).save(folder / "wide.png")
+    Image.new("RGB", (1, 20000), (30, 30, 200)).save(folder / "tall.png")
+    Image.new("RGB", (1, 1), (0, 0, 0)).save(folder / "dot.png")
+
+
+def _index_file(folder: Path, kind: str) -> Path:
+    return folder / json.loads((folder / "index.json").read_text())["files"][kind]
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _fewer_faiss_rows(folder: Path) -> None:
+    dim = faiss.read_index(str(_index_file(folder, "faiss"))).d
+    index, _ = build_faiss_index(np.eye(3, dim, dtype=np.float32), "flat")
+    faiss.write_index(index, str(_index_file(folder, "faiss")))
+
+
+def _edit_info(**changes: object) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        info = json.loads((folder / "index.json").read_text())
+        for key, value in changes.items():
+            if value is ...:
+                info.pop(key)
+            elif key.startswith("files."):
+                info["files"][key.removeprefix("files.")] = value
+            else:
+                info[key] = value
+        (folder / "index.json").write_text(json.dumps(info))
+
+    return edit
+
+
+INDEX_DAMAGES: dict[str, Callable[[Path], None]] = {
+    "truncated faiss": lambda f: _truncate(_index_file(f, "faiss")),
+    "foreign faiss": lambda f: _index_file(f, "faiss").write_bytes(b"\x89PNG not an index" * 50),
+    "fewer faiss rows than metadata": _fewer_faiss_rows,
+    "truncated parquet": lambda f: _truncate(_index_file(f, "metadata")),
+    "truncated npy": lambda f: _truncate(_index_file(f, "embeddings")),
+    "npy of another shape": lambda f: np.save(_index_file(f, "embeddings"), np.zeros((6, 4), np.float32)),
+    "metadata without sleeve columns": lambda f: pd.DataFrame({"x": range(6)}).to_parquet(_index_file(f, "metadata")),
+    "missing field": _edit_info(dim=...),
+    "null field": _edit_info(count=None),
+    "null files": _edit_info(files=None),
+    "file outside the folder": _edit_info(**{"files.faiss": "../elsewhere.faiss"}),
+    "absolute file name": _edit_info(**{"files.embeddings": "/etc/passwd"}),
+    "count disagrees": _edit_info(count=7),
+    "index.json is a list": lambda f: (f / "index.json").write_text("[]"),
+    "index.json deleted data file": lambda f: _index_file(f, "embeddings").unlink(),
+}
+"""Ways an index folder gets damaged: each must give one line that says how to repair it."""

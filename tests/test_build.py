@@ -111,7 +111,7 @@ def test_manifest_metadata_is_carried_into_the_index(tmp_path: Path) -> None:
     )
     assert summary.covers == 2 and summary.skipped == 1
     metadata = load_index(tmp_path / "index").metadata.set_index("path")
-    assert metadata.loc[str(a), "artist"] == "Miles Davis" and metadata.loc[str(a), "mbid"] == "123"
+    assert metadata.loc[str(a), "user:artist"] == "Miles Davis" and metadata.loc[str(a), "user:mbid"] == "123"
     assert metadata.loc[str(a), "content_hash"] == content_hash(a)
 
 

@@ -145,7 +145,7 @@ def test_mlflow_logs_one_run_per_model_to_a_local_store(real_index, tmp_path: Pa
     assert knn.data.metrics["macro_f1"] == pytest.approx(metrics["models"]["knn"]["macro_f1"])
     assert knn.data.params["param.n_neighbors"] == str(metrics["models"]["knn"]["params"]["n_neighbors"])
     artifacts = {item.path for item in client.list_artifacts(knn.info.run_id)}
-    assert artifacts == {"confusion.json", "confusion-knn.png"}
+    assert artifacts == {"confusion.json", "confusion-knn.png", "results.md", "metrics.json"}
 
 
 @pytest.mark.shared

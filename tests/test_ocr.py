@@ -135,3 +135,19 @@ def test_read_text_command_prints_each_covers_lines_and_reports_bad_files(tmp_pa
     payload = json.loads(as_json.stdout)
     assert payload[0] == {"cover": str(notes), "error": "not an image (unknown or corrupt format)"}
     assert [line["text"] for line in payload[1]["lines"]] == ["OUTLAW", "COUNTRY"]
+
+
+def test_tuned_settings_get_their_own_cache_key_and_the_default_reads_as_before(
+    reader: CoverTextReader, tmp_path: Path
+) -> None:
+    """The default reader keeps sleeve 0.1's key, so caches filled before the settings existed stay valid;
+    any setting that can change a reading gets another key; thread counts cannot and do not."""
+    from recsys.ocr import TODAY, ReaderSettings
+
+    assert reader.settings == TODAY
+    assert reader.key == "rapidocr-onnxruntime-1.4.4:cls0:score0.5"
+    native = CoverTextReader(settings=ReaderSettings(det_side=256, rec_batch=24))
+    assert native.key == f"{reader.key}:detmin256:rec24"
+    assert CoverTextReader(settings=ReaderSettings(threads=1)).key == reader.key
+    cover = lettered_cover(tmp_path / "c.png", ["NASHVILLE", "RODEO"])
+    assert cover_text(native.read(cover)) == cover_text(reader.read(cover)) == "NASHVILLE\nRODEO"

@@ -16,7 +16,10 @@ from index.store import IndexFormatError, IndexNotFoundError, ModelMismatchError
 def _parts(count: int, seed: int) -> tuple[faiss.Index, pd.DataFrame, np.ndarray]:
     vectors = np.random.default_rng(seed).standard_normal((count, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    metadata = pd.DataFrame({"id": range(count), "path": [f"/c/{seed}-{i}.jpg" for i in range(count)]})
+    metadata = pd.DataFrame({
+        "id": range(count), "path": [f"/c/{seed}-{i}.jpg" for i in range(count)],
+        "content_hash": [f"{seed}-{i}" for i in range(count)], "size": 1, "mtime_ns": 1, "genre": "rock",
+    })
     index, _ = build_faiss_index(vectors, "flat")
     return index, metadata, vectors
 

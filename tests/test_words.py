@@ -53,8 +53,8 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def text_index(manifest: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("index-text")
-    build_index(folder, manifest=manifest, model="efficientnet-lite0", workers=0,
-                settings=Settings(cache_dir=cache, progress=False), read_text=True)
+    build_index(folder, manifest=manifest, model="efficientnet-lite0", workers=0, read_text=True,
+                settings=Settings(cache_dir=cache, progress=False))
     return folder
 
 
@@ -125,30 +125,32 @@ def test_rebuilds_keep_text_and_read_only_new_covers(manifest: Path, cache: Path
     table = pd.read_csv(manifest)
     first = tmp_path / "first.csv"
     table.iloc[:20].to_csv(first, index=False)
-    build_index(tmp_path / "index", manifest=first, model="efficientnet-lite0", workers=0,
-                settings=Settings(cache_dir=cache, progress=False), read_text=True)
+    settings = Settings(cache_dir=cache, progress=False)
+    build_index(tmp_path / "index", manifest=first, model="efficientnet-lite0", workers=0, read_text=True,
+                settings=settings)
     with TextCache(cache) as text_cache:
         before = text_cache._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
     new = tmp_path / "new.png"
     shutil.copy(table["path"].iloc[0], new)  # same content: its reading comes from the cache
     grown = pd.concat([table.iloc[:20], pd.DataFrame([{"path": str(new), "genre": "metal"}])])
     grown.to_csv(first, index=False)
-    build_index(tmp_path / "index", manifest=first, workers=0, settings=Settings(cache_dir=cache, progress=False))  # no flag: kept
+    build_index(tmp_path / "index", manifest=first, workers=0, settings=settings)  # no --read-text: text kept
     with TextCache(cache) as text_cache:
         assert text_cache._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0] == before
     info = read_info(tmp_path / "index")
     assert "text" in info.files
     assert sorted(p.name for p in (tmp_path / "index").glob("text-*.parquet")) == [info.files["text"]]
-    recommender = Recommender.open(tmp_path / "index", Settings(cache_dir=cache))
+    recommender = Recommender.open(tmp_path / "index", settings)
     assert recommender.text_of(new) == recommender.text_of(table["path"].iloc[0])
 
 
 def test_an_index_without_text_answers_words_with_one_line(manifest: Path, cache: Path, tmp_path: Path) -> None:
     table = pd.read_csv(manifest).iloc[:6]
     table.to_csv(tmp_path / "m.csv", index=False)
+    settings = Settings(cache_dir=cache, progress=False)
     build_index(tmp_path / "plain", manifest=tmp_path / "m.csv", model="efficientnet-lite0", workers=0,
-                settings=Settings(cache_dir=cache, progress=False))
-    recommender = Recommender.open(tmp_path / "plain", Settings(cache_dir=cache))
+                settings=settings)
+    recommender = Recommender.open(tmp_path / "plain", settings)
     assert not recommender.has_text
     assert set(recommender.similar_to_cover(table["path"].iloc[0], k=3)["match"]) == {"look"}
     with pytest.raises(NoTextError, match="build-index --read-text"):
@@ -187,7 +189,7 @@ def test_fusion_functions_on_real_scores() -> None:
     assert hybrid.words_weight(0) == 0 and hybrid.words_weight(1000) == hybrid.WORDS_WEIGHT
     fused = hybrid.fuse(look, words, hybrid.WORDS_WEIGHT)
     assert int(np.argmax(fused)) == 2  # a strong word match outranks a slightly closer look
-    assert list(hybrid.owed_to(look, words, k=2)) == ["look", "look", "words", "look", "words"]
+    assert list(hybrid.owed_to(look, words, k=2)) == ["look", "look", "words", "look", "look"]  # 0.1: no match
     assert list(hybrid.ranks(np.array([0.1, 0.3, 0.2]))) == [3, 1, 2]
 
 

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-
 from recsys import __version__
 from recsys.atomic import atomic_path, write_json
 from recsys.errors import SleeveError
@@ -72,6 +70,8 @@ def save_classifier(index_folder: str | Path, estimator: Any, info: ClassifierIn
     """
     folder = classifier_folder(index_folder)
     folder.mkdir(parents=True, exist_ok=True)
+    import skops.io as sio  # seconds to import: only where a classifier is written or read
+
     with atomic_path(folder / MODEL_FILE) as temporary:
         sio.dump(estimator, temporary)
     stamped = dataclasses.replace(info, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -102,6 +102,8 @@ def load_classifier(index_folder: str | Path, model_key: str) -> tuple[Any, Clas
             f"but this index holds {model_key} vectors; train it again with: sleeve train-classifier "
             f"--index {index_folder}"
         )
+    import skops.io as sio
+
     path = classifier_folder(index_folder) / MODEL_FILE
     try:
         estimator = sio.load(path, trusted=TRUSTED_TYPES)

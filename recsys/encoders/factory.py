@@ -6,6 +6,7 @@ had; the runtime ``auto`` is the fastest one measured for the family (``bench/em
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -52,26 +53,43 @@ def encoder_for_spec(
 ) -> Encoder:
     """Rebuild the encoder an index was made with, and refuse weights whose checksum differs.
 
-    ``weights`` is where the CLIP checkpoint is now, if it moved since the index was built.
+    ``weights`` is where the CLIP checkpoint is now, if it moved since the index was built. On ONNX Runtime,
+    a verified export of exactly these weights in the cache is used as it is: no torch, no PyTorch model.
     """
     try:
         family = get_family(spec.family)
     except EncoderError:
         raise EncoderError(f"this index was made with an unknown model family {spec.family!r}") from None
-    base = family.encoder_class().from_spec(spec, weights)
-    if base.spec.weights_sha256 != spec.weights_sha256:
-        raise EncoderError(
-            f"the weights found for {spec.label} (sha256 {base.spec.weights_sha256[:12]}) differ from the "
-            f"ones this index was built with ({spec.weights_sha256[:12]}); rebuild the index or restore them"
+    if runtime == "auto":
+        runtime = "onnx-int8" if spec.quantization == "int8" else family.fastest_runtime
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    export = None
+    if runtime in ("onnx", "onnx-int8"):
+        from recsys.encoders.onnx import OnnxEncoder, read_export
+
+        export = read_export(spec, cache_dir)
+    if export is not None:
+        encoder: Encoder = OnnxEncoder.from_export(
+            export, runtime == "onnx-int8", functools.partial(_base_for_spec, spec, weights)
         )
-    if runtime == "auto" and spec.quantization == "int8":
-        runtime = "onnx-int8"
-    encoder = with_runtime(base, runtime, cache_dir)
+    else:
+        encoder = with_runtime(_base_for_spec(spec, weights), runtime, cache_dir)
     if encoder.spec.key != spec.key:
         raise EncoderError(
             f"runtime {runtime!r} gives {encoder.spec.label} vectors, but this index holds {spec.label} vectors"
         )
     return encoder
+
+
+def _base_for_spec(spec: ModelSpec, weights: str | None) -> Encoder:
+    """The family's own (PyTorch) encoder for ``spec``, refused when its weights checksum differs."""
+    base = get_family(spec.family).encoder_class().from_spec(spec, weights)
+    if base.spec.weights_sha256 != spec.weights_sha256:
+        raise EncoderError(
+            f"the weights found for {spec.label} (sha256 {base.spec.weights_sha256[:12]}) differ from the "
+            f"ones this index was built with ({spec.weights_sha256[:12]}); rebuild the index or restore them"
+        )
+    return base
 
 
 def with_runtime(base: Encoder, runtime: str, cache_dir: str | Path | None = None) -> Encoder:

@@ -1,24 +1,32 @@
 """Run an encoder's image tower under ONNX Runtime, which is faster than PyTorch eager for small CNNs on CPU.
 
 The tower is exported once per model, cached beside the embeddings, and its output is compared with
-PyTorch before it is trusted. An int8 variant trades a little agreement for speed; its vectors are a
-different model as far as indexes and the cache are concerned.
+PyTorch when it is exported, before it is trusted. A small JSON record beside the export keeps what a
+query needs without the PyTorch model (the model spec with its weights checksum, the input size, the
+preprocessing as numpy/Pillow settings, the agreement measured), so opening a cached export imports no
+torch. An int8 variant trades a little agreement for speed; its vectors are a different model as far as
+indexes and the cache are concerned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import logging
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-import torch
+from filelock import FileLock
 
-from recsys.atomic import atomic_path
-from recsys.encoders.base import Encoder, EncoderError, l2_normalize
+from recsys.atomic import atomic_path, write_json
+from recsys.encoders.base import Encoder, EncoderError, ModelSpec, l2_normalize
+from recsys.encoders.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -26,65 +34,185 @@ MIN_AGREEMENT = 0.9999
 """Lowest cosine similarity between ONNX and PyTorch vectors at which an fp32 export is accepted."""
 
 
+@dataclasses.dataclass(frozen=True)
+class OnnxExport:
+    """A verified export in the cache and what its JSON record says about it."""
+
+    path: Path
+    spec: ModelSpec
+    input_size: int
+    preprocess: Preprocess | None
+    supports_text: bool
+    agreement: float
+    """The lowest cosine between ONNX and PyTorch vectors, measured once when the export was made."""
+
+
 class OnnxEncoder(Encoder):
-    """The same encoder, with image batches run by ONNX Runtime instead of PyTorch."""
+    """The same encoder, with image batches run by ONNX Runtime instead of PyTorch.
+
+    Opened from a cached export (:meth:`from_export`), it holds no PyTorch model: ``base`` is built only when
+    something needs it (text queries, the tower itself).
+    """
 
     def __init__(self, base: Encoder, cache_dir: str | Path, int8: bool = False) -> None:
-        self.base = base
-        self.tower = base.tower
-        self.input_size = base.input_size
-        self.transform = base.transform
-        path = export_tower(base, Path(cache_dir))
-        if int8:
-            path = quantize_int8(path)
-        self.spec = dataclasses.replace(base.spec, quantization="int8") if int8 else base.spec
+        self._open(export_tower(base, Path(cache_dir)), int8, lambda: base)
+        self._base = base
+        if self.transform is None:
+            self.transform = base.transform
+
+    @classmethod
+    def from_export(cls, export: OnnxExport, int8: bool, load_base: Callable[[], Encoder]) -> OnnxEncoder:
+        """The encoder of a cached export; ``load_base`` builds the PyTorch encoder if it is ever needed."""
+        if export.preprocess is None:
+            raise ValueError("an export without numpy preprocessing needs its PyTorch encoder")
+        encoder = cls.__new__(cls)
+        encoder._open(export, int8, load_base)
+        encoder._base = None
+        return encoder
+
+    def _open(self, export: OnnxExport, int8: bool, load_base: Callable[[], Encoder]) -> None:
+        path = quantize_int8(export.path) if int8 else export.path
+        self.spec = dataclasses.replace(export.spec, quantization="int8") if int8 else export.spec
+        self.input_size = export.input_size
+        self.array_transform = export.preprocess
+        self.transform = export.preprocess
+        self._supports_text = export.supports_text
+        self._load_base = load_base
         self.session = _session(path)
 
-    def encode_images(self, batch: torch.Tensor) -> np.ndarray:
-        pixels = batch.contiguous().numpy().astype(np.float32, copy=False)
+    @property
+    def base(self) -> Encoder:
+        if self._base is None:
+            self._base = self._load_base()
+        return self._base
+
+    @property
+    def tower(self) -> Any:
+        return self.base.tower
+
+    def encode_images(self, batch: Any) -> np.ndarray:
+        pixels = np.ascontiguousarray(batch, dtype=np.float32)
         return l2_normalize(self.session.run(None, {"pixels": pixels})[0])
 
     @property
     def supports_text(self) -> bool:
-        return self.base.supports_text
+        return self._supports_text
 
     def encode_text(self, texts: Sequence[str]) -> np.ndarray:
         return self.base.encode_text(texts)
 
 
-def export_tower(encoder: Encoder, cache_dir: Path) -> Path:
-    """Export ``encoder.tower`` to ``cache_dir/onnx`` unless already there; return the file."""
-    target = cache_dir / "onnx" / f"{encoder.spec.key.replace(':', '_')}.onnx"
+def export_file(spec: ModelSpec, cache_dir: Path) -> Path:
+    """Where the fp32 export of ``spec``'s weights lives; its JSON record has the same name, ``.json``."""
+    base_key = dataclasses.replace(spec, quantization="none").key
+    return cache_dir / "onnx" / f"{base_key.replace(':', '_')}.onnx"
+
+
+def read_export(spec: ModelSpec, cache_dir: Path) -> OnnxExport | None:
+    """The cached, verified export of ``spec``'s weights usable without PyTorch, or None (not exported yet,
+    exported by an older sleeve without a record, or preprocessing that only torch reproduces)."""
+    export = _read_record(spec, cache_dir)
+    return export if export is not None and export.preprocess is not None else None
+
+
+def _read_record(spec: ModelSpec, cache_dir: Path) -> OnnxExport | None:
+    path = export_file(spec, cache_dir)
+    try:
+        record = json.loads(path.with_suffix(".json").read_text())
+        export = OnnxExport(
+            path=path,
+            spec=ModelSpec.from_dict(record["spec"]),
+            input_size=int(record["input_size"]),
+            preprocess=Preprocess.from_dict(record["preprocess"]) if record["preprocess"] else None,
+            supports_text=bool(record["supports_text"]),
+            agreement=float(record["agreement"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same_weights = export.spec.weights_sha256 == spec.weights_sha256 and export.spec.family == spec.family
+    return export if same_weights and path.is_file() else None
+
+
+def export_tower(encoder: Encoder, cache_dir: Path) -> OnnxExport:
+    """Export ``encoder.tower`` to ``cache_dir/onnx`` and check it against PyTorch, unless that was done
+    before; an export from before the JSON record existed is checked once more and gets its record."""
+    target = export_file(encoder.spec, cache_dir)
+    known = _read_record(encoder.spec, cache_dir)
+    if known is not None:
+        return known
     if target.is_file():
-        return target
+        agreement = _agreement(encoder, target)
+    else:
+        with _export_lock(target.parent):  # another process may be exporting the same model
+            if target.is_file():
+                agreement = _agreement(encoder, target)
+            else:
+                log.info("exporting %s image tower to ONNX (once): %s", encoder.spec.label, target)
+                with atomic_path(target) as temporary:
+                    _export(encoder, temporary)
+                    agreement = _agreement(encoder, temporary)
+    export = OnnxExport(
+        target, encoder.spec, encoder.input_size, encoder.array_transform, encoder.supports_text, agreement
+    )
+    write_json(target.with_suffix(".json"), {
+        "spec": encoder.spec.to_dict(),
+        "input_size": export.input_size,
+        "preprocess": export.preprocess.to_dict() if export.preprocess else None,
+        "supports_text": export.supports_text,
+        "agreement": agreement,
+        "verified": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "onnxruntime": ort.__version__,
+    })
+    return export
+
+
+@contextlib.contextmanager
+def _export_lock(folder: Path) -> Iterator[None]:
+    """One exporter at a time per cache (processes share it); the holder may remove temporary files that
+    an interrupted export left, as no other export can be writing them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".export.lock"):
+        for leftover in folder.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        yield
+
+
+def _export(encoder: Encoder, target: Path) -> None:
+    import torch
+
     size = encoder.input_size
     sample = torch.rand(2, 3, size, size) * 2 - 1
-    tower = encoder.tower.eval()
-    log.info("exporting %s image tower to ONNX (once): %s", encoder.spec.label, target)
-    with atomic_path(target) as temporary:
-        # Not under no_grad: there PyTorch swaps in fused attention kernels that ONNX cannot express.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter is chatty about constant folding
-            torch.onnx.export(
-                tower,
-                (sample,),
-                str(temporary),
-                input_names=["pixels"],
-                output_names=["features"],
-                dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        with torch.no_grad():
-            expected = l2_normalize(tower(sample).float().numpy())
-        got = l2_normalize(_session(temporary).run(None, {"pixels": sample.numpy()})[0])
-        agreement = float(np.min(np.sum(expected * got, axis=1)))
-        if agreement < MIN_AGREEMENT:
-            raise EncoderError(
-                f"ONNX export of {encoder.spec.label} disagrees with PyTorch (cosine {agreement:.6f}); "
-                "use --runtime torch"
-            )
-    return target
+    # Not under no_grad: there PyTorch swaps in fused attention kernels that ONNX cannot express.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter is chatty about constant folding
+        torch.onnx.export(
+            encoder.tower.eval(),
+            (sample,),
+            str(target),
+            input_names=["pixels"],
+            output_names=["features"],
+            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def _agreement(encoder: Encoder, path: Path) -> float:
+    """Lowest cosine between PyTorch's and ONNX Runtime's vectors of random inputs; refuse a poor export."""
+    import torch
+
+    size = encoder.input_size
+    sample = torch.rand(2, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        expected = l2_normalize(encoder.tower.eval()(sample).float().numpy())
+    got = l2_normalize(_session(path).run(None, {"pixels": sample.numpy()})[0])
+    agreement = float(np.min(np.sum(expected * got, axis=1)))
+    if agreement < MIN_AGREEMENT:
+        raise EncoderError(
+            f"ONNX export of {encoder.spec.label} disagrees with PyTorch (cosine {agreement:.6f}); "
+            "use --runtime torch"
+        )
+    return agreement
 
 
 def quantize_int8(fp32_path: Path) -> Path:
@@ -97,9 +225,11 @@ def quantize_int8(fp32_path: Path) -> Path:
 
     target = fp32_path.with_suffix(".int8.onnx")
     if not target.is_file():
-        ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
-        with atomic_path(target) as temporary:
-            quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
+        with _export_lock(target.parent):
+            if not target.is_file():
+                ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
+                with atomic_path(target) as temporary:
+                    quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
     return target
 
 

@@ -1,0 +1,139 @@
+"""Embedding spread over other processes or machines: the work split in shards of files, results committed here.
+
+A distributor runs a per-shard function next to a resident object that each worker builds once (the encoder,
+or for cover text the OCR reader) and hands back each shard's result as soon as it is done, in any order. The
+driver commits every result to the cache at once, so an interrupted run keeps every finished shard and a re-run
+only submits the content hashes the cache still lacks, exactly as the in-process pipeline (recsys.embed) does.
+This module knows no engine: recsys.cluster implements ``Distributor`` with Dask, and is imported only when a
+user asks for a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from recsys.cache import EmbeddingCache
+from recsys.embed import EmbedReport, embed_files, missing_files
+from recsys.encoders import Encoder, ModelSpec
+from recsys.settings import Settings
+
+MAX_SHARD = 256
+"""Files per shard at most: ~2 s of EfficientNet-Lite0 work for a 2-core worker (145 covers/s, docs/scale.md),
+long enough to hide the scheduler's per-task cost, short enough that a lost worker costs little and results
+stream in."""
+SHARDS_PER_WORKER = 4
+"""Small collections are cut finer so that every worker gets some shards."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """Files to process together: content hashes and one readable path for each."""
+
+    hashes: tuple[str, ...]
+    paths: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardResult:
+    """What a worker returns for a shard: vectors for the hashes it could read, and reasons for the rest."""
+
+    hashes: list[str]
+    vectors: np.ndarray
+    failures: list[tuple[str, str]]  # (content hash, reason)
+
+
+class Resident(Protocol):
+    """A picklable recipe for the object a worker keeps for all its shards; ``key`` names what it builds."""
+
+    @property
+    def key(self) -> str: ...
+
+    def build(self) -> Any: ...
+
+
+class Distributor(Protocol):
+    """Runs ``task(resident object, shard)`` for every shard somewhere; yields (shard, result) as each finishes."""
+
+    def worker_count(self) -> int: ...
+
+    def map_shards(
+        self, task: Callable[[Any, Shard], Any], resident: Resident, shards: Sequence[Shard]
+    ) -> Iterator[tuple[Shard, Any]]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderRecipe:
+    """Rebuilds on a worker exactly the encoder of an index: same weights (checksum checked), same runtime."""
+
+    spec: ModelSpec
+    settings: Settings
+
+    @property
+    def key(self) -> str:
+        return f"encoder:{self.spec.key}:{self.settings.runtime}"
+
+    def build(self) -> Encoder:
+        return self.settings.encoder_for(self.spec)
+
+
+def embed_shard(encoder: Encoder, shard: Shard, batch_size: int, max_pixels: int) -> ShardResult:
+    """Runs on a worker: read and embed the shard's files; unreadable ones come back with their reason."""
+    rows, vectors, bad = embed_files(list(shard.paths), encoder, batch_size, max_pixels)
+    return ShardResult(
+        hashes=[shard.hashes[row] for row in rows],
+        vectors=vectors,
+        failures=[(shard.hashes[row], reason) for row, reason in bad],
+    )
+
+
+def shard_size(todo: int, workers: int, limit: int = MAX_SHARD) -> int:
+    """Files per shard: at most ``limit``, fewer when that would leave workers idle."""
+    return max(1, min(limit, math.ceil(todo / (SHARDS_PER_WORKER * max(1, workers)))))
+
+
+def make_shards(todo: pd.DataFrame, size: int) -> list[Shard]:
+    """Cut ``todo`` (columns content_hash, path) into shards of ``size`` rows, in order."""
+    hashes, paths = list(todo["content_hash"]), list(todo["path"])
+    return [
+        Shard(tuple(hashes[start : start + size]), tuple(paths[start : start + size]))
+        for start in range(0, len(hashes), size)
+    ]
+
+
+def embed_distributed(
+    files: pd.DataFrame,
+    recipe: EncoderRecipe,
+    cache: EmbeddingCache,
+    distributor: Distributor,
+    batch_size: int = 32,
+    files_per_shard: int | None = None,
+) -> EmbedReport:
+    """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached, on workers."""
+    model = recipe.spec.key
+    todo = missing_files(files, cache, model)
+    if todo.empty:
+        return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
+    size = files_per_shard or shard_size(len(todo), distributor.worker_count())
+
+    task = functools.partial(embed_shard, batch_size=batch_size, max_pixels=recipe.settings.max_pixels)
+    failures: list[tuple[str, str]] = []
+    computed = 0
+    quiet = not recipe.settings.progress
+    with tqdm(total=len(todo), unit="img", desc="embedding", file=sys.stderr, disable=quiet) as bar:
+        for shard, result in distributor.map_shards(task, recipe, make_shards(todo, size)):
+            if result.hashes:
+                cache.put(model, result.hashes, result.vectors)
+            computed += len(result.hashes)
+            failures.extend(result.failures)
+            bar.update(len(shard.hashes))
+    return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
+

@@ -1,0 +1,89 @@
+"""Real build-index processes: two writers on one index, and SIGTERM in the middle of a build."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from index.store import load_index
+from tests.conftest import make_cover
+
+REPO = Path(__file__).resolve().parents[1]
+BUSY = "another sleeve process is writing"
+
+
+def _start(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "cli.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )
+
+
+def _covers(root: Path, count: int) -> Path:
+    for i in range(count):
+        make_cover(root / ("rock" if i % 2 else "jazz") / f"c{i}.png", seed=500 + i)
+    return root
+
+
+def _build_args(covers: Path, index: Path, cache: Path) -> list[str]:
+    return ["build-index", "--covers", str(covers), "--index", str(index), "--cache", str(cache),
+            "--model", "efficientnet-lite0", "--runtime", "torch", "--workers", "0", "--batch-size", "2",
+            "--no-progress", "--json"]
+
+
+@pytest.mark.slow
+def test_two_writers_on_one_index_never_destroy_it(tmp_path: Path) -> None:
+    covers = _covers(tmp_path / "covers", 12)
+    args = _build_args(covers, tmp_path / "index", tmp_path / "cache")
+    writers = [_start(*args), _start(*args)]
+    outcomes = [(w.wait(timeout=300), *w.communicate()) for w in writers]
+    for code, stdout, stderr in outcomes:
+        assert "Traceback" not in stderr
+        assert code == 0 or (code == 1 and BUSY in stderr), stderr
+    assert any(code == 0 for code, _, _ in outcomes)
+    index = load_index(tmp_path / "index")
+    assert index.info.count == 12 and not list((tmp_path / "index").glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_build_at_once_and_the_next_run_resumes(tmp_path: Path) -> None:
+    covers = _covers(tmp_path / "covers", 16)
+    args = _build_args(covers, tmp_path / "index", tmp_path / "cache")
+    build = _start(*args)
+    database = tmp_path / "cache" / "embeddings.sqlite"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and build.poll() is None:
+        if _embedded(database) >= 2:
+            break
+        time.sleep(0.2)
+    assert build.poll() is None, "the build ended before it could be interrupted"
+    build.send_signal(signal.SIGTERM)
+    code = build.wait(timeout=60)
+    stderr = build.communicate()[1]
+    assert code == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    resumed = _start(*args)
+    assert resumed.wait(timeout=300) == 0
+    summary = json.loads(resumed.communicate()[0])
+    assert summary["covers"] == 16 and summary["embedded"] <= 14, "finished batches were kept"
+
+
+def _embedded(database: Path) -> int:
+    """Vectors the build has committed so far (0 until it has created the cache and its table)."""
+    if not database.is_file():
+        return 0
+    db = sqlite3.connect(database, timeout=30)
+    try:
+        return db.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        db.close()
