@@ -76,13 +76,11 @@ def _load_recommender(folder: str, created: str) -> Shared:
 
 
 @st.cache_resource(show_spinner="Loading the genre classifier…")
-def classifier(folder: str, created: str, model_key: str) -> tuple[Any, Any] | None:
-    """(estimator, info) of the classifier stored beside the index, or None when there is none."""
-    from recsys.classify.persist import has_classifier, load_classifier
+def classifier(folder: str, created: str) -> Any | None:
+    """The GenrePredictor of the classifier stored beside the index, or None when there is none."""
+    from recsys.classify.predict import GenrePredictor
 
-    if not has_classifier(folder):
-        return None
-    return load_classifier(folder, model_key)
+    return GenrePredictor.for_index(recommender().recommender)
 
 
 @st.cache_resource(show_spinner="Loading the text reader (OCR)…")

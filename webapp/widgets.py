@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from recsys.images import BadImageError, load_cover
-from recsys.recommend import _INTERNAL_COLUMNS  # the index's bookkeeping columns, never shown as metadata
+from index.store import shown_name, user_columns
 from webapp import query as session_query
 from webapp.resources import AppIndexError, Shared, recommender
 
@@ -118,11 +118,9 @@ def _filter_choices(folder: str, created: str) -> dict[str, list[str] | None]:
     """Per manifest column, its distinct values to choose from (None: too many, type one instead)."""
     metadata = recommender().recommender.index.metadata
     choices: dict[str, list[str] | None] = {}
-    for column in metadata.columns:
-        if column in [*_INTERNAL_COLUMNS, "path"]:
-            continue
+    for column in ["genre", *user_columns(metadata)]:
         distinct = metadata[column].dropna().astype(str).str.strip().unique()
-        choices[column] = sorted(distinct) if len(distinct) <= MAX_CHOICES else None
+        choices[shown_name(column)] = sorted(distinct) if len(distinct) <= MAX_CHOICES else None
     return choices
 
 

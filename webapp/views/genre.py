@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from recsys.classify.predict import top_genres
 from recsys import SleeveError
 from webapp import query as session_query
 from webapp.resources import classifier, index_dir, text_reader
@@ -17,7 +16,7 @@ shared, query = query_page(
 
 info = shared.recommender.index.info
 try:
-    stored = classifier(str(shared.recommender.index.folder), info.created, info.model_key)
+    stored = classifier(str(shared.recommender.index.folder), info.created)
 except SleeveError as error:
     stored, problem = None, str(error)
 else:
@@ -32,10 +31,10 @@ with session_query.cover_file(query) as path:
         if stored is None:
             st.info(problem)
         else:
-            estimator, classifier_info = stored
+            classifier_info = stored.info
             try:
                 with shared.lock:
-                    genres = top_genres(estimator, classifier_info, shared.recommender, path, k=len(estimator.classes_))
+                    genres = stored.top_genres(path, k=len(classifier_info.classes))
             except SleeveError as error:
                 st.error(session_query.error_text(error, query, path))
             else:
