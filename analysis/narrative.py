@@ -6,10 +6,13 @@ between those numbers (is a genre's own share larger than its strongest rival's?
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from analysis.profiles import LEAN_LIFT, ClusterProfile, GenreFit
 from analysis.separability import ClusterAgreement, overall_purity
+from analysis.words import UNCERTAIN
 
 NOTABLE_TRAIT = 0.5
 """A cluster trait is worth naming when its mean is at least half a spread away from all covers'."""
@@ -108,3 +111,57 @@ def clusters_vs_genre_sentence(
         f"{agreement.ari:.2f}, NMI {agreement.nmi:.2f}, homogeneity {agreement.homogeneity:.2f}, "
         f"completeness {agreement.completeness:.2f} (1 would mean clusters are genres, 0 unrelated)."
     )
+
+
+TERMS_NAMED = 3
+"""Marking terms named in a genre's sentence (the report's table lists more)."""
+
+
+def words_sentences(words: dict[str, Any] | None) -> list[str]:
+    """One sentence per genre from analysis.words.WordFigures.to_dict(): how many of its covers carry text, the
+    language most of them print, and the terms that mark it most, each with its cover counts."""
+    if not words:
+        return []
+    sentences = []
+    if words["covers_with_known_text"] < words["covers"]:
+        sentences.append(
+            f"Cover text is known for {words['covers_with_known_text']:,} of the {words['covers']:,} labelled covers; "
+            "the figures on words are over those."
+        )
+    terms = pd.DataFrame(words["marking_terms"])
+    spoken = pd.DataFrame(words["languages"])
+    for share in words["text_shares"]:
+        genre = share["genre"]
+        if genre == "all":
+            continue
+        parts = [f"{share['share']:.0%} of {share['covers']:,} {genre} covers carry text"]
+        guessed = spoken[(spoken["genre"] == genre) & spoken["share"].notna()] if len(spoken) else spoken
+        named = guessed[guessed["language"] != UNCERTAIN]
+        if len(named):
+            top = named.iloc[0]
+            unsure = int(guessed.loc[guessed["language"] == UNCERTAIN, "covers"].sum())
+            parts.append(
+                f"the language most printed is {language_name(top['language'])} ({top['covers']:,} of the "
+                f"{int(guessed['covers'].sum()):,} covers with enough text to tell; {unsure:,} uncertain)"
+            )
+        mine = terms[terms["genre"] == genre].head(TERMS_NAMED) if len(terms) else terms
+        if len(mine):
+            named = ", ".join(f'"{t.term}" ({t.covers} covers, {t.elsewhere} elsewhere)' for t in mine.itertuples())
+            parts.append(f"the words that mark it most: {named}")
+        else:
+            parts.append("no word marks it")
+        sentences.append(f"{genre}: " + "; ".join(parts) + ".")
+    return sentences
+
+
+_LANGUAGES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
+    "nl": "Dutch", "sv": "Swedish", "no": "Norwegian", "da": "Danish", "fi": "Finnish", "pl": "Polish",
+    "ru": "Russian", "ja": "Japanese", "zh": "Chinese", "ko": "Korean", "la": "Latin", "cs": "Czech",
+    "hu": "Hungarian", "tr": "Turkish", "el": "Greek", "ca": "Catalan", "id": "Indonesian", "tl": "Tagalog",
+}
+
+
+def language_name(code: str) -> str:
+    """English name of an ISO 639-1 code fastText returns (the code itself for rarer ones and for labels)."""
+    return _LANGUAGES.get(code, code)

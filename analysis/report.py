@@ -30,8 +30,17 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from analysis.covermap import NOISE
+from analysis.narrative import language_name
 from analysis.profiles import ClusterProfile
 from analysis.separability import ClusterAgreement
+from analysis.words import (
+    MIN_LANGUAGE_LETTERS,
+    MIN_LANGUAGE_SCORE,
+    MIN_TERM_COVERS,
+    TOO_SHORT,
+    UNCERTAIN,
+    WordFigures,
+)
 from recsys.atomic import atomic_path
 
 UNLABELLED = "(no genre)"
@@ -84,6 +93,8 @@ class ReportData:
     neighbours: int
     recall_model: str | None
     hover_note: str
+    words: WordFigures | None = None  # what the words printed on the covers say; None when no text is known
+    words_sentences: list[str] = dataclasses.field(default_factory=list)
 
 
 def genre_colours(genres: list[str]) -> dict[str, str]:
@@ -316,6 +327,60 @@ class _Body:
             )
         return "".join(blocks)
 
+    def words_tables(self) -> str:
+        """Per genre: covers with text, the languages they print, and the terms that mark the genre."""
+        words = self.data.words
+        if words is None:
+            return ""
+        languages = words.languages
+        head = ["genre", "covers", "with text", "languages printed (covers)", "language uncertain",
+                f"{TOO_SHORT} to tell", "words and phrases that mark the genre: covers of the genre · of all other "
+                "genres (z)"]
+        rows = []
+        for share in words.shares.itertuples():
+            if share.genre == "all":
+                continue
+            mine = languages[languages["genre"] == share.genre]
+            spoken = mine[~mine["language"].isin([TOO_SHORT, UNCERTAIN])]
+            counted = mine.groupby("language")["covers"].sum()
+            spoken_cell = ", ".join(
+                f"{html.escape(language_name(str(item.language)))} {item.covers:,}" for item in spoken.itertuples()
+            )
+            terms = words.terms[words.terms["genre"] == share.genre]
+            term_cell = " ".join(
+                f'<span class="term" title="z {item.z:.1f}, log-odds {item.log_odds:+.2f}">'
+                f"<b>{html.escape(str(item.term))}</b> {item.covers:,} · {item.elsewhere:,} "
+                f'<span class="z">({item.z:.1f})</span></span>'
+                for item in terms.itertuples()
+            ) or "<i>none printed on enough covers</i>"
+            cells = [html.escape(str(share.genre)), f"{share.covers:,}",
+                     f"{share.covers_with_text:,} ({share.share:.0%})", spoken_cell or "<i>none</i>",
+                     f"{int(counted.get(UNCERTAIN, 0)):,}", f"{int(counted.get(TOO_SHORT, 0)):,}", term_cell]
+            rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+        header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        return f'<table class="data words"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+    def words_note(self) -> str:
+        """How the words figures were made, or how to get them when no cover text is known."""
+        words = self.data.words
+        if words is None:
+            return (
+                "No cover text is known for these covers yet. Run analyze again with --read-text to read the "
+                "text printed on each cover (OCR, about a quarter of a second a cover, once: it is cached)."
+            )
+        return (
+            "The text printed on each cover, read by OCR (RapidOCR). A word or two-word phrase marks a genre when "
+            "it is printed on more of the genre's covers than the other genres' covers lead one to expect: ranked "
+            "by the z-score of its log-odds ratio, genre against all other covers, with the whole collection as "
+            "an informative Dirichlet prior (Monroe, Colaresi &amp; Quinn 2008), so a word seen on a handful of "
+            f"covers cannot top the list by chance; z above 2 is rarely chance. Only terms on at least "
+            f"{MIN_TERM_COVERS} covers count, once per cover. Many marking words are artists' names: they tell "
+            "who is in the collection as much as what the genre prints. Languages: fastText's language "
+            f"identifier (lid.176, offline) on covers with at least {MIN_LANGUAGE_LETTERS} letters of text; a "
+            f"guess below {MIN_LANGUAGE_SCORE:.0%} probability counts as uncertain (cover text is mostly names and "
+            "words run together, which the identifier often cannot place)."
+        )
+
 
 _TEMPLATE = """
 {% block postamble %}
@@ -341,6 +406,11 @@ _TEMPLATE = """
   .tip { max-width: 260px; font-size: 12px; }
   .tip-path { color: #666; word-break: break-all; }
   .method li { font-size: 13px; color: #444; }
+  table.words td, table.words th { text-align: left; vertical-align: top; }
+  table.words td:nth-child(2), table.words td:nth-child(3), table.words td:nth-child(5),
+  table.words td:nth-child(6) { text-align: right; }
+  table.words .term { display: inline-block; margin: 1px 8px 1px 0; white-space: nowrap; }
+  table.words .z { color: #777; font-size: 12px; }
 </style>
 {% endblock %}
 {% block contents %}
@@ -372,6 +442,11 @@ warmth with all covers'.</p>
 {{ body.clusters() }}
 <h3>Clusters by genre (cover counts)</h3>
 {{ body.contingency() }}
+<h2>What the words on the covers say</h2>
+<p class="note">{{ body.words_note() }}</p>
+{% if body.data.words_sentences %}<ul class="summary">{% for sentence in body.data.words_sentences %}
+  <li>{{ body.text(sentence) }}</li>{% endfor %}</ul>{% endif %}
+{{ body.words_tables() }}
 <h2>How this was measured</h2>
 <ul class="method">{% for line in body.data.method %}<li>{{ body.text(line) }}</li>{% endfor %}</ul>
 {% endblock %}

@@ -80,6 +80,15 @@ def test_evaluate_writes_every_output_with_the_promised_schema(real_index, tmp_p
     assert len(predictions) == sizes["test"]
     assert set(predictions["path"]) == set(split.loc[split.part == "test", "path"])
     assert set(predictions["linear"]) <= set(GENRES)
+    aware = metrics["artist_aware"]  # the models again, covers with alike printed names grouped too
+    assert list(aware["models"]) == ["majority", "1nn", "knn", "linear", "svm", "text", "svm+text"]
+    aware_sizes = aware["split"]["sizes"]
+    assert aware_sizes["train"] + aware_sizes["validation"] + aware_sizes["test"] == 60
+    assert aware["split"]["covers_in_groups_of_several"] >= metrics["data"]["covers_in_near_duplicate_groups"]
+    assert sum(g["support"] for g in aware["models"]["text"]["per_genre"].values()) == aware_sizes["test"]
+    aware_split = pd.read_csv(out / "split-artist-aware.csv")
+    assert aware_split["path"].is_unique and len(aware_split) == 60
+    assert "printed names grouped too" in table and "| cover text (OCR) |" in table
 
 
 @pytest.mark.shared

@@ -15,6 +15,8 @@ from recsys.classify.split import (
     group_folds,
     near_duplicate_groups,
     near_duplicate_pairs,
+    name_line,
+    printed_name_groups,
     train_validation,
     train_validation_test,
 )
@@ -87,3 +89,37 @@ def test_no_near_duplicate_group_of_the_real_covers_straddles_two_splits(shared_
     assert pd.Series(names).groupby(groups).nunique().max() == 1
     pairs = near_duplicate_pairs(hashes)
     assert (names[pairs[:, 0]] == names[pairs[:, 1]]).all()
+
+
+def test_a_name_line_is_the_first_lines_letters_however_ocr_split_or_ran_them_together() -> None:
+    assert name_line("DAVID\nBOWIE\nHeroes") == name_line("David Bowie") == name_line("DAVIDBOWIE") == "davidbowie"
+    assert name_line("Louis Armstrong\nWhat a Wonderful World") == "louisarmstrong"
+    assert name_line("1999\nOK") == ""  # fewer than 4 letters: no name
+    assert name_line("") == ""
+
+
+def test_printed_name_groups_join_covers_whose_names_read_alike() -> None:
+    texts = [
+        "DAVID\nBOWIE\nHeroes",
+        "David Bowie\nLow",
+        "DAVID BOWIF\nLodger",  # one OCR slip
+        "METALLICA\nMaster of Puppets",
+        "",  # no text: keeps its own near-duplicate group
+        "",
+        "ELLA FITZGERALD",
+    ]
+    near_duplicates = np.array([0, 1, 2, 3, 4, 4, 5])
+    groups = printed_name_groups(texts, near_duplicates)
+    assert groups[0] == groups[1] == groups[2]
+    assert len({groups[0], groups[3], groups[4], groups[6]}) == 4
+    assert groups[4] == groups[5]  # near-duplicates stay joined
+
+
+def test_the_artist_aware_split_keeps_a_printed_name_on_one_side() -> None:
+    names = [f"ARTIST{chr(65 + n)}{chr(75 + n)}\nAlbum {i}" for n in range(10) for i in range(4)]
+    genres = np.array(["a", "b"] * 20, dtype=object)
+    groups = printed_name_groups(names, np.arange(40))
+    assert len(set(groups)) == 10
+    split = train_validation_test(genres, groups, seed=1)
+    for group in set(groups):
+        assert len(set(split[groups == group])) == 1

@@ -63,6 +63,7 @@ def results_table(metrics: dict[str, Any]) -> str:
         for name, comparison in metrics["comparisons"]["models"].items():
             low, high = comparison["macro_f1_difference_ci95"]
             lines.append(f"| {TITLES[name]} | {comparison['macro_f1_difference']:+.3f} [{low:+.3f}, {high:+.3f}] |")
+    lines += _artist_aware_table(metrics)
     lines += ["", "Chosen on the validation covers:", ""]
     lines += ["| model | hyper-parameters | validation macro-F1 | fit seconds |", "|---|---|---|---|"]
     for report in metrics["models"].values():
@@ -70,6 +71,31 @@ def results_table(metrics: dict[str, Any]) -> str:
         validation = f"{report['validation_macro_f1']:.3f}"
         lines.append(f"| {report['title']} | {params} | {validation} | {report['seconds']:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def _artist_aware_table(metrics: dict[str, Any]) -> list[str]:
+    """Each re-tested model's macro-F1 on today's split beside the split that also groups printed names."""
+    if not metrics.get("artist_aware", {}).get("models"):
+        return []
+    aware = metrics["artist_aware"]
+    split = aware["split"]
+    lines = [
+        "",
+        "The same models when covers whose printed name lines read alike (a stand-in for the artist) are also kept "
+        f"on one side of the split ({split['covers_in_groups_of_several']} covers in {split['groups_of_several']} "
+        f"groups of several, the largest {split['largest_group']}; {_sizes(split['sizes'])}). The drop is how much "
+        "of a score came from recognising names seen in training:",
+        "",
+        "| model | macro-F1, near-duplicates grouped [95% CI] | macro-F1, printed names grouped too [95% CI] | change |",
+        "|---|---|---|---|",
+    ]
+    for name, report in aware["models"].items():
+        today = metrics["models"][name]
+        change = report["macro_f1"] - today["macro_f1"]
+        lines.append(
+            f"| {report['title']} | {_interval(today, 'macro_f1')} | {_interval(report, 'macro_f1')} | {change:+.3f} |"
+        )
+    return lines
 
 
 def _sizes(sizes: dict[str, Any]) -> str:

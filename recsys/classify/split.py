@@ -4,6 +4,10 @@ Two covers are near-duplicates when the Hamming distance of their 64-bit dHashes
 pairs are joined transitively into groups (connected components), and scikit-learn's StratifiedGroupKFold
 assigns whole groups to folds while keeping genre proportions, so a model is never tested on a copy of a
 cover it learned from.
+
+A text model can still recognise an artist it has seen on other covers. The artist-aware grouping also joins
+covers whose printed name line reads alike (``printed_name_groups``): a rough stand-in for the artist, which
+most collections do not label, so that a text model is tested on names it has not learned.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
@@ -30,6 +35,12 @@ log = logging.getLogger(__name__)
 HASH_BITS = 64
 NEAR_DUPLICATE_DISTANCE = 4
 SPLIT_NAMES = ("train", "validation", "test")
+NAME_LETTERS = 8
+"""A name line is the cover's first OCR lines, joined until they hold this many letters: OCR often splits a name
+("DAVID" / "BOWIE") or runs it together ("LOUISARMSTRONG"), and letters alone compare both alike."""
+NAME_SIMILARITY = 0.5
+"""Cosine of character 3-5-gram TF-IDF vectors from which two name lines count as the same name (robust to OCR
+slips such as "ALANIACKSON"); chosen on ../shared/artist-covers with bench/artist_grouping.py."""
 
 
 class SplitError(SleeveError):
@@ -102,3 +113,40 @@ def train_validation(labels: np.ndarray, groups: np.ndarray, seed: int = 42) -> 
     """An 80/20 train/validation split (no test): for fitting on a whole collection while still tuning."""
     folds = group_folds(labels, groups, n_folds=5, seed=seed)
     return np.where(folds == 0, "validation", "train").astype(object)
+
+
+def name_line(text: str, letters: int = NAME_LETTERS) -> str:
+    """The cover's printed name as letters only, casefolded: its first lines joined until ``letters`` letters
+    ("" when the whole text has fewer than 4)."""
+    name = ""
+    for line in (text or "").splitlines():
+        name += "".join(character for character in line.casefold() if character.isalpha())
+        if len(name) >= letters:
+            break
+    return name if len(name) >= 4 else ""
+
+
+def printed_name_groups(
+    texts: Iterable[str], groups: np.ndarray, similarity: float = NAME_SIMILARITY
+) -> np.ndarray:
+    """``groups`` (e.g. near-duplicate groups) joined wherever two covers' name lines read alike; a group id per row.
+
+    Covers without a name line keep their group. Joins are transitive, like near-duplicate groups.
+    """
+    groups = np.asarray(groups)
+    names = [name_line(text) for text in texts]
+    named = np.flatnonzero([bool(name) for name in names])
+    rows = [np.arange(len(groups))]
+    columns = [np.unique(groups, return_index=True)[1][np.unique(groups, return_inverse=True)[1]]]
+    if len(named) > 1:
+        vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(
+            [names[row] for row in named]
+        )
+        close = (vectors @ vectors.T).tocoo()
+        alike = close.data >= similarity
+        rows.append(named[close.row[alike]])
+        columns.append(named[close.col[alike]])
+    row, column = np.concatenate(rows), np.concatenate(columns)
+    graph = coo_matrix((np.ones(len(row)), (row, column)), shape=(len(groups), len(groups)))
+    _, labels = connected_components(graph, directed=False)
+    return labels.astype(np.int64)
