@@ -831,5 +831,24 @@ def predict_command(
             click.echo(f"{row['genre']:<20} {row['probability']:.3f}")
 
 
+@main.command("app")
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; the default lets only this machine connect.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
+def app_command(index_dir: str, host: str, port: int) -> None:
+    """Open the collection in the browser (Streamlit): look-alikes of an uploaded or picked cover, its
+    genre and printed text, search by words, the cluster map and what the index holds.
+
+    Prints the URL to open; Ctrl-C stops the server. The same as running by hand:
+    streamlit run webapp/app.py -- --index INDEX
+
+    Example: python cli.py app --index sleeve-index --port 8501
+    """
+    from webapp.launch import run_app
+
+    sys.exit(run_app(index_dir, host=host, port=port))
+
+
 if __name__ == "__main__":
     main()
