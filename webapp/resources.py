@@ -99,7 +99,7 @@ def cluster_report(folder: str, created: str) -> tuple[Any, Path]:
     """
     import tempfile
 
-    from recsys import analyze
+    from recsys import Settings, analyze
 
     out = Path(tempfile.mkdtemp(prefix="sleeve-map-")) / "analysis.html"
-    return analyze(folder, out=out, formats=("html",), progress=False), out
+    return analyze(folder, out=out, formats=("html",), settings=Settings(progress=False)), out
