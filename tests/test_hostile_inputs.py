@@ -125,7 +125,7 @@ def test_a_broken_classifier_is_a_warning_in_recommend(built, tmp_path: Path) ->
     )
     assert result.exit_code == 0, result.output
     assert "warning: no genre guess" in result.stderr and "Traceback" not in result.output
-    assert result.stdout.splitlines()[0].split() == ["rank", "score", "genre", "path"]
+    assert result.stdout.splitlines()[0].split() == ["rank", "score", "genre", "path", "match"]
 
 
 def test_a_damaged_index_is_one_line_and_is_rebuilt_in_place(built, tmp_path: Path) -> None:
@@ -169,7 +169,7 @@ def test_manifest_columns_of_any_name_stay_apart_from_sleeves_fields(built, tmp_
     assert table.exit_code == 0, table.output
     assert table.stdout.splitlines()[0].split() == [
         "rank", "score", "genre", "path", "user:id", "user:size", "user:content_hash", "user:mtime_ns", "user:rank",
-        "user:score", "user:user:score", "artist", "Path",
+        "user:score", "user:user:score", "artist", "Path", "match",
     ]
     results = json.loads(CliRunner().invoke(main, [*query, "--json"]).stdout)["results"]
     for row in results:
