@@ -92,7 +92,7 @@ def marking_terms(
     genres = np.asarray(genres, dtype=object)
     matrix, terms = term_counts(texts, min_covers)
     columns = ["genre", "term", "z", "log_odds", "covers", "genre_covers", "elsewhere", "other_covers"]
-    if not len(terms):
+    if len(terms) < 2:  # the odds of a term are against the rest of the vocabulary: one term has no rest
         return pd.DataFrame(columns=columns)
     total = np.asarray(matrix.sum(axis=0)).ravel()
     prior = prior_scale * total

@@ -79,3 +79,12 @@ def test_languages_are_guessed_offline(no_network: None) -> None:
     assert country.loc["en", "covers"] == 2 and country.loc[TOO_SHORT, "covers"] == 1
     assert country.loc["en", "share"] == pytest.approx(1.0)  # of the covers with enough text to guess
     assert table[table["genre"] == "pop"]["language"].tolist() == ["fr"]
+
+
+def test_a_vocabulary_of_one_term_marks_nothing_and_warns_nothing() -> None:
+    import warnings
+
+    texts = ["live", "live", "live", "live", "", ""]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert marking_terms(texts, ["rock", "rock", "pop", "pop", "rock", "pop"], min_covers=2).empty
