@@ -19,10 +19,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from analysis import narrative
-from analysis.layout_cache import fit_cached, looks_cached
 from analysis.classifier_metrics import read_recall
 from analysis.cluster import MIN_SAMPLES, ReadableHDBSCAN
 from analysis.covermap import CoverMap, Layout
+from analysis.layout_cache import fit_cached, looks_cached
 from analysis.profiles import ClusterProfile, cluster_profiles
 from analysis.report import ReportData, write_report
 from analysis.separability import (
@@ -46,8 +46,8 @@ from analysis.words import word_figures
 from index.store import CoverIndex, load_index
 from recsys import __version__
 from recsys.errors import SleeveError
-from recsys.settings import Settings
 from recsys.images import BadImageError, load_cover
+from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
 

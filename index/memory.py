@@ -57,8 +57,8 @@ def index_vectors(
 
 
 def _metadata(metadata: pd.DataFrame | None, count: int) -> pd.DataFrame:
-    """sleeve's own columns (id, path, content_hash, size, mtime_ns, genre) first, then the caller's other columns, stored
-    apart from them under the ``user:`` prefix as build-index stores a manifest's."""
+    """sleeve's own columns (id, path, content_hash, size, mtime_ns, genre) first, then the caller's other
+    columns, stored apart from them under the ``user:`` prefix as build-index stores a manifest's."""
     given = pd.DataFrame(index=range(count)) if metadata is None else metadata.reset_index(drop=True)
     if len(given) != count:
         raise SleeveError(f"metadata has {len(given)} rows for {count} vectors; give one row per vector")

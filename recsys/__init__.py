@@ -59,7 +59,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__ imports on first use
     from analysis.arrays import map_covers
     from analysis.run import analyze
     from index.memory import index_vectors

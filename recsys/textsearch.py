@@ -57,7 +57,9 @@ class TextModel:
 
 def fit_text_vectors(texts: Sequence[str]) -> TextModel:
     """Fit the collection's TF-IDF model (IDF over covers) and vectorise every cover and printed line."""
-    from sklearn.feature_extraction.text import TfidfVectorizer  # only when words are asked for: a look query stays light
+    from sklearn.feature_extraction.text import (
+        TfidfVectorizer,  # only when words are asked for: a look query stays light
+    )
 
     vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True, dtype=np.float32)
     if not any(_lines(text) for text in texts):

@@ -18,9 +18,8 @@ import pytest
 from PIL import Image
 
 from analysis.run import analyze
-from tests.analysis_helpers import fast_cover_map, write_blob_index
-
 from recsys.settings import Settings
+from tests.analysis_helpers import fast_cover_map, write_blob_index
 
 QUIET = Settings(progress=False)
 

@@ -6,9 +6,9 @@ import numpy as np
 from sklearn import metrics
 from sklearn.decomposition import PCA
 
-from analysis.layout_cache import fit_cached
 from analysis.cluster import ReadableHDBSCAN, default_min_cluster_size, make_clusterer
 from analysis.covermap import NOISE, CoverMap
+from analysis.layout_cache import fit_cached
 from tests.analysis_helpers import blobs, fast_cover_map
 
 IDENTITY = {"embeddings": "embeddings-gen1.npy", "count": 0, "model_key": "blobs:test"}

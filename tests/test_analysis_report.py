@@ -12,9 +12,8 @@ from PIL import Image
 import analysis.run
 from analysis.run import AnalysisError, analyze
 from index.store import load_index
-from tests.analysis_helpers import fast_cover_map, write_blob_index
-
 from recsys.settings import Settings
+from tests.analysis_helpers import fast_cover_map, write_blob_index
 
 QUIET = Settings(progress=False)
 

@@ -21,13 +21,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from cli import main
 from index.store import load_index
 from recsys.images import BadImageError, load_cover
-from recsys.ingest import read_collection
-from recsys.ingest import printable_path
+from recsys.ingest import printable_path, read_collection
 from tests.bad_inputs import HOSTILE_SKIPS, HOSTILE_VALID, NOT_UTF8, write_hostile_files
 from tests.conftest import make_cover
 

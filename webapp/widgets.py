@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from recsys.images import BadImageError, load_cover
 from index.store import shown_name, user_columns
+from recsys.images import BadImageError, load_cover
 from webapp import query as session_query
 from webapp.resources import AppIndexError, Shared, recommender
 

@@ -38,10 +38,10 @@ from recsys.classify.models import FUSION, INPUTS, MODEL_NAMES, RECIPES, ModelUn
 from recsys.classify.results import plot_confusion, write_results_markdown
 from recsys.classify.split import (
     HASH_BITS,
+    NAME_SIMILARITY,
     NEAR_DUPLICATE_DISTANCE,
     dhashes,
     group_folds,
-    NAME_SIMILARITY,
     near_duplicate_groups,
     printed_name_groups,
     train_validation,

@@ -17,7 +17,7 @@ from huggingface_hub import constants as hub_constants
 from huggingface_hub import try_to_load_from_cache
 
 from recsys.encoders.base import WeightsUnavailableError
-from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
+
 _HUB_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
