@@ -73,6 +73,13 @@ registry_uri_option = click.option(
 )
 
 
+def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How a query cover is encoded and which classifier guesses its genre (recommend and predict)."""
+    for option in (registry_uri_option, registered_option, cache_option, runtime_option, moved_weights_option):
+        command = option(command)
+    return command
+
+
 def cnn_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How long the CNN fine-tune may train (evaluate and train-classifier)."""
     command = click.option(
@@ -267,7 +274,7 @@ def build_index_command(
         index_dir,
         covers=covers,
         manifest=manifest,
-        model=model,
+        encoder=model,
         arch=arch,
         pretrained=pretrained,
         index_type=index_type,
@@ -297,11 +304,7 @@ def build_index_command(
               help="Rank a --cover by its look, by the words printed on it, or both fused "
               "[default: both when the index holds text (build-index --read-text), else look].")
 @index_option
-@moved_weights_option
-@runtime_option
-@cache_option
-@registered_option
-@registry_uri_option
+@query_options
 @json_option
 @friendly_errors
 def recommend_command(
@@ -716,7 +719,7 @@ def train_classifier_command(
 
     info = train_classifier(
         index_dir,
-        model=model,
+        classifier=model,
         seed=seed,
         cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
         settings=make_settings(runtime, cache_dir, weights, not no_progress),
@@ -795,11 +798,7 @@ def search_command(query: str, k: int, genre: str | None, where: tuple[str, ...]
 @click.option("--cover", required=True, type=click.Path(), help="Cover image file.")
 @index_option
 @click.option("-k", "--top", "k", default=3, show_default=True, type=click.IntRange(1), help="Genres to show.")
-@moved_weights_option
-@runtime_option
-@cache_option
-@registered_option
-@registry_uri_option
+@query_options
 @json_option
 @friendly_errors
 def predict_command(

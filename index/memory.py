@@ -25,26 +25,26 @@ UNKNOWN_MODEL = "vectors:unknown"
 def index_vectors(
     vectors: np.ndarray,
     metadata: pd.DataFrame | None = None,
-    model: ModelSpec | None = None,
+    spec: ModelSpec | None = None,
     index_type: str = "auto",
 ) -> CoverIndex:
     """Index ``vectors`` (N, d; normalised here) with one ``metadata`` row each (optional columns ``path``,
-    ``genre`` and any others, shown with results). ``model`` is the spec of the encoder that made them, so
+    ``genre`` and any others, shown with results). ``spec`` is the identity of the encoder that made them, so
     cover and text queries can be encoded alike; without it only vector queries work."""
     vectors = np.asarray(vectors)
     if vectors.ndim != 2 or len(vectors) == 0:
         raise SleeveError(f"expected a non-empty (N, d) array of vectors, got shape {vectors.shape}")
     vectors = l2_normalize(vectors)
-    if model is not None and model.dim != vectors.shape[1]:
-        raise SleeveError(f"{model.label} makes {model.dim}-d vectors, these are {vectors.shape[1]}-d")
+    if spec is not None and spec.dim != vectors.shape[1]:
+        raise SleeveError(f"{spec.label} makes {spec.dim}-d vectors, these are {vectors.shape[1]}-d")
     table = _metadata(metadata, len(vectors))
     if index_type == "auto":
         index_type = choose_index_type(len(vectors), vectors.shape[1], memory_budget_bytes())
     built, params = build_faiss_index(vectors, index_type)
     info = IndexInfo(
         format_version=FORMAT_VERSION,
-        model=model.to_dict() if model is not None else {},
-        model_key=model.key if model is not None else UNKNOWN_MODEL,
+        model=spec.to_dict() if spec is not None else {},
+        model_key=spec.key if spec is not None else UNKNOWN_MODEL,
         dim=int(vectors.shape[1]),
         count=len(vectors),
         index_type=index_type,

@@ -69,7 +69,7 @@ def build_index(
     index_dir: str | Path,
     covers: str | Path | None = None,
     manifest: str | Path | None = None,
-    model: str = "auto",
+    encoder: str = "auto",
     arch: str = DEFAULT_ARCH,
     pretrained: str | None = DEFAULT_PRETRAINED,
     index_type: str = "auto",
@@ -82,7 +82,8 @@ def build_index(
     distributor: Distributor | None = None,
     files_per_shard: int | None = None,
 ) -> BuildSummary:
-    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated).
+    """Index the covers of a folder or a manifest into ``index_dir`` (created or updated) with the ``encoder``
+    family asked for ("auto": see recsys.encoders.registry); an existing index keeps its own.
 
     ``rebuild`` writes a fresh index over a damaged one (keeping its model when index.json still names it).
     One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
@@ -100,14 +101,16 @@ def build_index(
     existing_spec = ModelSpec.from_dict(existing.info.model) if existing is not None else None
     if rebuild:
         existing_spec = _model_of_damaged(index_dir)
-    encoder = _choose_encoder(existing_spec, index_dir, model, arch, pretrained, settings)
+    image_encoder = _choose_encoder(existing_spec, index_dir, encoder, arch, pretrained, settings)
 
     found, unreadable = fingerprint(list(collection["path"]), known=previous)
     with EmbeddingCache(settings.cache) as cache:
         if distributor is None:
-            report = embed_missing(found, encoder, cache, batch_size, workers, settings.max_pixels, settings.progress)
+            report = embed_missing(
+                found, image_encoder, cache, batch_size, workers, settings.max_pixels, settings.progress
+            )
         else:
-            recipe = EncoderRecipe(encoder.spec, settings)
+            recipe = EncoderRecipe(image_encoder.spec, settings)
             report = embed_distributed(found, recipe, cache, distributor, batch_size, files_per_shard)
         failed = found.merge(report.failed, on="content_hash")[["path", "reason"]]
         good = found[~found["content_hash"].isin(report.failed["content_hash"])]
@@ -115,10 +118,10 @@ def build_index(
         if table.empty:
             write_skipped(Path(index_dir), pd.concat([left_out, unreadable, failed], ignore_index=True))
             raise CollectionError(f"no readable covers in {covers or manifest}; see {Path(index_dir) / 'skipped.csv'}")
-        vectors = cache.get(encoder.spec.key, list(table["content_hash"]), encoder.spec.dim)
+        vectors = cache.get(image_encoder.spec.key, list(table["content_hash"]), image_encoder.spec.dim)
 
     if index_type == "auto":
-        chosen_type = choose_index_type(len(table), encoder.spec.dim, memory_budget_bytes())
+        chosen_type = choose_index_type(len(table), image_encoder.spec.dim, memory_budget_bytes())
     else:
         chosen_type = index_type
     texts = None
@@ -126,7 +129,8 @@ def build_index(
         texts, _ = read_cover_texts(table, settings.cache, settings.progress)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
-        index_dir, faiss_index, table, vectors, encoder.spec.to_dict(), encoder.spec.key, chosen_type, search_params,
+        index_dir, faiss_index, table, vectors, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,
+        search_params,
         texts=texts,
     )
     skipped = pd.concat([left_out, unreadable, failed], ignore_index=True).sort_values("path")
@@ -136,8 +140,8 @@ def build_index(
     after = set(table["path"])
     return BuildSummary(
         index_dir=str(index_dir),
-        model=encoder.spec.label,
-        model_key=encoder.spec.key,
+        model=image_encoder.spec.label,
+        model_key=image_encoder.spec.key,
         index_type=chosen_type,
         covers=len(table),
         embedded=report.computed,
@@ -150,13 +154,14 @@ def build_index(
 
 
 def _choose_encoder(
-    existing: ModelSpec | None, index_dir: str | Path, model: str, arch: str, pretrained: str | None, settings: Settings
+    existing: ModelSpec | None, index_dir: str | Path, family: str, arch: str, pretrained: str | None,
+    settings: Settings,
 ) -> Encoder:
     """A new index gets the requested model; an existing one keeps its own, and a different request is refused."""
     if existing is None:
-        return create_encoder(model, arch, pretrained, settings.weights, settings.runtime, settings.cache)
-    if model != "auto":
-        requested = create_encoder(model, arch, pretrained, settings.weights, settings.runtime, settings.cache)
+        return create_encoder(family, arch, pretrained, settings.weights, settings.runtime, settings.cache)
+    if family != "auto":
+        requested = create_encoder(family, arch, pretrained, settings.weights, settings.runtime, settings.cache)
         if requested.spec.key != existing.key:
             raise ModelMismatchError(
                 f"{index_dir} was built with {existing.label} ({existing.key}); you asked for "

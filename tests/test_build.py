@@ -30,7 +30,7 @@ def _collection(root: Path, per_genre: int = 4) -> Path:
 
 
 def _build(covers: Path, index: Path, cache: Path, runtime: str = "auto", weights: str | None = None, **kwargs) -> object:
-    options = dict(model="efficientnet-lite0", batch_size=4, workers=0)
+    options = dict(encoder="efficientnet-lite0", batch_size=4, workers=0)
     options.update(kwargs)
     settings = Settings(runtime=runtime, cache_dir=cache, weights=weights, progress=False)
     return build_index(index, covers=covers, settings=settings, **options)
@@ -106,7 +106,7 @@ def test_manifest_metadata_is_carried_into_the_index(tmp_path: Path) -> None:
     manifest = tmp_path / "covers" / "manifest.csv"
     manifest.write_text("path,genre,artist,mbid\na.jpg,jazz,Miles Davis,123\nb.jpg,,Unknown,456\nmissing.jpg,rock,X,789\n")
     summary = build_index(
-        tmp_path / "index", manifest=manifest, model="efficientnet-lite0", workers=0,
+        tmp_path / "index", manifest=manifest, encoder="efficientnet-lite0", workers=0,
         settings=Settings(cache_dir=tmp_path / "cache", progress=False),
     )
     assert summary.covers == 2 and summary.skipped == 1
@@ -120,8 +120,8 @@ def test_an_existing_index_refuses_another_model(tmp_path: Path, tiny_clip, cach
     _build(covers, tmp_path / "index", cache_dir)
     config, checkpoint = tiny_clip
     with pytest.raises(ModelMismatchError, match="another --index"):
-        _build(covers, tmp_path / "index", cache_dir, model="clip", arch=str(config), weights=str(checkpoint))
-    again = _build(covers, tmp_path / "index", cache_dir, model="auto")
+        _build(covers, tmp_path / "index", cache_dir, encoder="clip", arch=str(config), weights=str(checkpoint))
+    again = _build(covers, tmp_path / "index", cache_dir, encoder="auto")
     assert again.model_key.startswith("efficientnet-lite0") and again.embedded == 0
 
 

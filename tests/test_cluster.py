@@ -53,7 +53,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, covers: Path) -> tuple[P
     """(index, cache) of the single-process build; the cache's ONNX export is reused by the other builds."""
     folder = tmp_path_factory.mktemp("reference")
     settings = Settings(cache_dir=folder / "cache", progress=False)
-    build_index(folder / "index", covers=covers, model="efficientnet-lite0", settings=settings)
+    build_index(folder / "index", covers=covers, encoder="efficientnet-lite0", settings=settings)
     return folder / "index", folder / "cache"
 
 

@@ -37,7 +37,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     for g, genre in enumerate(["rock", "jazz"]):
         for i in range(4):
             make_cover(root / "covers" / genre / f"{genre}-{i}.png", seed=70 + 10 * g + i)
-    build_index(root / "index", covers=root / "covers", model="efficientnet-lite0", workers=0,
+    build_index(root / "index", covers=root / "covers", encoder="efficientnet-lite0", workers=0,
                 settings=Settings(cache_dir=root / "cache", progress=False))
     return root / "covers", root / "index", root / "cache"
 

@@ -26,7 +26,7 @@ def recommender(collection: Path, tmp_path_factory: pytest.TempPathFactory) -> R
     folder = tmp_path_factory.mktemp("index")
     cache = tmp_path_factory.mktemp("cache")
     settings = Settings(cache_dir=cache, progress=False)
-    build_index(folder, covers=collection, model="efficientnet-lite0", workers=0, settings=settings)
+    build_index(folder, covers=collection, encoder="efficientnet-lite0", workers=0, settings=settings)
     return Recommender.open(folder, settings)
 
 
@@ -70,7 +70,7 @@ def test_tiny_clip_index_answers_cover_and_text_queries(collection: Path, tiny_c
     """The full build/recommend flow through the CLIP code path, with random weights: plumbing, not quality."""
     config, checkpoint = tiny_clip
     summary = build_index(
-        tmp_path / "index", covers=collection, model="clip", arch=str(config), workers=0,
+        tmp_path / "index", covers=collection, encoder="clip", arch=str(config), workers=0,
         settings=Settings(cache_dir=tmp_path / "cache", weights=str(checkpoint), progress=False),
     )
     assert summary.model_key.startswith("clip:sleeve-tiny-clip:") and summary.covers == 15

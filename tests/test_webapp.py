@@ -187,7 +187,7 @@ def test_genre_page_charts_every_genre_of_a_stored_classifier(
 
     folder, cache = app_index
     trained = shutil.copytree(folder, tmp_path / "index")
-    train_classifier(trained, model="linear", settings=Settings(cache_dir=cache, progress=False))
+    train_classifier(trained, classifier="linear", settings=Settings(cache_dir=cache, progress=False))
     monkeypatch.setenv(INDEX_ENV, str(trained))
     monkeypatch.setenv("SLEEVE_CACHE_DIR", str(cache))
     data = cover_bytes(sorted((shared_subset / "rock").iterdir())[0])

@@ -53,7 +53,7 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def text_index(manifest: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("index-text")
-    build_index(folder, manifest=manifest, model="efficientnet-lite0", workers=0, read_text=True,
+    build_index(folder, manifest=manifest, encoder="efficientnet-lite0", workers=0, read_text=True,
                 settings=Settings(cache_dir=cache, progress=False))
     return folder
 
@@ -126,7 +126,7 @@ def test_rebuilds_keep_text_and_read_only_new_covers(manifest: Path, cache: Path
     first = tmp_path / "first.csv"
     table.iloc[:20].to_csv(first, index=False)
     settings = Settings(cache_dir=cache, progress=False)
-    build_index(tmp_path / "index", manifest=first, model="efficientnet-lite0", workers=0, read_text=True,
+    build_index(tmp_path / "index", manifest=first, encoder="efficientnet-lite0", workers=0, read_text=True,
                 settings=settings)
     with TextCache(cache) as text_cache:
         before = text_cache._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
@@ -148,7 +148,7 @@ def test_an_index_without_text_answers_words_with_one_line(manifest: Path, cache
     table = pd.read_csv(manifest).iloc[:6]
     table.to_csv(tmp_path / "m.csv", index=False)
     settings = Settings(cache_dir=cache, progress=False)
-    build_index(tmp_path / "plain", manifest=tmp_path / "m.csv", model="efficientnet-lite0", workers=0,
+    build_index(tmp_path / "plain", manifest=tmp_path / "m.csv", encoder="efficientnet-lite0", workers=0,
                 settings=settings)
     recommender = Recommender.open(tmp_path / "plain", settings)
     assert not recommender.has_text

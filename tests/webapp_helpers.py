@@ -25,6 +25,6 @@ def app_index(shared_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         }
     )
     manifest.to_csv(root / "manifest.csv", index=False)
-    build_index(root / "index", manifest=root / "manifest.csv", model="efficientnet-lite0", workers=0,
+    build_index(root / "index", manifest=root / "manifest.csv", encoder="efficientnet-lite0", workers=0,
                 settings=Settings(cache_dir=root / "cache", progress=False), read_text=True)
     return root / "index", root / "cache"

@@ -21,17 +21,17 @@ from recsys.classify.train import FittedModel, fit_model, refit_on_all
 def fit_genre_classifier(
     embeddings: np.ndarray,
     genres: Sequence[str],
-    model: str = "linear",
+    classifier: str = "linear",
     texts: Sequence[str] | None = None,
     groups: Sequence[object] | None = None,
     seed: int = 42,
 ) -> FittedModel:
-    """Tune ``model`` (see recsys.classify.models: linear, svm, knn, text, svm+text, ...) on an 80/20 split
+    """Tune the ``classifier`` (see recsys.classify.models: linear, svm, knn, text, svm+text, ...) on an 80/20 split
     of the covers, then refit it on all of them. ``texts`` is each cover's printed text, for text models."""
     covers = _covers(embeddings, genres, texts)
     group_ids = np.arange(len(covers)) if groups is None else pd.factorize(pd.Series(list(groups)))[0]
     split = train_validation(covers.genres, group_ids, seed=seed)
-    fitted = fit_model(model, covers.subset(split == "train"), covers.subset(split == "validation"))
+    fitted = fit_model(classifier, covers.subset(split == "train"), covers.subset(split == "validation"))
     return dataclasses.replace(fitted, estimator=refit_on_all(fitted, covers))
 
 

@@ -170,31 +170,31 @@ def split_index_covers(covers: LabelledCovers, seed: int, progress: bool) -> np.
 
 def train_classifier(
     index_dir: str | Path,
-    model: str = "linear",
+    classifier: str = "linear",
     seed: int = 42,
     cnn_params: dict[str, Any] | None = None,
     settings: Settings | None = None,
 ) -> ClassifierInfo:
-    """Tune ``model`` on a group-aware 80/20 split of the index's labelled covers, refit it on all of them
-    and store it in ``INDEX/classifier/``."""
+    """Tune the ``classifier`` (a name of recsys.classify.models) on a group-aware 80/20 split of the index's
+    labelled covers, refit it on all of them and store it in ``INDEX/classifier/``."""
     settings = settings or Settings()
     progress = settings.progress
     index = load_index(index_dir)
     covers = from_index(index)
-    if "text" in INPUTS.get(model, ""):
+    if "text" in INPUTS.get(classifier, ""):
         covers = with_cover_text(covers, settings.cache, progress)
     split = split_index_covers(covers, seed, progress)
     encoder = None
-    if model == "zero-shot":
+    if classifier == "zero-shot":
         encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model))
     fitted = fit_model(
-        model, covers.subset(split == "train"), covers.subset(split == "validation"), encoder, cnn_params, progress
+        classifier, covers.subset(split == "train"), covers.subset(split == "validation"), encoder, cnn_params, progress
     )
     estimator = refit_on_all(fitted, covers)
-    if model == "zero-shot":
+    if classifier == "zero-shot":
         estimator.set_params(encode_text=None)  # the prompt vectors are kept; the encoder is not storable
     info = ClassifierInfo(
-        model=model,
+        model=classifier,
         title=fitted.title,
         inputs=fitted.inputs,
         model_key=index.info.model_key,

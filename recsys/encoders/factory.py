@@ -18,21 +18,21 @@ log = logging.getLogger(__name__)
 
 
 def create_encoder(
-    model: str = "auto",
+    family: str = "auto",
     arch: str = DEFAULT_ARCH,
     pretrained: str | None = DEFAULT_PRETRAINED,
     weights: str | None = None,
     runtime: str = "auto",
     cache_dir: str | Path | None = None,
 ) -> Encoder:
-    """The encoder for ``model`` ("auto" or a registered family) on ``runtime``.
+    """The encoder of ``family`` ("auto" or a registered family name) on ``runtime``.
 
     ``cache_dir`` holds ONNX exports (default: the embedding cache folder), so the defaults work offline.
     """
     if runtime != "auto" and runtime not in RUNTIMES:
         raise EncoderError(f"unknown runtime {runtime!r}; choose one of auto, {', '.join(RUNTIMES)}")
-    if model != "auto":
-        base = get_family(model).encoder_class().from_request(arch, pretrained, weights)
+    if family != "auto":
+        base = get_family(family).encoder_class().from_request(arch, pretrained, weights)
         return with_runtime(base, runtime, cache_dir)
     families = list_encoders()
     for position, name in enumerate(families):
