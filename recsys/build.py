@@ -126,7 +126,7 @@ def build_index(
         chosen_type = index_type
     texts = None
     if read_text or (existing is not None and "text" in existing.info.files):
-        texts, _ = read_cover_texts(table, settings.cache, settings.progress)
+        texts, _ = read_cover_texts(table, settings.cache, settings.progress, distributor=distributor)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
         index_dir, faiss_index, table, vectors, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,

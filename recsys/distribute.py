@@ -1,4 +1,4 @@
-"""Embedding spread over other processes or machines: the work split in shards of files, results committed here.
+"""Embedding and OCR spread over other processes or machines: shards of files, results committed here.
 
 A distributor runs a per-shard function next to a resident object that each worker builds once (the encoder,
 or for cover text the OCR reader) and hands back each shard's result as soon as it is done, in any order. The
@@ -24,6 +24,8 @@ from tqdm import tqdm
 from recsys.cache import EmbeddingCache
 from recsys.embed import EmbedReport, embed_files, missing_files
 from recsys.encoders import Encoder, ModelSpec
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError
+from recsys.ocr import MIN_SCORE, TODAY, CoverTextReader, ReaderSettings, TextCache, TextLine, reader_key
 from recsys.settings import Settings
 
 MAX_SHARD = 256
@@ -137,3 +139,66 @@ def embed_distributed(
             bar.update(len(shard.hashes))
     return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
 
+
+
+@dataclasses.dataclass(frozen=True)
+class ReaderRecipe:
+    """Builds on a worker the OCR reader with sleeve's settings (recsys.ocr), once for all its shards."""
+
+    min_score: float = MIN_SCORE
+    settings: ReaderSettings = TODAY
+
+    @property
+    def key(self) -> str:
+        return f"reader:{reader_key(self.min_score, self.settings)}"
+
+    def build(self) -> CoverTextReader:
+        return CoverTextReader(self.min_score, self.settings)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextShardResult:
+    """What a worker returns for a shard: the text lines of the covers it could read, reasons for the rest."""
+
+    readings: list[tuple[str, list[TextLine]]]  # (content hash, lines)
+    failures: list[tuple[str, str]]  # (content hash, reason)
+
+
+def read_shard(reader: CoverTextReader, shard: Shard, max_pixels: int) -> TextShardResult:
+    """Runs on a worker: OCR the shard's files; unreadable ones come back with their reason."""
+    readings, failures = [], []
+    for content_hash, path in zip(shard.hashes, shard.paths, strict=True):
+        try:
+            readings.append((content_hash, reader.read(path, max_pixels)))
+        except BadImageError as error:
+            failures.append((content_hash, str(error)))
+    return TextShardResult(readings, failures)
+
+
+def read_text_distributed(
+    files: pd.DataFrame,
+    cache: TextCache,
+    distributor: Distributor,
+    recipe: ReaderRecipe = ReaderRecipe(),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    files_per_shard: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """OCR on workers every distinct ``content_hash`` of ``files`` (columns path, content_hash) whose text is not
+    cached, committing each shard's readings as it arrives; returns the failures (content_hash, reason), as
+    recsys.ocr.read_missing does in one process."""
+    key = reader_key(recipe.min_score, recipe.settings)
+    distinct = files.drop_duplicates("content_hash")
+    cached = cache.get(key, list(distinct["content_hash"]))
+    todo = distinct[~distinct["content_hash"].isin(cached)]
+    failures: list[tuple[str, str]] = []
+    if not todo.empty:
+        size = files_per_shard or shard_size(len(todo), distributor.worker_count())
+        task = functools.partial(read_shard, max_pixels=max_pixels)
+        with tqdm(total=len(todo), unit="img", desc="reading cover text", file=sys.stderr, disable=not progress) as bar:
+            for shard, result in distributor.map_shards(task, recipe, make_shards(todo, size)):
+                for content_hash, lines in result.readings:
+                    cache.put(key, content_hash, lines)
+                failures.extend(result.failures)
+                bar.update(len(shard.hashes))
+    return pd.DataFrame(failures, columns=["content_hash", "reason"])

@@ -82,10 +82,7 @@ class CoverTextReader:
             rec_batch_num=settings.rec_batch,
             **threads,
         )
-        # The wheel's version pins the models it ships.
-        self.key = f"rapidocr-onnxruntime-{version('rapidocr-onnxruntime')}:cls0:score{min_score:g}"
-        if settings.tag() != TODAY.tag():
-            self.key += f":{settings.tag()}"
+        self.key = reader_key(min_score, settings)
 
     def read(self, path: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
         """The text lines on the cover at ``path`` (or in a file's bytes already read, or an image), top to
@@ -96,6 +93,12 @@ class CoverTextReader:
         except Exception as error:  # RapidOCR raises its own error types for shapes it cannot handle
             raise BadImageError(f"OCR failed: {type(error).__name__}: {error}") from None
         return [TextLine(str(text), round(float(score), 4)) for _, text, score in lines or []]
+
+
+def reader_key(min_score: float = MIN_SCORE, settings: ReaderSettings = TODAY) -> str:
+    """The cache key of a reader's readings, known without loading its models (the wheel's version pins them)."""
+    key = f"rapidocr-onnxruntime-{version('rapidocr-onnxruntime')}:cls0:score{min_score:g}"
+    return key if settings.tag() == TODAY.tag() else f"{key}:{settings.tag()}"
 
 
 def _readable_shape(image: Image.Image) -> Image.Image:

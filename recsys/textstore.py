@@ -8,6 +8,7 @@ so re-runs and interrupted runs read only what is new) and the index folder stor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,10 @@ import pandas as pd
 from index.store import CoverIndex, load_index, load_texts
 from recsys.cache import default_cache_dir
 from recsys.errors import SleeveError
-from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing
+from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing, reader_key
+
+if TYPE_CHECKING:
+    from recsys.distribute import Distributor
 
 TEXT_COLUMNS = ["content_hash", "text", "reader"]
 
@@ -37,22 +41,31 @@ def read_cover_texts(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     reader: CoverTextReader | None = None,
+    distributor: Distributor | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """OCR what the cache lacks of ``files`` (columns path, content_hash) and return
     (texts: content_hash, text, reader, one row per distinct hash; failures: content_hash, reason).
 
-    A cover that cannot be read gets an empty text (it is still indexed by its look).
+    A cover that cannot be read gets an empty text (it is still indexed by its look). With a ``distributor``
+    (build-index --cluster) the covers are read on its workers, with sleeve's default reader.
     """
-    reader = reader or CoverTextReader()
-    distinct = files.drop_duplicates("content_hash")
+    distinct = files.drop_duplicates("content_hash")[["path", "content_hash"]]
     with TextCache(cache_dir or default_cache_dir()) as cache:
-        failures = read_missing(distinct[["path", "content_hash"]], reader, cache, progress)
-        found = cache.get(reader.key, list(distinct["content_hash"]))
+        if distributor is None:
+            reader = reader or CoverTextReader()
+            key = reader.key
+            failures = read_missing(distinct, reader, cache, progress)
+        else:
+            from recsys.distribute import read_text_distributed
+
+            key = reader_key()
+            failures = read_text_distributed(distinct, cache, distributor, progress=progress)
+        found = cache.get(key, list(distinct["content_hash"]))
     texts = pd.DataFrame(
         {
             "content_hash": distinct["content_hash"].to_numpy(),
             "text": [cover_text(found.get(h, [])) for h in distinct["content_hash"]],
-            "reader": reader.key,
+            "reader": key,
         }
     )
     return texts, failures

@@ -146,6 +146,24 @@ def test_local_cluster_of_two_workers(tmp_path, covers, reference) -> None:
     assert_same_index(tmp_path / "index", reference[0])
 
 
+def test_local_cluster_reads_cover_text_as_one_process_does(tmp_path, covers, reference) -> None:
+    """--read-text with --cluster: the OCR runs on the workers, and the index holds the same texts."""
+    few = tmp_path / "few" / "rock"
+    few.mkdir(parents=True)
+    for path in sorted((p for p in covers.rglob("*.jpg") if p.stat().st_size > 1000))[:6]:
+        shutil.copy(path, few / path.name)
+    single = Settings(cache_dir=fresh_cache(tmp_path / "single-cache", reference[1]), progress=False)
+    build_index(tmp_path / "single", covers=few.parent, encoder="efficientnet-lite0", read_text=True, settings=single)
+    cache = fresh_cache(tmp_path / "cluster-cache", reference[1])
+    command = build_command(few.parent, tmp_path / "cluster", cache, "local:1", 3)
+    done = subprocess.run([*command, "--read-text"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    texts = [load_index(tmp_path / name).texts.sort_values("content_hash").reset_index(drop=True)
+             for name in ("single", "cluster")]
+    pd.testing.assert_frame_equal(*texts)
+    assert (texts[0]["text"] != "").any(), "these covers print something"
+
+
 def test_unreachable_scheduler_is_one_line(tmp_path, covers) -> None:
     import socket
 
