@@ -87,3 +87,19 @@ def _embedded(database: Path) -> int:
         return 0
     finally:
         db.close()
+
+
+def test_train_classifier_takes_the_writer_lock(tmp_path: Path) -> None:
+    """A classifier is never trained on (or stored into) an index another process is rewriting."""
+    import numpy as np
+    import pandas as pd
+
+    from index.memory import index_vectors
+    from index.store import IndexBusyError, writer_lock
+    from recsys.classify.train import train_classifier
+
+    vectors = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
+    index_vectors(vectors, pd.DataFrame({"genre": ["a", "b"] * 6})).save(tmp_path / "index")
+    with writer_lock(tmp_path / "index"), pytest.raises(IndexBusyError, match="another sleeve process"):
+        train_classifier(tmp_path / "index", classifier="majority")
+    assert not (tmp_path / "index" / "classifier").exists()

@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 
-from index.store import load_index
+from index.store import load_index, one_writer
 from recsys.classify.data import LabelledCovers, from_index, model_inputs, with_cover_text
 from recsys.classify.finetune import FineTunedCNN
 from recsys.classify.models import (
@@ -168,6 +168,7 @@ def split_index_covers(covers: LabelledCovers, seed: int, progress: bool) -> np.
     return train_validation(covers.genres, groups, seed=seed)
 
 
+@one_writer
 def train_classifier(
     index_dir: str | Path,
     classifier: str = "linear",
@@ -176,7 +177,8 @@ def train_classifier(
     settings: Settings | None = None,
 ) -> ClassifierInfo:
     """Tune the ``classifier`` (a name of recsys.classify.models) on a group-aware 80/20 split of the index's
-    labelled covers, refit it on all of them and store it in ``INDEX/classifier/``."""
+    labelled covers, refit it on all of them and store it in ``INDEX/classifier/``. Like build-index it holds
+    the index folder's writer lock, so it never trains on an index that is being rewritten."""
     settings = settings or Settings()
     progress = settings.progress
     index = load_index(index_dir)
