@@ -1,5 +1,5 @@
 """The web app in a real browser, started the way a user starts it: ``python cli.py app`` on a free loopback port,
-driven by Debian's headless Chromium. Saves a screenshot of each page to docs/img/ for README.
+driven by Debian's headless Chromium. Saves a screenshot of each page to $SLEEVE_SCREENSHOT_DIR (docs/img for README).
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (see tests/test_analysis_browser.py); nothing is downloaded.
 """
@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +24,9 @@ from tests.test_analysis_browser import CHROMEDRIVER, CHROMIUM, READY, browser  
 from tests.webapp_helpers import app_index  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "docs" / "img"
+SCREENSHOTS = Path(os.environ.get("SLEEVE_SCREENSHOT_DIR") or tempfile.mkdtemp(prefix="sleeve-app-shots-"))
+"""README's docs/img/app-*.png come from a run with SLEEVE_SCREENSHOT_DIR=docs/img; a plain test run leaves the
+repository untouched."""
 START_SECONDS = 120
 MAP_SECONDS = 300  # the first UMAP of a process compiles numba code: minutes on a busy 2-core machine
 
