@@ -74,10 +74,13 @@ def both_scores(
         return hybrid_scores(look, words, len(textsearch.normalise(text))), look, words
 
     first, look, words = scores_of(query_vector, query_text)
-    fused = first
+    fused, seen = first, {}  # the second round's best are mostly the first's: score each once
     for _ in range(rounds):
         best = candidates[np.argsort(-fused, kind="stable")[:neighbours]]
-        feedback = [scores_of(np.asarray(embeddings[row]), texts[row])[0] for row in best]
+        for row in best:
+            if row not in seen:
+                seen[row] = scores_of(np.asarray(embeddings[row]), texts[row])[0]
+        feedback = [seen[row] for row in best]
         if feedback:
             fused = first + FEEDBACK_WEIGHT * np.mean(feedback, axis=0)
     return fused, look, words
