@@ -2,7 +2,8 @@
 
 OCR drops spaces and confuses letters ("ALANIACKSON" for "ALAN JACKSON"), so words are compared by their
 character 3-grams, taken with the spaces removed so that a lost space costs nothing, and weighted by TF-IDF
-over the collection so that "records" or "stereo" count less than a name. Plain functions over arrays.
+over the collection so that "records" or "stereo" count less than a name. OCR also splits a name over two
+lines ("ALAN" / "JACKSON"), so each pair of adjacent lines counts as one more line. Plain functions over arrays.
 """
 
 from __future__ import annotations
@@ -29,13 +30,21 @@ def normalise(text: str) -> str:
     return re.sub(r"[\W_]+", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
+def printed_lines(text: str) -> list[str]:
+    """The OCR lines of a cover text, empty ones dropped, then each pair of adjacent lines joined: a name
+    split over two lines matches as a whole (measured in bench/hybrid.py and bench/textsearch.py)."""
+    lines = [line for line in text.splitlines() if normalise(line)]
+    return lines + [first + second for first, second in zip(lines, lines[1:])]
+
+
 def _lines(text: str) -> list[str]:
-    """The normalised printed lines of a cover text (one per OCR line), empty ones dropped."""
-    return [line for line in (normalise(part) for part in text.splitlines()) if line]
+    """The normalised printed lines of a cover text (see printed_lines)."""
+    return [normalise(line) for line in printed_lines(text)]
 
 
 def _analyse(text: str) -> list[str]:
-    """Character n-grams of each printed line (never across two lines, whose order OCR does not fix)."""
+    """Character n-grams of each printed line and adjacent pair (never across lines further apart, whose
+    order OCR does not fix)."""
     grams = []
     for line in _lines(text):
         padded = f" {line} "
@@ -73,7 +82,7 @@ def fit_text_vectors(texts: Sequence[str]) -> TextModel:
 def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     lines, owner = [], []
     for row, text in enumerate(texts):
-        for line in text.splitlines():
+        for line in printed_lines(text):
             if len(normalise(line)) >= MIN_LINE_CHARS:
                 lines.append(line)
                 owner.append(row)

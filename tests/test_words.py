@@ -200,3 +200,25 @@ def test_normalise_and_ngram_similarity_survive_ocr_slips() -> None:
     similarity = textsearch.words_similarity(model, "Alan Jackson")
     assert similarity[1] > similarity[2] and similarity[3] == 0
     assert similarity[0] > similarity[1]
+
+
+def test_a_name_split_over_two_printed_lines_matches_as_a_whole() -> None:
+    lines = textsearch.printed_lines("ALAN\n\nJACKSON\nDrive")
+    assert lines == ["ALAN", "JACKSON", "Drive", "ALANJACKSON", "JACKSONDrive"]
+    texts = ["ALAN\nJACKSON", "ALAN JACKSON", "JACKSON BROWNE\nRunning", "ALAN PARSONS\nEve"]
+    similarity = textsearch.words_similarity(textsearch.fit_text_vectors(texts), "Alan Jackson")
+    assert similarity[0] == pytest.approx(similarity[1], abs=0.05)  # as good as the name on one line
+    assert similarity[0] > 2 * max(similarity[2], similarity[3])
+
+
+def test_feedback_lifts_a_cover_that_shares_words_with_the_best_match_only() -> None:
+    texts = ["PETER TOSH\nLive", "PETER TOSH\nBUSH DOCTOR", "BUSH DOCTOR\nMYSTIC MAN", "IRON MAIDEN\nKILLERS",
+             "NINA SIMONE\nPASTEL BLUES"]
+    model = textsearch.fit_text_vectors(texts)
+    embeddings = np.ones((len(texts), 4), dtype=np.float32) / 2  # every cover looks the same: words decide
+    candidates = np.arange(1, len(texts))
+    plain, _, words = hybrid.both_scores(embeddings, model, texts, candidates, embeddings[0], texts[0], rounds=0)
+    assert np.allclose(plain, hybrid.hybrid_scores(np.ones(4), words, len(textsearch.normalise(texts[0]))))
+    fused, _, _ = hybrid.both_scores(embeddings, model, texts, candidates, embeddings[0], texts[0], neighbours=1)
+    assert words[1] < hybrid.WORDS_FLOOR  # "BUSH DOCTOR" says nothing of the query's words...
+    assert fused[1] > fused[2] and fused[1] > fused[3]  # ...but shares them with its best match, so it rises
