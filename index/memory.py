@@ -6,15 +6,13 @@ an index folder later if wanted.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
-from index.store import FORMAT_VERSION, USER_PREFIX, CoverIndex, IndexInfo
-from recsys import __version__
+from index.store import USER_PREFIX, CoverIndex, IndexInfo
 from recsys.encoders.base import ModelSpec, l2_normalize
 from recsys.errors import SleeveError
 
@@ -41,17 +39,9 @@ def index_vectors(
     if index_type == "auto":
         index_type = choose_index_type(len(vectors), vectors.shape[1], memory_budget_bytes())
     built, params = build_faiss_index(vectors, index_type)
-    info = IndexInfo(
-        format_version=FORMAT_VERSION,
-        model=spec.to_dict() if spec is not None else {},
-        model_key=spec.key if spec is not None else UNKNOWN_MODEL,
-        dim=int(vectors.shape[1]),
-        count=len(vectors),
-        index_type=index_type,
-        search_params=params,
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        sleeve_version=__version__,
-        files={},
+    info = IndexInfo.new(
+        spec.to_dict() if spec is not None else {}, spec.key if spec is not None else UNKNOWN_MODEL,
+        int(vectors.shape[1]), len(vectors), index_type, params, files={},
     )
     return CoverIndex(folder=None, info=info, metadata=table, embeddings=vectors, faiss_index=built)
 

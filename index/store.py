@@ -91,6 +91,17 @@ class IndexInfo:
     sleeve_version: str
     files: dict[str, str]
 
+    @classmethod
+    def new(
+        cls, model: dict[str, Any], model_key: str, dim: int, count: int, index_type: str,
+        search_params: dict[str, Any], files: dict[str, str],
+    ) -> IndexInfo:
+        """The description of an index made now, by this sleeve, in the current format."""
+        return cls(
+            FORMAT_VERSION, model, model_key, dim, count, index_type, search_params,
+            time.strftime("%Y-%m-%dT%H:%M:%S%z"), __version__, files,
+        )
+
 
 @dataclasses.dataclass
 class CoverIndex:
@@ -226,17 +237,8 @@ def write_index(
         if texts is not None:
             with atomic_path(folder / files["text"]) as temporary:
                 texts.to_parquet(temporary, index=False)
-        info = IndexInfo(
-            format_version=FORMAT_VERSION,
-            model=model,
-            model_key=model_key,
-            dim=int(embeddings.shape[1]),
-            count=len(metadata),
-            index_type=index_type,
-            search_params=search_params,
-            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            sleeve_version=__version__,
-            files=files,
+        info = IndexInfo.new(
+            model, model_key, int(embeddings.shape[1]), len(metadata), index_type, search_params, files
         )
         write_json(folder / INDEX_JSON, dataclasses.asdict(info))
     except BaseException:
@@ -391,12 +393,6 @@ def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:160] if text else type(error).__name__
-
-
-def load_texts(index: CoverIndex) -> pd.DataFrame | None:
-    """The stored cover texts (content_hash, text, reader), or None for an index built without them; read with
-    the rest of the generation at load time."""
-    return index.texts
 
 
 def _remove(folder: Path, names: Any) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from index.store import CoverIndex, load_index, load_texts
+from index.store import CoverIndex, load_index
 from recsys.cache import default_cache_dir
 from recsys.errors import SleeveError
 from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing, reader_key
@@ -73,7 +73,7 @@ def read_cover_texts(
 
 def texts_by_row(index: CoverIndex) -> np.ndarray | None:
     """Each index row's cover text ("" where none was found), or None when the index holds no text."""
-    stored = load_texts(index)
+    stored = index.texts  # read with the rest of the generation at load time
     if stored is None:
         return None
     by_hash = dict(zip(stored["content_hash"], stored["text"]))
