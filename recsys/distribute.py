@@ -25,7 +25,16 @@ from recsys.cache import EmbeddingCache
 from recsys.embed import EmbedReport, embed_files, missing_files
 from recsys.encoders import Encoder, ModelSpec
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError
-from recsys.ocr import MIN_SCORE, TODAY, CoverTextReader, ReaderSettings, TextCache, TextLine, reader_key
+from recsys.ocr import (
+    MIN_SCORE,
+    TODAY,
+    CoverTextReader,
+    ReaderSettings,
+    TextCache,
+    TextLine,
+    reader_key,
+    unread_files,
+)
 from recsys.settings import Settings
 
 MAX_SHARD = 256
@@ -188,9 +197,7 @@ def read_text_distributed(
     cached, committing each shard's readings as it arrives; returns the failures (content_hash, reason), as
     recsys.ocr.read_missing does in one process."""
     key = reader_key(recipe.min_score, recipe.settings)
-    distinct = files.drop_duplicates("content_hash")
-    cached = cache.get(key, list(distinct["content_hash"]))
-    todo = distinct[~distinct["content_hash"].isin(cached)]
+    todo = unread_files(files, cache, key)
     failures: list[tuple[str, str]] = []
     if not todo.empty:
         size = files_per_shard or shard_size(len(todo), distributor.worker_count())

@@ -159,6 +159,14 @@ class TextCache(SqliteCache):
         return {content_hash: [TextLine(*line) for line in json.loads(payload)] for content_hash, payload in rows}
 
 
+def unread_files(files: pd.DataFrame, cache: TextCache, key: str) -> pd.DataFrame:
+    """The rows of ``files`` (columns path, content_hash), one per distinct hash, whose reading by the reader of
+    ``key`` is not cached yet."""
+    distinct = files.drop_duplicates("content_hash")
+    cached = cache.get(key, list(distinct["content_hash"]))
+    return distinct[~distinct["content_hash"].isin(cached)]
+
+
 def read_missing(
     files: pd.DataFrame, reader: CoverTextReader, cache: TextCache, progress: bool = True
 ) -> pd.DataFrame:
@@ -166,9 +174,7 @@ def read_missing(
 
     Returns the files that could not be read (columns content_hash, reason); the others are all cached.
     """
-    distinct = files.drop_duplicates("content_hash")
-    cached = cache.get(reader.key, list(distinct["content_hash"]))
-    todo = distinct[~distinct["content_hash"].isin(cached)]
+    todo = unread_files(files, cache, reader.key)
     failures = []
     for content_hash, path in tqdm(
         zip(todo["content_hash"], todo["path"]),
