@@ -127,6 +127,11 @@ def _read_manifest(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return table, pd.DataFrame(skipped, columns=["path", "reason"])
 
 
+def bytes_hash(data: bytes) -> str:
+    """The content hash of a file's bytes already read: the same value as :func:`content_hash` of the file."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def content_hash(path: str | Path) -> str:
     """SHA-256 of the file's bytes: the identity of a cover for caching and de-duplication."""
     digest = hashlib.sha256()

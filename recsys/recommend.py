@@ -12,7 +12,6 @@ and is searchable by words (recsys.textsearch).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from recsys.encoders.base import stack_preprocessed
 from recsys.errors import QueryError
 from recsys.filters import row_mask
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
+from recsys.ingest import bytes_hash
 from recsys.settings import Settings
 from recsys.textstore import NoTextError, no_text_message, read_cover_texts, texts_by_row
 
@@ -96,7 +96,7 @@ class Recommender:
             image = load_cover(data, self.max_pixels, reduce_to=encoder.input_size)
         except BadImageError as error:
             raise QueryError(f"cannot use {cover} as a query: {error}") from None
-        return QueryCover(self._encode(image), data, str(cover), hashlib.sha256(data).hexdigest())
+        return QueryCover(self._encode(image), data, str(cover), bytes_hash(data))
 
     def _encode(self, image: Image.Image) -> np.ndarray:
         encoder = self._encoder()
@@ -127,22 +127,22 @@ class Recommender:
 
     def text_of(self, cover: str | Path | QueryCover) -> str:
         """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR."""
-        query = cover if isinstance(cover, QueryCover) else None
-        if query is None:
+        if isinstance(cover, QueryCover):
+            path, digest = cover.path, cover.content_hash
+        else:
             try:
-                data = read_cover_bytes(cover)
+                path, digest = str(cover), bytes_hash(read_cover_bytes(cover))
             except BadImageError as error:
                 raise QueryError(f"cannot read {cover}: {error}") from None
-            query = QueryCover(np.zeros(0, dtype=np.float32), data, str(cover), hashlib.sha256(data).hexdigest())
-        if query.path is None:
+        if path is None:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
-        rows = np.flatnonzero((self.index.metadata["content_hash"] == query.content_hash).to_numpy())
+        rows = np.flatnonzero((self.index.metadata["content_hash"] == digest).to_numpy())
         if rows.size and self.has_text:
             return str(self.texts[rows[0]])
-        files = pd.DataFrame({"path": [query.path], "content_hash": [query.content_hash]})
+        files = pd.DataFrame({"path": [path], "content_hash": [digest]})
         texts, failures = read_cover_texts(files, self.cache_dir, progress=False)
         if not failures.empty:
-            raise QueryError(f"cannot read the text of {query.path}: {failures['reason'].iloc[0]}")
+            raise QueryError(f"cannot read the text of {path}: {failures['reason'].iloc[0]}")
         return str(texts["text"].iloc[0])
 
     def search_text(
@@ -184,14 +184,14 @@ class Recommender:
         if by != "look" and in_memory:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
         query = cover if isinstance(cover, QueryCover) else self.read_query(cover)
+        if by == "look" and not where and genre is None:  # the FAISS index answers; no row mask to build
+            return self.similar_to_vector(
+                query.vector, k, exclude_hash=query.content_hash, exclude_path=query.path
+            ).assign(match="look")
         allowed = row_mask(self.index.metadata, genre, where) & ~self._excluded(query)
         if by != "look":
             return self._by_words(query, k, allowed, by)
-        if where or genre is not None:
-            return self._exact(query.vector, k, allowed).assign(match="look")
-        return self.similar_to_vector(
-            query.vector, k, exclude_hash=query.content_hash, exclude_path=query.path
-        ).assign(match="look")
+        return self._exact(query.vector, k, allowed).assign(match="look")
 
     def similar_to_text(self, text: str, k: int = 10, genre: str | None = None) -> pd.DataFrame:
         return self.similar_to_vector(self._encoder().encode_text([text])[0], k, genre)
