@@ -1,4 +1,5 @@
-"""OCR throughput benchmark: today's cover-text reader against tuned RapidOCR / ONNX Runtime settings.
+"""OCR throughput benchmark: sleeve 0.1's cover-text reader (RapidOCR on ONNX Runtime, "today") against OpenVINO
+(opt-in) and tuned RapidOCR settings.
 
 Every setting reads the same fixed sample of real covers (every n-th cover of ``--covers``' MANIFEST.csv, by
 path, so the same covers each run). The machine is shared, so rows are interleaved: the sample is cut into
@@ -16,7 +17,10 @@ total number of characters read.
 ``--artist-covers ../shared/artist-covers`` adds what a setting's readings are worth downstream: every one
 of those covers is read with it (cached by content hash under the setting's own key, so only once) and the
 same-artist precision@10 of ranking by words alone (recsys.textsearch.words_similarity, the cover itself
-left out) is printed per setting, next to today's.
+left out) is printed per setting, next to today's. ``--genre-covers ../shared/covers`` likewise reads every one
+of those covers and prints the macro-F1 of the text genre model (recsys.classify.models.cover_text_model, C=1)
+on evaluate's leak-free 60/20/20 split (trained on the 60, scored on the test 20), and the share of all covers
+read exactly as today's reader reads them.
 """
 
 from __future__ import annotations
@@ -39,17 +43,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import describe_machine, machine_line  # noqa: E402
 from recsys import textsearch  # noqa: E402
 from recsys.ingest import content_hash  # noqa: E402
-from recsys.ocr import TODAY, CoverTextReader, ReaderSettings, cover_text  # noqa: E402
+from recsys.ocr import OPENVINO, TODAY, CoverTextReader, ReaderSettings, cover_text  # noqa: E402
 from recsys.textstore import read_cover_texts  # noqa: E402
 
 # name -> (settings, processes)
 SETTINGS: dict[str, tuple[ReaderSettings, int]] = {
     "today": (TODAY, 1),
+    "today, 1 thread x 2 processes": (dataclasses.replace(TODAY, threads=1), 2),
+    "openvino f32": (OPENVINO, 1),
+    "openvino f32, 1 thread x 2 processes": (dataclasses.replace(OPENVINO, threads=1), 2),
+    "openvino bf16": (dataclasses.replace(OPENVINO, precision="bf16"), 1),
+    "openvino f32, det min 640": (dataclasses.replace(OPENVINO, det_side=640), 1),
+    "openvino f32, det min 544": (dataclasses.replace(OPENVINO, det_side=544), 1),
+    "openvino f32, det min 480": (dataclasses.replace(OPENVINO, det_side=480), 1),
+    "openvino bf16, det min 544": (dataclasses.replace(OPENVINO, precision="bf16", det_side=544), 1),
+    "openvino bf16, det min 480": (dataclasses.replace(OPENVINO, precision="bf16", det_side=480), 1),
     "det min 480": (ReaderSettings(det_side=480), 1),
-    "det min 320": (ReaderSettings(det_side=320), 1),
     "det native (256)": (ReaderSettings(det_side=256), 1),
-    "det min 320, rec batch 24": (ReaderSettings(det_side=320, rec_batch=24), 1),
-    "det min 320, rec batch 24, 1 thread x 2 processes": (ReaderSettings(det_side=320, rec_batch=24, threads=1), 2),
     "det native, rec batch 24, 1 thread x 2 processes": (ReaderSettings(det_side=256, rec_batch=24, threads=1), 2),
 }
 
@@ -105,15 +115,23 @@ def run(paths: list[str], names: list[str], block: int) -> tuple[dict[str, float
     return seconds, readings, loads
 
 
-def artist_precision(root: Path, settings: ReaderSettings) -> float:
-    """Same-artist precision@10 of words alone on the covers of ``root`` read with ``settings``."""
+def read_all(root: Path, settings: ReaderSettings) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The manifest of ``root``, its covers' paths and their texts as read with ``settings`` (cached)."""
     table = pd.read_csv(root / "MANIFEST.csv")
     paths = [str(root / p) for p in table["path"]]
-    hashes = np.array([content_hash(p) for p in paths])
+    hashes = [content_hash(p) for p in paths]
     files = pd.DataFrame({"path": paths, "content_hash": hashes})
     texts, _ = read_cover_texts(files, reader=CoverTextReader(settings=settings))
     by_hash = dict(zip(texts["content_hash"], texts["text"]))
-    model = textsearch.fit_text_vectors([by_hash[h] for h in hashes])
+    return table, paths, [by_hash[h] for h in hashes]
+
+
+def artist_precision(root: Path, settings: ReaderSettings) -> float:
+    """Same-artist precision@10 of words alone on the covers of ``root`` read with ``settings``."""
+    table, paths, texts = read_all(root, settings)
+    hashes = np.array([content_hash(p) for p in paths])
+    by_hash = dict(zip(hashes, texts))
+    model = textsearch.fit_text_vectors(texts)
     artists = table["artist"].to_numpy()
     hits = []
     for row, digest in enumerate(hashes):
@@ -121,6 +139,31 @@ def artist_precision(root: Path, settings: ReaderSettings) -> float:
         scores[hashes == digest] = -np.inf
         hits.append(np.mean(artists[np.argsort(-scores, kind="stable")[:10]] == artists[row]))
     return float(np.mean(hits))
+
+
+def genre_figures(root: Path, settings: ReaderSettings, split: np.ndarray) -> tuple[float, float]:
+    """(macro-F1 of the text genre model on the test part of ``split``, share of covers read as today's
+    reader reads them) on the covers of ``root`` read with ``settings``."""
+    from sklearn.metrics import f1_score
+
+    from recsys.classify.models import cover_text_model
+
+    table, _, texts = read_all(root, settings)
+    _, _, today = read_all(root, TODAY)
+    genres, texts = table["genre"].to_numpy(), np.array(texts, dtype=object)
+    model = cover_text_model().fit(texts[split == "train"], genres[split == "train"])
+    predicted = model.predict(texts[split == "test"])
+    identical = float(np.mean([a == b for a, b in zip(texts, today)]))
+    return float(f1_score(genres[split == "test"], predicted, average="macro")), identical
+
+
+def evaluate_split(root: Path) -> np.ndarray:
+    """evaluate's leak-free split of the covers of ``root``: near-duplicate covers share a group."""
+    from recsys.classify.split import dhashes, near_duplicate_groups, train_validation_test
+
+    table = pd.read_csv(root / "MANIFEST.csv")
+    groups = near_duplicate_groups(dhashes([root / p for p in table["path"]]))
+    return train_validation_test(table["genre"].to_numpy(), groups)
 
 
 def main() -> None:
@@ -132,6 +175,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write figures and readings here")
     parser.add_argument("--artist-covers", type=Path, help="also measure same-artist precision@10 by words here")
     parser.add_argument("--artist-settings", nargs="*", help="settings measured on --artist-covers [default: all]")
+    parser.add_argument("--genre-covers", type=Path, help="also measure the text genre model's macro-F1 here")
+    parser.add_argument("--genre-settings", nargs="*", help="settings measured on --genre-covers [default: all]")
     args = parser.parse_args()
     names = ["today", *[n for n in args.settings if n != "today"]]
     paths = sample_covers(args.covers, args.sample)
@@ -164,6 +209,13 @@ def main() -> None:
         print(f"\n| setting | same-artist precision@10 by words, {args.artist_covers.name} |\n|---|---:|")
         for name in ["today", *[n for n in args.artist_settings or names if n != "today"]]:
             print(f"| {name} | {artist_precision(args.artist_covers, SETTINGS[name][0]):.3f} |")
+    if args.genre_covers:
+        split = evaluate_split(args.genre_covers)
+        print(f"\n| setting | text genre macro-F1, {args.genre_covers.name} (test {np.sum(split == 'test')}) "
+              "| covers read as today |\n|---|---:|---:|")
+        for name in ["today", *[n for n in args.genre_settings or names if n != "today"]]:
+            f1, identical = genre_figures(args.genre_covers, SETTINGS[name][0], split)
+            print(f"| {name} | {f1:.3f} | {identical:.3f} |")
     if args.json:
         settings = {name: dataclasses.asdict(SETTINGS[name][0]) | {"processes": SETTINGS[name][1]} for name in names}
         args.json.write_text(json.dumps({
