@@ -137,8 +137,10 @@ def _run_on_openvino(engine: Any, settings: ReaderSettings) -> None:
 
     Not the default: in the full test suite, once a test had read text on OpenVINO in the pytest process, a later
     build crashed it (a segmentation fault loading Pillow's AVIF library, 3 runs of 3; with Pillow's plugins loaded
-    before OpenVINO the process died at another test instead). The cause was not found, so OpenVINO stays out of
-    processes that also embed and decode covers until it is; bench/ocr.py, which only reads, uses it."""
+    before OpenVINO the process died at another test instead; under gdb the SIGSEGV reached the main thread while
+    it polled a child just started with vfork, and with subprocess._USE_VFORK off the process still died, silently,
+    at that test). The cause was not found, so OpenVINO stays out of processes that also embed and decode covers
+    until it is; bench/ocr.py, which only reads, uses it."""
     import rapidocr_onnxruntime
     from rapidocr_onnxruntime.utils import read_yaml, update_model_path
 
