@@ -53,7 +53,8 @@ runtime_option = click.option(
 )
 where_option = click.option(
     "--where", multiple=True, metavar="COLUMN=VALUE",
-    help="Only covers whose manifest column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; repeatable.",
+    help="Only covers whose manifest column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; "
+    "repeatable.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
@@ -340,7 +341,9 @@ def recommend_command(
     if bool(covers) == (text is not None):
         raise click.UsageError("give --cover (one or more) or --text")
     if text is not None and (by is not None or where):
-        raise click.UsageError("--by and --where rank a --cover; to find covers by their printed words use: sleeve search")
+        raise click.UsageError(
+            "--by and --where rank a --cover; to find covers by their printed words use: sleeve search"
+        )
     filters = parse_where(where)
     recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
     if text is not None:
@@ -733,7 +736,8 @@ def train_classifier_command(
         f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
     )
     if registered:
-        click.echo(f"registered as {registered['name']} version {registered['version']} at {registered['tracking_uri']}")
+        name, number, uri = registered["name"], registered["version"], registered["tracking_uri"]
+        click.echo(f"registered as {name} version {number} at {uri}")
 
 
 @main.command("read-text")
@@ -773,7 +777,9 @@ def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
 @index_option
 @json_option
 @friendly_errors
-def search_command(query: str, k: int, genre: str | None, where: tuple[str, ...], index_dir: str, as_json: bool) -> None:
+def search_command(
+    query: str, k: int, genre: str | None, where: tuple[str, ...], index_dir: str, as_json: bool
+) -> None:
     """Find covers by the words printed on them: rank, score (share of the query found), genre, path, the
     cover's text, metadata. Case, accents, spaces and most OCR slips ("ALANIACKSON") do not matter.
 

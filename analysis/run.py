@@ -229,7 +229,8 @@ def _report_data(
     return ReportData(
         title=f"Genre separability of {count:,} covers",
         subtitle=(
-            f"index {index.folder} · model {index.info.model_key} · {time.strftime('%Y-%m-%d')} · sleeve {__version__}"
+            f"index {index.folder} · model {index.info.model_key} · {time.strftime('%Y-%m-%d')} · "
+            f"sleeve {__version__}"
         ),
         points=points,
         table=table,

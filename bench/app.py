@@ -106,7 +106,8 @@ def main() -> None:
     end = describe_machine()
     print(f"machine: {machine_line(start)}; load at the end {end['load_average_1m']}")
     by = args.by or "the page's default"
-    print(f"index {args.index}, k = {args.k}, by {by}, query covers: a seeded sample of {len(found):,} in {args.covers}")
+    print(f"index {args.index}, k = {args.k}, by {by}, "
+          f"query covers: a seeded sample of {len(found):,} in {args.covers}")
     print(f"app, warm, upload to result grid (page run):  {summary(page)}")
     print(f"app, warm, library call (similar_to_cover):   {summary(library)}")
     print(f"CLI recommend, cold process per query:        {summary(cli)}")

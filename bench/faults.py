@@ -274,7 +274,9 @@ def _bad_inputs(reference: Path, cache: Path, work: Path) -> dict[str, Any]:
     for kind, text in manifests.items():
         manifest = work / f"manifest-{len(outcomes)}.csv"
         manifest.mkdir() if text is None else manifest.write_text(text)
-        code, err = invoke("build-index", "--manifest", str(manifest), "--index", str(work / "x"), "--cache", str(cache))
+        code, err = invoke(
+            "build-index", "--manifest", str(manifest), "--index", str(work / "x"), "--cache", str(cache)
+        )
         outcomes.append((f"manifest: {kind}", _one_line(code, err) and code == 1))
     handled = sum(ok for _, ok in outcomes)
     for what, ok in outcomes:

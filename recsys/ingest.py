@@ -78,7 +78,8 @@ def _scan(root: str | Path, genre_from_folder: bool) -> tuple[pd.DataFrame, pd.D
             path = Path(folder) / name
             suffix = path.suffix.lower()
             if suffix in UNSUPPORTED_SUFFIXES:
-                skipped.append((printable_path(str(path)), f"unsupported image format {suffix}; convert it to JPEG or PNG"))
+                reason = f"unsupported image format {suffix}; convert it to JPEG or PNG"
+                skipped.append((printable_path(str(path)), reason))
                 continue
             if suffix not in IMAGE_SUFFIXES:
                 ignored += 1

@@ -99,7 +99,8 @@ def cover_picker(shared: Shared, page: str) -> session_query.Query | None:
         term = search.text_input("Path contains", key=f"term-{page}", placeholder="e.g. rock/R-10")
         matches = paths[paths.str.contains(term, case=False, regex=False)] if term else paths
         pick.selectbox(
-            f"{len(matches):,} matching covers" + (f" (first {PICKER_CHOICES})" if len(matches) > PICKER_CHOICES else ""),
+            f"{len(matches):,} matching covers"
+            + (f" (first {PICKER_CHOICES})" if len(matches) > PICKER_CHOICES else ""),
             matches.head(PICKER_CHOICES).tolist(),
             index=None,
             key=f"pick-{page}",

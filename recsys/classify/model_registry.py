@@ -41,7 +41,9 @@ def resolve_tracking_uri(tracking_uri: str | None) -> str:
     """``tracking_uri``, else $MLFLOW_TRACKING_URI: a registry is shared, so there is no local default."""
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
-        raise TrackingError("give the registry's --tracking-uri (e.g. http://127.0.0.1:5000) or set MLFLOW_TRACKING_URI")
+        raise TrackingError(
+            "give the registry's --tracking-uri (e.g. http://127.0.0.1:5000) or set MLFLOW_TRACKING_URI"
+        )
     return uri
 
 

@@ -86,7 +86,8 @@ def _artist_aware_table(metrics: dict[str, Any]) -> list[str]:
         f"groups of several, the largest {split['largest_group']}; {_sizes(split['sizes'])}). The drop is how much "
         "of a score came from recognising names seen in training:",
         "",
-        "| model | macro-F1, near-duplicates grouped [95% CI] | macro-F1, printed names grouped too [95% CI] | change |",
+        "| model | macro-F1, near-duplicates grouped [95% CI] "
+        "| macro-F1, printed names grouped too [95% CI] | change |",
         "|---|---|---|---|",
     ]
     for name, report in aware["models"].items():

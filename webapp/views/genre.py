@@ -11,7 +11,8 @@ from webapp.resources import classifier, index_dir, text_reader
 from webapp.widgets import query_page, show_query
 
 shared, query = query_page(
-    "Genre", "genre", "Upload a cover, or pick one from the collection, to see its likely genre and the text printed on it."
+    "Genre", "genre",
+    "Upload a cover, or pick one from the collection, to see its likely genre and the text printed on it.",
 )
 
 info = shared.recommender.index.info
@@ -20,7 +21,10 @@ try:
 except SleeveError as error:
     stored, problem = None, str(error)
 else:
-    problem = f"No genre classifier is stored beside this index; train one with: `python cli.py train-classifier --index {index_dir()}`"
+    problem = (
+        "No genre classifier is stored beside this index; train one with: "
+        f"`python cli.py train-classifier --index {index_dir()}`"
+    )
 
 left, middle, right = st.columns([1, 2, 2])
 with left:
@@ -39,7 +43,10 @@ with session_query.cover_file(query) as path:
                 st.error(session_query.error_text(error, query, path))
             else:
                 chart = pd.DataFrame(genres).set_index("genre")
-                st.bar_chart(chart, x_label="", y_label="probability", horizontal=True, sort="-probability", height=60 + 36 * len(chart))
+                st.bar_chart(
+                    chart, x_label="", y_label="probability", horizontal=True, sort="-probability",
+                    height=60 + 36 * len(chart),
+                )
                 st.caption(f"{classifier_info.title}, trained on {classifier_info.trained_on:,} covers")
     with right:
         st.subheader("Text on the cover")

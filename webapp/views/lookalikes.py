@@ -13,7 +13,8 @@ from webapp.widgets import filters, query_page, result_grid, show_query
 MATCH_BY = {"both": "look and words", "look": "look", "words": "words"}
 
 shared, query = query_page(
-    "Look-alikes", "lookalikes", "Upload a cover, or pick one from the collection, to see the covers that look most like it."
+    "Look-alikes", "lookalikes",
+    "Upload a cover, or pick one from the collection, to see the covers that look most like it.",
 )
 
 left, right = st.columns([1, 4])

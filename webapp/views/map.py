@@ -13,7 +13,8 @@ shared = shared_index()
 index = shared.recommender.index
 st.title("Map")
 try:
-    with st.spinner(f"Drawing the map of {index.info.count:,} covers (a minute or more the first time, then cached)…"):
+    drawing = f"Drawing the map of {index.info.count:,} covers (a minute or more the first time, then cached)…"
+    with st.spinner(drawing):
         summary, report = cluster_report(str(index.folder), index.info.created)
 except SleeveError as error:
     st.error(str(error))
