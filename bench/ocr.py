@@ -115,54 +115,54 @@ def run(paths: list[str], names: list[str], block: int) -> tuple[dict[str, float
     return seconds, readings, loads
 
 
-def read_all(root: Path, settings: ReaderSettings) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """The manifest of ``root``, its covers' paths and their texts as read with ``settings`` (cached)."""
+def manifest_files(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The manifest of ``root`` and its covers as files (columns path, content_hash), each file hashed once."""
     table = pd.read_csv(root / "MANIFEST.csv")
     paths = [str(root / p) for p in table["path"]]
-    hashes = [content_hash(p) for p in paths]
-    files = pd.DataFrame({"path": paths, "content_hash": hashes})
+    return table, pd.DataFrame({"path": paths, "content_hash": [content_hash(p) for p in paths]})
+
+
+def texts_of(files: pd.DataFrame, settings: ReaderSettings) -> np.ndarray:
+    """Each file's cover text as read with ``settings`` (cached by content hash, so each cover is read once)."""
     texts, _ = read_cover_texts(files, reader=CoverTextReader(settings=settings))
     by_hash = dict(zip(texts["content_hash"], texts["text"]))
-    return table, paths, [by_hash[h] for h in hashes]
+    return np.array([by_hash[h] for h in files["content_hash"]], dtype=object)
 
 
-def artist_precision(root: Path, settings: ReaderSettings) -> float:
-    """Same-artist precision@10 of words alone on the covers of ``root`` read with ``settings``."""
-    table, paths, texts = read_all(root, settings)
-    hashes = np.array([content_hash(p) for p in paths])
-    by_hash = dict(zip(hashes, texts))
-    model = textsearch.fit_text_vectors(texts)
+def artist_precision(table: pd.DataFrame, files: pd.DataFrame, settings: ReaderSettings) -> float:
+    """Same-artist precision@10 of words alone on the covers of ``files`` read with ``settings``."""
+    texts = texts_of(files, settings)
+    hashes = files["content_hash"].to_numpy()
+    model = textsearch.fit_text_vectors(list(texts))
     artists = table["artist"].to_numpy()
     hits = []
     for row, digest in enumerate(hashes):
-        scores = textsearch.words_similarity(model, by_hash[digest])
+        scores = textsearch.words_similarity(model, texts[row])
         scores[hashes == digest] = -np.inf
         hits.append(np.mean(artists[np.argsort(-scores, kind="stable")[:10]] == artists[row]))
     return float(np.mean(hits))
 
 
-def genre_figures(root: Path, settings: ReaderSettings, split: np.ndarray) -> tuple[float, float]:
-    """(macro-F1 of the text genre model on the test part of ``split``, share of covers read as today's
-    reader reads them) on the covers of ``root`` read with ``settings``."""
+def genre_figures(
+    table: pd.DataFrame, texts: np.ndarray, today: np.ndarray, split: np.ndarray
+) -> tuple[float, float]:
+    """(macro-F1 of the text genre model on the test part of ``split``, share of covers read as ``today``'s
+    reader reads them) for the covers of ``table`` whose cover texts are ``texts``."""
     from sklearn.metrics import f1_score
 
     from recsys.classify.models import cover_text_model
 
-    table, _, texts = read_all(root, settings)
-    _, _, today = read_all(root, TODAY)
-    genres, texts = table["genre"].to_numpy(), np.array(texts, dtype=object)
+    genres = table["genre"].to_numpy()
     model = cover_text_model().fit(texts[split == "train"], genres[split == "train"])
     predicted = model.predict(texts[split == "test"])
-    identical = float(np.mean([a == b for a, b in zip(texts, today)]))
-    return float(f1_score(genres[split == "test"], predicted, average="macro")), identical
+    return float(f1_score(genres[split == "test"], predicted, average="macro")), float(np.mean(texts == today))
 
 
-def evaluate_split(root: Path) -> np.ndarray:
-    """evaluate's leak-free split of the covers of ``root``: near-duplicate covers share a group."""
+def evaluate_split(table: pd.DataFrame, files: pd.DataFrame) -> np.ndarray:
+    """evaluate's leak-free split of the covers of ``table``: near-duplicate covers share a group."""
     from recsys.classify.split import dhashes, near_duplicate_groups, train_validation_test
 
-    table = pd.read_csv(root / "MANIFEST.csv")
-    groups = near_duplicate_groups(dhashes([root / p for p in table["path"]]))
+    groups = near_duplicate_groups(dhashes(files["path"]))
     return train_validation_test(table["genre"].to_numpy(), groups)
 
 
@@ -206,15 +206,18 @@ def main() -> None:
         print(f"| {row['setting']} | {row['covers_per_s']:.2f} | {row['speed_up']:.2f}x | {row['identical']:.2f} "
               f"| {row['mean_distance']:.3f} | {row['max_distance']:.3f} | {row['characters']} |")
     if args.artist_covers:
+        table, files = manifest_files(args.artist_covers)
         print(f"\n| setting | same-artist precision@10 by words, {args.artist_covers.name} |\n|---|---:|")
         for name in ["today", *[n for n in args.artist_settings or names if n != "today"]]:
-            print(f"| {name} | {artist_precision(args.artist_covers, SETTINGS[name][0]):.3f} |")
+            print(f"| {name} | {artist_precision(table, files, SETTINGS[name][0]):.3f} |")
     if args.genre_covers:
-        split = evaluate_split(args.genre_covers)
+        table, files = manifest_files(args.genre_covers)
+        split, today = evaluate_split(table, files), texts_of(files, TODAY)
         print(f"\n| setting | text genre macro-F1, {args.genre_covers.name} (test {np.sum(split == 'test')}) "
               "| covers read as today |\n|---|---:|---:|")
         for name in ["today", *[n for n in args.genre_settings or names if n != "today"]]:
-            f1, identical = genre_figures(args.genre_covers, SETTINGS[name][0], split)
+            texts = today if name == "today" else texts_of(files, SETTINGS[name][0])
+            f1, identical = genre_figures(table, texts, today, split)
             print(f"| {name} | {f1:.3f} | {identical:.3f} |")
     if args.json:
         settings = {name: dataclasses.asdict(SETTINGS[name][0]) | {"processes": SETTINGS[name][1]} for name in names}
