@@ -752,9 +752,9 @@ def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
 
     Example: python cli.py read-text cover.jpg other-cover.png
     """
-    from recsys.ocr import CoverTextReader, read_covers
+    from recsys.ocr import CoverTextReader, read_covers, settings_for
 
-    results = read_covers(CoverTextReader(), covers)
+    results = read_covers(CoverTextReader(settings=settings_for(len(covers))), covers)
     if as_json:
         print_json(results)
     for result in results:

@@ -274,19 +274,18 @@ def _cover_texts(
     """Each cover's OCR text: the text stored in the index (build-index --read-text), else from the cache keyed
     by content hash (None where it was never read); with ``read_text`` the missing ones are read first.
     Unreadable files stay None and are reported by read_missing."""
-    from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing
+    from recsys.ocr import TextCache, cover_text, read_missing, reader_key
     from recsys.textstore import texts_by_row
 
     stored = texts_by_row(index)
     if stored is not None:
         return [str(text) for text in stored]
 
-    reader = CoverTextReader()
     files = index.metadata[["path", "content_hash"]].astype(str)
     with TextCache(cache_dir) as cache:
         if read_text:
-            read_missing(files, reader, cache, progress)
-        found = cache.get(reader.key, list(files["content_hash"]))
+            read_missing(files, None, cache, progress)
+        found = cache.get(reader_key(), list(files["content_hash"]))
     return [cover_text(found[h]) if h in found else None for h in files["content_hash"]]
 
 

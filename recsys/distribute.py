@@ -27,7 +27,7 @@ from recsys.encoders import Encoder, ModelSpec
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError
 from recsys.ocr import (
     MIN_SCORE,
-    TODAY,
+    OPENVINO,
     CoverTextReader,
     ReaderSettings,
     TextCache,
@@ -155,7 +155,7 @@ class ReaderRecipe:
     """Builds on a worker the OCR reader with sleeve's settings (recsys.ocr), once for all its shards."""
 
     min_score: float = MIN_SCORE
-    settings: ReaderSettings = TODAY
+    settings: ReaderSettings = OPENVINO
 
     @property
     def key(self) -> str:

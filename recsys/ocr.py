@@ -2,16 +2,18 @@
 
 Text is a second view of a cover that the image encoders barely see: an artist name or a word such as
 "Nashville", "remix" or "mixtape" says much about a genre. The reader is RapidOCR (PP-OCRv4 detection and
-recognition on ONNX Runtime), whose models ship inside its PyPI wheel, so it works with no network.
-Reading costs about 0.25 s per cover on 2 cores, so every result, empty ones included, is cached in SQLite
-by (reader, content hash) and committed per cover: a re-run or an interrupted run only reads what is new.
-The same models on OpenVINO (``OPENVINO``) read identically at about twice the speed, but are opt-in: see
-_run_on_openvino.
+recognition), whose models ship inside its PyPI wheel, so it works with no network. Collections are read
+with those models on OpenVINO (``OPENVINO``), which reads them as RapidOCR's own ONNX Runtime does at about
+twice the speed (bench/ocr.py) but takes longer to start, so a few covers are read on ONNX Runtime
+(``settings_for``). Reading still costs about 0.1 s per cover on 2 cores, so every result, empty ones included,
+is cached in SQLite by (reader, content hash) and committed per cover: a re-run or an interrupted run only
+reads what is new.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -43,7 +45,8 @@ class TextLine:
 
 @dataclasses.dataclass(frozen=True)
 class ReaderSettings:
-    """What RapidOCR and ONNX Runtime are asked to do; every field is part of the reader's cache key.
+    """What RapidOCR and its runtime are asked to do; every field that can change a reading is part of the
+    reader's cache key (see ``tag``).
 
     ``det_side``/``det_limit``: RapidOCR scales the image so that its ``min`` (or ``max``) side is ``det_side``
     before detection (its default, min 736, blows a 256 px cover up to 736 px); ``rec_batch``: text lines
@@ -60,27 +63,37 @@ class ReaderSettings:
     threads: int = 0
 
     def tag(self) -> str:
+        """The settings that can change a reading. The runtime at float32 is not one of them, as the thread count
+        is not: OpenVINO's float32 readings are ONNX Runtime's (all 5,205 shared covers line for line, scores
+        within 0.0006; tests/test_ocr.py), so a collection read on one is never read again on the other."""
         tag = f"det{self.det_limit}{self.det_side}:rec{self.rec_batch}"
-        return tag if self.runtime == "onnxruntime" else f"{tag}:{self.runtime}-{self.precision}"
+        return tag if self.precision == "f32" else f"{tag}:{self.runtime}-{self.precision}"
 
 
 TODAY = ReaderSettings()
-"""sleeve's reader since 0.1: RapidOCR's defaults on ONNX Runtime, angle classifier off."""
+"""sleeve 0.1's reader: RapidOCR's defaults on ONNX Runtime, angle classifier off; still the one for few covers."""
 OPENVINO = ReaderSettings(runtime="openvino")
-"""Today's models and settings on OpenVINO float32: identical readings of the shared covers at about twice the
-speed (bench/ocr.py), opt-in (see _run_on_openvino)."""
+"""The same models and settings on OpenVINO float32: the same readings at about twice the speed (bench/ocr.py);
+sleeve's reader for collections."""
+FEW_COVERS = 5
+"""Below this many covers to read, ONNX Runtime is done first: it starts in about 0.2 s, OpenVINO in about 0.65 s
+(it compiles the two models), and OpenVINO saves about 0.1 s a cover (measured on 2 cores, 2026-12-05)."""
+
+
+def settings_for(covers: int) -> ReaderSettings:
+    """The reader settings that finish ``covers`` covers first: ONNX Runtime for a query, OpenVINO for more."""
+    return TODAY if covers < FEW_COVERS else OPENVINO
 
 
 class CoverTextReader:
-    """RapidOCR with sleeve's settings; ``key`` names the models and settings that produced a reading.
+    """RapidOCR with sleeve's settings (by default on OpenVINO, for many covers); ``key`` names the models and
+    settings that produced a reading.
 
     The angle classifier is off: cover text is upright or rotated by 90 degrees, not upside down, and the
-    classifier costs a tenth of the time. Thread counts are not in the key: they do not change a reading.
-    The runtime is in the key: OpenVINO's float32 readings equal ONNX Runtime's on the covers tested
-    (tests/test_ocr.py), but its sums run in another order, so a line scored at the 0.5 threshold could flip.
+    classifier costs a tenth of the time. See ReaderSettings.tag for what the key holds.
     """
 
-    def __init__(self, min_score: float = MIN_SCORE, settings: ReaderSettings = TODAY) -> None:
+    def __init__(self, min_score: float = MIN_SCORE, settings: ReaderSettings = OPENVINO) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
         self.min_score = min_score
@@ -96,8 +109,9 @@ class CoverTextReader:
         )
         if settings.runtime == "openvino":
             _run_on_openvino(self._engine, settings)
-        elif settings.runtime != "onnxruntime":
-            raise ValueError(f"unknown OCR runtime {settings.runtime!r}: use onnxruntime or openvino")
+        elif settings.runtime != "onnxruntime" or settings.precision != "f32":
+            raise ValueError(f"unknown OCR runtime {settings.runtime!r} at {settings.precision}: "
+                             "use onnxruntime (f32) or openvino (f32 or bf16)")
         self.key = reader_key(min_score, settings)
 
     def read(self, path: str | Path | bytes | Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[TextLine]:
@@ -116,31 +130,32 @@ class _OpenVinoModel:
     sessions (one input array in, a list of output arrays out)."""
 
     def __init__(self, model_path: str | Path, settings: ReaderSettings) -> None:
-        import openvino
-
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": settings.precision}
-        if settings.threads:
-            config["INFERENCE_NUM_THREADS"] = settings.threads
-        compiled = openvino.Core().compile_model(str(model_path), "CPU", config)
-        self._request = compiled.create_infer_request()
+        self._request = _compiled_model(str(model_path), settings.precision, settings.threads).create_infer_request()
 
     def __call__(self, batch: Any) -> list[Any]:
         self._request.infer([batch])
         return [self._request.get_output_tensor(0).data.copy()]
 
 
+@functools.cache
+def _compiled_model(model_path: str, precision: str, threads: int) -> Any:
+    """The model compiled for the CPU once per process, and kept. Freeing it is what crashed processes: the CPU
+    plugin gives the compiling thread an alternate signal stack of its own and, when the model is freed, puts
+    back the one it found, which may belong to a model freed before; the thread is then left with a stack that
+    no longer exists, and the next signal with a handler (SIGCHLD, SIGTERM) kills it (SIGSEGV, SI_KERNEL)."""
+    import openvino
+
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return openvino.Core().compile_model(model_path, "CPU", config)
+
+
 def _run_on_openvino(engine: Any, settings: ReaderSettings) -> None:
     """Swap the detection and recognition sessions of a built RapidOCR engine for OpenVINO ones compiled from
     the same model files. RapidOCR 1.4's OpenVINO variant (rapidocr-openvino) imports an API OpenVINO 2026 no
     longer has and cannot be told the precision, so sleeve replaces the two sessions itself (the attributes are
-    RapidOCR 1.4.4's, pinned; tests/test_ocr.py compares the readings with ONNX Runtime's).
-
-    Not the default: in the full test suite, once a test had read text on OpenVINO in the pytest process, a later
-    build crashed it (a segmentation fault loading Pillow's AVIF library, 3 runs of 3; with Pillow's plugins loaded
-    before OpenVINO the process died at another test instead; under gdb the SIGSEGV reached the main thread while
-    it polled a child just started with vfork, and with subprocess._USE_VFORK off the process still died, silently,
-    at that test). The cause was not found, so OpenVINO stays out of processes that also embed and decode covers
-    until it is; bench/ocr.py, which only reads, uses it."""
+    RapidOCR 1.4.4's, pinned; tests/test_ocr.py compares the readings with ONNX Runtime's)."""
     import rapidocr_onnxruntime
     from rapidocr_onnxruntime.utils import read_yaml, update_model_path
 
@@ -149,7 +164,7 @@ def _run_on_openvino(engine: Any, settings: ReaderSettings) -> None:
     engine.text_rec.session = _OpenVinoModel(config["Rec"]["model_path"], settings)
 
 
-def reader_key(min_score: float = MIN_SCORE, settings: ReaderSettings = TODAY) -> str:
+def reader_key(min_score: float = MIN_SCORE, settings: ReaderSettings = OPENVINO) -> str:
     """The cache key of a reader's readings, known without loading its models (the wheel's version pins them)."""
     key = f"rapidocr-onnxruntime-{version('rapidocr-onnxruntime')}:cls0:score{min_score:g}"
     return key if settings.tag() == TODAY.tag() else f"{key}:{settings.tag()}"
@@ -222,13 +237,17 @@ def unread_files(files: pd.DataFrame, cache: TextCache, key: str) -> pd.DataFram
 
 
 def read_missing(
-    files: pd.DataFrame, reader: CoverTextReader, cache: TextCache, progress: bool = True
+    files: pd.DataFrame, reader: CoverTextReader | None, cache: TextCache, progress: bool = True
 ) -> pd.DataFrame:
-    """OCR every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached.
+    """OCR every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached, with
+    ``reader`` or, when None, sleeve's reader for that many covers (settings_for), built only if one is missing.
 
     Returns the files that could not be read (columns content_hash, reason); the others are all cached.
     """
-    todo = unread_files(files, cache, reader.key)
+    todo = unread_files(files, cache, reader.key if reader else reader_key())
+    if todo.empty:
+        return pd.DataFrame(columns=["content_hash", "reason"])
+    reader = reader or CoverTextReader(settings=settings_for(len(todo)))
     failures = []
     for content_hash, path in tqdm(
         zip(todo["content_hash"], todo["path"]),

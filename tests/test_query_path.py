@@ -207,7 +207,7 @@ def test_the_ocr_reader_is_built_once_for_many_queries(built, monkeypatch) -> No
     built_readers = []
 
     class CountingReader:
-        def __init__(self) -> None:
+        def __init__(self, **_: object) -> None:
             built_readers.append(self)
 
         def read(self, source):

@@ -22,7 +22,7 @@ from recsys.embed import embed_missing
 from recsys.encoders import Encoder
 from recsys.errors import SleeveError
 from recsys.ingest import fingerprint, read_manifest, scan_folder
-from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing
+from recsys.ocr import TextCache, cover_text, read_missing, reader_key
 
 
 class LabelledDataError(SleeveError):
@@ -108,11 +108,10 @@ def with_cover_text(
     """The covers with their OCR text, read now where the text cache lacks it; unreadable covers get ""."""
     if covers.content_hashes is None:
         raise LabelledDataError("these covers carry no content hashes, so their text cannot be cached")
-    reader = CoverTextReader()
     hashes = list(covers.content_hashes)
     with TextCache(cache_dir or default_cache_dir()) as cache:
-        read_missing(pd.DataFrame({"path": covers.paths, "content_hash": hashes}), reader, cache, progress)
-        found = cache.get(reader.key, hashes)
+        read_missing(pd.DataFrame({"path": covers.paths, "content_hash": hashes}), None, cache, progress)
+        found = cache.get(reader_key(), hashes)
     texts = np.array([cover_text(found.get(content_hash, [])) for content_hash in hashes], dtype=object)
     return dataclasses.replace(covers, texts=texts)
 

@@ -50,9 +50,10 @@ class GenrePredictor:
 
     @functools.cached_property
     def reader(self) -> Any:
-        from recsys.ocr import CoverTextReader
+        """The OCR reader for query covers: they come one at a time, so the one that starts first."""
+        from recsys.ocr import CoverTextReader, settings_for
 
-        return CoverTextReader()
+        return CoverTextReader(settings=settings_for(1))
 
     def top_genres(self, cover: Cover | QueryCover, k: int = 3) -> list[dict[str, Any]]:
         """The ``k`` most probable genres of ``cover``, most probable first, as {"genre", "probability"}.
