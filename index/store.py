@@ -51,8 +51,12 @@ USER_PREFIX = "user:"
 SLEEVE_COLUMNS = ("id", "path", "content_hash", "size", "mtime_ns", "genre")
 RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "metadata"})
 """Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
-_DATA_PATTERNS = ("vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet")
+_DATA_PATTERNS = (
+    "vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet", "neighbours-*.parquet"
+)
 _FILE_KINDS = ("faiss", "metadata", "embeddings")
+_OPTIONAL_KINDS = ("text", "neighbours")
+NEIGHBOUR_COLUMNS = ("row", "neighbour", "weight")
 _LOAD_ATTEMPTS = 3
 
 
@@ -115,6 +119,8 @@ class CoverIndex:
     faiss_index: faiss.Index
     texts: pd.DataFrame | None = None
     """The printed text of each cover (content_hash, text, reader), when built with --read-text."""
+    neighbours: pd.DataFrame | None = None
+    """The look-and-words neighbour graph of the rows (row, neighbour, weight; recsys.textstore), with text."""
 
     def save(self, folder: str | Path) -> CoverIndex:
         """Write this index as an index folder (atomically and under the writer lock, as build-index does) and
@@ -123,6 +129,7 @@ class CoverIndex:
             write_index(
                 folder, self.faiss_index, self.metadata, np.asarray(self.embeddings), self.info.model,
                 self.info.model_key, self.info.index_type, self.info.search_params, texts=self.texts,
+                neighbours=self.neighbours,
             )
         return load_index(folder)
 
@@ -209,11 +216,13 @@ def write_index(
     index_type: str,
     search_params: dict[str, Any],
     texts: pd.DataFrame | None = None,
+    neighbours: pd.DataFrame | None = None,
 ) -> IndexInfo:
     """Write a new generation of the index in ``folder`` and switch ``index.json`` to it.
 
     ``texts`` (columns content_hash, text, reader: the printed text of each cover, see recsys.textstore)
-    is stored beside the vectors as ``files["text"]`` when given.
+    and ``neighbours`` (columns row, neighbour, weight: the rows' neighbour graph) are stored beside the
+    vectors as ``files["text"]`` and ``files["neighbours"]`` when given.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,8 +234,9 @@ def write_index(
         "metadata": f"metadata-{generation}.parquet",
         "embeddings": f"embeddings-{generation}.npy",
     }
-    if texts is not None:
-        files["text"] = f"text-{generation}.parquet"
+    tables = {kind: table for kind, table in (("text", texts), ("neighbours", neighbours)) if table is not None}
+    for kind in tables:
+        files[kind] = f"{kind}-{generation}.parquet"
     try:
         with atomic_path(folder / files["faiss"]) as temporary:
             faiss.write_index(faiss_index, str(temporary))
@@ -234,9 +244,9 @@ def write_index(
             metadata.to_parquet(temporary, index=False)
         with atomic_path(folder / files["embeddings"]) as temporary, open(temporary, "wb") as handle:
             np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
-        if texts is not None:
-            with atomic_path(folder / files["text"]) as temporary:
-                texts.to_parquet(temporary, index=False)
+        for kind, table in tables.items():
+            with atomic_path(folder / files[kind]) as temporary:
+                table.to_parquet(temporary, index=False)
         info = IndexInfo.new(
             model, model_key, int(embeddings.shape[1]), len(metadata), index_type, search_params, files
         )
@@ -296,7 +306,7 @@ def _field_problem(raw: dict[str, Any]) -> str | None:
             return f"field {name!r} is {'missing' if name not in raw else repr(value)[:40]}"
     if raw["dim"] < 1 or raw["count"] < 1:
         return "dim and count must be positive"
-    for kind in (*_FILE_KINDS, *(["text"] if "text" in raw["files"] else [])):
+    for kind in (*_FILE_KINDS, *(kind for kind in _OPTIONAL_KINDS if kind in raw["files"])):
         name = raw["files"].get(kind)
         if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
             return f"files.{kind} must name a file inside the index folder, not {name!r}"
@@ -314,7 +324,7 @@ def load_index(folder: str | Path, expected_model_key: str | None = None) -> Cov
                 "vectors of different models cannot be compared. Use that model, or another --index folder."
             )
         try:
-            kinds = [*_FILE_KINDS, *(["text"] if "text" in info.files else [])]
+            kinds = [*_FILE_KINDS, *(kind for kind in _OPTIONAL_KINDS if kind in info.files)]
             handles = {kind: open(folder / info.files[kind], "rb") for kind in kinds}  # noqa: SIM115
         except FileNotFoundError as error:
             if _current_files(folder) != info.files:
@@ -364,13 +374,21 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
         raise damaged("faiss", f"{index.ntotal} vectors of {index.d} dimensions, index.json says "
                                f"{info.count} of {info.dim}")
     apply_search_params(index, info.search_params)
-    texts = None
-    if "text" in handles:
-        try:
-            texts = pd.read_parquet(handles["text"])
-        except (OSError, ValueError, pyarrow.ArrowException) as error:
-            raise damaged("text", f"unreadable table: {_first_line(error)}") from None
-    return CoverIndex(folder, info, metadata, embeddings, index, texts)
+    tables: dict[str, pd.DataFrame | None] = dict.fromkeys(_OPTIONAL_KINDS)
+    for kind in _OPTIONAL_KINDS:
+        if kind in handles:
+            try:
+                tables[kind] = pd.read_parquet(handles[kind])
+            except (OSError, ValueError, pyarrow.ArrowException) as error:
+                raise damaged(kind, f"unreadable table: {_first_line(error)}") from None
+    neighbours = tables["neighbours"]
+    if neighbours is not None:
+        if list(neighbours.columns) != list(NEIGHBOUR_COLUMNS):
+            raise damaged("neighbours", f"columns {', '.join(map(str, neighbours.columns))[:80]}")
+        ends = neighbours[["row", "neighbour"]].to_numpy()
+        if ends.size and (ends.min() < 0 or ends.max() >= info.count):
+            raise damaged("neighbours", f"links rows outside 0-{info.count - 1}")
+    return CoverIndex(folder, info, metadata, embeddings, index, tables["text"], neighbours)
 
 
 def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, str], Exception]) -> np.ndarray:

@@ -33,7 +33,7 @@ from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
-from recsys.textstore import read_cover_texts
+from recsys.textstore import neighbour_table, read_cover_texts
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +124,16 @@ def build_index(
         chosen_type = choose_index_type(len(table), image_encoder.spec.dim, memory_budget_bytes())
     else:
         chosen_type = index_type
-    texts = None
+    texts = neighbours = None
     if read_text or (existing is not None and "text" in existing.info.files):
         texts, _ = read_cover_texts(table, settings.cache, settings.progress, distributor=distributor)
+        neighbours = neighbour_table(table, vectors, texts)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
         index_dir, faiss_index, table, vectors, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,
         search_params,
         texts=texts,
+        neighbours=neighbours,
     )
     skipped = pd.concat([left_out, unreadable, failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)

@@ -7,16 +7,23 @@ added; how much the words count depends on how much text the query cover carries
 short, misread line says little. Then two rounds of pseudo-relevance feedback: the mean fused scores of the
 query's five best candidates, as queries themselves, are added to the query's, and the five best of that
 ranking feed back once more, so covers that share words or a look with its closest matches (a series whose
-name the query's OCR missed) rise too.
+name the query's OCR missed) rise too. Last, those scores spread over the collection's neighbour graph (each
+cover linked to the covers it and they rank among each other's ten best by the same fusion): a cover whose
+own close neighbours score well rises, one that matches the query on a common line ("ADVISORY") but whose
+neighbours do not falls back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recsys import textsearch
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 MODES = ("look", "words", "both")
 WORDS_WEIGHT = 0.9
@@ -32,6 +39,21 @@ FEEDBACK_WEIGHT = 1.0
 """Pseudo-relevance feedback: how many best candidates feed back, how often (the second round takes the best
 of the first's ranking) and how much their mean scores count. 5 and 2 beat 3 and 1 on both halves of the
 artists and on same-genre precision (bench/hybrid.py)."""
+
+
+GRAPH_NEIGHBOURS = 10
+SPREAD = 0.8
+"""The neighbour graph links two covers when each is among the other's GRAPH_NEIGHBOURS best by hybrid_scores;
+a cover keeps SPREAD of what its neighbours score at each step of the spreading. Chosen on half A of the
+artists among 5, 10, 15 and 20 neighbours and 0.5 to 0.95 (10 and 15 tied at 0.8 there; the smaller graph
+kept), then confirmed on half B and on same-genre precision (bench/hybrid.py, README)."""
+SPREAD_STEPS = 30
+"""Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
+GRAPH_MAX_COVERS = 10_000
+"""The graph compares every cover with every other, so it is built once, by build-index, and stored with the
+index (bench/hybrid.py: 0.6 s for 755 covers, 6.6 s for 4,450 on 2 busy cores, growing with the square); above
+this many covers none is built and ``both`` keeps the feedback ranking alone. A limit on build time, not measured
+for precision."""
 
 
 def zscore(scores: np.ndarray) -> np.ndarray:
@@ -65,9 +87,12 @@ def both_scores(
     query_text: str,
     neighbours: int = FEEDBACK_NEIGHBOURS,
     rounds: int = FEEDBACK_ROUNDS,
+    graph: sparse.csr_matrix | None = None,
+    spread: float = SPREAD,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``--by both`` over the ``candidates`` (rows of ``embeddings``/``texts``/``model``): (scores with
-    feedback from ``neighbours`` best candidates, ``rounds`` times; look; words), one value per candidate."""
+    feedback from ``neighbours`` best candidates, ``rounds`` times, then spread over the collection's
+    neighbour ``graph`` with ``spread``, when a graph is given; look; words), one value per candidate."""
     def scores_of(vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         look = np.asarray(embeddings[candidates]) @ vector
         words = textsearch.words_similarity(model, text)[candidates]
@@ -83,7 +108,56 @@ def both_scores(
         feedback = [seen[row] for row in best]
         if feedback:
             fused = first + FEEDBACK_WEIGHT * np.mean(feedback, axis=0)
+    if graph is not None and spread > 0:
+        seeds = np.zeros(len(texts))
+        seeds[candidates] = np.maximum(fused, 0.0)
+        fused = spread_over(graph, seeds, spread)[candidates]
     return fused, look, words
+
+
+def neighbour_graph(
+    embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], k: int = GRAPH_NEIGHBOURS
+) -> sparse.csr_matrix:
+    """The collection's mutual-neighbour graph: covers i and j are linked when each is among the other's ``k``
+    best by hybrid_scores, weighted by the smaller of the two (positive) scores and divided by the square root
+    of both covers' total weight, so a cover linked to many does not lift them all. Mutual, because a cover
+    that shares only a common line with many others ranks them high but they do not rank it high.
+    Every cover against every other: build-index builds it once and stores it (recsys.textstore)."""
+    from scipy import sparse  # only when a graph is built: a look query stays light
+
+    count = len(texts)
+    if count < 2:
+        return sparse.csr_matrix((count, count))
+    k = min(k, count - 1)
+    chars = [len(textsearch.normalise(text)) for text in texts]
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    heads, tails, weights = [], [], []
+    for start in range(0, count, 64):  # 64 covers at a time: their line products stay small
+        rows = np.arange(start, min(start + 64, count))
+        words, looks = textsearch.words_similarity_rows(model, rows), vectors[rows] @ vectors.T
+        for row, look, word in zip(rows, looks, words):
+            scores = hybrid_scores(look, word, chars[row])
+            scores[row] = -np.inf
+            best = np.argpartition(-scores, k - 1)[:k]
+            heads.append(np.full(k, row))
+            tails.append(best)
+            weights.append(np.maximum(scores[best], 0.0))
+    ranked = sparse.csr_matrix(
+        (np.concatenate(weights), (np.concatenate(heads), np.concatenate(tails))), shape=(count, count)
+    )
+    mutual = ranked.minimum(ranked.T)
+    degree = np.asarray(mutual.sum(axis=1)).ravel()
+    scale = sparse.diags(1.0 / np.sqrt(np.where(degree > 0, degree, 1.0)))
+    return (scale @ mutual @ scale).tocsr()
+
+
+def spread_over(graph: sparse.csr_matrix, seeds: np.ndarray, keep: float = SPREAD) -> np.ndarray:
+    """Scores spread over the graph (Zhou et al.'s diffusion, iterated): f = seeds + keep * graph @ f, one
+    value per cover; a cover whose neighbours are seeded rises though its own seed is small."""
+    scores = seeds.astype(np.float64)
+    for _ in range(SPREAD_STEPS):
+        scores = seeds + keep * (graph @ scores)
+    return scores
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:

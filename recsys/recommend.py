@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -30,7 +31,10 @@ from recsys.filters import row_mask
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
 from recsys.ingest import bytes_hash
 from recsys.settings import Settings
-from recsys.textstore import NoTextError, no_text_message, read_cover_texts, texts_by_row
+from recsys.textstore import NoTextError, graph_of, no_text_message, read_cover_texts, texts_by_row
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 Cover = str | Path | Image.Image
 """A query cover: a file, or an image already in memory."""
@@ -124,6 +128,11 @@ class Recommender:
     @cached_property
     def _text_model(self) -> textsearch.TextModel:
         return textsearch.fit_text_vectors(list(self.texts))
+
+    @cached_property
+    def _graph(self) -> sparse.csr_matrix | None:
+        """The neighbour graph build-index stored with the text (None for an index built without it)."""
+        return graph_of(self.index)
 
     def text_of(self, cover: str | Path | QueryCover) -> str:
         """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR."""
@@ -257,7 +266,8 @@ class Recommender:
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return self._frame(candidates[top], words[top]).assign(match="words")
         fused, look, words = hybrid.both_scores(
-            self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text
+            self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text,
+            graph=self._graph,
         )
         top = np.argsort(-fused, kind="stable")[:k]
         owed = hybrid.owed_to(look, words, k)[top]

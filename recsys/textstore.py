@@ -2,7 +2,9 @@
 
 ``build-index --read-text`` OCRs every distinct cover once (recsys.ocr caches each reading by content hash,
 so re-runs and interrupted runs read only what is new) and the index folder stores one row per content hash
-(see index.store.write_index). Recommendations by words and search then never run OCR on indexed covers.
+(see index.store.write_index), and the covers' look-and-words neighbour graph, which compares every cover with
+every other and so is built once here rather than per query. Recommendations by words and search then never
+run OCR on indexed covers.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import numpy as np
 import pandas as pd
 
 from index.store import CoverIndex, load_index
+from recsys import hybrid, textsearch
 from recsys.cache import default_cache_dir
 from recsys.errors import SleeveError
 from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing, reader_key
 
 if TYPE_CHECKING:
+    from scipy import sparse
+
     from recsys.distribute import Distributor
 
 TEXT_COLUMNS = ["content_hash", "text", "reader"]
@@ -52,8 +57,7 @@ def read_cover_texts(
     distinct = files.drop_duplicates("content_hash")[["path", "content_hash"]]
     with TextCache(cache_dir or default_cache_dir()) as cache:
         if distributor is None:
-            reader = reader or CoverTextReader()
-            key = reader.key
+            key = reader.key if reader else reader_key()
             failures = read_missing(distinct, reader, cache, progress)
         else:
             from recsys.distribute import read_text_distributed
@@ -78,6 +82,32 @@ def texts_by_row(index: CoverIndex) -> np.ndarray | None:
         return None
     by_hash = dict(zip(stored["content_hash"], stored["text"]))
     return np.array([by_hash.get(h, "") for h in index.metadata["content_hash"]], dtype=object)
+
+
+def neighbour_table(metadata: pd.DataFrame, embeddings: np.ndarray, texts: pd.DataFrame) -> pd.DataFrame | None:
+    """The look-and-words neighbour graph (recsys.hybrid.neighbour_graph) of the index rows ``metadata`` (with
+    ``embeddings``, one per row, and ``texts`` as read_cover_texts returns them), as the edge table the index
+    stores (row, neighbour, weight; each link both ways); None above hybrid.GRAPH_MAX_COVERS covers."""
+    if len(metadata) > hybrid.GRAPH_MAX_COVERS:
+        return None
+    by_hash = dict(zip(texts["content_hash"], texts["text"]))
+    rows = [str(by_hash.get(content_hash, "")) for content_hash in metadata["content_hash"]]
+    graph = hybrid.neighbour_graph(embeddings, textsearch.fit_text_vectors(rows), rows).tocoo()
+    return pd.DataFrame(
+        {"row": graph.row.astype(np.int64), "neighbour": graph.col.astype(np.int64), "weight": graph.data}
+    )
+
+
+def graph_of(index: CoverIndex) -> sparse.csr_matrix | None:
+    """The index's stored neighbour graph as a sparse matrix, or None when it holds none (built without text,
+    before sleeve stored graphs, or with more than hybrid.GRAPH_MAX_COVERS covers)."""
+    table = index.neighbours
+    if table is None:
+        return None
+    from scipy import sparse
+
+    count = index.info.count
+    return sparse.csr_matrix((table["weight"], (table["row"], table["neighbour"])), shape=(count, count))
 
 
 def load_index_with_texts(folder: str | Path) -> tuple[CoverIndex, list[str]]:

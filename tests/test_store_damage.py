@@ -20,7 +20,9 @@ from tests.bad_inputs import INDEX_DAMAGES
 DIM = 8
 
 
-def _write(folder: Path, count: int, seed: int = 0, extra: dict | None = None) -> store.IndexInfo:
+def _write(
+    folder: Path, count: int, seed: int = 0, extra: dict | None = None, neighbours: pd.DataFrame | None = None
+) -> store.IndexInfo:
     vectors = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     metadata = pd.DataFrame({
@@ -29,7 +31,8 @@ def _write(folder: Path, count: int, seed: int = 0, extra: dict | None = None) -
         **(extra or {}),
     })
     index, params = build_faiss_index(vectors, "flat")
-    return write_index(folder, index, metadata, vectors, {"family": "m"}, "m:1", "flat", params)
+    return write_index(folder, index, metadata, vectors, {"family": "m"}, "m:1", "flat", params,
+                       neighbours=neighbours)
 
 
 @pytest.mark.parametrize("damage", INDEX_DAMAGES)
@@ -40,6 +43,26 @@ def test_a_damaged_index_gives_one_error_that_says_how_to_repair(tmp_path: Path,
         load_index(tmp_path)
     message = str(caught.value)
     assert "\n" not in message and ("--rebuild" in message or "build-index" in message), message
+
+
+_GRAPH_DAMAGES = {
+    "link to a row the index lacks": lambda path: pd.DataFrame(
+        {"row": [0, 9], "neighbour": [9, 0], "weight": [0.5, 0.5]}).to_parquet(path),
+    "foreign columns": lambda path: pd.DataFrame({"x": [1]}).to_parquet(path),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:20]),
+}
+
+
+@pytest.mark.parametrize("damage", _GRAPH_DAMAGES)
+def test_a_damaged_neighbour_graph_gives_one_error_and_a_sound_one_loads(tmp_path: Path, damage: str) -> None:
+    links = pd.DataFrame({"row": [0, 1], "neighbour": [1, 0], "weight": [0.5, 0.5]})
+    info = _write(tmp_path, 6, neighbours=links)
+    pd.testing.assert_frame_equal(load_index(tmp_path).neighbours, links)
+    _GRAPH_DAMAGES[damage](tmp_path / info.files["neighbours"])
+    with pytest.raises(IndexFormatError) as caught:
+        load_index(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "neighbours-" in message and "--rebuild" in message, message
 
 
 def test_a_format_1_folder_still_loads_with_its_manifest_columns_as_user_columns(tmp_path: Path) -> None:

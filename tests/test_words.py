@@ -73,6 +73,19 @@ def test_the_index_stores_one_text_per_cover(recommender: Recommender, manifest:
     assert sum("sepultura" in recommender.text_of(path).lower() for path in sepultura) >= 7
 
 
+def test_the_index_stores_the_neighbour_graph_that_both_spreads_over(recommender: Recommender) -> None:
+    """build-index builds the look-and-words graph once (it compares every cover with every other) and stores it;
+    a query spreads over the stored graph, equal to the one built from the index's own rows and text."""
+    from recsys.textstore import graph_of
+
+    stored = graph_of(recommender.index)
+    assert "neighbours" in recommender.index.info.files and stored is not None
+    rebuilt = hybrid.neighbour_graph(recommender.index.embeddings, textsearch.fit_text_vectors(list(recommender.texts)),
+                                     list(recommender.texts))  # fmt: skip
+    assert stored.shape == (len(recommender.texts),) * 2 and stored.nnz > 0
+    assert abs(stored - rebuilt).max() < 1e-6 and abs(stored - stored.T).max() < 1e-6
+
+
 def test_search_finds_an_artist_despite_case_spaces_and_a_misread_letter(recommender: Recommender) -> None:
     for query in ["peter tosh", "PETERTOSH", "peler tosh"]:
         results = recommender.search_text(query, k=5)
@@ -222,3 +235,53 @@ def test_feedback_lifts_a_cover_that_shares_words_with_the_best_match_only() -> 
     fused, _, _ = hybrid.both_scores(embeddings, model, texts, candidates, embeddings[0], texts[0], neighbours=1)
     assert words[1] < hybrid.WORDS_FLOOR  # "BUSH DOCTOR" says nothing of the query's words...
     assert fused[1] > fused[2] and fused[1] > fused[3]  # ...but shares them with its best match, so it rises
+    assert plain[1] == pytest.approx(plain[2])  # (without feedback it ties with the unrelated covers)
+
+
+def test_spreading_over_the_neighbour_graph_lifts_a_cover_whose_neighbours_match() -> None:
+    texts = ["PETER TOSH\nLive", "PETER TOSH\nBUSH DOCTOR", "BUSH DOCTOR\nMYSTIC MAN", "IRON MAIDEN\nKILLERS",
+             "NINA SIMONE\nPASTEL BLUES"]
+    model = textsearch.fit_text_vectors(texts)
+    embeddings = np.ones((len(texts), 4), dtype=np.float32) / 2
+    candidates = np.arange(1, len(texts))
+    graph = hybrid.neighbour_graph(embeddings, model, texts)
+    spread, _, _ = hybrid.both_scores(embeddings, model, texts, candidates, embeddings[0], texts[0], rounds=0,
+                                      graph=graph)
+    assert spread[1] > spread[2] and spread[1] > spread[3]  # no feedback: the graph alone lifts "BUSH DOCTOR"
+    assert int(np.argmax(spread)) == 0  # and the cover that prints the query's name stays first
+    assert abs(graph - graph.T).max() < 1e-9 and graph.diagonal().sum() == 0  # links go both ways
+    assert graph[1, 2] > 0 and graph[3].nnz == 0  # Iron Maiden shares nothing: no link
+
+
+def test_the_graph_links_only_mutual_neighbours_and_spreading_follows_its_links() -> None:
+    # cover 0 ranks 1 and 2 among its 2 best, but 1 and 2 rank each other and 3 first: no link from 0
+    embeddings = np.array([[1, 1, 1, 0], [0, 1, 0, 0], [0, 1, 0.1, 0], [0, 1, 0.2, 0.1]], dtype=np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    texts = ["qqqq", "wwww", "xxxx", "zzzz"]  # no letters in common: the look alone links covers
+    model = textsearch.fit_text_vectors(texts)
+    graph = hybrid.neighbour_graph(embeddings, model, texts, k=2)
+    assert graph[0].nnz == 0 and graph[1, 2] > 0
+    scores = hybrid.spread_over(graph, np.array([1.0, 1.0, 0.0, 0.0]), keep=0.5)
+    assert scores[0] == 1.0 and scores[2] > 0 and scores[3] > 0
+
+
+def test_words_similarity_rows_equal_one_query_per_cover() -> None:
+    texts = ["ALAN\nJACKSON\nDrive", "", "ALANIACKSON\nLive", "CD", "Iron Maiden\nKillers\n\nLive", "JACKSON"]
+    model = textsearch.fit_text_vectors(texts)
+    rows = textsearch.words_similarity_rows(model, np.array([0, 1, 2, 4]))
+    for got, text in zip(rows, [texts[0], texts[1], texts[2], texts[4]]):
+        assert np.allclose(got, textsearch.words_similarity(model, text), atol=1e-6)
+
+
+def test_a_collection_printing_only_short_lines_still_gets_a_text_model_and_a_graph() -> None:
+    """No cover prints a line of MIN_LINE_CHARS letters ("CD", "2", nothing): words compare whole texts only and
+    the graph links by look, where sklearn used to refuse to vectorise an empty list of lines."""
+    texts = ["CD\n2", "LP", "", "CD"]
+    model = textsearch.fit_text_vectors(texts)
+    assert model.lines.shape[0] == 0
+    assert textsearch.words_similarity(model, "CD")[[0, 3]].min() > 0
+    rows = textsearch.words_similarity_rows(model, np.arange(4))
+    assert np.allclose(rows[3], textsearch.words_similarity(model, "CD"))
+    embeddings = np.eye(4, 4, dtype=np.float32)
+    embeddings[1] = embeddings[0]  # covers 0 and 1 look alike
+    assert hybrid.neighbour_graph(embeddings, model, texts, k=1)[0, 1] > 0
