@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -52,6 +53,9 @@ SETTINGS: dict[str, tuple[ReaderSettings, int]] = {
     "today, 1 thread x 2 processes": (dataclasses.replace(TODAY, threads=1), 2),
     "openvino f32": (OPENVINO, 1),
     "openvino f32, 1 thread x 2 processes": (dataclasses.replace(OPENVINO, threads=1), 2),
+    "openvino f32, 2 processes": (OPENVINO, 2),
+    "openvino f32, pinned": (dataclasses.replace(OPENVINO, pinned=True), 1),
+    "openvino f32, pinned, 2 processes": (dataclasses.replace(OPENVINO, pinned=True), 2),
     "openvino bf16": (dataclasses.replace(OPENVINO, precision="bf16"), 1),
     "openvino f32, det min 640": (dataclasses.replace(OPENVINO, det_side=640), 1),
     "openvino f32, det min 544": (dataclasses.replace(OPENVINO, det_side=544), 1),
@@ -91,7 +95,10 @@ def run(paths: list[str], names: list[str], block: int) -> tuple[dict[str, float
         if processes == 1:
             readers[name] = CoverTextReader(settings=settings)
         else:
-            pools[name] = ProcessPoolExecutor(processes, initializer=_start_worker, initargs=(settings,))
+            pools[name] = ProcessPoolExecutor(  # spawned: a fork of a process running OpenVINO may hang
+                processes, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                initargs=(settings,),
+            )
             list(pools[name].map(_read_in_worker, paths[:processes]))  # load the models before timing
     for reader in readers.values():
         reader.read(paths[0])  # first-call warm-up

@@ -52,7 +52,8 @@ class ReaderSettings:
     before detection (its default, min 736, blows a 256 px cover up to 736 px); ``rec_batch``: text lines
     recognised per model call; ``runtime``: "onnxruntime" (RapidOCR's own) or "openvino"; ``precision``: the
     float type OpenVINO computes in ("f32", or "bf16" where the CPU has it: faster, but readings change);
-    ``threads``: inference threads (0: the runtime's default, all cores).
+    ``threads``: inference threads (0: the runtime's default, all cores); ``pinned``: OpenVINO pins its threads to
+    cores (off by default, see _compiled_model).
     """
 
     det_side: int = 736
@@ -61,6 +62,7 @@ class ReaderSettings:
     runtime: str = "onnxruntime"
     precision: str = "f32"
     threads: int = 0
+    pinned: bool = False
 
     def tag(self) -> str:
         """The settings that can change a reading. The runtime at float32 is not one of them, as the thread count
@@ -130,7 +132,8 @@ class _OpenVinoModel:
     sessions (one input array in, a list of output arrays out)."""
 
     def __init__(self, model_path: str | Path, settings: ReaderSettings) -> None:
-        self._request = _compiled_model(str(model_path), settings.precision, settings.threads).create_infer_request()
+        compiled = _compiled_model(str(model_path), settings.precision, settings.threads, settings.pinned)
+        self._request = compiled.create_infer_request()
 
     def __call__(self, batch: Any) -> list[Any]:
         self._request.infer([batch])
@@ -138,14 +141,17 @@ class _OpenVinoModel:
 
 
 @functools.cache
-def _compiled_model(model_path: str, precision: str, threads: int) -> Any:
+def _compiled_model(model_path: str, precision: str, threads: int, pinned: bool) -> Any:
     """The model compiled for the CPU once per process, and kept. Freeing it is what crashed processes: the CPU
     plugin gives the compiling thread an alternate signal stack of its own and, when the model is freed, puts
     back the one it found, which may belong to a model freed before; the thread is then left with a stack that
-    no longer exists, and the next signal with a handler (SIGCHLD, SIGTERM) kills it (SIGSEGV, SI_KERNEL)."""
+    no longer exists, and the next signal with a handler (SIGCHLD, SIGTERM) kills it (SIGSEGV, SI_KERNEL).
+    Threads are not pinned to cores (OpenVINO's default is to pin): pinned, two reading processes on one machine
+    (two Dask workers) put their threads on the same cores and read 13-15% slower, and a process alone reads
+    as fast either way (bench/ocr.py, README)."""
     import openvino
 
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision}
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "ENABLE_CPU_PINNING": pinned}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
     return openvino.Core().compile_model(model_path, "CPU", config)
