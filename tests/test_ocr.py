@@ -207,3 +207,28 @@ def test_readers_freed_in_any_order_leave_the_process_able_to_take_signals() -> 
     done = subprocess.run([sys.executable, "-c", _FREE_READERS_THEN_TAKE_A_SIGNAL], capture_output=True,
                           text=True, env=env, timeout=300)  # fmt: skip
     assert (done.returncode, done.stdout.strip()) == (0, "alive"), done.stderr
+
+
+def test_a_reader_is_built_only_when_a_cover_is_unread_and_sized_to_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recsys.ocr as ocr
+
+    built = []
+
+    class Reader:
+        key = ocr.reader_key()
+
+        def __init__(self, settings: ocr.ReaderSettings) -> None:
+            built.append(settings)
+
+        def read(self, path: Path) -> list[TextLine]:
+            return [TextLine("X", 0.9)]
+
+    monkeypatch.setattr(ocr, "CoverTextReader", Reader)
+    one = [lettered_cover(tmp_path / "one.png", ["ONE"])]
+    many = [lettered_cover(tmp_path / f"{n}.png", ["MANY", str(n)]) for n in range(ocr.FEW_COVERS)]
+    with TextCache(tmp_path / "cache") as cache:
+        for covers in (one, one, many):
+            assert read_missing(files(*covers), None, cache, progress=False).empty
+    assert built == [ocr.TODAY, ocr.OPENVINO]  # the second run found everything cached and built none
