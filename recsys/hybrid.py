@@ -51,7 +51,7 @@ SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 GRAPH_MAX_COVERS = 10_000
 """The graph compares every cover with every other, so it is built once, by build-index, and stored with the
-index (bench/hybrid.py: 0.6 s for 755 covers, 6.6 s for 4,450 on 2 busy cores, growing with the square); above
+index (bench/hybrid.py: 0.2 s for 755 covers, 3.4 s for 4,450 on 2 cores, growing with the square); above
 this many covers none is built and ``both`` keeps the feedback ranking alone. A limit on build time, not measured
 for precision."""
 
