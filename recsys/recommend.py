@@ -12,6 +12,7 @@ and is searchable by words (recsys.textsearch).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ from recsys.textstore import NoTextError, graph_of, no_text_message, read_cover_
 
 if TYPE_CHECKING:
     from scipy import sparse
+
+log = logging.getLogger(__name__)
 
 Cover = str | Path | Image.Image
 """A query cover: a file, or an image already in memory."""
@@ -132,7 +135,11 @@ class Recommender:
     @cached_property
     def _graph(self) -> sparse.csr_matrix | None:
         """The neighbour graph build-index stored with the text (None for an index built without it)."""
-        return graph_of(self.index)
+        graph = graph_of(self.index)
+        if graph is None and self.index.info.count <= hybrid.GRAPH_MAX_COVERS:
+            log.warning("%s holds cover text but no neighbour graph (built before sleeve stored one), so --by both "
+                        "ranks without it; run build-index on it again to add it", self.index.folder)
+        return graph
 
     def text_of(self, cover: str | Path | QueryCover) -> str:
         """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR."""

@@ -86,6 +86,17 @@ def test_the_index_stores_the_neighbour_graph_that_both_spreads_over(recommender
     assert abs(stored - rebuilt).max() < 1e-6 and abs(stored - stored.T).max() < 1e-6
 
 
+def test_an_index_with_text_but_no_graph_still_answers_both_and_says_how_to_add_it(
+    text_index: Path, cache: Path, manifest: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    older = Recommender.open(text_index, Settings(cache_dir=cache))
+    older.index.neighbours = None  # as an index built before sleeve stored the graph
+    query = pd.read_csv(manifest)["path"].iloc[0]
+    results = older.similar_to_cover(query, k=5, by="both")
+    assert len(results) == 5
+    assert "no neighbour graph" in caplog.text and "build-index" in caplog.text
+
+
 def test_search_finds_an_artist_despite_case_spaces_and_a_misread_letter(recommender: Recommender) -> None:
     for query in ["peter tosh", "PETERTOSH", "peler tosh"]:
         results = recommender.search_text(query, k=5)
