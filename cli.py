@@ -524,7 +524,7 @@ def fetch_covers_command(
               help="Hover thumbnails at most (a seeded sample beyond that keeps the file small).")
 @click.option("--read-text", is_flag=True,
               help="Read (OCR) the text of covers whose text is not cached yet, for the section on what the words "
-                   "say; about 0.25 s a cover, once. Without it the section uses only text already read.")
+                   "say; about 0.1 s a cover on 2 cores, once. Without it the section uses only text already read.")
 @cache_option
 @no_progress_option
 @json_option
@@ -640,7 +640,7 @@ def evaluate_command(
     confusion matrices to OUT.
 
     Hyper-parameters are tuned on the validation covers only; the test covers are used once. The text models
-    read each cover's printed text once by OCR (about 0.25 s a cover) and cache it beside the embeddings.
+    read each cover's printed text once by OCR (about 0.1 s a cover on 2 cores) and cache it beside the embeddings.
     With a text model, the models (but zero-shot and cnn) are also fitted on an artist-aware split that keeps
     covers whose printed name lines read alike together, and results.md shows both macro-F1s: the drop is
     how much of a score came from recognising names seen in training.
