@@ -146,10 +146,12 @@ _COMPILING = threading.Lock()
 
 def _compiled_model(model_path: str, precision: str, threads: int, pinned: bool) -> Any:
     """The model compiled for the CPU once per process, and kept (one thread at a time compiles, so two readers
-    built at once in a Dask worker or the app share one model rather than free a second). Freeing it is what crashed processes: the CPU
-    plugin gives the compiling thread an alternate signal stack of its own and, when the model is freed, puts
-    back the one it found, which may belong to a model freed before; the thread is then left with a stack that
-    no longer exists, and the next signal with a handler (SIGCHLD, SIGTERM) kills it (SIGSEGV, SI_KERNEL).
+    built at once in a Dask worker or the app share one model rather than free a second).
+
+    Freeing it is what crashed processes: the CPU plugin gives the compiling thread an alternate signal stack of
+    its own and, when the model is freed, puts back the one it found, which may belong to a model freed before;
+    the thread is then left with a stack that no longer exists, and the next signal with a handler (SIGCHLD,
+    SIGTERM) kills it (SIGSEGV, SI_KERNEL).
     Threads are not pinned to cores (OpenVINO's default is to pin): pinned, two reading processes on one machine
     (two Dask workers) put their threads on the same cores and read 13-15% slower, and a process alone reads
     as fast either way (bench/ocr.py, README)."""
