@@ -45,7 +45,7 @@ from bench.machine import describe_machine, machine_line  # noqa: E402
 from recsys import textsearch  # noqa: E402
 from recsys.ingest import content_hash  # noqa: E402
 from recsys.ocr import OPENVINO, TODAY, CoverTextReader, ReaderSettings, cover_text  # noqa: E402
-from recsys.textstore import read_cover_texts  # noqa: E402
+from recsys.textstore import read_cover_texts, row_texts  # noqa: E402
 
 # name -> (settings, processes)
 SETTINGS: dict[str, tuple[ReaderSettings, int]] = {
@@ -132,8 +132,7 @@ def manifest_files(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def texts_of(files: pd.DataFrame, settings: ReaderSettings) -> np.ndarray:
     """Each file's cover text as read with ``settings`` (cached by content hash, so each cover is read once)."""
     texts, _ = read_cover_texts(files, reader=CoverTextReader(settings=settings))
-    by_hash = dict(zip(texts["content_hash"], texts["text"]))
-    return np.array([by_hash[h] for h in files["content_hash"]], dtype=object)
+    return row_texts(files["content_hash"], texts)
 
 
 def artist_precision(table: pd.DataFrame, files: pd.DataFrame, settings: ReaderSettings) -> float:

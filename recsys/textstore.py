@@ -9,6 +9,7 @@ run OCR on indexed covers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,13 +76,17 @@ def read_cover_texts(
     return texts, failures
 
 
+def row_texts(content_hashes: Iterable[str], texts: pd.DataFrame) -> np.ndarray:
+    """The cover text of each of ``content_hashes`` ("" where none was found) from ``texts``, one row per content
+    hash as read_cover_texts returns it and the index stores it."""
+    by_hash = dict(zip(texts["content_hash"], texts["text"]))
+    return np.array([str(by_hash.get(h, "")) for h in content_hashes], dtype=object)
+
+
 def texts_by_row(index: CoverIndex) -> np.ndarray | None:
     """Each index row's cover text ("" where none was found), or None when the index holds no text."""
     stored = index.texts  # read with the rest of the generation at load time
-    if stored is None:
-        return None
-    by_hash = dict(zip(stored["content_hash"], stored["text"]))
-    return np.array([by_hash.get(h, "") for h in index.metadata["content_hash"]], dtype=object)
+    return None if stored is None else row_texts(index.metadata["content_hash"], stored)
 
 
 def neighbour_table(metadata: pd.DataFrame, embeddings: np.ndarray, texts: pd.DataFrame) -> pd.DataFrame | None:
@@ -90,8 +95,7 @@ def neighbour_table(metadata: pd.DataFrame, embeddings: np.ndarray, texts: pd.Da
     stores (row, neighbour, weight; each link both ways); None above hybrid.GRAPH_MAX_COVERS covers."""
     if len(metadata) > hybrid.GRAPH_MAX_COVERS:
         return None
-    by_hash = dict(zip(texts["content_hash"], texts["text"]))
-    rows = [str(by_hash.get(content_hash, "")) for content_hash in metadata["content_hash"]]
+    rows = list(row_texts(metadata["content_hash"], texts))
     graph = hybrid.neighbour_graph(embeddings, textsearch.fit_text_vectors(rows), rows).tocoo()
     return pd.DataFrame(
         {"row": graph.row.astype(np.int64), "neighbour": graph.col.astype(np.int64), "weight": graph.data}
