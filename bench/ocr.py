@@ -1,5 +1,5 @@
 """OCR throughput benchmark: sleeve 0.1's cover-text reader (RapidOCR on ONNX Runtime, "today") against OpenVINO
-(opt-in) and tuned RapidOCR settings.
+(sleeve's reader for collections since 2026-12-05) and tuned RapidOCR settings.
 
 Every setting reads the same fixed sample of real covers (every n-th cover of ``--covers``' MANIFEST.csv, by
 path, so the same covers each run). The machine is shared, so rows are interleaved: the sample is cut into
