@@ -186,6 +186,25 @@ def test_openvino_reads_real_covers_as_onnx_runtime_does(shared_manifest: pd.Dat
     assert found >= 25, "the sample should be mostly covers with text"
 
 
+def test_the_detector_input_table_gives_rapidocrs_values_bit_for_bit(tmp_path: Path) -> None:
+    """The OpenVINO reader scales the detector's input by a table of the 256 byte values: the array handed to
+    the detector must be RapidOCR's own, every float equal, at sleeve's detector sizes and on odd shapes."""
+    import numpy as np
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    from recsys.ocr import _DetectorInput
+
+    image = np.asarray(Image.open(lettered_cover(tmp_path / "cover.png", ["THE BAND", "Live"])).convert("RGB"))
+    noise = np.random.default_rng(0).integers(0, 256, (97, 301, 3), dtype=np.uint8)
+    for picture in (image, noise):
+        for side, limit in ((736, "min"), (544, "min"), (960, "max")):
+            theirs = DetPreProcess(side, limit, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+            ours = _DetectorInput(DetPreProcess(side, limit, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]))(picture)
+            expected = theirs(picture)
+            assert ours.dtype == expected.dtype and ours.flags.c_contiguous
+            assert np.array_equal(ours, expected), (picture.shape, side, limit)
+
+
 _FREE_READERS_THEN_TAKE_A_SIGNAL = """
 import gc, signal, subprocess
 from recsys.ocr import OPENVINO, CoverTextReader
