@@ -1,5 +1,6 @@
 """OCR throughput benchmark: sleeve 0.1's cover-text reader (RapidOCR on ONNX Runtime, "today") against OpenVINO
-(sleeve's reader for collections since 2026-12-05) and tuned RapidOCR settings.
+(sleeve's exact reader for collections since 2026-12-05), the fast reader (build-index --ocr fast) and tuned
+RapidOCR settings.
 
 Every setting reads the same fixed sample of real covers (every n-th cover of ``--covers``' MANIFEST.csv, by
 path, so the same covers each run). The machine is shared, so rows are interleaved: the sample is cut into
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import describe_machine, machine_line  # noqa: E402
 from recsys import textsearch  # noqa: E402
 from recsys.ingest import content_hash  # noqa: E402
-from recsys.ocr import OPENVINO, TODAY, CoverTextReader, ReaderSettings, cover_text  # noqa: E402
+from recsys.ocr import FAST, OPENVINO, TODAY, CoverTextReader, ReaderSettings, cover_text  # noqa: E402
 from recsys.textstore import read_cover_texts, row_texts  # noqa: E402
 
 # name -> (settings, processes)
@@ -62,6 +63,13 @@ SETTINGS: dict[str, tuple[ReaderSettings, int]] = {
     "openvino f32, det min 480": (dataclasses.replace(OPENVINO, det_side=480), 1),
     "openvino bf16, det min 544": (dataclasses.replace(OPENVINO, precision="bf16", det_side=544), 1),
     "openvino bf16, det min 480": (dataclasses.replace(OPENVINO, precision="bf16", det_side=480), 1),
+    "openvino bf16, det min 544, 2 processes": (dataclasses.replace(OPENVINO, precision="bf16", det_side=544), 2),
+    "openvino f32, rec width step 64": (dataclasses.replace(OPENVINO, rec_width_step=64), 1),
+    "openvino bf16, det min 544, rec width step 32": (dataclasses.replace(FAST, rec_width_step=32), 1),
+    "fast (bf16, det min 544, rec width step 64)": (FAST, 1),
+    "fast, 2 processes": (FAST, 2),
+    "openvino bf16, det min 544, rec width step 128": (dataclasses.replace(FAST, rec_width_step=128), 1),
+    "openvino bf16, det min 544, rec width step 128, 2 processes": (dataclasses.replace(FAST, rec_width_step=128), 2),
     "det min 480": (ReaderSettings(det_side=480), 1),
     "det native (256)": (ReaderSettings(det_side=256), 1),
     "det native, rec batch 24, 1 thread x 2 processes": (ReaderSettings(det_side=256, rec_batch=24, threads=1), 2),

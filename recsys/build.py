@@ -33,7 +33,7 @@ from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
-from recsys.textstore import neighbour_table, read_cover_texts
+from recsys.textstore import neighbour_table, read_cover_texts, reader_settings_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def build_index(
     genre_from_folder: bool = True,
     rebuild: bool = False,
     read_text: bool = False,
+    ocr: str | None = None,
     settings: Settings | None = None,
     distributor: Distributor | None = None,
     files_per_shard: int | None = None,
@@ -90,7 +91,8 @@ def build_index(
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
     With a ``distributor`` (recsys.cluster) the embedding runs on its workers in shards of ``files_per_shard``.
     ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
-    text keeps it, so later runs read the new covers' text without being asked again.
+    text keeps it, so later runs read the new covers' text without being asked again, with the same reader
+    unless ``ocr`` names another (recsys.ocr.READERS: "exact" or "fast"; see textstore.reader_settings_of).
     """
     started = time.perf_counter()
     settings = settings or Settings()
@@ -126,7 +128,8 @@ def build_index(
         chosen_type = index_type
     texts = neighbours = None
     if read_text or (existing is not None and "text" in existing.info.files):
-        texts, _ = read_cover_texts(table, settings.cache, settings.progress, distributor=distributor)
+        reader = reader_settings_of(existing, ocr)
+        texts, _ = read_cover_texts(table, settings.cache, settings.progress, distributor=distributor, settings=reader)
         neighbours = neighbour_table(table, vectors, texts)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(

@@ -3,9 +3,10 @@
 Text is a second view of a cover that the image encoders barely see: an artist name or a word such as
 "Nashville", "remix" or "mixtape" says much about a genre. The reader is RapidOCR (PP-OCRv4 detection and
 recognition), whose models ship inside its PyPI wheel, so it works with no network. Collections are read
-with those models on OpenVINO (``OPENVINO``), which reads them as RapidOCR's own ONNX Runtime does at about
-twice the speed (bench/ocr.py) but takes longer to start, so a few covers are read on ONNX Runtime
-(``settings_for``). Reading still costs about 0.1 s per cover on 2 cores, so every result, empty ones included,
+with those models on OpenVINO (``OPENVINO``), which reads them as RapidOCR's own ONNX Runtime does at 2.3x the
+speed (bench/ocr.py) but takes longer to start, so a few covers are read on ONNX Runtime (``settings_for``);
+``FAST`` reads 2.4x faster again, with readings that differ but are worth as much. Reading still costs
+about 0.1 s (exact) or 0.04 s (fast) per cover on 2 cores, so every result, empty ones included,
 is cached in SQLite by (reader, content hash) and committed per cover: a re-run or an interrupted run only
 reads what is new.
 """
@@ -55,7 +56,9 @@ class ReaderSettings:
     recognised per model call; ``runtime``: "onnxruntime" (RapidOCR's own) or "openvino"; ``precision``: the
     float type OpenVINO computes in ("f32", or "bf16" where the CPU has it: faster, but readings change);
     ``threads``: inference threads (0: the runtime's default, all cores); ``pinned``: OpenVINO pins its threads to
-    cores (off by default, see _compiled_model).
+    cores (off by default, see _compiled_model); ``rec_width_step``: OpenVINO pads each batch of text lines to a
+    width that is a multiple of this (0: RapidOCR's own widths), so that a collection's lines come in a few
+    dozen shapes rather than hundreds, each of which OpenVINO prepares on first sight (see _OpenVinoModel).
     """
 
     det_side: int = 736
@@ -65,28 +68,49 @@ class ReaderSettings:
     precision: str = "f32"
     threads: int = 0
     pinned: bool = False
+    rec_width_step: int = 0
 
     def tag(self) -> str:
         """The settings that can change a reading. The runtime at float32 is not one of them, as the thread count
         is not: OpenVINO's float32 readings are ONNX Runtime's (all 5,205 shared covers line for line, scores
         within 0.0006; tests/test_ocr.py), so a collection read on one is never read again on the other."""
         tag = f"det{self.det_limit}{self.det_side}:rec{self.rec_batch}"
+        if self.rec_width_step:
+            tag += f"w{self.rec_width_step}"
         return tag if self.precision == "f32" else f"{tag}:{self.runtime}-{self.precision}"
 
 
 TODAY = ReaderSettings()
 """sleeve 0.1's reader: RapidOCR's defaults on ONNX Runtime, angle classifier off; still the one for few covers."""
 OPENVINO = ReaderSettings(runtime="openvino")
-"""The same models and settings on OpenVINO float32: the same readings at about twice the speed (bench/ocr.py);
-sleeve's reader for collections."""
+"""The same models and settings on OpenVINO float32: the same readings at 2.3x the speed (bench/ocr.py);
+sleeve's exact reader for collections."""
+FAST = ReaderSettings(runtime="openvino", precision="bf16", det_side=544, rec_width_step=64)
+"""Faster readings that differ from the exact ones on two covers in three, but not measurably in what they are
+worth: bfloat16 arithmetic, detection at a 544 px side instead of 736, and text lines padded to widths in steps of
+64. 5.5x sleeve 0.1's covers per second in one process and 5.9x in two (bench/ocr.py, 2026-12-05); same-artist
+precision@10 by words 0.577 against 0.594, text genre macro-F1 0.442 against 0.444, inside issue 10's limits of
+0.02 and 0.01 (README). On a CPU without bfloat16 units OpenVINO computes in float32 (bench/ocr.py's
+"det min 544" rows: 3x, 0.579)."""
+READERS: dict[str, ReaderSettings] = {"exact": OPENVINO, "fast": FAST}
+"""Named readers, as build-index --ocr offers them: "exact" reads as RapidOCR does, "fast" trades exactness for
+speed within what the text is worth."""
 FEW_COVERS = 5
 """Below this many covers to read, ONNX Runtime is done first: it starts in about 0.2 s, OpenVINO in about 0.65 s
 (it compiles the two models), and OpenVINO saves about 0.1 s a cover (measured on 2 cores, 2026-12-05)."""
 
 
-def settings_for(covers: int) -> ReaderSettings:
-    """The reader settings that finish ``covers`` covers first: ONNX Runtime for a query, OpenVINO for more."""
+def settings_for(covers: int, settings: ReaderSettings = OPENVINO) -> ReaderSettings:
+    """The settings that finish ``covers`` covers first with the readings of ``settings``: for exact readings,
+    ONNX Runtime for a query and OpenVINO for more; other settings as they are."""
+    if settings.tag() != TODAY.tag():
+        return settings
     return TODAY if covers < FEW_COVERS else OPENVINO
+
+
+def reader_name(key: str) -> str | None:
+    """The name in READERS of the reader whose readings carry cache ``key``; None for any other reader."""
+    return next((name for name, settings in READERS.items() if reader_key(settings=settings) == key), None)
 
 
 class CoverTextReader:
@@ -133,11 +157,19 @@ class _OpenVinoModel:
     """One of RapidOCR's ONNX models compiled by OpenVINO, called the way RapidOCR calls its ONNX Runtime
     sessions (one input array in, a list of output arrays out)."""
 
-    def __init__(self, model_path: str | Path, settings: ReaderSettings) -> None:
+    def __init__(self, model_path: str | Path, settings: ReaderSettings, width_step: int = 0) -> None:
         compiled = _compiled_model(str(model_path), settings.precision, settings.threads, settings.pinned)
         self._request = compiled.create_infer_request()
+        self._width_step = width_step
 
-    def __call__(self, batch: Any) -> list[Any]:
+    def __call__(self, batch: np.ndarray) -> list[Any]:
+        width = batch.shape[-1]
+        if self._width_step and width % self._width_step:
+            # OpenVINO prepares its kernels anew for every input shape it has not seen, which makes a bfloat16
+            # recogniser's call about 4x slower; padded as RapidOCR pads a batch's shorter lines (zeros, right)
+            padded = np.zeros((*batch.shape[:-1], -(-width // self._width_step) * self._width_step), batch.dtype)
+            padded[..., :width] = batch
+            batch = padded
         self._request.infer([batch], share_inputs=True)  # RapidOCR's batches are fresh contiguous arrays: no copy
         return [self._request.get_output_tensor(0).data.copy()]
 
@@ -202,7 +234,7 @@ def _run_on_openvino(engine: Any, settings: ReaderSettings) -> None:
 
     config = update_model_path(read_yaml(str(Path(rapidocr_onnxruntime.__file__).parent / "config.yaml")))
     engine.text_det.infer = _OpenVinoModel(config["Det"]["model_path"], settings)
-    engine.text_rec.session = _OpenVinoModel(config["Rec"]["model_path"], settings)
+    engine.text_rec.session = _OpenVinoModel(config["Rec"]["model_path"], settings, settings.rec_width_step)
     preprocess_for = engine.text_det.get_preprocess
     engine.text_det.get_preprocess = lambda longest_side: _DetectorInput(preprocess_for(longest_side))
 
@@ -280,17 +312,22 @@ def unread_files(files: pd.DataFrame, cache: TextCache, key: str) -> pd.DataFram
 
 
 def read_missing(
-    files: pd.DataFrame, reader: CoverTextReader | None, cache: TextCache, progress: bool = True
+    files: pd.DataFrame,
+    reader: CoverTextReader | None,
+    cache: TextCache,
+    progress: bool = True,
+    settings: ReaderSettings = OPENVINO,
 ) -> pd.DataFrame:
     """OCR every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached, with
-    ``reader`` or, when None, sleeve's reader for that many covers (settings_for), built only if one is missing.
+    ``reader`` or, when None, a reader of ``settings`` sized to the work (settings_for), built only if a cover
+    is unread.
 
     Returns the files that could not be read (columns content_hash, reason); the others are all cached.
     """
-    todo = unread_files(files, cache, reader.key if reader else reader_key())
+    todo = unread_files(files, cache, reader.key if reader else reader_key(settings=settings))
     if todo.empty:
         return pd.DataFrame(columns=["content_hash", "reason"])
-    reader = reader or CoverTextReader(settings=settings_for(len(todo)))
+    reader = reader or CoverTextReader(settings=settings_for(len(todo), settings))
     failures = []
     for content_hash, path in tqdm(
         zip(todo["content_hash"], todo["path"]),

@@ -32,7 +32,14 @@ from recsys.filters import row_mask
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
 from recsys.ingest import bytes_hash
 from recsys.settings import Settings
-from recsys.textstore import NoTextError, graph_of, no_text_message, read_cover_texts, texts_by_row
+from recsys.textstore import (
+    NoTextError,
+    graph_of,
+    no_text_message,
+    read_cover_texts,
+    reader_settings_of,
+    texts_by_row,
+)
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -156,7 +163,8 @@ class Recommender:
         if rows.size and self.has_text:
             return str(self.texts[rows[0]])
         files = pd.DataFrame({"path": [path], "content_hash": [digest]})
-        texts, failures = read_cover_texts(files, self.cache_dir, progress=False)
+        reader = reader_settings_of(self.index)  # read as the index's covers were, so the n-grams compare
+        texts, failures = read_cover_texts(files, self.cache_dir, progress=False, settings=reader)
         if not failures.empty:
             raise QueryError(f"cannot read the text of {path}: {failures['reason'].iloc[0]}")
         return str(texts["text"].iloc[0])

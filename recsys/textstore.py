@@ -20,7 +20,17 @@ from index.store import CoverIndex, load_index
 from recsys import hybrid, textsearch
 from recsys.cache import default_cache_dir
 from recsys.errors import SleeveError
-from recsys.ocr import CoverTextReader, TextCache, cover_text, read_missing, reader_key
+from recsys.ocr import (
+    OPENVINO,
+    READERS,
+    CoverTextReader,
+    ReaderSettings,
+    TextCache,
+    cover_text,
+    read_missing,
+    reader_key,
+    reader_name,
+)
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -48,23 +58,27 @@ def read_cover_texts(
     progress: bool = True,
     reader: CoverTextReader | None = None,
     distributor: Distributor | None = None,
+    settings: ReaderSettings = OPENVINO,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """OCR what the cache lacks of ``files`` (columns path, content_hash) and return
     (texts: content_hash, text, reader, one row per distinct hash; failures: content_hash, reason).
 
-    A cover that cannot be read gets an empty text (it is still indexed by its look). With a ``distributor``
-    (build-index --cluster) the covers are read on its workers, with sleeve's default reader.
+    A cover that cannot be read gets an empty text (it is still indexed by its look). The covers are read by
+    ``reader``, or else by a reader of ``settings`` (recsys.ocr.READERS), on the workers of a ``distributor``
+    (build-index --cluster) when one is given.
     """
     distinct = files.drop_duplicates("content_hash")[["path", "content_hash"]]
     with TextCache(cache_dir or default_cache_dir()) as cache:
         if distributor is None:
-            key = reader.key if reader else reader_key()
-            failures = read_missing(distinct, reader, cache, progress)
+            key = reader.key if reader else reader_key(settings=settings)
+            failures = read_missing(distinct, reader, cache, progress, settings)
         else:
-            from recsys.distribute import read_text_distributed
+            from recsys.distribute import ReaderRecipe, read_text_distributed
 
-            key = reader_key()
-            failures = read_text_distributed(distinct, cache, distributor, progress=progress)
+            key = reader_key(settings=settings)
+            failures = read_text_distributed(
+                distinct, cache, distributor, ReaderRecipe(settings=settings), progress=progress
+            )
         found = cache.get(key, list(distinct["content_hash"]))
     texts = pd.DataFrame(
         {
@@ -74,6 +88,21 @@ def read_cover_texts(
         }
     )
     return texts, failures
+
+
+def reader_settings_of(index: CoverIndex | None, asked: str | None = None) -> ReaderSettings:
+    """The reader for an index's cover text: the one ``asked`` for by name (recsys.ocr.READERS), else the one
+    that read the text it holds (so a later build or a query reads as the first build did), else "exact"."""
+    if asked is not None:
+        if asked not in READERS:
+            raise SleeveError(f"unknown OCR reader {asked!r}; choose one of {', '.join(READERS)}")
+        return READERS[asked]
+    stored = None if index is None else index.texts
+    if stored is not None and len(stored):
+        name = reader_name(str(stored["reader"].iloc[0]))
+        if name is not None:
+            return READERS[name]
+    return OPENVINO
 
 
 def row_texts(content_hashes: Iterable[str], texts: pd.DataFrame) -> np.ndarray:

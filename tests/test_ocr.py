@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from recsys.errors import SleeveError
 from recsys.ingest import content_hash
 from recsys.ocr import CoverTextReader, TextCache, TextLine, cover_text, read_missing
 from tests.bad_inputs import write_bad_files, write_odd_but_valid_files
@@ -163,10 +164,27 @@ def test_every_setting_that_can_change_a_reading_gets_its_own_cache_key(
 
 
 def test_a_query_is_read_on_the_runtime_that_starts_first_and_a_collection_on_openvino() -> None:
-    from recsys.ocr import FEW_COVERS, OPENVINO, TODAY, settings_for
+    from recsys.ocr import FAST, FEW_COVERS, OPENVINO, TODAY, settings_for
 
     assert settings_for(1) == TODAY and settings_for(FEW_COVERS - 1) == TODAY
     assert settings_for(FEW_COVERS) == OPENVINO and settings_for(4450) == OPENVINO
+    assert settings_for(1, FAST) == FAST  # only exact readings have a second runtime that gives the same
+
+
+def test_the_fast_reader_has_its_own_key_and_still_reads_printed_words(tmp_path: Path) -> None:
+    from recsys.ocr import FAST, OPENVINO, READERS, reader_key, reader_name
+    from recsys.textstore import reader_settings_of
+
+    assert READERS == {"exact": OPENVINO, "fast": FAST}
+    assert reader_name(reader_key(settings=FAST)) == "fast" and reader_name(reader_key()) == "exact"
+    assert reader_key(settings=FAST) != reader_key(settings=dataclasses.replace(FAST, rec_width_step=0))
+    assert reader_name("rapidocr-onnxruntime-1.4.4:cls0:score0.5:detmin480:rec6") is None
+    assert reader_settings_of(None) == OPENVINO and reader_settings_of(None, "fast") == FAST
+    with pytest.raises(SleeveError, match="exact, fast"):
+        reader_settings_of(None, "quick")
+    cover = lettered_cover(tmp_path / "cover.png", ["THE BAND", "Live at Home"])
+    text = cover_text(CoverTextReader(settings=FAST).read(cover)).lower()
+    assert "band" in text and "home" in text
 
 
 def test_openvino_reads_real_covers_as_onnx_runtime_does(shared_manifest: pd.DataFrame) -> None:

@@ -168,6 +168,44 @@ def test_rebuilds_keep_text_and_read_only_new_covers(manifest: Path, cache: Path
     assert recommender.text_of(new) == recommender.text_of(table["path"].iloc[0])
 
 
+def test_the_fast_reader_is_chosen_by_name_and_kept_by_later_builds_and_queries(
+    manifest: Path, cache: Path, tmp_path: Path
+) -> None:
+    """build-index --ocr fast reads with recsys.ocr.FAST (readings under its own cache key, never mixed with
+    the exact ones); a later build without --ocr reads its new covers with the same reader, as does a query
+    cover, so their n-grams compare; and the fast readings still find an artist by name."""
+    from index.store import load_index
+    from recsys.ocr import FAST, reader_key
+
+    table = pd.read_csv(manifest)
+    first = tmp_path / "first.csv"
+    table.iloc[:-1:3].to_csv(first, index=False)  # every third real cover: all three artists
+    run = subprocess.run(
+        [sys.executable, "cli.py", "build-index", "--manifest", str(first), "--index", str(tmp_path / "index"),
+         "--model", "efficientnet-lite0", "--workers", "0", "--ocr", "fast", "--cache", str(cache), "--no-progress"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "cover text stored" in run.stdout  # --ocr implies --read-text
+    fast = reader_key(settings=FAST)
+    assert set(load_index(tmp_path / "index").texts["reader"]) == {fast}
+    grown = pd.concat([pd.read_csv(first), table.iloc[[1]]])
+    grown.to_csv(first, index=False)
+    settings = Settings(cache_dir=cache, progress=False)
+    build_index(tmp_path / "index", manifest=first, workers=0, settings=settings)  # no reader named: the index's
+    assert set(load_index(tmp_path / "index").texts["reader"]) == {fast}
+    recommender = Recommender.open(tmp_path / "index", settings)
+    outside = table["path"].iloc[2]  # a real cover the index does not hold
+    recommender.text_of(outside)
+    with TextCache(cache) as text_cache:
+        read_fast = {h for h, _ in text_cache._db.execute("SELECT hash, lines FROM readings WHERE reader = ?", (fast,))}
+    from recsys.ingest import content_hash
+
+    assert content_hash(outside) in read_fast
+    found = recommender.search_text("sepultura", k=3)
+    assert list(found["artist"]) == ["Sepultura"] * 3
+
+
 def test_an_index_without_text_answers_words_with_one_line(manifest: Path, cache: Path, tmp_path: Path) -> None:
     table = pd.read_csv(manifest).iloc[:6]
     table.to_csv(tmp_path / "m.csv", index=False)
