@@ -14,7 +14,10 @@ Engines, all over the same stored OCR text of the index:
   line's cosine over character 3-grams without spaces (what ``sleeve search`` runs);
 - ``sleeve, OCR confusions folded``: the same with 0/o, 1/l/j/i, 5/s made one letter before the n-grams;
 - ``sleeve + word coverage``: sleeve's score plus the IDF-weighted share of the query's words (3+ letters)
-  that rapidfuzz's partial_ratio finds (>= 90) in a cover's text.
+  that rapidfuzz's partial_ratio finds (>= 90) in a cover's text;
+- ``sleeve, spread over the neighbour graph``: sleeve's scores of 0.2 or more spread over the index's stored
+  look-and-words graph (recsys.hybrid.spread_over, keep 0.3), which can rank a cover that does not print the
+  query but whose neighbours do (only when the index holds a graph).
 
 Then the ceiling of any engine that ranks by printed text: how many covers print the query at all.
 A cover "prints" a name when rapidfuzz's partial_ratio finds its words (3+ letters) in the normalised text,
@@ -37,14 +40,15 @@ from pathlib import Path
 
 import numpy as np
 from rapidfuzz import fuzz, process
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe_machine, machine_line  # noqa: E402
 from index.store import shown_name  # noqa: E402
-from recsys import textsearch  # noqa: E402
-from recsys.textstore import load_index_with_texts  # noqa: E402
+from recsys import hybrid, textsearch  # noqa: E402
+from recsys.textstore import graph_of, load_index_with_texts  # noqa: E402
 
 Engine = Callable[[str], np.ndarray]
 
@@ -115,6 +119,16 @@ def coverage_search(texts: list[str]) -> Engine:
     return search
 
 
+def spread_search(texts: list[str], graph: sparse.csr_matrix) -> Engine:
+    sleeve = sleeve_search(texts)
+
+    def search(query: str) -> np.ndarray:
+        scores = sleeve(query)
+        return hybrid.spread_over(graph, np.where(scores >= hybrid.WORDS_FLOOR, scores, 0.0), keep=0.3)
+
+    return search
+
+
 def evaluate(engine: Engine, artists: np.ndarray, albums: np.ndarray) -> tuple[dict[str, float], float]:
     precisions = {}
     for artist in np.unique(artists):
@@ -167,6 +181,9 @@ def main() -> None:
         "sleeve, OCR confusions folded": folded_search(texts),
         "sleeve + word coverage (rapidfuzz)": coverage_search(texts),
     }
+    graph = graph_of(index)
+    if graph is not None:
+        engines["sleeve, spread over the neighbour graph"] = spread_search(texts, graph)
     half = set(np.unique(artists)[::2])
     print(f"# search by words, {len(texts)} covers ({sum(bool(t) for t in texts)} with text), "
           f"{len(np.unique(artists))} artists, {len(np.unique(albums))} albums; {machine_line(describe_machine())}")
