@@ -134,7 +134,8 @@ def cached_vectors(cache: Path) -> int:
 
 
 def test_a_plain_build_never_imports_dask() -> None:
-    code = "import sys, cli, recsys.build; sys.exit(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))"
+    code = ("import sys, cli, recsys.build; "
+            "sys.exit(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], env=ENV, cwd=REPO, timeout=120).returncode == 0
 
 
@@ -146,21 +147,27 @@ def test_local_cluster_of_two_workers(tmp_path, covers, reference) -> None:
     assert_same_index(tmp_path / "index", reference[0])
 
 
-def test_local_cluster_reads_cover_text_as_one_process_does(tmp_path, covers, reference) -> None:
-    """--read-text with --cluster: the OCR runs on the workers, and the index holds the same texts."""
+@pytest.mark.parametrize("reader", ["exact", "fast"])
+def test_local_cluster_reads_cover_text_as_one_process_does(tmp_path, covers, reference, reader) -> None:
+    """--read-text with --cluster: the OCR runs on the workers, with the reader asked for (--ocr), and the index
+    holds the same texts as one process makes."""
+    from recsys.ocr import READERS, reader_key
+
     few = tmp_path / "few" / "rock"
     few.mkdir(parents=True)
-    for path in sorted((p for p in covers.rglob("*.jpg") if p.stat().st_size > 1000))[:6]:
+    for path in sorted(p for p in covers.rglob("*.jpg") if p.stat().st_size > 1000)[:6]:
         shutil.copy(path, few / path.name)
     single = Settings(cache_dir=fresh_cache(tmp_path / "single-cache", reference[1]), progress=False)
-    build_index(tmp_path / "single", covers=few.parent, encoder="efficientnet-lite0", read_text=True, settings=single)
+    build_index(tmp_path / "single", covers=few.parent, encoder="efficientnet-lite0", read_text=True, ocr=reader,
+                settings=single)
     cache = fresh_cache(tmp_path / "cluster-cache", reference[1])
     command = build_command(few.parent, tmp_path / "cluster", cache, "local:1", 3)
-    done = subprocess.run([*command, "--read-text"], env=ENV, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*command, "--ocr", reader], env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     texts = [load_index(tmp_path / name).texts.sort_values("content_hash").reset_index(drop=True)
              for name in ("single", "cluster")]
     pd.testing.assert_frame_equal(*texts)
+    assert set(texts[0]["reader"]) == {reader_key(settings=READERS[reader])}
     assert (texts[0]["text"] != "").any(), "these covers print something"
 
 
