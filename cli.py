@@ -749,9 +749,11 @@ def train_classifier_command(
 
 @main.command("read-text")
 @click.argument("covers", nargs=-1, required=True, type=click.Path())
+@click.option("--ocr", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
+              help="The reader, as build-index --ocr names it: see how the fast reader reads a cover.")
 @json_option
 @friendly_errors
-def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
+def read_text_command(covers: tuple[str, ...], ocr: str, as_json: bool) -> None:
     """Show the text on COVERS (artist, title, label marks) as OCR reads it: one line of the cover per
     line with the recogniser's confidence. The text models of evaluate and train-classifier read the same.
 
@@ -759,9 +761,9 @@ def read_text_command(covers: tuple[str, ...], as_json: bool) -> None:
 
     Example: python cli.py read-text cover.jpg other-cover.png
     """
-    from recsys.ocr import CoverTextReader, read_covers, settings_for
+    from recsys.ocr import READERS, CoverTextReader, read_covers, settings_for
 
-    results = read_covers(CoverTextReader(settings=settings_for(len(covers))), covers)
+    results = read_covers(CoverTextReader(settings=settings_for(len(covers), READERS[ocr])), covers)
     if as_json:
         print_json(results)
     for result in results:

@@ -140,6 +140,8 @@ def test_read_text_command_prints_each_covers_lines_and_reports_bad_files(tmp_pa
     payload = json.loads(as_json.stdout)
     assert payload[0] == {"cover": str(notes), "error": "not an image (unknown or corrupt format)"}
     assert [line["text"] for line in payload[1]["lines"]] == ["OUTLAW", "COUNTRY"]
+    fast = CliRunner().invoke(main, ["read-text", str(cover), "--ocr", "fast", "--json"])
+    assert fast.exit_code == 0 and "OUTLAW" in [line["text"] for line in json.loads(fast.stdout)[0]["lines"]]
 
 
 def test_every_setting_that_can_change_a_reading_gets_its_own_cache_key(
