@@ -56,6 +56,9 @@ where_option = click.option(
     help="Only covers whose manifest column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; "
     "repeatable.",
 )
+OCR_READERS = ("exact", "fast")
+"""The names of recsys.ocr.READERS, written out so that --help does not load the OCR stack (tests/test_registries.py
+checks that they agree)."""
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 moved_weights_option = click.option(
@@ -225,7 +228,7 @@ def main(verbose: int) -> None:
 @click.option("--read-text", is_flag=True,
               help="Also read the text printed on each cover (OCR, cached) for recommend --by words/both and search; "
               "an index with text keeps reading new covers' text on later runs.")
-@click.option("--ocr", type=click.Choice(["exact", "fast"]),
+@click.option("--ocr", type=click.Choice(OCR_READERS),
               help="How --read-text reads: exact (RapidOCR's own readings, about 0.1 s a cover on 2 cores) or fast "
               "(bfloat16, a smaller detector: 2.4x as fast on a CPU with bfloat16 units; readings differ, measured "
               "search and genre quality does not; see README) [default: the reader that read the index's text, "
@@ -749,7 +752,7 @@ def train_classifier_command(
 
 @main.command("read-text")
 @click.argument("covers", nargs=-1, required=True, type=click.Path())
-@click.option("--ocr", type=click.Choice(["exact", "fast"]), default="exact", show_default=True,
+@click.option("--ocr", type=click.Choice(OCR_READERS), default="exact", show_default=True,
               help="The reader, as build-index --ocr names it: see how the fast reader reads a cover.")
 @json_option
 @friendly_errors

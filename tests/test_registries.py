@@ -10,6 +10,7 @@ from index.registry import IndexType, get_index_type, list_index_types, register
 from recsys.encoders import EncoderError, create_encoder, get_family, list_encoders
 from recsys.encoders.base import FamilyEncoder
 from recsys.encoders.registry import RUNTIMES, EncoderFamily, register_encoder
+from recsys.ocr import READERS
 
 
 def _choices(command: click.Command, option: str) -> list[str]:
@@ -23,6 +24,8 @@ def test_cli_choices_and_help_come_from_the_registries() -> None:
     assert _choices(build, "index_type") == ["auto", *list_index_types()]
     for name in ("build-index", "recommend", "evaluate", "train-classifier", "predict"):
         assert _choices(cli.main.commands[name], "runtime") == ["auto", *RUNTIMES]
+    for name in ("build-index", "read-text"):
+        assert _choices(cli.main.commands[name], "ocr") == list(READERS)
     help_text = build.get_help(click.Context(build))
     for name in list_encoders():
         assert get_family(name).summary.split()[0] in help_text
