@@ -139,7 +139,7 @@ def manifest_files(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def texts_of(files: pd.DataFrame, settings: ReaderSettings) -> np.ndarray:
     """Each file's cover text as read with ``settings`` (cached by content hash, so each cover is read once)."""
-    texts, _ = read_cover_texts(files, reader=CoverTextReader(settings=settings))
+    texts, _ = read_cover_texts(files, settings=settings)
     return row_texts(files["content_hash"], texts)
 
 

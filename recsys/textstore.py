@@ -23,7 +23,6 @@ from recsys.errors import SleeveError
 from recsys.ocr import (
     OPENVINO,
     READERS,
-    CoverTextReader,
     ReaderSettings,
     TextCache,
     cover_text,
@@ -56,26 +55,24 @@ def read_cover_texts(
     files: pd.DataFrame,
     cache_dir: str | Path | None = None,
     progress: bool = True,
-    reader: CoverTextReader | None = None,
     distributor: Distributor | None = None,
     settings: ReaderSettings = OPENVINO,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """OCR what the cache lacks of ``files`` (columns path, content_hash) and return
     (texts: content_hash, text, reader, one row per distinct hash; failures: content_hash, reason).
 
-    A cover that cannot be read gets an empty text (it is still indexed by its look). The covers are read by
-    ``reader``, or else by a reader of ``settings`` (recsys.ocr.READERS), on the workers of a ``distributor``
-    (build-index --cluster) when one is given.
+    A cover that cannot be read gets an empty text (it is still indexed by its look). The covers are read by a
+    reader of ``settings`` (recsys.ocr.READERS), on the workers of a ``distributor`` (build-index --cluster)
+    when one is given.
     """
     distinct = files.drop_duplicates("content_hash")[["path", "content_hash"]]
+    key = reader_key(settings=settings)
     with TextCache(cache_dir or default_cache_dir()) as cache:
         if distributor is None:
-            key = reader.key if reader else reader_key(settings=settings)
-            failures = read_missing(distinct, reader, cache, progress, settings)
+            failures = read_missing(distinct, None, cache, progress, settings)
         else:
             from recsys.distribute import ReaderRecipe, read_text_distributed
 
-            key = reader_key(settings=settings)
             failures = read_text_distributed(
                 distinct, cache, distributor, ReaderRecipe(settings=settings), progress=progress
             )
