@@ -252,7 +252,7 @@ def test_registering_needs_a_reachable_server_and_keeps_the_stored_classifier(
                     reason=f"needs Debian's Chromium at {CHROMIUM} and {CHROMEDRIVER}")
 def test_the_mlflow_ui_shows_a_logged_run(tracking_server, logged, tmp_path: Path) -> None:
     """Headless Chromium opens the linear run's page; the screenshot goes to $SLEEVE_SCREENSHOT_DIR when set
-    (README's docs/img/mlflow-run.png was made so)."""
+    (docs/tracking.md's img/mlflow-run.png was made so)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
