@@ -7,7 +7,6 @@ file, a full disk), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM). -v sho
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import logging
@@ -77,32 +76,64 @@ registry_uri_option = click.option(
 )
 
 
-def query_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """How a query cover is encoded and which classifier guesses its genre (recommend and predict)."""
-    for option in (registry_uri_option, registered_option, cache_option, runtime_option, moved_weights_option):
-        command = option(command)
-    return command
+def option_group(into: str, make: Callable[..., Any], *options: Callable[..., Any]) -> Callable[..., Any]:
+    """Declare a group of options once; the command receives one argument ``into``, made by ``make`` from them."""
+    probe: Callable[..., Any] = lambda: None  # noqa: E731 - click hangs the declared parameters on it
+    for option in options:
+        probe = option(probe)
+    names = [param.name for param in probe.__click_params__]  # type: ignore[attr-defined]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def wrapper(**kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            return command(**kwargs, **{into: make(**values)})
+
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
 
 
-def cnn_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """How long the CNN fine-tune may train (evaluate and train-classifier)."""
-    command = click.option(
-        "--cnn-views", default=4, show_default=True, type=click.IntRange(1),
-        help="Augmented views cached per training cover for the CNN fine-tune.",
-    )(command)
-    return click.option(
-        "--cnn-epochs", default=8, show_default=True, type=click.IntRange(1),
-        help="Most epochs of the CNN fine-tune (early stopping on validation may end it sooner).",
-    )(command)
+def _settings(**options: Any) -> Any:
+    """The run-time options, resolved once into :class:`recsys.settings.Settings`."""
+    from recsys.settings import Settings
+
+    if "no_progress" in options:
+        options["progress"] = not options.pop("no_progress")
+    return Settings(**options)
+
+
+query_settings = option_group("settings", _settings, cache_option, runtime_option, moved_weights_option)
+"""How a query cover is encoded (recommend, predict)."""
+work_settings = option_group(
+    "settings", _settings, cache_option, runtime_option, moved_weights_option, no_progress_option
+)
+"""How the index's covers are encoded for long work (evaluate, train-classifier)."""
+classifier_source = option_group(
+    "classifier", lambda **source: source, registered_option, registry_uri_option
+)
+"""Which classifier guesses a query's genre: the one beside the index, or one in an MLflow registry."""
+cnn_training = option_group(
+    "cnn_params",
+    lambda cnn_epochs, cnn_views: {"max_epochs": cnn_epochs, "views": cnn_views},
+    click.option("--cnn-epochs", default=8, show_default=True, type=click.IntRange(1),
+                 help="Most epochs of the CNN fine-tune (early stopping on validation may end it sooner)."),
+    click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
+                 help="Augmented views cached per training cover for the CNN fine-tune."),
+)
+"""How long the CNN fine-tune may train (evaluate, train-classifier)."""
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn every error into one line on stderr and exit code 1 (-v adds the traceback); Ctrl-C and
-    SIGTERM into exit code 130, finished work saved."""
+    SIGTERM into exit code 130, finished work saved. Outermost below the command, so that it also covers
+    what option groups make of the options."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from recsys.errors import SleeveError
+        from recsys.errors import SleeveError, describe_error
 
         signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -115,20 +146,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
             sys.exit(130)
         except Exception as error:  # noqa: BLE001 - the one place where any failure becomes one line
-            _fail(_describe(error), error)
+            _fail(describe_error(error), error)
 
     return wrapper
-
-
-def make_settings(
-    runtime: str = "auto", cache_dir: str | None = None, weights: str | None = None, progress: bool = True,
-    max_pixels: int | None = None,
-) -> Any:
-    """The options every command shares, resolved once into :class:`recsys.settings.Settings`."""
-    from recsys.settings import Settings
-
-    extra = {} if max_pixels is None else {"max_pixels": max_pixels}
-    return Settings(runtime=runtime, cache_dir=cache_dir, weights=weights, progress=progress, **extra)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -142,19 +162,6 @@ def _fail(message: str, error: BaseException) -> None:
         traceback.print_exception(error, file=sys.stderr)
     click.echo(f"error: {message}", err=True)
     sys.exit(1)
-
-
-def _describe(error: Exception) -> str:
-    """One line for an error sleeve did not anticipate: what failed, on which file, and what to do."""
-    text = (str(error).strip().splitlines() or [""])[0][:300]
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "disk is full" in text:
-        where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
-        return f"disk full{where}; free some space and run again (finished work is kept)"
-    if isinstance(error, OSError) and error.strerror:
-        return f"{error.strerror}" + (f": {error.filename}" if error.filename else "")
-    if isinstance(error, MemoryError):
-        return "out of memory"
-    return f"{type(error).__name__}: {text} (run with -v for the traceback)"
 
 
 def print_json(data: Any) -> None:
@@ -185,6 +192,7 @@ def main(verbose: int) -> None:
 
 
 @main.command("build-index")
+@friendly_errors
 @click.option("--covers", type=click.Path(), help="Folder of covers (recursive); a sub-folder name is the genre.")
 @click.option("--manifest", type=click.Path(), help="CSV with a 'path' column, optional 'genre' and metadata columns.")
 @index_option
@@ -199,8 +207,6 @@ def main(verbose: int) -> None:
 )
 @click.option("--arch", default="ViT-B-32", show_default=True, help="open_clip architecture, or a model-config JSON.")
 @click.option("--pretrained", default="laion2b_s34b_b79k", show_default=True, help="open_clip pretrained tag.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Local CLIP checkpoint (instead of --pretrained).")
-@runtime_option
 @click.option(
     "--index-type",
     type=click.Choice(["auto", *list_index_types()]),
@@ -209,11 +215,18 @@ def main(verbose: int) -> None:
     help="auto: exact (flat) up to 50k covers, HNSW above (IVF-PQ when HNSW would not fit in memory); "
     + _choices_help(list_index_types(), lambda name: get_index_type(name).summary) + ".",
 )
-@cache_option
+@option_group(
+    "settings",
+    _settings,
+    click.option("--weights", type=click.Path(dir_okay=False), help="Local CLIP checkpoint (instead of --pretrained)."),
+    runtime_option,
+    cache_option,
+    click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
+                 help="Refuse images larger than this (decompression bombs)."),
+    no_progress_option,
+)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--workers", type=click.IntRange(0), help="Decoding processes [default: cores - 1, 1 to 4].")
-@click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
-              help="Refuse images larger than this (decompression bombs).")
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
 @click.option("--rebuild", is_flag=True,
               help="Write a fresh index over a damaged one in place (vectors come from the cache).")
@@ -231,11 +244,9 @@ def main(verbose: int) -> None:
 @click.option("--ocr", type=click.Choice(OCR_READERS),
               help="How --read-text reads: exact (RapidOCR's own readings, about 0.1 s a cover on 2 cores) or fast "
               "(bfloat16, a smaller detector: 2.4x as fast on a CPU with bfloat16 units; readings differ, measured "
-              "search and genre quality does not; see README) [default: the reader that read the index's text, "
+              "search and genre quality does not; see docs/words.md) [default: the reader that read the index's text, "
               "else exact; implies --read-text].")
-@no_progress_option
 @json_option
-@friendly_errors
 def build_index_command(
     covers: str | None,
     manifest: str | None,
@@ -243,20 +254,16 @@ def build_index_command(
     model: str,
     arch: str,
     pretrained: str,
-    weights: str | None,
-    runtime: str,
     index_type: str,
-    cache_dir: str | None,
     batch_size: int,
     workers: int | None,
-    max_pixels: int,
     no_folder_genre: bool,
     rebuild: bool,
     cluster: str | None,
     shard_size: int | None,
     read_text: bool,
     ocr: str | None,
-    no_progress: bool,
+    settings: Any,
     as_json: bool,
 ) -> None:
     """Embed a collection of covers and build (or update) its similarity index.
@@ -294,7 +301,7 @@ def build_index_command(
         rebuild=rebuild,
         read_text=read_text or ocr is not None,
         ocr=ocr,
-        settings=make_settings(runtime, cache_dir, weights, not no_progress, max_pixels),
+        settings=settings,
         distributor=distributor,
         files_per_shard=shard_size,
     )
@@ -305,6 +312,7 @@ def build_index_command(
 
 
 @main.command("recommend")
+@friendly_errors
 @click.option("--cover", "covers", multiple=True, type=click.Path(),
               help="Query cover image file, or a folder of covers (recursive); repeat for more queries.")
 @click.option("--text", help='Query text, e.g. "a dark cover with a skull" (CLIP indexes only).')
@@ -315,9 +323,9 @@ def build_index_command(
               help="Rank a --cover by its look, by the words printed on it, or both fused "
               "[default: both when the index holds text (build-index --read-text), else look].")
 @index_option
-@query_options
+@query_settings
+@classifier_source
 @json_option
-@friendly_errors
 def recommend_command(
     covers: tuple[str, ...],
     text: str | None,
@@ -326,11 +334,8 @@ def recommend_command(
     where: tuple[str, ...],
     by: str | None,
     index_dir: str,
-    weights: str | None,
-    runtime: str,
-    cache_dir: str | None,
-    registered: str | None,
-    tracking_uri: str | None,
+    settings: Any,
+    classifier: dict[str, str | None],
     as_json: bool,
 ) -> None:
     """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata, and
@@ -344,9 +349,10 @@ def recommend_command(
 
     Example: python cli.py recommend --cover my-cover.jpg -k 10 --by both --where artist="Alan Jackson"
     """
+    from recsys.answer import QueryAnswerer, cover_files
     from recsys.classify.predict import query_line
+    from recsys.errors import QueryError
     from recsys.filters import parse_where
-    from recsys.recommend import QueryError, Recommender
 
     if bool(covers) == (text is not None):
         raise click.UsageError("give --cover (one or more) or --text")
@@ -355,94 +361,57 @@ def recommend_command(
             "--by and --where rank a --cover; to find covers by their printed words use: sleeve search"
         )
     filters = parse_where(where)
-    recommender = Recommender.open(index_dir, make_settings(runtime, cache_dir, weights))
     if text is not None:
-        results = recommender.similar_to_text(text, k=k, genre=genre)
-        print_answer({"text": text}, results, as_json, several=False)
+        from recsys.recommend import Recommender
+
+        results = Recommender.open(index_dir, settings).similar_to_text(text, k=k, genre=genre)
+        print_answer({"query": {"text": text}, "results": results.to_dict(orient="records")}, results, as_json)
         return
-    paths, failed = query_paths(covers)
-    several = len(covers) > 1 or len(paths) != 1 or failed > 0
-    predictor = optional_predictor(recommender, registered, tracking_uri)  # None: no classifier
-    for path in paths:
-        try:
-            query = recommender.read_query(path)
-        except QueryError as error:
+    answerer = QueryAnswerer.open(index_dir, settings, **classifier)
+    paths, folder_errors = cover_files(covers)
+    for message in folder_errors:
+        click.echo(f"error: {message}", err=True)
+    several = len(covers) > 1 or len(paths) != 1 or bool(folder_errors)
+    for message in answerer.warnings:
+        click.echo(f"warning: {message}", err=True)
+    failed = len(folder_errors)
+    for answer in answerer.answer_each(paths, k=k, genre=genre, by=by, where=filters):
+        for message in answer.warnings:
+            click.echo(f"warning: {message}", err=True)
+        if answer.error is not None:
             if not several:
-                raise
-            click.echo(f"error: {error}", err=True)
+                raise QueryError(answer.error)
+            click.echo(f"error: {answer.error}", err=True)
             failed += 1
             continue
-        results = recommender.similar_to_cover(query, k=k, genre=genre, by=by, where=filters)
-        prediction = None
-        if predictor is not None:
-            try:
-                prediction = predictor.query_genre(query)
-            except Exception as error:  # noqa: BLE001 - the genre guess is optional; the look-alikes are the answer
-                if registered:
-                    raise
-                click.echo(f"warning: no genre guess for {path}: {_describe(error)}", err=True)
-        if prediction is not None and not as_json:
-            click.echo(query_line(prediction), err=True)
-        print_answer({"cover": path, **(prediction or {})}, results, as_json, several)
+        if answer.prediction is not None and not as_json:
+            click.echo(query_line(answer.prediction), err=True)
+        print_answer(answer.to_dict(), answer.results, as_json, heading=answer.cover if several else None)
     if failed:
         sys.exit(1)
 
 
-def optional_predictor(recommender: Any, registered: str | None, tracking_uri: str | None) -> Any:
-    """The genre predictor for recommend: a classifier asked for by name must load; a broken one stored
-    beside the index only costs the genre guess (a warning), never the look-alikes."""
-    from recsys.classify.predict import GenrePredictor
-
-    if registered:
-        return GenrePredictor.for_index(recommender, registered, tracking_uri)
-    try:
-        return GenrePredictor.for_index(recommender)
-    except Exception as error:  # noqa: BLE001 - see above
-        click.echo(f"warning: no genre guess, the stored classifier cannot be used: {_describe(error)}", err=True)
-        return None
-
-
-def query_paths(covers: tuple[str, ...]) -> tuple[list[str], int]:
-    """The query files named by ``--cover`` (a folder stands for its covers) and how many names gave none."""
-    from pathlib import Path
-
-    from recsys.ingest import scan_folder
-
-    paths: list[str] = []
-    empty = 0
-    for cover in covers:
-        if not Path(cover).is_dir():
-            paths.append(cover)
-            continue
-        found = list(scan_folder(cover, genre_from_folder=False)["path"])
-        if not found:
-            click.echo(f"error: no covers in the folder {cover}", err=True)
-            empty += 1
-        paths.extend(found)
-    return paths, empty
-
-
-def print_answer(query: dict[str, Any], results: Any, as_json: bool, several: bool) -> None:
+def print_answer(answer: dict[str, Any], results: Any, as_json: bool, heading: str | None = None) -> None:
     """One query's results: a table (headed by the query when there are several), an indented JSON object
     for a single query, or one JSON line per query."""
     if as_json:
-        answer = {"query": query, "results": results.to_dict(orient="records")}
-        if several:
-            click.echo(json.dumps(answer, default=str))
-        else:
+        if heading is None:
             print_json(answer)
+        else:
+            click.echo(json.dumps(answer, default=str))
         return
-    if several:
-        click.echo(f"query: {query['cover']}")
+    if heading is not None:
+        click.echo(f"query: {heading}")
     if results.empty:
         click.echo("no results")
     else:
         print_table(results)
-    if several:
+    if heading is not None:
         click.echo()
 
 
 @main.command("fetch-covers")
+@friendly_errors
 @click.option("--genre", "genres", multiple=True, required=True, help="MusicBrainz genre tag; repeat for more genres.")
 @click.option("--per-genre", default=100, show_default=True, type=click.IntRange(1), help="Covers wanted per genre.")
 @click.option("--out", "out_dir", default="covers", show_default=True, type=click.Path(file_okay=False),
@@ -461,7 +430,6 @@ def print_answer(query: dict[str, Any], results: Any, as_json: bool, several: bo
               help="Seconds between MusicBrainz requests; lower only for a mirror (musicbrainz.org gets at least 1).")
 @no_progress_option
 @json_option
-@friendly_errors
 def fetch_covers_command(
     genres: tuple[str, ...],
     per_genre: int,
@@ -512,6 +480,7 @@ def fetch_covers_command(
 
 
 @main.command("analyze")
+@friendly_errors
 @index_option
 @click.option("--out", default="reports/analysis.html", show_default=True, type=click.Path(dir_okay=False),
               help="Report file; a PNG goes beside it with the same name.")
@@ -535,10 +504,8 @@ def fetch_covers_command(
 @click.option("--read-text", is_flag=True,
               help="Read (OCR) the text of covers whose text is not cached yet, for the section on what the words "
                    "say; about 0.1 s a cover on 2 cores, once. Without it the section uses only text already read.")
-@cache_option
-@no_progress_option
+@option_group("settings", _settings, cache_option, no_progress_option)
 @json_option
-@friendly_errors
 def analyze_command(
     index_dir: str,
     out: str,
@@ -553,8 +520,7 @@ def analyze_command(
     analysis_cache: str | None,
     max_thumbnails: int,
     read_text: bool,
-    cache_dir: str | None,
-    no_progress: bool,
+    settings: Any,
     as_json: bool,
 ) -> None:
     """Map the covers (UMAP), cluster them (HDBSCAN) and rank how well genres separate, as an HTML report.
@@ -588,7 +554,7 @@ def analyze_command(
         layout_cache_dir=analysis_cache,
         max_thumbnails=max_thumbnails,
         read_text=read_text,
-        settings=make_settings(cache_dir=cache_dir, progress=not no_progress),
+        settings=settings,
     )
     if as_json:
         print_json(summary.__dict__)
@@ -599,6 +565,7 @@ def analyze_command(
 
 
 @main.command("evaluate")
+@friendly_errors
 @index_option
 @click.option("--models", "models", multiple=True,
               help="Models to compare, comma-separated or repeated [default: all]: majority, 1nn, knn, linear, "
@@ -614,18 +581,14 @@ def analyze_command(
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split (same seed, same split).")
 @click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(10),
               help="Bootstrap resamples for the 95% intervals.")
-@cnn_options
+@cnn_training
 @click.option("--mlflow", "use_mlflow", is_flag=True,
               help="Also log one MLflow run per model (extra sleeve[tracking]).")
 @click.option("--tracking-uri",
               help="MLflow tracking URI, e.g. a server's http://127.0.0.1:5000 [default: a SQLite store in "
                    "OUT/mlflow].")
-@moved_weights_option
-@runtime_option
-@cache_option
-@no_progress_option
+@work_settings
 @json_option
-@friendly_errors
 def evaluate_command(
     index_dir: str,
     models: tuple[str, ...],
@@ -635,14 +598,10 @@ def evaluate_command(
     out_dir: str,
     seed: int,
     bootstrap: int,
-    cnn_epochs: int,
-    cnn_views: int,
+    cnn_params: dict[str, int],
     use_mlflow: bool,
     tracking_uri: str | None,
-    weights: str | None,
-    runtime: str,
-    cache_dir: str | None,
-    no_progress: bool,
+    settings: Any,
     as_json: bool,
 ) -> None:
     """Compare genre classifiers on one leak-free split of the index's labelled covers (near-duplicate covers
@@ -674,8 +633,8 @@ def evaluate_command(
         bootstrap_samples=bootstrap,
         mlflow=use_mlflow,
         tracking_uri=tracking_uri,
-        cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
-        settings=make_settings(runtime, cache_dir, weights, not no_progress),
+        cnn_params=cnn_params,
+        settings=settings,
     )
     if as_json:
         print_json(metrics)
@@ -684,6 +643,7 @@ def evaluate_command(
 
 
 @main.command("train-classifier")
+@friendly_errors
 @index_option
 @click.option("--model", default="linear", show_default=True,
               type=click.Choice(["majority", "1nn", "knn", "linear", "svm", "text", "svm+text", "zero-shot", "cnn"]),
@@ -692,25 +652,17 @@ def evaluate_command(
 @click.option("--register", "register_as", metavar="NAME",
               help="Also log the stored classifier to MLflow as a new version of registered model NAME.")
 @registry_uri_option
-@cnn_options
-@moved_weights_option
-@runtime_option
-@cache_option
-@no_progress_option
+@cnn_training
+@work_settings
 @json_option
-@friendly_errors
 def train_classifier_command(
     index_dir: str,
     model: str,
     seed: int,
     register_as: str | None,
     tracking_uri: str | None,
-    cnn_epochs: int,
-    cnn_views: int,
-    weights: str | None,
-    runtime: str,
-    cache_dir: str | None,
-    no_progress: bool,
+    cnn_params: dict[str, int],
+    settings: Any,
     as_json: bool,
 ) -> None:
     """Train a genre classifier on the index's labelled covers and store it in INDEX/classifier/.
@@ -734,8 +686,8 @@ def train_classifier_command(
         index_dir,
         classifier=model,
         seed=seed,
-        cnn_params={"max_epochs": cnn_epochs, "views": cnn_views},
-        settings=make_settings(runtime, cache_dir, weights, not no_progress),
+        cnn_params=cnn_params,
+        settings=settings,
     )
     registered = register_classifier(index_dir, register_as, tracking_uri) if register_as else None
     if as_json:
@@ -751,11 +703,11 @@ def train_classifier_command(
 
 
 @main.command("read-text")
+@friendly_errors
 @click.argument("covers", nargs=-1, required=True, type=click.Path())
 @click.option("--ocr", type=click.Choice(OCR_READERS), default="exact", show_default=True,
               help="The reader, as build-index --ocr names it: see how the fast reader reads a cover.")
 @json_option
-@friendly_errors
 def read_text_command(covers: tuple[str, ...], ocr: str, as_json: bool) -> None:
     """Show the text on COVERS (artist, title, label marks) as OCR reads it: one line of the cover per
     line with the recogniser's confidence. The text models of evaluate and train-classifier read the same.
@@ -782,13 +734,13 @@ def read_text_command(covers: tuple[str, ...], ocr: str, as_json: bool) -> None:
 
 
 @main.command("search")
+@friendly_errors
 @click.argument("query")
 @click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
 @click.option("--genre", help="Only return covers of this genre.")
 @where_option
 @index_option
 @json_option
-@friendly_errors
 def search_command(
     query: str, k: int, genre: str | None, where: tuple[str, ...], index_dir: str, as_json: bool
 ) -> None:
@@ -813,22 +765,15 @@ def search_command(
 
 
 @main.command("predict")
+@friendly_errors
 @click.option("--cover", required=True, type=click.Path(), help="Cover image file.")
 @index_option
 @click.option("-k", "--top", "k", default=3, show_default=True, type=click.IntRange(1), help="Genres to show.")
-@query_options
+@query_settings
+@classifier_source
 @json_option
-@friendly_errors
 def predict_command(
-    cover: str,
-    index_dir: str,
-    k: int,
-    weights: str | None,
-    runtime: str,
-    cache_dir: str | None,
-    registered: str | None,
-    tracking_uri: str | None,
-    as_json: bool,
+    cover: str, index_dir: str, k: int, settings: Any, classifier: dict[str, str | None], as_json: bool
 ) -> None:
     """Print the most probable genres of a cover with their probabilities, from the classifier stored
     beside the index (make one with train-classifier), or a version registered in MLflow (--registered).
@@ -837,10 +782,7 @@ def predict_command(
     """
     from recsys.classify.predict import predict_cover
 
-    prediction = predict_cover(
-        index_dir, cover, k=k, settings=make_settings(runtime, cache_dir, weights), registered=registered,
-        tracking_uri=tracking_uri,
-    )
+    prediction = predict_cover(index_dir, cover, k=k, settings=settings, **classifier)
     if as_json:
         print_json(prediction)
     else:

@@ -1,5 +1,7 @@
 """The one base class of errors a user can act on: the CLI prints their message, never a traceback."""
 
+import errno
+
 
 class SleeveError(Exception):
     """Something about the input, the weights or an index that the user can fix; the message says how."""
@@ -7,3 +9,18 @@ class SleeveError(Exception):
 
 class QueryError(SleeveError):
     """The query cannot be answered as asked (unreadable cover, unknown genre or column, no text to match)."""
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an error sleeve did not anticipate: what failed, on which file, and what to do."""
+    text = (str(error).strip().splitlines() or [""])[0][:300]
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "disk is full" in text:
+        where = f" writing {error.filename}" if getattr(error, "filename", None) else ""
+        return f"disk full{where}; free some space and run again (finished work is kept)"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}" + (f": {error.filename}" if error.filename else "")
+    if isinstance(error, MemoryError):
+        return "out of memory"
+    if isinstance(error, SleeveError):
+        return text
+    return f"{type(error).__name__}: {text} (run with -v for the traceback)"

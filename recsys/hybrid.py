@@ -46,7 +46,7 @@ SPREAD = 0.8
 """The neighbour graph links two covers when each is among the other's GRAPH_NEIGHBOURS best by hybrid_scores;
 a cover keeps SPREAD of what its neighbours score at each step of the spreading. Chosen on half A of the
 artists among 5, 10, 15 and 20 neighbours and 0.5 to 0.95 (10 and 15 tied at 0.8 there; the smaller graph
-kept), then confirmed on half B and on same-genre precision (bench/hybrid.py, README)."""
+kept), then confirmed on half B and on same-genre precision (bench/hybrid.py, docs/words.md)."""
 SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 GRAPH_MAX_COVERS = 10_000

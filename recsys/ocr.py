@@ -90,7 +90,7 @@ FAST = ReaderSettings(runtime="openvino", precision="bf16", det_side=544, rec_wi
 worth: bfloat16 arithmetic, detection at a 544 px side instead of 736, and text lines padded to widths in steps of
 64. 5.5x sleeve 0.1's covers per second in one process and 5.9x in two (bench/ocr.py, 2026-12-05); same-artist
 precision@10 by words 0.577 against 0.594, text genre macro-F1 0.442 against 0.444, inside issue 10's limits of
-0.02 and 0.01 (README). On a CPU without bfloat16 units OpenVINO computes in float32 (bench/ocr.py's
+0.02 and 0.01 (docs/words.md). On a CPU without bfloat16 units OpenVINO computes in float32 (bench/ocr.py's
 "det min 544" rows: 3x, 0.579)."""
 READERS: dict[str, ReaderSettings] = {"exact": OPENVINO, "fast": FAST}
 """Named readers, as build-index --ocr offers them: "exact" reads as RapidOCR does, "fast" trades exactness for
@@ -207,7 +207,7 @@ def _compiled_model(model_path: str, precision: str, threads: int, pinned: bool)
     SIGTERM) kills it (SIGSEGV, SI_KERNEL).
     Threads are not pinned to cores (OpenVINO's default is to pin): pinned, two reading processes on one machine
     (two Dask workers) put their threads on the same cores and read 13-15% slower, and a process alone reads
-    as fast either way (bench/ocr.py, README)."""
+    as fast either way (bench/ocr.py, docs/words.md)."""
     with _COMPILING:
         return _compile(model_path, precision, threads, pinned)
 

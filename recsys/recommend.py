@@ -116,10 +116,6 @@ class Recommender:
         encoder = self._encoder()
         return encoder.encode_images(stack_preprocessed([encoder.preprocess(image)]))[0]
 
-    def embed_cover(self, cover: Cover) -> np.ndarray:
-        """The query cover's unit vector, or a :class:`QueryError` saying why it cannot be read."""
-        return self.read_query(cover).vector
-
     # -- cover text ----------------------------------------------------------------------------------------
 
     @property

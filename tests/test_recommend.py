@@ -79,3 +79,21 @@ def test_tiny_clip_index_answers_cover_and_text_queries(collection: Path, tiny_c
     query = collection / "pop" / "pop-2.png"
     results = clip.similar_to_cover(query, k=3)
     assert str(query) not in set(results["path"]) and len(results) == 3
+
+
+def test_one_call_answers_each_cover_and_reports_the_bad_one(
+    recommender: Recommender, collection: Path, tmp_path: Path
+) -> None:
+    """QueryAnswerer: what the CLI and the app show for a batch (results, no classifier, per-cover errors)."""
+    from recsys.answer import QueryAnswerer, cover_files
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a picture")
+    (tmp_path / "empty-folder").mkdir()
+    paths, errors = cover_files([collection / "pop", bad, tmp_path / "empty-folder"])
+    assert len(paths) == 6 and errors == [f"no covers in the folder {tmp_path / 'empty-folder'}"]
+    answers = list(QueryAnswerer(recommender).answer_each(paths, k=3, genre="rock"))
+    good, failed = answers[:5], answers[5]
+    assert all(answer.error is None and set(answer.results["genre"]) == {"rock"} for answer in good)
+    assert failed.results is None and failed.error is not None and "not an image" in failed.error
+    assert failed.to_dict()["error"] == failed.error and good[0].to_dict()["query"] == {"cover": paths[0]}

@@ -7,6 +7,7 @@ import time
 import streamlit as st
 
 from recsys import SleeveError
+from recsys.answer import QueryAnswerer
 from webapp import query as session_query
 from webapp.widgets import filters, query_page, result_grid, show_query
 
@@ -31,10 +32,11 @@ started = time.perf_counter()
 with session_query.cover_file(query) as path:
     try:
         with shared.lock:
-            results = shared.recommender.similar_to_cover(path, k=k, genre=genre, by=by, where=where or None)
+            answer = QueryAnswerer(shared.recommender).answer(path, k=k, genre=genre, by=by, where=where or None)
     except SleeveError as error:
         right.error(session_query.error_text(error, query, path))
         st.stop()
+results = answer.results
 with right:
     st.caption(f"{len(results)} look-alikes of {query.name} in {(time.perf_counter() - started) * 1000:.0f} ms")
     if results.empty:
