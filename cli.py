@@ -236,7 +236,7 @@ def main(verbose: int) -> None:
     help="Embed on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
     "processes here. Workers must see the cover paths (shared file system) and have sleeve installed.",
 )
-@click.option("--shard-size", type=click.IntRange(1), help="Files per cluster task [default: up to 256, fewer "
+@click.option("--shard-size", "files_per_shard", type=click.IntRange(1), help="Files per cluster task [default: up to 256, fewer "
               "for small collections so every worker gets work].")
 @click.option("--read-text", is_flag=True,
               help="Also read the text printed on each cover (OCR, cached) for recommend --by words/both and search; "
@@ -250,21 +250,13 @@ def main(verbose: int) -> None:
 def build_index_command(
     covers: str | None,
     manifest: str | None,
-    index_dir: str,
     model: str,
-    arch: str,
-    pretrained: str,
-    index_type: str,
-    batch_size: int,
-    workers: int | None,
     no_folder_genre: bool,
-    rebuild: bool,
     cluster: str | None,
-    shard_size: int | None,
     read_text: bool,
     ocr: str | None,
-    settings: Any,
     as_json: bool,
+    **options: Any,
 ) -> None:
     """Embed a collection of covers and build (or update) its similarity index.
 
@@ -288,22 +280,14 @@ def build_index_command(
 
         distributor = click.get_current_context().with_resource(open_distributor(cluster))
     summary = build_index(
-        index_dir,
         covers=covers,
         manifest=manifest,
         encoder=model,
-        arch=arch,
-        pretrained=pretrained,
-        index_type=index_type,
-        batch_size=batch_size,
-        workers=workers,
         genre_from_folder=not no_folder_genre,
-        rebuild=rebuild,
         read_text=read_text or ocr is not None,
         ocr=ocr,
-        settings=settings,
         distributor=distributor,
-        files_per_shard=shard_size,
+        **options,
     )
     if as_json:
         print_json(summary.__dict__)
@@ -431,19 +415,8 @@ def print_answer(answer: dict[str, Any], results: Any, as_json: bool, heading: s
 @no_progress_option
 @json_option
 def fetch_covers_command(
-    genres: tuple[str, ...],
-    per_genre: int,
-    out_dir: str,
-    back: bool,
-    size: str,
-    primary_type: str,
-    contact: str | None,
-    config_path: str | None,
-    musicbrainz_url: str | None,
-    coverart_url: str | None,
-    musicbrainz_interval: float,
-    no_progress: bool,
-    as_json: bool,
+    size: str, primary_type: str, contact: str | None, config_path: str | None, no_progress: bool, as_json: bool,
+    **options: Any,
 ) -> None:
     """Grow a collection: find release groups by genre tag on MusicBrainz, store their covers from the
     Cover Art Archive in OUT/<genre>/ and list them in OUT/manifest.csv for build-index --manifest.
@@ -458,16 +431,10 @@ def fetch_covers_command(
 
     try:
         summary = fetch_covers(
-            out_dir,
-            genres,
-            per_genre,
+            **options,
             contact=musicbrainz_contact(contact, config_path),
-            back=back,
             size=int(size),
             primary_type=None if primary_type == "any" else primary_type,
-            musicbrainz_url=musicbrainz_url,
-            coverart_url=coverart_url,
-            musicbrainz_interval=musicbrainz_interval,
             progress=not no_progress,
         )
     except ConfigError as error:
@@ -497,7 +464,7 @@ def fetch_covers_command(
 @click.option("--metrics", type=click.Path(dir_okay=False),
               help="metrics.json of sleeve evaluate: adds per-genre recall.")
 @click.option("--metrics-model", help="Model in --metrics to show [default: best macro F1].")
-@click.option("--analysis-cache", "analysis_cache", type=click.Path(file_okay=False),
+@click.option("--analysis-cache", "layout_cache_dir", type=click.Path(file_okay=False),
               help="Folder for cached layouts [default: INDEX/analysis].")
 @click.option("--max-thumbnails", default=1500, show_default=True, type=click.IntRange(0),
               help="Hover thumbnails at most (a seeded sample beyond that keeps the file small).")
@@ -506,23 +473,7 @@ def fetch_covers_command(
                    "say; about 0.1 s a cover on 2 cores, once. Without it the section uses only text already read.")
 @option_group("settings", _settings, cache_option, no_progress_option)
 @json_option
-def analyze_command(
-    index_dir: str,
-    out: str,
-    formats: tuple[str, ...],
-    open_report: bool,
-    min_cluster_size: int | None,
-    min_samples: int,
-    seed: int,
-    neighbours: int,
-    metrics: str | None,
-    metrics_model: str | None,
-    analysis_cache: str | None,
-    max_thumbnails: int,
-    read_text: bool,
-    settings: Any,
-    as_json: bool,
-) -> None:
+def analyze_command(open_report: bool, as_json: bool, **options: Any) -> None:
     """Map the covers (UMAP), cluster them (HDBSCAN) and rank how well genres separate, as an HTML report.
 
     The report opens offline: covers coloured by genre and by cluster with the cover on hover, the
@@ -534,28 +485,14 @@ def analyze_command(
 
     Example: python cli.py analyze --index sleeve-index --out reports/analysis.html --open
     """
-    if metrics_model is not None and metrics is None:
+    if options["metrics_model"] is not None and options["metrics"] is None:
         raise click.UsageError("--metrics-model needs --metrics")
     import webbrowser
     from pathlib import Path
 
     from analysis.run import analyze
 
-    summary = analyze(
-        index_dir,
-        out=out,
-        formats=formats,
-        min_cluster_size=min_cluster_size,
-        min_samples=min_samples,
-        seed=seed,
-        neighbours=neighbours,
-        metrics=metrics,
-        metrics_model=metrics_model,
-        layout_cache_dir=analysis_cache,
-        max_thumbnails=max_thumbnails,
-        read_text=read_text,
-        settings=settings,
-    )
+    summary = analyze(**options)
     if as_json:
         print_json(summary.__dict__)
     else:
@@ -579,31 +516,17 @@ def analyze_command(
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for metrics.json, results.md, confusion-<model>.png, split.csv, predictions.csv.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split (same seed, same split).")
-@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(10),
+@click.option("--bootstrap", "bootstrap_samples", default=1000, show_default=True, type=click.IntRange(10),
               help="Bootstrap resamples for the 95% intervals.")
 @cnn_training
-@click.option("--mlflow", "use_mlflow", is_flag=True,
+@click.option("--mlflow", is_flag=True,
               help="Also log one MLflow run per model (extra sleeve[tracking]).")
 @click.option("--tracking-uri",
               help="MLflow tracking URI, e.g. a server's http://127.0.0.1:5000 [default: a SQLite store in "
                    "OUT/mlflow].")
 @work_settings
 @json_option
-def evaluate_command(
-    index_dir: str,
-    models: tuple[str, ...],
-    cv: int | None,
-    test_covers: str | None,
-    test_manifest: str | None,
-    out_dir: str,
-    seed: int,
-    bootstrap: int,
-    cnn_params: dict[str, int],
-    use_mlflow: bool,
-    tracking_uri: str | None,
-    settings: Any,
-    as_json: bool,
-) -> None:
+def evaluate_command(models: tuple[str, ...], as_json: bool, **options: Any) -> None:
     """Compare genre classifiers on one leak-free split of the index's labelled covers (near-duplicate covers
     never straddle train and test) and write metrics with 95% bootstrap intervals, a markdown table and
     confusion matrices to OUT.
@@ -619,23 +542,10 @@ def evaluate_command(
     from recsys.classify.evaluate import evaluate
     from recsys.classify.results import results_table
 
-    if test_covers and test_manifest:
+    if options["test_covers"] and options["test_manifest"]:
         raise click.UsageError("give at most one of --test-covers or --test-manifest")
     chosen = [name.strip() for value in models for name in value.split(",") if name.strip()]
-    metrics = evaluate(
-        index_dir,
-        out_dir,
-        **({"models": chosen} if chosen else {}),
-        cv=cv,
-        test_covers=test_covers,
-        test_manifest=test_manifest,
-        seed=seed,
-        bootstrap_samples=bootstrap,
-        mlflow=use_mlflow,
-        tracking_uri=tracking_uri,
-        cnn_params=cnn_params,
-        settings=settings,
-    )
+    metrics = evaluate(**options, **({"models": chosen} if chosen else {}))
     if as_json:
         print_json(metrics)
     else:
@@ -645,7 +555,7 @@ def evaluate_command(
 @main.command("train-classifier")
 @friendly_errors
 @index_option
-@click.option("--model", default="linear", show_default=True,
+@click.option("--model", "classifier", default="linear", show_default=True,
               type=click.Choice(["majority", "1nn", "knn", "linear", "svm", "text", "svm+text", "zero-shot", "cnn"]),
               help="Which classifier to store beside the index.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the tuning split.")
@@ -656,14 +566,7 @@ def evaluate_command(
 @work_settings
 @json_option
 def train_classifier_command(
-    index_dir: str,
-    model: str,
-    seed: int,
-    register_as: str | None,
-    tracking_uri: str | None,
-    cnn_params: dict[str, int],
-    settings: Any,
-    as_json: bool,
+    register_as: str | None, tracking_uri: str | None, as_json: bool, **options: Any
 ) -> None:
     """Train a genre classifier on the index's labelled covers and store it in INDEX/classifier/.
 
@@ -682,19 +585,13 @@ def train_classifier_command(
     if register_as:
         resolve_tracking_uri(tracking_uri)  # before training: a missing URI is known at once
 
-    info = train_classifier(
-        index_dir,
-        classifier=model,
-        seed=seed,
-        cnn_params=cnn_params,
-        settings=settings,
-    )
-    registered = register_classifier(index_dir, register_as, tracking_uri) if register_as else None
+    info = train_classifier(**options)
+    registered = register_classifier(options["index_dir"], register_as, tracking_uri) if register_as else None
     if as_json:
         print_json({**dataclasses.asdict(info), **({"registered": registered} if registered else {})})
         return
     click.echo(
-        f"stored {info.title} for {len(info.classes)} genres in {index_dir}/classifier "
+        f"stored {info.title} for {len(info.classes)} genres in {options['index_dir']}/classifier "
         f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
     )
     if registered:

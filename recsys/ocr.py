@@ -81,14 +81,14 @@ class ReaderSettings:
 
 
 TODAY = ReaderSettings()
-"""sleeve 0.1's reader: RapidOCR's defaults on ONNX Runtime, angle classifier off; still the one for few covers."""
+"""RapidOCR's defaults on ONNX Runtime, angle classifier off: it starts fastest, so it reads a few covers."""
 OPENVINO = ReaderSettings(runtime="openvino")
 """The same models and settings on OpenVINO float32: the same readings at 2.3x the speed (bench/ocr.py);
 sleeve's exact reader for collections."""
 FAST = ReaderSettings(runtime="openvino", precision="bf16", det_side=544, rec_width_step=64)
 """Faster readings that differ from the exact ones on two covers in three, but not measurably in what they are
 worth: bfloat16 arithmetic, detection at a 544 px side instead of 736, and text lines padded to widths in steps of
-64. 5.5x sleeve 0.1's covers per second in one process and 5.9x in two (bench/ocr.py, 2026-12-05); same-artist
+64. 5.5x ``TODAY``'s covers per second in one process and 5.9x in two (bench/ocr.py, 2026-12-05); same-artist
 precision@10 by words 0.577 against 0.594, text genre macro-F1 0.442 against 0.444, inside issue 10's limits of
 0.02 and 0.01 (docs/words.md). On a CPU without bfloat16 units OpenVINO computes in float32 (bench/ocr.py's
 "det min 544" rows: 3x, 0.579)."""

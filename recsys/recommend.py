@@ -140,8 +140,8 @@ class Recommender:
         """The neighbour graph build-index stored with the text (None for an index built without it)."""
         graph = graph_of(self.index)
         if graph is None and self.index.info.count <= hybrid.GRAPH_MAX_COVERS:
-            log.warning("%s holds cover text but no neighbour graph (built before sleeve stored one), so --by both "
-                        "ranks without it; run build-index on it again to add it", self.index.folder)
+            log.warning("%s holds cover text but no neighbour graph, so --by both ranks "
+                        "without it; run build-index on it again to add it", self.index.folder)
         return graph
 
     def text_of(self, cover: str | Path | QueryCover) -> str:

@@ -130,7 +130,7 @@ def neighbour_table(metadata: pd.DataFrame, embeddings: np.ndarray, texts: pd.Da
 
 def graph_of(index: CoverIndex) -> sparse.csr_matrix | None:
     """The index's stored neighbour graph as a sparse matrix, or None when it holds none (built without text,
-    before sleeve stored graphs, or with more than hybrid.GRAPH_MAX_COVERS covers)."""
+    by a version of sleeve that stored none, or with more than hybrid.GRAPH_MAX_COVERS covers)."""
     table = index.neighbours
     if table is None:
         return None
