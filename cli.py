@@ -18,14 +18,13 @@ from typing import Any
 
 import click
 
-from index.registry import get_index_type, list_index_types
-from recsys.encoders.registry import RUNTIMES, get_family, list_encoders
+from index.registry import INDEX_TYPES
+from recsys.classify.catalog import CLASSIFIERS
+from recsys.encoders.registry import ENCODERS, RUNTIMES
+from recsys.ocr_readers import OCR_READERS
 
 DEFAULT_INDEX = "sleeve-index"
 
-
-def _choices_help(names: list[str], summary: Callable[[str], str]) -> str:
-    return "; ".join(f"{name}: {summary(name)}" for name in names)
 
 index_option = click.option(
     "--index",
@@ -43,21 +42,14 @@ cache_option = click.option(
     help="Cache folder of embeddings and cover text [default: $SLEEVE_CACHE_DIR or ~/.cache/sleeve].",
 )
 runtime_option = click.option(
-    "--runtime",
-    type=click.Choice(["auto", *RUNTIMES]),
-    default="auto",
-    show_default=True,
-    help="Where the image tower runs. auto: the fastest measured for the model; "
-    + _choices_help(list(RUNTIMES), RUNTIMES.__getitem__) + ".",
+    "--runtime", type=click.Choice(RUNTIMES.choices()), default="auto", show_default=True,
+    help="Where the image tower runs. " + RUNTIMES.help(),
 )
 where_option = click.option(
     "--where", multiple=True, metavar="COLUMN=VALUE",
     help="Only covers whose manifest column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; "
     "repeatable.",
 )
-OCR_READERS = ("exact", "fast")
-"""The names of recsys.ocr.READERS, written out so that --help does not load the OCR stack (tests/test_registries.py
-checks that they agree)."""
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 moved_weights_option = click.option(
@@ -196,25 +188,12 @@ def main(verbose: int) -> None:
 @click.option("--covers", type=click.Path(), help="Folder of covers (recursive); a sub-folder name is the genre.")
 @click.option("--manifest", type=click.Path(), help="CSV with a 'path' column, optional 'genre' and metadata columns.")
 @index_option
-@click.option(
-    "--model",
-    type=click.Choice(["auto", *list_encoders()]),
-    default="auto",
-    show_default=True,
-    help="auto: the first of these whose weights can be had; "
-    + _choices_help(list_encoders(), lambda name: get_family(name).summary)
-    + ". An existing index keeps its model.",
-)
+@click.option("--model", type=click.Choice(ENCODERS.choices()), default="auto", show_default=True,
+              help=ENCODERS.help()[:-1] + ". An existing index keeps its model.")
 @click.option("--arch", default="ViT-B-32", show_default=True, help="open_clip architecture, or a model-config JSON.")
 @click.option("--pretrained", default="laion2b_s34b_b79k", show_default=True, help="open_clip pretrained tag.")
-@click.option(
-    "--index-type",
-    type=click.Choice(["auto", *list_index_types()]),
-    default="auto",
-    show_default=True,
-    help="auto: exact (flat) up to 50k covers, HNSW above (IVF-PQ when HNSW would not fit in memory); "
-    + _choices_help(list_index_types(), lambda name: get_index_type(name).summary) + ".",
-)
+@click.option("--index-type", type=click.Choice(INDEX_TYPES.choices()), default="auto", show_default=True,
+              help=INDEX_TYPES.help())
 @option_group(
     "settings",
     _settings,
@@ -236,16 +215,15 @@ def main(verbose: int) -> None:
     help="Embed on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
     "processes here. Workers must see the cover paths (shared file system) and have sleeve installed.",
 )
-@click.option("--shard-size", "files_per_shard", type=click.IntRange(1), help="Files per cluster task [default: up to 256, fewer "
-              "for small collections so every worker gets work].")
+@click.option("--shard-size", "files_per_shard", type=click.IntRange(1),
+              help="Files per cluster task [default: up to 256, fewer for small collections so that every worker "
+              "gets work].")
 @click.option("--read-text", is_flag=True,
               help="Also read the text printed on each cover (OCR, cached) for recommend --by words/both and search; "
               "an index with text keeps reading new covers' text on later runs.")
-@click.option("--ocr", type=click.Choice(OCR_READERS),
-              help="How --read-text reads: exact (RapidOCR's own readings, about 0.1 s a cover on 2 cores) or fast "
-              "(bfloat16, a smaller detector: 2.4x as fast on a CPU with bfloat16 units; readings differ, measured "
-              "search and genre quality does not; see docs/words.md) [default: the reader that read the index's text, "
-              "else exact; implies --read-text].")
+@click.option("--ocr", type=click.Choice(OCR_READERS.names()),
+              help="How --read-text reads: " + OCR_READERS.help()[:-1] + " [default: the reader that read the index's "
+              "text, else exact; implies --read-text].")
 @json_option
 def build_index_command(
     covers: str | None,
@@ -505,9 +483,7 @@ def analyze_command(open_report: bool, as_json: bool, **options: Any) -> None:
 @friendly_errors
 @index_option
 @click.option("--models", "models", multiple=True,
-              help="Models to compare, comma-separated or repeated [default: all]: majority, 1nn, knn, linear, "
-                   "svm, text (the words printed on the cover, read by OCR), svm+text (both fused), zero-shot, "
-                   "cnn.")
+              help="Models to compare, comma-separated or repeated [default: all]. " + CLASSIFIERS.help())
 @click.option("--cv", type=click.IntRange(3), help="Stratified group k-fold instead of one 60/20/20 split.")
 @click.option("--test-covers", type=click.Path(file_okay=False),
               help="Train on the whole index, test on this labelled folder (<genre>/ sub-folders).")
@@ -555,9 +531,8 @@ def evaluate_command(models: tuple[str, ...], as_json: bool, **options: Any) -> 
 @main.command("train-classifier")
 @friendly_errors
 @index_option
-@click.option("--model", "classifier", default="linear", show_default=True,
-              type=click.Choice(["majority", "1nn", "knn", "linear", "svm", "text", "svm+text", "zero-shot", "cnn"]),
-              help="Which classifier to store beside the index.")
+@click.option("--model", "classifier", default="linear", show_default=True, type=click.Choice(CLASSIFIERS.names()),
+              help="Which classifier to store beside the index. " + CLASSIFIERS.help())
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed of the tuning split.")
 @click.option("--register", "register_as", metavar="NAME",
               help="Also log the stored classifier to MLflow as a new version of registered model NAME.")
@@ -602,7 +577,7 @@ def train_classifier_command(
 @main.command("read-text")
 @friendly_errors
 @click.argument("covers", nargs=-1, required=True, type=click.Path())
-@click.option("--ocr", type=click.Choice(OCR_READERS), default="exact", show_default=True,
+@click.option("--ocr", type=click.Choice(OCR_READERS.names()), default="exact", show_default=True,
               help="The reader, as build-index --ocr names it: see how the fast reader reads a cover.")
 @json_option
 def read_text_command(covers: tuple[str, ...], ocr: str, as_json: bool) -> None:
@@ -613,9 +588,9 @@ def read_text_command(covers: tuple[str, ...], ocr: str, as_json: bool) -> None:
 
     Example: python cli.py read-text cover.jpg other-cover.png
     """
-    from recsys.ocr import READERS, CoverTextReader, read_covers, settings_for
+    from recsys.ocr import CoverTextReader, read_covers, settings_for
 
-    results = read_covers(CoverTextReader(settings=settings_for(len(covers), READERS[ocr])), covers)
+    results = read_covers(CoverTextReader(settings=settings_for(len(covers), OCR_READERS[ocr].load())), covers)
     if as_json:
         print_json(results)
     for result in results:

@@ -16,7 +16,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from index.registry import IndexConfigError, get_index_type
+from index.registry import INDEX_TYPES, IndexConfigError
 
 FLAT_LIMIT = 50_000
 """Collections up to this size use exact search by default: a query scans every vector, 1.1 ms at 20k, 3.9 ms at
@@ -54,6 +54,11 @@ def choose_index_type(count: int, dim: int, memory_budget_bytes: int | None = No
     return "hnsw"
 
 
+def auto_index_type(count: int, dim: int) -> str:
+    """The ``auto`` rule of index.registry.INDEX_TYPES: :func:`choose_index_type` within this machine's memory."""
+    return choose_index_type(count, dim, memory_budget_bytes())
+
+
 def memory_budget_bytes() -> int | None:
     """What ``auto`` may spend on an index: half the memory available now (building holds the vectors twice,
     the array and the index's copy). None where the OS does not say (no /proc/meminfo)."""
@@ -68,7 +73,7 @@ def memory_budget_bytes() -> int | None:
 def build_faiss_index(vectors: np.ndarray, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
     """Index ``vectors`` (N, d) float32 unit rows with a registered type (index.registry); returns the index
     and the search parameters it uses."""
-    build = get_index_type(index_type).build_function()
+    build = INDEX_TYPES[index_type].load()
     index, params = build(np.ascontiguousarray(vectors, dtype=np.float32))
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     apply_search_params(index, params)

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
+from index.faiss_index import build_faiss_index
+from index.registry import INDEX_TYPES
 from index.store import USER_PREFIX, CoverIndex, IndexInfo
 from recsys.encoders.base import ModelSpec, l2_normalize
 from recsys.errors import SleeveError
@@ -36,8 +37,7 @@ def index_vectors(
     if spec is not None and spec.dim != vectors.shape[1]:
         raise SleeveError(f"{spec.label} makes {spec.dim}-d vectors, these are {vectors.shape[1]}-d")
     table = _metadata(metadata, len(vectors))
-    if index_type == "auto":
-        index_type = choose_index_type(len(vectors), vectors.shape[1], memory_budget_bytes())
+    index_type = INDEX_TYPES.resolve(index_type, count=len(vectors), dim=vectors.shape[1])
     built, params = build_faiss_index(vectors, index_type)
     info = IndexInfo.new(
         spec.to_dict() if spec is not None else {}, spec.key if spec is not None else UNKNOWN_MODEL,

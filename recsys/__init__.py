@@ -24,13 +24,13 @@ _EXPORTS = {
     "SleeveError": "recsys.errors",
     # encoders
     "create_encoder": "recsys.encoders.factory",
-    "list_encoders": "recsys.encoders.registry",
+    "ENCODERS": "recsys.encoders.registry",
     "embed_images": "recsys.vectors",
     # indexes and look-alikes
     "build_index": "recsys.build",
     "BuildSummary": "recsys.build",
     "index_vectors": "index.memory",
-    "list_index_types": "index.registry",
+    "INDEX_TYPES": "index.registry",
     "open_index": "recsys.recommend",
     "Recommender": "recsys.recommend",
     # genres
@@ -63,14 +63,14 @@ if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__
     from analysis.arrays import map_covers
     from analysis.run import analyze
     from index.memory import index_vectors
-    from index.registry import list_index_types
+    from index.registry import INDEX_TYPES
     from recsys.build import BuildSummary, build_index
     from recsys.classify.arrays import fit_genre_classifier, predict_genres
     from recsys.classify.evaluate import evaluate
     from recsys.classify.predict import predict_cover
     from recsys.classify.train import train_classifier
     from recsys.encoders.factory import create_encoder
-    from recsys.encoders.registry import list_encoders
+    from recsys.encoders.registry import ENCODERS
     from recsys.errors import SleeveError
     from recsys.recommend import Recommender, open_index
     from recsys.settings import Settings

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
+from index.faiss_index import build_faiss_index
+from index.registry import INDEX_TYPES
 from index.store import (
     USER_PREFIX,
     IndexStoreError,
@@ -92,7 +93,7 @@ def build_index(
     With a ``distributor`` (recsys.cluster) the embedding runs on its workers in shards of ``files_per_shard``.
     ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
     text keeps it, so later runs read the new covers' text without being asked again, with the same reader
-    unless ``ocr`` names another (recsys.ocr.READERS: "exact" or "fast"; see textstore.reader_settings_of).
+    unless ``ocr`` names another (recsys.ocr_readers.OCR_READERS: "exact" or "fast"; see textstore.reader_settings_of).
     """
     started = time.perf_counter()
     settings = settings or Settings()
@@ -122,10 +123,7 @@ def build_index(
             raise CollectionError(f"no readable covers in {covers or manifest}; see {Path(index_dir) / 'skipped.csv'}")
         vectors = cache.get(image_encoder.spec.key, list(table["content_hash"]), image_encoder.spec.dim)
 
-    if index_type == "auto":
-        chosen_type = choose_index_type(len(table), image_encoder.spec.dim, memory_budget_bytes())
-    else:
-        chosen_type = index_type
+    chosen_type = INDEX_TYPES.resolve(index_type, count=len(table), dim=image_encoder.spec.dim)
     texts = neighbours = None
     if read_text or (existing is not None and "text" in existing.info.files):
         reader = reader_settings_of(existing, ocr)

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from recsys.cache import SqliteCache
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, to_rgb
 from recsys.ingest import printable_path
+from recsys.ocr_readers import OCR_READERS
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,6 @@ worth: bfloat16 arithmetic, detection at a 544 px side instead of 736, and text 
 precision@10 by words 0.577 against 0.594, text genre macro-F1 0.442 against 0.444, inside issue 10's limits of
 0.02 and 0.01 (docs/words.md). On a CPU without bfloat16 units OpenVINO computes in float32 (bench/ocr.py's
 "det min 544" rows: 3x, 0.579)."""
-READERS: dict[str, ReaderSettings] = {"exact": OPENVINO, "fast": FAST}
-"""Named readers, as build-index --ocr offers them: "exact" reads as RapidOCR does, "fast" trades exactness for
-speed within what the text is worth."""
 FEW_COVERS = 5
 """Below this many covers to read, ONNX Runtime is done first: it starts in about 0.2 s, OpenVINO in about 0.65 s
 (it compiles the two models), and OpenVINO saves about 0.1 s a cover (measured on 2 cores, 2026-12-05)."""
@@ -109,8 +107,8 @@ def settings_for(covers: int, settings: ReaderSettings = OPENVINO) -> ReaderSett
 
 
 def reader_name(key: str) -> str | None:
-    """The name in READERS of the reader whose readings carry cache ``key``; None for any other reader."""
-    return next((name for name, settings in READERS.items() if reader_key(settings=settings) == key), None)
+    """The name in OCR_READERS of the reader whose readings carry cache ``key``; None for any other reader."""
+    return next((name for name, entry in OCR_READERS.items() if reader_key(settings=entry.load()) == key), None)
 
 
 class CoverTextReader:

@@ -22,7 +22,7 @@ import pandas as pd
 from PIL import Image
 
 from index.faiss_index import search
-from index.registry import get_index_type
+from index.registry import INDEX_TYPES
 from index.store import CoverIndex, ModelMismatchError, load_index, shown_name, user_columns
 from recsys import hybrid, textsearch
 from recsys.encoders import Encoder, ModelSpec
@@ -234,7 +234,7 @@ class Recommender:
         excluded = ((metadata["content_hash"] == exclude_hash) | (metadata["path"] == exclude_path)).to_numpy()
         if genre is not None:
             return self._exact(vector, k, row_mask(metadata, genre) & ~excluded)
-        compressed = get_index_type(self.index.info.index_type).rescore
+        compressed = INDEX_TYPES[self.index.info.index_type].rescore
         found_scores, found_rows = search(
             self.index.faiss_index, vector, k + int(excluded.sum()),
             exact_vectors=self.index.embeddings if compressed else None,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from recsys.cache import default_cache_dir
-from recsys.encoders.base import EncoderError, ModelSpec
+from recsys.encoders.base import ModelSpec
 from recsys.encoders.registry import RUNTIMES
 from recsys.images import DEFAULT_MAX_PIXELS
 
@@ -25,7 +25,7 @@ class Settings:
     """Run-time choices that do not change what a result means (only how fast or where it is kept)."""
 
     runtime: str = "auto"
-    """Where image towers run: "auto" (fastest measured per family) or a key of recsys.encoders.RUNTIMES."""
+    """Where image towers run: "auto" (fastest measured per family) or a name in recsys.encoders.RUNTIMES."""
     cache_dir: Path | None = None
     """Embeddings, cover text and ONNX exports; None: $SLEEVE_CACHE_DIR or ~/.cache/sleeve."""
     weights: str | None = None
@@ -36,8 +36,7 @@ class Settings:
     """Progress bars on stderr for long work."""
 
     def __post_init__(self) -> None:
-        if self.runtime != "auto" and self.runtime not in RUNTIMES:
-            raise EncoderError(f"unknown runtime {self.runtime!r}; choose one of auto, {', '.join(RUNTIMES)}")
+        RUNTIMES.check(self.runtime)
         folder = default_cache_dir() if self.cache_dir is None else Path(self.cache_dir).expanduser()
         object.__setattr__(self, "cache_dir", folder)
 

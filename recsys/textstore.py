@@ -20,9 +20,9 @@ from index.store import CoverIndex, load_index
 from recsys import hybrid, textsearch
 from recsys.cache import default_cache_dir
 from recsys.errors import SleeveError
+from recsys.ocr_readers import OCR_READERS
 from recsys.ocr import (
     OPENVINO,
-    READERS,
     ReaderSettings,
     TextCache,
     cover_text,
@@ -62,8 +62,8 @@ def read_cover_texts(
     (texts: content_hash, text, reader, one row per distinct hash; failures: content_hash, reason).
 
     A cover that cannot be read gets an empty text (it is still indexed by its look). The covers are read by a
-    reader of ``settings`` (recsys.ocr.READERS), on the workers of a ``distributor`` (build-index --cluster)
-    when one is given.
+    reader of ``settings`` (recsys.ocr_readers.OCR_READERS), on the workers of a ``distributor``
+    (build-index --cluster) when one is given.
     """
     distinct = files.drop_duplicates("content_hash")[["path", "content_hash"]]
     key = reader_key(settings=settings)
@@ -88,17 +88,16 @@ def read_cover_texts(
 
 
 def reader_settings_of(index: CoverIndex | None, asked: str | None = None) -> ReaderSettings:
-    """The reader for an index's cover text: the one ``asked`` for by name (recsys.ocr.READERS), else the one
-    that read the text it holds (so a later build or a query reads as the first build did), else "exact"."""
+    """The reader for an index's cover text: the one ``asked`` for by name (recsys.ocr_readers.OCR_READERS),
+    else the one that read the text it holds (so a later build or a query reads as the first build did), else
+    "exact"."""
     if asked is not None:
-        if asked not in READERS:
-            raise SleeveError(f"unknown OCR reader {asked!r}; choose one of {', '.join(READERS)}")
-        return READERS[asked]
+        return OCR_READERS[asked].load()
     stored = None if index is None else index.texts
     if stored is not None and len(stored):
         name = reader_name(str(stored["reader"].iloc[0]))
         if name is not None:
-            return READERS[name]
+            return OCR_READERS[name].load()
     return OPENVINO
 
 

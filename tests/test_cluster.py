@@ -151,7 +151,8 @@ def test_local_cluster_of_two_workers(tmp_path, covers, reference) -> None:
 def test_local_cluster_reads_cover_text_as_one_process_does(tmp_path, covers, reference, reader) -> None:
     """--read-text with --cluster: the OCR runs on the workers, with the reader asked for (--ocr), and the index
     holds the same texts as one process makes."""
-    from recsys.ocr import READERS, reader_key
+    from recsys.ocr import reader_key
+    from recsys.ocr_readers import OCR_READERS
 
     few = tmp_path / "few" / "rock"
     few.mkdir(parents=True)
@@ -167,7 +168,7 @@ def test_local_cluster_reads_cover_text_as_one_process_does(tmp_path, covers, re
     texts = [load_index(tmp_path / name).texts.sort_values("content_hash").reset_index(drop=True)
              for name in ("single", "cluster")]
     pd.testing.assert_frame_equal(*texts)
-    assert set(texts[0]["reader"]) == {reader_key(settings=READERS[reader])}
+    assert set(texts[0]["reader"]) == {reader_key(settings=OCR_READERS[reader].load())}
     assert (texts[0]["text"] != "").any(), "these covers print something"
 
 

@@ -174,10 +174,11 @@ def test_a_query_is_read_on_the_runtime_that_starts_first_and_a_collection_on_op
 
 
 def test_the_fast_reader_has_its_own_key_and_still_reads_printed_words(tmp_path: Path) -> None:
-    from recsys.ocr import FAST, OPENVINO, READERS, reader_key, reader_name
+    from recsys.ocr import FAST, OPENVINO, reader_key, reader_name
+    from recsys.ocr_readers import OCR_READERS
     from recsys.textstore import reader_settings_of
 
-    assert READERS == {"exact": OPENVINO, "fast": FAST}
+    assert {name: entry.load() for name, entry in OCR_READERS.items()} == {"exact": OPENVINO, "fast": FAST}
     assert reader_name(reader_key(settings=FAST)) == "fast" and reader_name(reader_key()) == "exact"
     assert reader_key(settings=FAST) != reader_key(settings=dataclasses.replace(FAST, rec_width_step=0))
     assert reader_name("rapidocr-onnxruntime-1.4.4:cls0:score0.5:detmin480:rec6") is None

@@ -6,11 +6,12 @@ import click
 import pytest
 
 import cli
-from index.registry import IndexType, get_index_type, list_index_types, register_index_type
-from recsys.encoders import EncoderError, create_encoder, get_family, list_encoders
+from index.registry import INDEX_TYPES, IndexType
+from recsys.encoders import ENCODERS, EncoderError, create_encoder
 from recsys.encoders.base import FamilyEncoder
-from recsys.encoders.registry import RUNTIMES, EncoderFamily, register_encoder
-from recsys.ocr import READERS
+from recsys.encoders.registry import RUNTIMES, EncoderFamily
+from recsys.errors import SleeveError
+from recsys.ocr_readers import OCR_READERS as READERS
 
 
 def _choices(command: click.Command, option: str) -> list[str]:
@@ -20,26 +21,26 @@ def _choices(command: click.Command, option: str) -> list[str]:
 
 def test_cli_choices_and_help_come_from_the_registries() -> None:
     build = cli.main.commands["build-index"]
-    assert _choices(build, "model") == ["auto", *list_encoders()]
-    assert _choices(build, "index_type") == ["auto", *list_index_types()]
+    assert _choices(build, "model") == ["auto", *ENCODERS]
+    assert _choices(build, "index_type") == ["auto", *INDEX_TYPES]
     for name in ("build-index", "recommend", "evaluate", "train-classifier", "predict"):
         assert _choices(cli.main.commands[name], "runtime") == ["auto", *RUNTIMES]
     for name in ("build-index", "read-text"):
         assert _choices(cli.main.commands[name], "ocr") == list(READERS)
     help_text = build.get_help(click.Context(build))
-    for name in list_encoders():
-        assert get_family(name).summary.split()[0] in help_text
-    for name in list_index_types():
-        assert get_index_type(name).summary.split(":")[0].split()[0] in help_text
+    for name in ENCODERS:
+        assert ENCODERS[name].summary.split()[0] in help_text
+    for name in INDEX_TYPES:
+        assert INDEX_TYPES[name].summary.split(":")[0].split()[0] in help_text
 
 
 def test_registering_twice_or_auto_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
-        register_encoder(EncoderFamily("clip", "x:y", "again", "torch"))
+        ENCODERS.register(EncoderFamily("clip", "x:y", "again", "torch"))
     with pytest.raises(ValueError, match="already registered"):
-        register_index_type(IndexType("auto", "x:y", "policy, not a type"))
+        INDEX_TYPES.register(IndexType("auto", "x:y", "policy, not a type"))
     with pytest.raises(EncoderError, match="unknown model"):
-        get_family("resnet")
+        ENCODERS["resnet"]
 
 
 def test_an_encoder_without_its_constructors_cannot_be_instantiated() -> None:
@@ -52,4 +53,15 @@ def test_an_encoder_without_its_constructors_cannot_be_instantiated() -> None:
 
 def test_a_family_is_built_through_its_registry_entry() -> None:
     encoder = create_encoder("efficientnet-lite0", runtime="torch")
-    assert type(encoder) is get_family("efficientnet-lite0").encoder_class()
+    assert type(encoder) is ENCODERS["efficientnet-lite0"].load()
+
+
+def test_every_kind_applies_its_own_auto_rule_and_refuses_unknown_names() -> None:
+    assert INDEX_TYPES.resolve("auto", count=10, dim=8) == "flat" and INDEX_TYPES.resolve("hnsw") == "hnsw"
+    assert RUNTIMES.resolve("auto", family="efficientnet-lite0") == ENCODERS["efficientnet-lite0"].fastest_runtime
+    RUNTIMES.check("auto")
+    with pytest.raises(EncoderError, match="unknown runtime 'gpu'; choose one of auto, torch"):
+        RUNTIMES.check("gpu")
+    with pytest.raises(SleeveError, match="unknown OCR reader 'auto'"):
+        READERS.check("auto")  # readers have no auto rule
+    assert READERS.help().startswith("exact: ") and INDEX_TYPES.help().startswith("auto: exact (flat)")

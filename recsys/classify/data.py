@@ -117,7 +117,7 @@ def with_cover_text(
 
 
 def model_inputs(covers: LabelledCovers, inputs: str) -> Any:
-    """What a model of ``inputs`` kind (recsys.classify.models.INPUTS) reads: vectors, files, texts or both."""
+    """What a model of ``inputs`` kind (recsys.classify.catalog.Classifier.inputs) reads: vectors, files, texts or both."""
     if inputs == "embeddings":
         return covers.embeddings
     if inputs == "images":

@@ -34,7 +34,8 @@ from recsys.classify.data import (
     with_cover_text,
 )
 from recsys.classify.metrics import BOOTSTRAP_SAMPLES, classification_report, fold_summary, paired_difference
-from recsys.classify.models import FUSION, INPUTS, MODEL_NAMES, RECIPES, ModelUnavailableError
+from recsys.classify.catalog import CLASSIFIERS, FUSION
+from recsys.classify.models import RECIPES, ModelUnavailableError
 from recsys.classify.results import plot_confusion, write_results_markdown
 from recsys.classify.split import (
     HASH_BITS,
@@ -76,7 +77,7 @@ class Fold:
 def evaluate(
     index_dir: str | Path,
     out_dir: str | Path,
-    models: Sequence[str] = MODEL_NAMES,
+    models: Sequence[str] = tuple(CLASSIFIERS),
     cv: int | None = None,
     test_covers: str | Path | None = None,
     test_manifest: str | Path | None = None,
@@ -97,7 +98,7 @@ def evaluate(
     index = load_index(index_dir)
     spec = ModelSpec.from_dict(index.info.model)
     covers = from_index(index)
-    reads_text = any("text" in INPUTS[name] for name in models)
+    reads_text = any("text" in CLASSIFIERS[name].inputs for name in models)
     if reads_text:
         covers = with_cover_text(covers, cache_dir, progress)
     encoder = settings.encoder_for(spec) if "zero-shot" in models or transfer else None
@@ -143,9 +144,9 @@ def evaluate(
 
 
 def _check_request(models: Sequence[str], cv: int | None, transfer: bool) -> None:
-    unknown = [name for name in models if name not in MODEL_NAMES]
+    unknown = [name for name in models if name not in CLASSIFIERS]
     if unknown:
-        raise SleeveError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_NAMES)}")
+        raise SleeveError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(CLASSIFIERS)}")
     if cv is not None and transfer:
         raise SleeveError("--cv and a separate test collection exclude each other")
     if cv is not None and cv < 3:

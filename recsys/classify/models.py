@@ -24,6 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler, normalize
 from sklearn.svm import SVC
 
+from recsys.classify.catalog import CLASSIFIERS
 from recsys.errors import SleeveError
 
 ZERO_SHOT_TEMPLATE = "an album cover of {genre} music"
@@ -204,15 +205,17 @@ class Recipe:
     """How to build one model and which hyper-parameter values the validation split chooses among.
 
     ``search_params`` are added only while searching, for a cheaper estimator with the same predictions.
-    ``inputs`` is what the model reads of a cover (see recsys.classify.data.model_inputs).
+    Its title and what it reads of a cover are its entry in recsys.classify.catalog.CLASSIFIERS.
     """
 
     name: str
-    title: str
     build: Callable[..., Any]
     grid: tuple[dict[str, Any], ...] = ({},)
     search_params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    inputs: str = "embeddings"
+
+    @property
+    def inputs(self) -> str:
+        return CLASSIFIERS[self.name].inputs
 
 
 def _grid(**values: Sequence[Any]) -> tuple[dict[str, Any], ...]:
@@ -226,40 +229,20 @@ def _grid(**values: Sequence[Any]) -> tuple[dict[str, Any], ...]:
 RECIPES: dict[str, Recipe] = {
     recipe.name: recipe
     for recipe in (
-        Recipe("majority", "majority class", lambda: DummyClassifier(strategy="prior")),
-        Recipe("1nn", "FAISS 1-NN", lambda: FaissKNeighbors(n_neighbors=1)),
+        Recipe("majority", lambda: DummyClassifier(strategy="prior")),
+        Recipe("1nn", lambda: FaissKNeighbors(n_neighbors=1)),
         Recipe(
             "knn",
-            "k-NN",
             FaissKNeighbors,
             _grid(n_neighbors=(3, 5, 10, 20, 40, 80), weights=("uniform", "distance")),
         ),
         Recipe(
             "linear",
-            "linear probe (logistic regression)",
             linear_probe,
             _grid(C=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)),
         ),
-        Recipe("svm", "RBF SVM", rbf_svm, _grid(C=(0.5, 1, 2, 4, 8, 16)), {"calibrated": False}),
-        Recipe("text", "cover text (OCR)", cover_text_model, _grid(C=(1, 3, 10, 30, 100)), inputs="text"),
+        Recipe("svm", rbf_svm, _grid(C=(0.5, 1, 2, 4, 8, 16)), {"calibrated": False}),
+        Recipe("text", cover_text_model, _grid(C=(1, 3, 10, 30, 100))),
     )
 }
 """The models tuned by a plain grid search; the others need more than one estimator or more than features."""
-
-FUSION = "svm+text"
-"""The RBF SVM and the cover-text model, each tuned alone, then fused (see ImageTextFusion)."""
-
-MODEL_NAMES = (*RECIPES, FUSION, "zero-shot", "cnn")
-TITLES = {
-    **{name: recipe.title for name, recipe in RECIPES.items()},
-    FUSION: "RBF SVM + cover text",
-    "zero-shot": "zero-shot (text prompts)",
-    "cnn": "fine-tuned EfficientNet-Lite0",
-}
-INPUTS = {
-    **{name: recipe.inputs for name, recipe in RECIPES.items()},
-    FUSION: "embeddings+text",
-    "zero-shot": "embeddings",
-    "cnn": "images",
-}
-"""What each model reads of a cover: the index's vectors, the OCR text, both, or the image file itself."""

@@ -43,7 +43,7 @@ class ClassifierInfo:
 
     model: str  # recipe name: linear, svm, knn, cnn, ...
     title: str
-    inputs: str  # what it reads of a cover: recsys.classify.models.INPUTS (embeddings, images, text, ...)
+    inputs: str  # what it reads of a cover: recsys.classify.catalog.CLASSIFIERS (embeddings, images, text, ...)
     model_key: str  # the index model whose vectors it was trained on
     classes: list[str]
     params: dict[str, Any]

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 
 from recsys.atomic import atomic_path  # noqa: E402
-from recsys.classify.models import TITLES  # noqa: E402
+from recsys.classify.catalog import CLASSIFIERS  # noqa: E402
 
 
 def _interval(report: dict[str, Any], name: str) -> str:
@@ -48,7 +48,7 @@ def results_table(metrics: dict[str, Any]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     for name, reason in metrics.get("unavailable", {}).items():
-        lines.append(f"| {TITLES.get(name, name)} | n/a ({reason}) | | | | | |")
+        lines.append(f"| {CLASSIFIERS[name].summary} | n/a ({reason}) | | | | | |")
     genres = next(iter(metrics["models"].values()))["confusion"]["labels"] if metrics["models"] else []
     if genres:
         lines += ["", "Recall per genre:", "", "| model | " + " | ".join(genres) + " |"]
@@ -57,12 +57,12 @@ def results_table(metrics: dict[str, Any]) -> str:
             recalls = [f"{report['per_genre'][genre]['recall']:.2f}" for genre in genres]
             lines.append(f"| {report['title']} | " + " | ".join(recalls) + " |")
     if "comparisons" in metrics:
-        reference = TITLES[metrics["comparisons"]["reference"]]
+        reference = CLASSIFIERS[metrics["comparisons"]["reference"]].summary
         lines += ["", f"Macro-F1 minus the {reference}'s on the same test covers (paired bootstrap 95% interval):", ""]
         lines += ["| model | difference [95% CI] |", "|---|---|"]
         for name, comparison in metrics["comparisons"]["models"].items():
             low, high = comparison["macro_f1_difference_ci95"]
-            lines.append(f"| {TITLES[name]} | {comparison['macro_f1_difference']:+.3f} [{low:+.3f}, {high:+.3f}] |")
+            lines.append(f"| {CLASSIFIERS[name].summary} | {comparison['macro_f1_difference']:+.3f} [{low:+.3f}, {high:+.3f}] |")
     lines += _artist_aware_table(metrics)
     lines += ["", "Chosen on the validation covers:", ""]
     lines += ["| model | hyper-parameters | validation macro-F1 | fit seconds |", "|---|---|---|---|"]

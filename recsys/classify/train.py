@@ -21,12 +21,9 @@ from sklearn.metrics import f1_score
 from index.store import load_index, one_writer
 from recsys.classify.data import LabelledCovers, from_index, model_inputs, with_cover_text
 from recsys.classify.finetune import FineTunedCNN
+from recsys.classify.catalog import CLASSIFIERS, FUSION
 from recsys.classify.models import (
-    FUSION,
-    INPUTS,
-    MODEL_NAMES,
     RECIPES,
-    TITLES,
     ImageTextFusion,
     ModelUnavailableError,
     Recipe,
@@ -35,7 +32,6 @@ from recsys.classify.models import (
 from recsys.classify.persist import ClassifierInfo, save_classifier
 from recsys.classify.split import dhashes, near_duplicate_groups, train_validation
 from recsys.encoders import Encoder, ModelSpec
-from recsys.errors import SleeveError
 from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,11 +50,11 @@ class FittedModel:
 
     @property
     def title(self) -> str:
-        return TITLES[self.name]
+        return CLASSIFIERS[self.name].summary
 
     @property
     def inputs(self) -> str:
-        return INPUTS[self.name]
+        return CLASSIFIERS[self.name].inputs
 
     def predict_proba(self, covers: LabelledCovers) -> np.ndarray:
         """Probabilities with columns in ``classes`` order."""
@@ -84,30 +80,18 @@ def fit_model(
     model cannot run here.
     """
     started = time.perf_counter()
-    if name in RECIPES:
-        estimator, params, score = _tuned(name, train, validation)
-    elif name == FUSION:
-        estimator, params, score = _fused(train, validation)
-    elif name == "zero-shot":
-        if encoder is None or not encoder.supports_text:
-            raise ModelUnavailableError("model has no text tower")
-        estimator = ZeroShotClassifier(encode_text=encoder.encode_text).fit(train.embeddings, train.genres)
-        params = {"template": estimator.template, "scale": estimator.scale}
-        score = _macro_f1(validation.genres, estimator.predict(validation.embeddings))
-    elif name == "cnn":
-        estimator = FineTunedCNN(**(cnn_params or {}), progress=progress)
-        estimator.fit(train.paths, train.genres, eval_set=(validation.paths, validation.genres))
-        params = {**estimator.get_params(), "best_epoch": estimator.best_epoch_}
-        params.pop("progress")
-        score = max(record["validation_macro_f1"] for record in estimator.history_)
-    else:
-        raise SleeveError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    fit = CLASSIFIERS[name].load()
+    estimator, params, score = fit(name, train, validation, encoder=encoder, cnn_params=cnn_params, progress=progress)
     seconds = time.perf_counter() - started
     log.info("%s: %s, validation macro-F1 %.3f, %.0fs", name, params, score, seconds)
     return FittedModel(name, estimator, params, score, seconds)
 
 
-def _tuned(name: str, train: LabelledCovers, validation: LabelledCovers) -> tuple[Any, dict[str, Any], float]:
+Fit = tuple[Any, dict[str, Any], float]
+"""What a fitter returns: the estimator, its chosen hyper-parameters and its validation macro-F1."""
+
+
+def fit_tuned(name: str, train: LabelledCovers, validation: LabelledCovers, **_: Any) -> Fit:
     """Grid search on the fixed validation split; the winner is refitted on the training covers if the
     search used a cheaper variant of it."""
     recipe = RECIPES[name]
@@ -128,21 +112,45 @@ def _searched(recipe: Recipe, train: LabelledCovers, validation: LabelledCovers)
     return estimator, dict(params), float(score)
 
 
-def _fused(train: LabelledCovers, validation: LabelledCovers) -> tuple[Any, dict[str, Any], float]:
+def fit_fused(name: str, train: LabelledCovers, validation: LabelledCovers, **_: Any) -> Fit:
     """The SVM and the cover-text model tuned alone on the validation covers, then the weight of the text
     in their fusion chosen on the same covers. Only the parameters of the searches are kept: the fusion fits
     its own members (the SVM's calibrated refit would be thrown away)."""
     _, svm_params, _ = _searched(RECIPES["svm"], train, validation)
     _, text_params, _ = _searched(RECIPES["text"], train, validation)
     estimator = ImageTextFusion(RECIPES["svm"].build(**svm_params), RECIPES["text"].build(**text_params))
-    X_validation = model_inputs(validation, INPUTS[FUSION])
-    estimator.fit(model_inputs(train, INPUTS[FUSION]), train.genres, eval_set=(X_validation, validation.genres))
+    inputs = CLASSIFIERS[FUSION].inputs
+    X_validation = model_inputs(validation, inputs)
+    estimator.fit(model_inputs(train, inputs), train.genres, eval_set=(X_validation, validation.genres))
     params = {
         **{f"svm_{key}": value for key, value in svm_params.items()},
         **{f"text_{key}": value for key, value in text_params.items()},
         "text_weight": estimator.text_weight_,
     }
     return estimator, params, _macro_f1(validation.genres, estimator.predict(X_validation))
+
+
+def fit_zero_shot(
+    name: str, train: LabelledCovers, validation: LabelledCovers, encoder: Encoder | None = None, **_: Any
+) -> Fit:
+    """Zero-shot prompts need the index encoder's text tower; they learn only the genre names."""
+    if encoder is None or not encoder.supports_text:
+        raise ModelUnavailableError("model has no text tower")
+    estimator = ZeroShotClassifier(encode_text=encoder.encode_text).fit(train.embeddings, train.genres)
+    params = {"template": estimator.template, "scale": estimator.scale}
+    return estimator, params, _macro_f1(validation.genres, estimator.predict(validation.embeddings))
+
+
+def fit_cnn(
+    name: str, train: LabelledCovers, validation: LabelledCovers, cnn_params: dict[str, Any] | None = None,
+    progress: bool = False, **_: Any,
+) -> Fit:
+    """The fine-tuned CNN, early-stopped on the validation covers."""
+    estimator = FineTunedCNN(**(cnn_params or {}), progress=progress)
+    estimator.fit(train.paths, train.genres, eval_set=(validation.paths, validation.genres))
+    params = {**estimator.get_params(), "best_epoch": estimator.best_epoch_}
+    params.pop("progress")
+    return estimator, params, max(record["validation_macro_f1"] for record in estimator.history_)
 
 
 def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -183,7 +191,7 @@ def train_classifier(
     progress = settings.progress
     index = load_index(index_dir)
     covers = from_index(index)
-    if "text" in INPUTS.get(classifier, ""):
+    if "text" in CLASSIFIERS[classifier].inputs:
         covers = with_cover_text(covers, settings.cache, progress)
     split = split_index_covers(covers, seed, progress)
     encoder = None

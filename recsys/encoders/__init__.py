@@ -13,9 +13,10 @@ from recsys.encoders.base import (
     l2_normalize,
 )
 from recsys.encoders.factory import create_encoder, encoder_for_spec, with_runtime
-from recsys.encoders.registry import RUNTIMES, EncoderFamily, get_family, list_encoders, register_encoder
+from recsys.encoders.registry import ENCODERS, RUNTIMES, EncoderFamily
 
 __all__ = [
+    "ENCODERS",
     "Encoder",
     "EncoderError",
     "EncoderFamily",
@@ -26,9 +27,6 @@ __all__ = [
     "WeightsUnavailableError",
     "create_encoder",
     "encoder_for_spec",
-    "get_family",
     "l2_normalize",
-    "list_encoders",
-    "register_encoder",
     "with_runtime",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from recsys.cache import default_cache_dir
 from recsys.encoders.base import Encoder, EncoderError, ModelSpec, WeightsUnavailableError
-from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED, RUNTIMES, get_family, list_encoders
+from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED, ENCODERS, RUNTIMES
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,14 @@ def create_encoder(
 
     ``cache_dir`` holds ONNX exports (default: the embedding cache folder), so the defaults work offline.
     """
-    if runtime != "auto" and runtime not in RUNTIMES:
-        raise EncoderError(f"unknown runtime {runtime!r}; choose one of auto, {', '.join(RUNTIMES)}")
+    RUNTIMES.check(runtime)
     if family != "auto":
-        base = get_family(family).encoder_class().from_request(arch, pretrained, weights)
+        base = ENCODERS[family].load().from_request(arch, pretrained, weights)
         return with_runtime(base, runtime, cache_dir)
-    families = list_encoders()
+    families = ENCODERS.names()
     for position, name in enumerate(families):
         try:
-            base = get_family(name).encoder_class().from_request(arch, pretrained, weights)
+            base = ENCODERS[name].load().from_request(arch, pretrained, weights)
         except WeightsUnavailableError as error:
             if position == len(families) - 1:
                 raise
@@ -57,7 +56,7 @@ def encoder_for_spec(
     a verified export of exactly these weights in the cache is used as it is: no torch, no PyTorch model.
     """
     try:
-        family = get_family(spec.family)
+        family = ENCODERS[spec.family]
     except EncoderError:
         raise EncoderError(f"this index was made with an unknown model family {spec.family!r}") from None
     if runtime == "auto":
@@ -83,7 +82,7 @@ def encoder_for_spec(
 
 def _base_for_spec(spec: ModelSpec, weights: str | None) -> Encoder:
     """The family's own (PyTorch) encoder for ``spec``, refused when its weights checksum differs."""
-    base = get_family(spec.family).encoder_class().from_spec(spec, weights)
+    base = ENCODERS[spec.family].load().from_spec(spec, weights)
     if base.spec.weights_sha256 != spec.weights_sha256:
         raise EncoderError(
             f"the weights found for {spec.label} (sha256 {base.spec.weights_sha256[:12]}) differ from the "
@@ -94,10 +93,7 @@ def _base_for_spec(spec: ModelSpec, weights: str | None) -> Encoder:
 
 def with_runtime(base: Encoder, runtime: str, cache_dir: str | Path | None = None) -> Encoder:
     """Wrap ``base`` for ``runtime``; ``auto`` picks the fastest measured one for its family."""
-    if runtime == "auto":
-        runtime = get_family(base.spec.family).fastest_runtime
-    if runtime not in RUNTIMES:
-        raise EncoderError(f"unknown runtime {runtime!r}; choose one of auto, {', '.join(RUNTIMES)}")
+    runtime = RUNTIMES.resolve(runtime, family=base.spec.family)
     if runtime == "torch":
         return base
     from recsys.encoders.onnx import OnnxEncoder

