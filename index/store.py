@@ -34,9 +34,9 @@ import pandas as pd
 import pyarrow
 from filelock import FileLock, Timeout
 
+from index.atomic import atomic_path, write_json
 from index.faiss_index import apply_search_params
 from recsys import __version__
-from recsys.atomic import atomic_path, write_json
 from recsys.errors import SleeveError
 
 log = logging.getLogger(__name__)

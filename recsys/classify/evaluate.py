@@ -24,8 +24,8 @@ import faiss
 import numpy as np
 import pandas as pd
 
+from index.atomic import atomic_path, write_json
 from index.store import CoverIndex, load_index
-from recsys.atomic import atomic_path, write_json
 from recsys.classify.data import (
     LabelledCovers,
     LabelledDataError,

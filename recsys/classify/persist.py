@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from index.atomic import atomic_path, write_json
 from recsys import __version__
-from recsys.atomic import atomic_path, write_json
 from recsys.errors import SleeveError
 
 CLASSIFIER_DIR = "classifier"
