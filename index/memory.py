@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from index.errors import SleeveError
 from index.faiss_index import build_faiss_index, choose_index_type, memory_budget_bytes
 from index.store import USER_PREFIX, CoverIndex, IndexInfo
 from recsys.encoders.base import ModelSpec, l2_normalize
-from recsys.errors import SleeveError
 
 UNKNOWN_MODEL = "vectors:unknown"
 """The model key of vectors given without a model spec: only vector queries can use them."""

@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 
 
 class IndexConfigError(SleeveError):

@@ -35,9 +35,9 @@ import pyarrow
 from filelock import FileLock, Timeout
 
 from index.atomic import atomic_path, write_json
+from index.errors import SleeveError
 from index.faiss_index import apply_search_params
 from recsys import __version__
-from recsys.errors import SleeveError
 
 log = logging.getLogger(__name__)
 

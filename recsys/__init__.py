@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # configuration and errors
     "Settings": "recsys.settings",
-    "SleeveError": "recsys.errors",
+    "SleeveError": "index.errors",
     # encoders
     "create_encoder": "recsys.encoders.factory",
     "list_encoders": "recsys.encoders.registry",
@@ -62,6 +62,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__ imports on first use
     from analysis.arrays import map_covers
     from analysis.run import analyze
+    from index.errors import SleeveError
     from index.memory import index_vectors
     from index.registry import list_index_types
     from recsys.build import BuildSummary, build_index
@@ -71,7 +72,6 @@ if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__
     from recsys.classify.train import train_classifier
     from recsys.encoders.factory import create_encoder
     from recsys.encoders.registry import list_encoders
-    from recsys.errors import SleeveError
     from recsys.recommend import Recommender, open_index
     from recsys.settings import Settings
     from recsys.vectors import embed_images

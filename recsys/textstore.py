@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from index.errors import SleeveError
 from index.store import CoverIndex, load_index
 from recsys import hybrid, textsearch
 from recsys.cache import default_cache_dir
-from recsys.errors import SleeveError
 from recsys.ocr import (
     OPENVINO,
     READERS,

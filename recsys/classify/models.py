@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler, normalize
 from sklearn.svm import SVC
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 
 ZERO_SHOT_TEMPLATE = "an album cover of {genre} music"
 TEXT_COLUMN = "text"

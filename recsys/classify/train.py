@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 
+from index.errors import SleeveError
 from index.store import load_index, one_writer
 from recsys.classify.data import LabelledCovers, from_index, model_inputs, with_cover_text
 from recsys.classify.finetune import FineTunedCNN
@@ -35,7 +36,6 @@ from recsys.classify.models import (
 from recsys.classify.persist import ClassifierInfo, save_classifier
 from recsys.classify.split import dhashes, near_duplicate_groups, train_validation
 from recsys.encoders import Encoder, ModelSpec
-from recsys.errors import SleeveError
 from recsys.settings import Settings
 
 log = logging.getLogger(__name__)
