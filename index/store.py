@@ -110,7 +110,8 @@ class IndexInfo:
 @dataclasses.dataclass
 class CoverIndex:
     """A loaded or in-memory index: every file of a loaded one read at load time (``embeddings`` memory-mapped
-    from a handle opened then); an in-memory one (``folder`` None, see index.memory) is written with :meth:`save`."""
+    from a handle opened then); an in-memory one (``folder`` None, see recsys.memory_index) is written with
+    :meth:`save`."""
 
     folder: Path | None
     info: IndexInfo

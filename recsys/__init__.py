@@ -29,7 +29,7 @@ _EXPORTS = {
     # indexes and look-alikes
     "build_index": "recsys.build",
     "BuildSummary": "recsys.build",
-    "index_vectors": "index.memory",
+    "index_vectors": "recsys.memory_index",
     "list_index_types": "index.registry",
     "open_index": "recsys.recommend",
     "Recommender": "recsys.recommend",
@@ -63,7 +63,6 @@ if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__
     from analysis.arrays import map_covers
     from analysis.run import analyze
     from index.errors import SleeveError
-    from index.memory import index_vectors
     from index.registry import list_index_types
     from recsys.build import BuildSummary, build_index
     from recsys.classify.arrays import fit_genre_classifier, predict_genres
@@ -72,6 +71,7 @@ if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__
     from recsys.classify.train import train_classifier
     from recsys.encoders.factory import create_encoder
     from recsys.encoders.registry import list_encoders
+    from recsys.memory_index import index_vectors
     from recsys.recommend import Recommender, open_index
     from recsys.settings import Settings
     from recsys.vectors import embed_images
