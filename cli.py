@@ -125,7 +125,8 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from recsys.errors import SleeveError, describe_error
+        from index.errors import SleeveError
+        from recsys.errors import describe_error
 
         signal.signal(signal.SIGTERM, _interrupt)
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 
 
 class MetricsFileError(SleeveError):

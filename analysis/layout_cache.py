@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.covermap import CoverMap, Layout
-from recsys.atomic import atomic_path
+from index.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

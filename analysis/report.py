@@ -41,7 +41,7 @@ from analysis.words import (
     UNCERTAIN,
     WordFigures,
 )
-from recsys.atomic import atomic_path
+from index.atomic import atomic_path
 
 UNLABELLED = "(no genre)"
 NOISE_LABEL = "noise"

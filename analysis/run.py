@@ -43,9 +43,9 @@ from analysis.thumbnails import (
 )
 from analysis.traits import TRAIT_SIZE, TRAITS, image_traits
 from analysis.words import word_figures
+from index.errors import SleeveError
 from index.store import CoverIndex, load_index
 from recsys import __version__
-from recsys.errors import SleeveError
 from recsys.images import BadImageError, load_cover
 from recsys.settings import Settings
 

@@ -22,7 +22,7 @@ from analysis.report import (
     cluster_colours,
     genre_colours,
 )
-from recsys.atomic import atomic_path
+from index.atomic import atomic_path
 
 DPI = 110
 

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 
 
 def load(target: str) -> Any:

@@ -34,10 +34,9 @@ import pandas as pd
 import pyarrow
 from filelock import FileLock, Timeout
 
+from index.atomic import atomic_path, write_json
+from index.errors import SleeveError
 from index.faiss_index import apply_search_params
-from recsys import __version__
-from recsys.atomic import atomic_path, write_json
-from recsys.errors import SleeveError
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +102,15 @@ class IndexInfo:
         """The description of an index made now, by this sleeve, in the current format."""
         return cls(
             FORMAT_VERSION, model, model_key, dim, count, index_type, search_params,
-            time.strftime("%Y-%m-%dT%H:%M:%S%z"), __version__, files,
+            time.strftime("%Y-%m-%dT%H:%M:%S%z"), sleeve_version(), files,
         )
 
 
 @dataclasses.dataclass
 class CoverIndex:
     """A loaded or in-memory index: every file of a loaded one read at load time (``embeddings`` memory-mapped
-    from a handle opened then); an in-memory one (``folder`` None, see index.memory) is written with :meth:`save`."""
+    from a handle opened then); an in-memory one (``folder`` None, see recsys.memory_index) is written with
+    :meth:`save`."""
 
     folder: Path | None
     info: IndexInfo
@@ -132,6 +132,15 @@ class CoverIndex:
                 neighbours=self.neighbours,
             )
         return load_index(folder)
+
+
+def sleeve_version() -> str:
+    """The version of the installed sleeve, recorded in every ``index.json`` it writes; read from the
+    package metadata, which the index store can reach without importing the layers above it (imported here:
+    a query never pays for it)."""
+    from importlib.metadata import version
+
+    return version("sleeve")
 
 
 def repair_hint(folder: str | Path) -> str:
@@ -283,7 +292,7 @@ def read_info(folder: str | Path) -> IndexInfo:
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if version not in (1, FORMAT_VERSION):
         raise IndexFormatError(
-            f"{folder} holds index format {version!r}; this sleeve {__version__} reads format {FORMAT_VERSION}. "
+            f"{folder} holds index format {version!r}; this sleeve {sleeve_version()} reads format {FORMAT_VERSION}. "
             f"{repair_hint(folder)}"
         )
     problem = _field_problem(raw)

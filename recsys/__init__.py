@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # configuration and errors
     "Settings": "recsys.settings",
-    "SleeveError": "recsys.errors",
+    "SleeveError": "index.errors",
     # encoders
     "create_encoder": "recsys.encoders.factory",
     "ENCODERS": "recsys.encoders.registry",
@@ -29,7 +29,7 @@ _EXPORTS = {
     # indexes and look-alikes
     "build_index": "recsys.build",
     "BuildSummary": "recsys.build",
-    "index_vectors": "index.memory",
+    "index_vectors": "recsys.memory_index",
     "INDEX_TYPES": "index.registry",
     "open_index": "recsys.recommend",
     "Recommender": "recsys.recommend",
@@ -62,7 +62,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__ imports on first use
     from analysis.arrays import map_covers
     from analysis.run import analyze
-    from index.memory import index_vectors
+    from index.errors import SleeveError
     from index.registry import INDEX_TYPES
     from recsys.build import BuildSummary, build_index
     from recsys.classify.arrays import fit_genre_classifier, predict_genres
@@ -71,7 +71,7 @@ if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__
     from recsys.classify.train import train_classifier
     from recsys.encoders.factory import create_encoder
     from recsys.encoders.registry import ENCODERS
-    from recsys.errors import SleeveError
+    from recsys.memory_index import index_vectors
     from recsys.recommend import Recommender, open_index
     from recsys.settings import Settings
     from recsys.vectors import embed_images

@@ -23,8 +23,8 @@ from uuid import uuid4
 from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from index.errors import SleeveError
 from recsys.distribute import Resident, Shard
-from recsys.errors import SleeveError
 
 CONNECT_TIMEOUT_S = 5
 """How long to wait for a scheduler before telling the user it cannot be reached."""

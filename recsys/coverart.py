@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 from recsys.http import HttpError, PoliteClient
 
 DEFAULT_URL = "https://coverartarchive.org"

@@ -1,10 +1,9 @@
-"""The one base class of errors a user can act on: the CLI prints their message, never a traceback."""
+"""Errors of the query side and the one-line description of any error; their base,
+:class:`index.errors.SleeveError`, is what the CLI catches."""
 
 import errno
 
-
-class SleeveError(Exception):
-    """Something about the input, the weights or an index that the user can fix; the message says how."""
+from index.errors import SleeveError
 
 
 class QueryError(SleeveError):

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from index.atomic import atomic_path
+from index.errors import SleeveError
 from recsys import __version__, coverart, musicbrainz
-from recsys.atomic import atomic_path
-from recsys.errors import SleeveError
 from recsys.http import HttpError, PoliteClient, origin, user_agent
 from recsys.user_config import ConfigError
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Refuse images above this many pixels (decompression bombs); 8000 x 8000 is far beyond any cover."""

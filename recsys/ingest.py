@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 from recsys.images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, special_file_kind, special_file_reason
 
 log = logging.getLogger(__name__)

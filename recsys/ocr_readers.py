@@ -6,8 +6,8 @@ query covers are read alike.
 
 from __future__ import annotations
 
+from index.errors import SleeveError
 from index.registry import Entry, Registry
-from recsys.errors import SleeveError
 
 OCR_READERS: Registry[Entry] = Registry("OCR reader", SleeveError)
 """``loader`` names the reader's recsys.ocr.ReaderSettings."""

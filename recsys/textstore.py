@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from index.errors import SleeveError
 from index.store import CoverIndex, load_index
 from recsys import hybrid, textsearch
 from recsys.cache import default_cache_dir
-from recsys.errors import SleeveError
-from recsys.ocr_readers import OCR_READERS
 from recsys.ocr import (
     OPENVINO,
     ReaderSettings,
@@ -30,6 +29,7 @@ from recsys.ocr import (
     reader_key,
     reader_name,
 )
+from recsys.ocr_readers import OCR_READERS
 
 if TYPE_CHECKING:
     from scipy import sparse

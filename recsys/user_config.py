@@ -14,7 +14,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 
 CONFIG_ENV = "SLEEVE_CONFIG"
 

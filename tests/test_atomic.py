@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.atomic import atomic_path
+from index.atomic import atomic_path
 
 
 def test_success_replaces_the_target_with_the_usual_file_mode(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_train_classifier_takes_the_writer_lock(tmp_path: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from index.memory import index_vectors
+    from recsys.memory_index import index_vectors
     from index.store import IndexBusyError, writer_lock
     from recsys.classify.train import train_classifier
 

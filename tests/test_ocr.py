@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 from recsys.ingest import content_hash
 from recsys.ocr import CoverTextReader, TextCache, TextLine, cover_text, read_missing
 from tests.bad_inputs import write_bad_files, write_odd_but_valid_files

@@ -6,11 +6,11 @@ import click
 import pytest
 
 import cli
+from index.errors import SleeveError
 from index.registry import INDEX_TYPES, IndexType
 from recsys.encoders import ENCODERS, EncoderError, create_encoder
 from recsys.encoders.base import FamilyEncoder
 from recsys.encoders.registry import RUNTIMES, EncoderFamily
-from recsys.errors import SleeveError
 from recsys.ocr_readers import OCR_READERS as READERS
 
 

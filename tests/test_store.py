@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import recsys
 from index import store
 from index.faiss_index import build_faiss_index
 from index.store import IndexFormatError, IndexNotFoundError, ModelMismatchError, load_index, write_index
@@ -38,6 +39,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert loaded.faiss_index.ntotal == 5
     info = json.loads((tmp_path / "index.json").read_text())
     assert info["format_version"] == store.FORMAT_VERSION and info["count"] == 5 and info["dim"] == 8
+    assert info["sleeve_version"] == recsys.__version__  # the store asks the package metadata, not recsys
 
 
 def test_rewrite_removes_the_previous_generation(tmp_path: Path) -> None:

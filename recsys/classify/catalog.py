@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from index.errors import SleeveError
 from index.registry import Entry, Registry
-from recsys.errors import SleeveError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from index.errors import SleeveError
 from index.store import CoverIndex
 from recsys.cache import EmbeddingCache, default_cache_dir
 from recsys.classify.models import image_text_frame
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder
-from recsys.errors import SleeveError
 from recsys.ingest import fingerprint, read_manifest, scan_folder
 from recsys.ocr import TextCache, cover_text, read_missing, reader_key
 

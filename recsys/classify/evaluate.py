@@ -24,8 +24,9 @@ import faiss
 import numpy as np
 import pandas as pd
 
+from index.atomic import atomic_path, write_json
+from index.errors import SleeveError
 from index.store import CoverIndex, load_index
-from recsys.atomic import atomic_path, write_json
 from recsys.classify.data import (
     LabelledCovers,
     LabelledDataError,
@@ -50,7 +51,6 @@ from recsys.classify.split import (
 )
 from recsys.classify.train import FittedModel, fit_model
 from recsys.encoders import Encoder, ModelSpec
-from recsys.errors import SleeveError
 from recsys.settings import Settings
 
 log = logging.getLogger(__name__)

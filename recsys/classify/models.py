@@ -24,8 +24,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler, normalize
 from sklearn.svm import SVC
 
+from index.errors import SleeveError
 from recsys.classify.catalog import CLASSIFIERS
-from recsys.errors import SleeveError
 
 ZERO_SHOT_TEMPLATE = "an album cover of {genre} music"
 TEXT_COLUMN = "text"

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from index.atomic import atomic_path, write_json
+from index.errors import SleeveError
 from recsys import __version__
-from recsys.atomic import atomic_path, write_json
-from recsys.errors import SleeveError
 
 CLASSIFIER_DIR = "classifier"
 MODEL_FILE = "model.skops"

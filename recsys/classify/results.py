@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from recsys.atomic import atomic_path  # noqa: E402
+from index.atomic import atomic_path  # noqa: E402
 from recsys.classify.catalog import CLASSIFIERS  # noqa: E402
 
 

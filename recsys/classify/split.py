@@ -27,7 +27,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedGroupKFold
 from tqdm import tqdm
 
-from recsys.errors import SleeveError
+from index.errors import SleeveError
 from recsys.images import BadImageError, load_cover
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from index.errors import SleeveError
 from recsys.classify.metrics import SCALARS
-from recsys.errors import SleeveError
 
 EXPERIMENT = "sleeve-genre-classification"
 """The experiment evaluations log to, unless $MLFLOW_EXPERIMENT_NAME (MLflow's own variable) names another."""

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import f1_score
 
+from index.errors import SleeveError
 from index.store import load_index, one_writer
 from recsys.classify.data import LabelledCovers, from_index, model_inputs, with_cover_text
 from recsys.classify.finetune import FineTunedCNN

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 from PIL import Image
 
+from index.errors import SleeveError
 from recsys.encoders.preprocess import Preprocess
-from recsys.errors import SleeveError
 
 if TYPE_CHECKING:
     import torch

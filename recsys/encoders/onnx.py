@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 from filelock import FileLock
 
-from recsys.atomic import atomic_path, write_json
+from index.atomic import atomic_path, write_json
 from recsys.encoders.base import Encoder, EncoderError, ModelSpec, l2_normalize
 from recsys.encoders.preprocess import Preprocess
 

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from index.errors import SleeveError
 from index.faiss_index import build_faiss_index
 from index.registry import INDEX_TYPES
 from index.store import USER_PREFIX, CoverIndex, IndexInfo
 from recsys.encoders.base import ModelSpec, l2_normalize
-from recsys.errors import SleeveError
 
 UNKNOWN_MODEL = "vectors:unknown"
 """The model key of vectors given without a model spec: only vector queries can use them."""
