@@ -32,6 +32,7 @@ _EXPORTS = {
     "index_vectors": "recsys.memory_index",
     "INDEX_TYPES": "index.registry",
     "open_index": "recsys.recommend",
+    "QueryAnswerer": "recsys.answer",
     "Recommender": "recsys.recommend",
     # genres
     "fit_genre_classifier": "recsys.classify.arrays",
@@ -64,6 +65,7 @@ if TYPE_CHECKING:  # for type checkers and editors only; at run time __getattr__
     from analysis.run import analyze
     from index.errors import SleeveError
     from index.registry import INDEX_TYPES
+    from recsys.answer import QueryAnswerer
     from recsys.build import BuildSummary, build_index
     from recsys.classify.arrays import fit_genre_classifier, predict_genres
     from recsys.classify.evaluate import evaluate
