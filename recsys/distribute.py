@@ -130,7 +130,7 @@ def embed_distributed(
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached, on workers."""
     model = recipe.spec.key
-    todo = missing_files(files, cache, model)
+    todo = missing_files(files, cache, model, recipe.spec.dim)
     if todo.empty:
         return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
     size = files_per_shard or shard_size(len(todo), distributor.worker_count())

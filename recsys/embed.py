@@ -57,7 +57,7 @@ def embed_missing(
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached."""
     model = encoder.spec.key
-    todo = missing_files(files, cache, model)
+    todo = missing_files(files, cache, model, encoder.spec.dim)
     if todo.empty:
         return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
     todo_hashes = list(todo["content_hash"])
@@ -85,9 +85,9 @@ def embed_missing(
     return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
 
 
-def missing_files(files: pd.DataFrame, cache: EmbeddingCache, model: str) -> pd.DataFrame:
-    """One row (content_hash, path) per distinct hash of ``files`` that has no vector for ``model`` yet."""
-    todo_hashes = cache.missing(model, files["content_hash"])
+def missing_files(files: pd.DataFrame, cache: EmbeddingCache, model: str, dim: int) -> pd.DataFrame:
+    """One row (content_hash, path) per distinct hash of ``files`` that has no usable vector for ``model`` yet."""
+    todo_hashes = cache.missing(model, files["content_hash"], dim)
     first_path = files.drop_duplicates("content_hash").set_index("content_hash")["path"]
     return pd.DataFrame({"content_hash": todo_hashes, "path": first_path.loc[todo_hashes].to_numpy()})
 

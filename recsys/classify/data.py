@@ -89,7 +89,7 @@ def embed_collection(
     model = encoder.spec.key
     with EmbeddingCache(cache_dir or default_cache_dir()) as cache:
         embed_missing(table, encoder, cache, progress=progress)
-        undecodable = set(cache.missing(model, table["content_hash"]))
+        undecodable = set(cache.missing(model, table["content_hash"], encoder.spec.dim))
         table = table[~table["content_hash"].isin(undecodable)].reset_index(drop=True)
         if table.empty:
             raise LabelledDataError(f"none of the test covers in {covers or manifest} could be read")
