@@ -115,11 +115,9 @@ def build_index(
         else:
             recipe = EncoderRecipe(image_encoder.spec, settings)
             report = embed_distributed(found, recipe, cache, distributor, batch_size, files_per_shard)
-        failed = found.merge(report.failed, on="content_hash")[["path", "reason"]]
-        good = found[~found["content_hash"].isin(report.failed["content_hash"])]
-        table = _metadata_table(collection, good)
+        table = _metadata_table(collection, report.files)
         if table.empty:
-            write_skipped(Path(index_dir), pd.concat([left_out, unreadable, failed], ignore_index=True))
+            write_skipped(Path(index_dir), pd.concat([left_out, unreadable, report.failed], ignore_index=True))
             raise CollectionError(f"no readable covers in {covers or manifest}; see {Path(index_dir) / 'skipped.csv'}")
         vectors = cache.get(image_encoder.spec.key, list(table["content_hash"]), image_encoder.spec.dim)
 
@@ -136,7 +134,7 @@ def build_index(
         texts=texts,
         neighbours=neighbours,
     )
-    skipped = pd.concat([left_out, unreadable, failed], ignore_index=True).sort_values("path")
+    skipped = pd.concat([left_out, unreadable, report.failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)
 
     before = set(previous["path"]) if previous is not None else set()

@@ -7,6 +7,7 @@ that shares covers with an old one, only computes what is new.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,9 @@ from typing import Self
 import numpy as np
 
 _QUERY_CHUNK = 900  # stays under SQLite's limit on bound parameters
+_VECTOR_DTYPE = np.dtype(np.float32)
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -72,16 +76,25 @@ class EmbeddingCache(SqliteCache):
     def __init__(self, folder: str | Path) -> None:
         schema = "model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash)"
         super().__init__(folder, "embeddings.sqlite", schema)
+        self._warned_unfit = False
 
-    def missing(self, model: str, hashes: Iterable[str]) -> list[str]:
-        """The hashes (unique, in first-seen order) that have no vector for ``model`` yet."""
+    def missing(self, model: str, hashes: Iterable[str], dim: int) -> list[str]:
+        """The hashes (unique, in first-seen order) that have no usable ``dim``-long vector for ``model`` yet.
+
+        A stored vector that does not fit (another length, not a float32 blob) is deleted, so that it is computed
+        again, with one warning per cache opened: a damaged or foreign entry must never be returned.
+        """
         wanted = list(dict.fromkeys(hashes))
-        present = {row[0] for row in self._select("hash", model, wanted)}
-        return [h for h in wanted if h not in present]
+        fits = f"typeof(vector) = 'blob' AND length(vector) = {int(dim) * _VECTOR_DTYPE.itemsize}"
+        stored = dict(self._select(f"hash, {fits}", model, wanted))
+        unfit = [h for h, fitting in stored.items() if not fitting]
+        if unfit:
+            self._drop(model, unfit, dim)
+        return [h for h in wanted if not stored.get(h)]
 
     def put(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store one batch atomically."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=_VECTOR_DTYPE)
         with self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO embeddings (model, hash, vector) VALUES (?, ?, ?)",
@@ -89,13 +102,29 @@ class EmbeddingCache(SqliteCache):
             )
 
     def get(self, model: str, hashes: Sequence[str], dim: int) -> np.ndarray:
-        """Vectors for ``hashes`` in order, as an (N, dim) array; raises KeyError if any is missing."""
+        """Vectors for ``hashes`` in order, as an (N, dim) array; raises KeyError if any is missing or does not fit
+        (call :meth:`missing` first to have those computed again)."""
         unique = list(dict.fromkeys(hashes))
-        found = {h: np.frombuffer(blob, dtype=np.float32) for h, blob in self._select("hash, vector", model, unique)}
+        size = dim * _VECTOR_DTYPE.itemsize
+        found = {
+            h: np.frombuffer(blob, dtype=_VECTOR_DTYPE)
+            for h, blob in self._select("hash, vector", model, unique)
+            if isinstance(blob, bytes) and len(blob) == size
+        }
         absent = [h for h in unique if h not in found]
         if absent:
             raise KeyError(f"{len(absent)} vectors missing from the cache for {model}, e.g. {absent[0]}")
-        out = np.empty((len(hashes), dim), dtype=np.float32)
+        out = np.empty((len(hashes), dim), dtype=_VECTOR_DTYPE)
         for row, h in enumerate(hashes):
             out[row] = found[h]
         return out
+
+    def _drop(self, model: str, unfit: list[str], dim: int) -> None:
+        with self._db:
+            self._db.executemany("DELETE FROM embeddings WHERE model = ? AND hash = ?", ((model, h) for h in unfit))
+        if not self._warned_unfit:
+            log.warning(
+                "%d cached vector(s) in %s are not %d float32 values for %s (damaged or foreign), e.g. %s; "
+                "computing them again", len(unfit), self.path, dim, model, unfit[0],
+            )
+            self._warned_unfit = True

@@ -17,12 +17,11 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from recsys.cache import EmbeddingCache
-from recsys.embed import EmbedReport, embed_files, missing_files
+from recsys.embed import Embedded, EmbedReport, embed_files, embed_rounds
 from recsys.encoders import Encoder, ModelSpec
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError
 from recsys.ocr import (
@@ -51,15 +50,6 @@ class Shard:
 
     hashes: tuple[str, ...]
     paths: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardResult:
-    """What a worker returns for a shard: vectors for the hashes it could read, and reasons for the rest."""
-
-    hashes: list[str]
-    vectors: np.ndarray
-    failures: list[tuple[str, str]]  # (content hash, reason)
 
 
 class Resident(Protocol):
@@ -96,14 +86,10 @@ class EncoderRecipe:
         return self.settings.encoder_for(self.spec)
 
 
-def embed_shard(encoder: Encoder, shard: Shard, batch_size: int, max_pixels: int) -> ShardResult:
-    """Runs on a worker: read and embed the shard's files; unreadable ones come back with their reason."""
-    rows, vectors, bad = embed_files(list(shard.paths), encoder, batch_size, max_pixels)
-    return ShardResult(
-        hashes=[shard.hashes[row] for row in rows],
-        vectors=vectors,
-        failures=[(shard.hashes[row], reason) for row, reason in bad],
-    )
+def embed_shard(encoder: Encoder, shard: Shard, batch_size: int, max_pixels: int) -> Embedded:
+    """Runs on a worker: read and embed the shard's files, each under the hash of the bytes it read there;
+    unreadable ones come back with their reason."""
+    return embed_files(list(shard.paths), encoder, batch_size, max_pixels)
 
 
 def shard_size(todo: int, workers: int, limit: int = MAX_SHARD) -> int:
@@ -129,25 +115,14 @@ def embed_distributed(
     files_per_shard: int | None = None,
 ) -> EmbedReport:
     """Embed every distinct ``content_hash`` of ``files`` (columns path, content_hash) not yet cached, on workers."""
-    model = recipe.spec.key
-    todo = missing_files(files, cache, model)
-    if todo.empty:
-        return EmbedReport(0, pd.DataFrame(columns=["content_hash", "reason"]))
-    size = files_per_shard or shard_size(len(todo), distributor.worker_count())
-
     task = functools.partial(embed_shard, batch_size=batch_size, max_pixels=recipe.settings.max_pixels)
-    failures: list[tuple[str, str]] = []
-    computed = 0
-    quiet = not recipe.settings.progress
-    with tqdm(total=len(todo), unit="img", desc="embedding", file=sys.stderr, disable=quiet) as bar:
-        for shard, result in distributor.map_shards(task, recipe, make_shards(todo, size)):
-            if result.hashes:
-                cache.put(model, result.hashes, result.vectors)
-            computed += len(result.hashes)
-            failures.extend(result.failures)
-            bar.update(len(shard.hashes))
-    return EmbedReport(computed, pd.DataFrame(failures, columns=["content_hash", "reason"]))
 
+    def embed_round(todo: pd.DataFrame) -> Iterator[Embedded]:
+        size = files_per_shard or shard_size(len(todo), distributor.worker_count())
+        for _, result in distributor.map_shards(task, recipe, make_shards(todo, size)):
+            yield result
+
+    return embed_rounds(files, cache, recipe.spec.key, recipe.spec.dim, embed_round, recipe.settings.progress)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,16 +45,32 @@ class BadImageError(SleeveError):
     """A file that cannot be used as a cover; the message is the reason shown to the user."""
 
 
-def read_cover_bytes(path: str | Path) -> bytes:
+def read_cover_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
     """The file's bytes, for a caller that hashes and decodes the same read; :class:`BadImageError` if unreadable
-    (a special file such as a FIFO is refused without being opened)."""
+    or longer than ``max_bytes`` (a special file such as a FIFO is refused without being opened, a longer file
+    without being read)."""
     reason = special_file_reason(path)
     if reason:
         raise BadImageError(reason)
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            if max_bytes is not None and os.fstat(handle.fileno()).st_size > max_bytes:
+                raise BadImageError(_too_long(max_bytes))
+            data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     except OSError as error:
         raise BadImageError(_unreadable(error)) from None
+    if max_bytes is not None and len(data) > max_bytes:  # it grew while it was read
+        raise BadImageError(_too_long(max_bytes))
+    return data
+
+
+def _too_long(max_bytes: int) -> str:
+    return f"too large: over {max_bytes:,} bytes, more than an image within --max-pixels takes"
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The most bytes a cover of ``max_pixels`` can take: uncompressed 16-bit RGBA, plus room for metadata."""
+    return max_pixels * 8 + (16 << 20)
 
 
 def _unreadable(error: OSError) -> str:

@@ -60,6 +60,16 @@ def test_identical_files_are_embedded_once_but_all_indexed(tmp_path: Path) -> No
     assert metadata["content_hash"].value_counts().max() == 2
 
 
+def test_every_copy_of_an_undecodable_file_is_reported_with_its_reason(tmp_path: Path, cache_dir: Path) -> None:
+    covers = _collection(tmp_path / "covers", per_genre=1)
+    for i in range(6):
+        (covers / "rock" / f"broken-{i}.png").write_bytes(b"not a picture at all")
+    summary = _build(covers, tmp_path / "index", cache_dir)
+    assert (summary.covers, summary.skipped) == (2, 6)
+    reasons = pd.read_csv(tmp_path / "index" / "skipped.csv")["reason"]
+    assert (reasons == "not an image (unknown or corrupt format)").all()
+
+
 def test_rebuild_embeds_only_new_covers_and_drops_vanished_ones(tmp_path: Path) -> None:
     covers = _collection(tmp_path / "covers")
     first = _build(covers, tmp_path / "index", tmp_path / "cache")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recsys.images import BadImageError, load_cover
+from recsys.images import BadImageError, load_cover, max_file_bytes, read_cover_bytes
 from tests.bad_inputs import gradient, write_bad_files, write_odd_but_valid_files
 
 
@@ -86,6 +86,19 @@ def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
     assert load_cover(path, max_pixels=10_000).size == (100, 100)
     with pytest.raises(BadImageError, match="too large: 100x100"):
         load_cover(path, max_pixels=9_999)
+
+
+def test_a_file_longer_than_any_image_within_the_pixel_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.jpg"
+    with open(path, "wb") as handle:
+        handle.truncate(1 << 40)  # sparse: a terabyte that would exhaust memory if it were read
+    with pytest.raises(BadImageError, match="too large: over"):
+        read_cover_bytes(path, max_bytes=max_file_bytes(64_000_000))
+    small = tmp_path / "small.png"
+    Image.new("RGB", (10, 10)).save(small)
+    assert read_cover_bytes(small, max_bytes=small.stat().st_size) == small.read_bytes()
+    with pytest.raises(BadImageError, match="too large"):
+        read_cover_bytes(small, max_bytes=small.stat().st_size - 1)
 
 
 def test_reduce_to_decodes_large_jpegs_smaller_but_never_below_the_target(tmp_path: Path) -> None:

@@ -88,9 +88,7 @@ def embed_collection(
     table = table.merge(readable[["path", "content_hash"]], on="path")
     model = encoder.spec.key
     with EmbeddingCache(cache_dir or default_cache_dir()) as cache:
-        embed_missing(table, encoder, cache, progress=progress)
-        undecodable = set(cache.missing(model, table["content_hash"]))
-        table = table[~table["content_hash"].isin(undecodable)].reset_index(drop=True)
+        table = embed_missing(table, encoder, cache, progress=progress).files
         if table.empty:
             raise LabelledDataError(f"none of the test covers in {covers or manifest} could be read")
         vectors = cache.get(model, list(table["content_hash"]), encoder.spec.dim)
