@@ -97,6 +97,16 @@ def _settings(**options: Any) -> Any:
     return Settings(**options)
 
 
+encoder_options = option_group(
+    "encoder_options",
+    lambda **given: {name: value for name, value in given.items() if value is not None},
+    *(
+        click.option(f"--{option.name}", help=f"{family.name}: {option.help} [default: {option.default}].")
+        for family in ENCODERS.values()
+        for option in family.options
+    ),
+)
+"""The options each encoder family declares (recsys.encoders.registry), for a new index."""
 query_settings = option_group("settings", _settings, cache_option, runtime_option, moved_weights_option)
 """How a query cover is encoded (recommend, predict)."""
 work_settings = option_group(
@@ -191,8 +201,7 @@ def main(verbose: int) -> None:
 @index_option
 @click.option("--model", type=click.Choice(ENCODERS.choices()), default="auto", show_default=True,
               help=ENCODERS.help()[:-1] + ". An existing index keeps its model.")
-@click.option("--arch", default="ViT-B-32", show_default=True, help="open_clip architecture, or a model-config JSON.")
-@click.option("--pretrained", default="laion2b_s34b_b79k", show_default=True, help="open_clip pretrained tag.")
+@encoder_options
 @click.option("--index-type", type=click.Choice(INDEX_TYPES.choices()), default="auto", show_default=True,
               help=INDEX_TYPES.help())
 @option_group(
@@ -230,6 +239,7 @@ def build_index_command(
     covers: str | None,
     manifest: str | None,
     model: str,
+    encoder_options: dict[str, str],
     no_folder_genre: bool,
     cluster: str | None,
     read_text: bool,
@@ -263,6 +273,7 @@ def build_index_command(
         manifest=manifest,
         encoder=model,
         genre_from_folder=not no_folder_genre,
+        **encoder_options,
         read_text=read_text or ocr is not None,
         ocr=ocr,
         distributor=distributor,

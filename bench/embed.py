@@ -48,10 +48,8 @@ def measure(config: dict) -> dict:
 
     if config["tuned_allocator"]:
         tune_allocator()
-    encoder = create_encoder(
-        config["model"], arch=CLIP_ARCH, weights=config["clip_weights"] if config["model"] == "clip" else None,
-        runtime=config["runtime"], cache_dir=config["onnx_cache"],
-    )
+    clip = {"arch": CLIP_ARCH, "weights": config["clip_weights"]} if config["model"] == "clip" else {}
+    encoder = create_encoder(config["model"], runtime=config["runtime"], cache_dir=config["onnx_cache"], **clip)
     files = config["files"]
     size = config["batch_size"]
     pixels = [encoder.preprocess(load_cover(path, reduce_to=encoder.input_size)) for path in files]

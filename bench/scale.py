@@ -63,7 +63,7 @@ def measure_images(files: list[str], ocr_count: int, scratch: str) -> dict[str, 
     with Clock(results, "decode", len(files)):
         pixels = [cnn.preprocess(load_cover(path, reduce_to=cnn.input_size)) for path in files]
     batches = [torch.stack(pixels[start : start + 32]) for start in range(0, len(pixels), 32)]
-    clip = create_encoder("clip", CLIP_ARCH, weights=random_clip_checkpoint(scratch), runtime="torch")
+    clip = create_encoder("clip", arch=CLIP_ARCH, weights=random_clip_checkpoint(scratch), runtime="torch")
     for name, encoder in (("embed_efficientnet_onnx", cnn), ("embed_clip_vit_b32_torch", clip)):
         encoder.encode_images(batches[0])  # warm-up: first-call allocations and kernel selection
         with Clock(results, name, len(files)):

@@ -31,7 +31,6 @@ from recsys.cache import EmbeddingCache
 from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder, ModelSpec, create_encoder
-from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED
 from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
 from recsys.textstore import neighbour_table, read_cover_texts, reader_settings_of
@@ -70,9 +69,7 @@ def build_index(
     index_dir: str | Path,
     covers: str | Path | None = None,
     manifest: str | Path | None = None,
-    encoder: str = "auto",
-    arch: str = DEFAULT_ARCH,
-    pretrained: str | None = DEFAULT_PRETRAINED,
+    encoder: str | Encoder = "auto",
     index_type: str = "auto",
     batch_size: int = 32,
     workers: int | None = None,
@@ -83,9 +80,11 @@ def build_index(
     settings: Settings | None = None,
     distributor: Distributor | None = None,
     files_per_shard: int | None = None,
+    **encoder_options: str,
 ) -> BuildSummary:
     """Index the covers of a folder or a manifest into ``index_dir`` (created or updated) with the ``encoder``
-    family asked for ("auto": see recsys.encoders.registry); an existing index keeps its own.
+    family asked for ("auto": see recsys.encoders.registry) and the options it declares (``encoder_options``,
+    e.g. CLIP's ``arch``), or with a ready :class:`Encoder`; an existing index keeps its own model.
 
     ``rebuild`` writes a fresh index over a damaged one (keeping its model when index.json still names it).
     One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
@@ -104,7 +103,7 @@ def build_index(
     existing_spec = ModelSpec.from_dict(existing.info.model) if existing is not None else None
     if rebuild:
         existing_spec = _model_of_damaged(index_dir)
-    image_encoder = _choose_encoder(existing_spec, index_dir, encoder, arch, pretrained, settings)
+    image_encoder = _choose_encoder(existing_spec, index_dir, encoder, encoder_options, settings)
 
     found, unreadable = fingerprint(list(collection["path"]), known=previous)
     with EmbeddingCache(settings.cache) as cache:
@@ -155,21 +154,22 @@ def build_index(
 
 
 def _choose_encoder(
-    existing: ModelSpec | None, index_dir: str | Path, family: str, arch: str, pretrained: str | None,
+    existing: ModelSpec | None, index_dir: str | Path, asked: str | Encoder, options: dict[str, str],
     settings: Settings,
 ) -> Encoder:
     """A new index gets the requested model; an existing one keeps its own, and a different request is refused."""
-    if existing is None:
-        return create_encoder(family, arch, pretrained, settings.weights, settings.runtime, settings.cache)
-    if family != "auto":
-        requested = create_encoder(family, arch, pretrained, settings.weights, settings.runtime, settings.cache)
-        if requested.spec.key != existing.key:
-            raise ModelMismatchError(
-                f"{index_dir} was built with {existing.label} ({existing.key}); you asked for "
-                f"{requested.spec.label} ({requested.spec.key}). Use another --index folder for a new model."
-            )
-        return requested
-    return settings.encoder_for(existing)
+    if existing is not None and asked == "auto":
+        return settings.encoder_for(existing)
+    if isinstance(asked, Encoder):
+        requested = asked
+    else:
+        requested = create_encoder(asked, settings.weights, settings.runtime, settings.cache, **options)
+    if existing is not None and requested.spec.key != existing.key:
+        raise ModelMismatchError(
+            f"{index_dir} was built with {existing.label} ({existing.key}); you asked for "
+            f"{requested.spec.label} ({requested.spec.key}). Use another --index folder for a new model."
+        )
+    return requested
 
 
 def _model_of_damaged(index_dir: str | Path) -> ModelSpec | None:

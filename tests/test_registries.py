@@ -65,3 +65,23 @@ def test_every_kind_applies_its_own_auto_rule_and_refuses_unknown_names() -> Non
     with pytest.raises(SleeveError, match="unknown OCR reader 'auto'"):
         READERS.check("auto")  # readers have no auto rule
     assert READERS.help().startswith("exact: ") and INDEX_TYPES.help().startswith("auto: exact (flat)")
+
+
+def test_encoder_options_come_from_the_family_that_declares_them(tmp_path) -> None:
+    from recsys.build import build_index
+    from recsys.settings import Settings
+    from tests.conftest import make_cover
+
+    build = cli.main.commands["build-index"]
+    declared = [option.name for family in ENCODERS.values() for option in family.options]
+    assert declared and all(name in [p.name for p in build.params] for name in declared)
+    with pytest.raises(EncoderError, match="--arch is an option of clip, not of efficientnet-lite0"):
+        create_encoder("efficientnet-lite0", arch="ViT-B-32")
+    with pytest.raises(EncoderError, match="no model takes the option 'depth'"):
+        create_encoder("auto", depth="3")
+    for i in range(3):
+        make_cover(tmp_path / "covers" / "rock" / f"{i}.png", seed=i)
+    ready = create_encoder("efficientnet-lite0", runtime="torch")
+    summary = build_index(tmp_path / "index", covers=tmp_path / "covers", encoder=ready, workers=0,
+                          settings=Settings(cache_dir=tmp_path / "cache", progress=False))
+    assert summary.model_key == ready.spec.key and summary.covers == 3

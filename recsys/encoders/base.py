@@ -113,8 +113,9 @@ class FamilyEncoder(Encoder):
 
     @classmethod
     @abstractmethod
-    def from_request(cls, arch: str, pretrained: str | None, weights: str | None) -> Self:
-        """The encoder a user asked for by architecture, pretrained tag or local weights."""
+    def from_request(cls, weights: str | None = None, **options: str) -> Self:
+        """The encoder a user asked for: local ``weights``, and the options its registry entry declares
+        (recsys.encoders.registry.EncoderFamily.options), each given or at its default."""
 
     @classmethod
     @abstractmethod

@@ -49,8 +49,8 @@ class ClipEncoder(FamilyEncoder):
         )
 
     @classmethod
-    def from_request(cls, arch: str, pretrained: str | None, weights: str | None) -> ClipEncoder:
-        return cls(arch, pretrained, weights)
+    def from_request(cls, weights: str | None = None, **options: str) -> ClipEncoder:
+        return cls(options["arch"], options["pretrained"], weights)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, weights: str | None = None) -> ClipEncoder:

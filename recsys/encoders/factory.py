@@ -12,31 +12,36 @@ from pathlib import Path
 
 from recsys.cache import default_cache_dir
 from recsys.encoders.base import Encoder, EncoderError, ModelSpec, WeightsUnavailableError
-from recsys.encoders.registry import DEFAULT_ARCH, DEFAULT_PRETRAINED, ENCODERS, RUNTIMES
+from recsys.encoders.registry import ENCODERS, RUNTIMES
 
 log = logging.getLogger(__name__)
 
 
 def create_encoder(
     family: str = "auto",
-    arch: str = DEFAULT_ARCH,
-    pretrained: str | None = DEFAULT_PRETRAINED,
     weights: str | None = None,
     runtime: str = "auto",
     cache_dir: str | Path | None = None,
+    **options: str,
 ) -> Encoder:
-    """The encoder of ``family`` ("auto" or a registered family name) on ``runtime``.
+    """The encoder of ``family`` ("auto" or a registered family name) on ``runtime``, with the options the
+    family declares (e.g. CLIP's ``arch`` and ``pretrained``; see recsys.encoders.registry).
 
     ``cache_dir`` holds ONNX exports (default: the embedding cache folder), so the defaults work offline.
     """
     RUNTIMES.check(runtime)
     if family != "auto":
-        base = ENCODERS[family].load().from_request(arch, pretrained, weights)
+        entry = ENCODERS[family]
+        base = entry.load().from_request(weights, **entry.options_from(options))
         return with_runtime(base, runtime, cache_dir)
     families = ENCODERS.names()
+    taken = {name for entry in ENCODERS.values() for name in entry.option_names()}
+    if set(options) - taken:
+        raise EncoderError(f"no model takes the option {sorted(set(options) - taken)[0]!r}")
     for position, name in enumerate(families):
+        entry = ENCODERS[name]
         try:
-            base = ENCODERS[name].load().from_request(arch, pretrained, weights)
+            base = entry.load().from_request(weights, **entry.options_from(options, strict=False))
         except WeightsUnavailableError as error:
             if position == len(families) - 1:
                 raise

@@ -34,16 +34,41 @@ RUNTIMES.register(Entry(
 
 
 @dataclasses.dataclass(frozen=True)
+class EncoderOption:
+    """An option a family takes when a new index is built (``build-index --NAME``)."""
+
+    name: str
+    default: str
+    help: str
+
+
+@dataclasses.dataclass(frozen=True)
 class EncoderFamily(Entry):
     """One family: its name in indexes and on the command line; ``loader`` is its
-    :class:`recsys.encoders.base.FamilyEncoder` subclass."""
+    :class:`recsys.encoders.base.FamilyEncoder` subclass, which receives ``options`` in ``from_request``."""
 
     fastest_runtime: str = "torch"
     """The runtime ``auto`` picks: the fastest measured for the family in bench/embed.py."""
+    options: tuple[EncoderOption, ...] = ()
 
     def __post_init__(self) -> None:
         if self.fastest_runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {self.fastest_runtime!r} for {self.name}")
+
+    def options_from(self, given: dict[str, str], strict: bool = True) -> dict[str, str]:
+        """Every option of the family, given or at its default; with ``strict``, an option given that the
+        family does not take is refused (``auto`` passes each family only its own)."""
+        names = {option.name for option in self.options}
+        foreign = sorted(set(given) - names)
+        if strict and foreign:
+            takers = [family.name for family in ENCODERS.values() if foreign[0] in family.option_names()]
+            raise EncoderError(
+                f"--{foreign[0]} is an option of {' and '.join(takers) or 'no model'}, not of {self.name}"
+            )
+        return {option.name: given.get(option.name, option.default) for option in self.options}
+
+    def option_names(self) -> list[str]:
+        return [option.name for option in self.options]
 
 
 ENCODERS: Registry[EncoderFamily] = Registry(
@@ -53,6 +78,10 @@ ENCODERS.register(EncoderFamily(
     "clip", "recsys.encoders.clip:ClipEncoder",
     "CLIP image and text towers via open_clip, weights from --pretrained or --weights (text queries work)",
     fastest_runtime="torch",  # compute-bound ViT: ONNX Runtime is within noise of PyTorch
+    options=(
+        EncoderOption("arch", DEFAULT_ARCH, "open_clip architecture, or a model-config JSON"),
+        EncoderOption("pretrained", DEFAULT_PRETRAINED, "open_clip pretrained tag (unless --weights is given)"),
+    ),
 ))
 ENCODERS.register(EncoderFamily(
     "efficientnet-lite0", "recsys.encoders.efficientnet:EfficientNetLite0Encoder",
