@@ -265,7 +265,7 @@ def build_index_command(
         raise click.UsageError("give exactly one of --covers or --manifest")
     distributor = None
     if cluster is not None:  # Dask is imported only here; the click context stops the cluster client at exit
-        from recsys.cluster import open_distributor
+        from recsys.dask_cluster import open_distributor
 
         distributor = click.get_current_context().with_resource(open_distributor(cluster))
     summary = build_index(

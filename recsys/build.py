@@ -89,7 +89,7 @@ def build_index(
     ``rebuild`` writes a fresh index over a damaged one (keeping its model when index.json still names it).
     One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
-    With a ``distributor`` (recsys.cluster) the embedding runs on its workers in shards of ``files_per_shard``.
+    With a ``distributor`` (recsys.dask_cluster) the embedding runs on its workers in shards of ``files_per_shard``.
     ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
     text keeps it, so later runs read the new covers' text without being asked again, with the same reader
     unless ``ocr`` names another (recsys.ocr_readers.OCR_READERS: "exact" or "fast"; see textstore.reader_settings_of).

@@ -4,7 +4,7 @@ A distributor runs a per-shard function next to a resident object that each work
 or for cover text the OCR reader) and hands back each shard's result as soon as it is done, in any order. The
 driver commits every result to the cache at once, so an interrupted run keeps every finished shard and a re-run
 only submits the content hashes the cache still lacks, exactly as the in-process pipeline (recsys.embed) does.
-This module knows no engine: recsys.cluster implements ``Distributor`` with Dask, and is imported only when a
+This module knows no engine: recsys.dask_cluster implements ``Distributor`` with Dask, and is imported only when a
 user asks for a cluster.
 """
 
