@@ -9,6 +9,7 @@ beside the index costs only the guess (a warning), never the look-alikes.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pandas as pd
 
 from recsys.errors import QueryError, describe_error
 from recsys.recommend import Cover, Recommender
+from recsys.textsearch import normalise
 from recsys.settings import Settings
 
 
@@ -82,12 +84,18 @@ class QueryAnswerer:
         genre: str | None = None,
         by: str | None = None,
         where: dict[str, str] | None = None,
+        explain: bool = False,
     ) -> Answer:
         """Look-alikes of ``cover`` (see :meth:`Recommender.similar_to_cover`) and its predicted genre, from
-        one read of the cover; a :class:`QueryError` says why the cover cannot be used."""
+        one read of the cover; a :class:`QueryError` says why the cover cannot be used. ``explain`` adds what a
+        person reads a result by (see :func:`explain`)."""
         query = self.recommender.read_query(cover)
         name = str(cover) if query.path is None else query.path
         answer = Answer(name, self.recommender.similar_to_cover(query, k=k, genre=genre, by=by, where=where))
+        if explain:
+            worded = "match" in answer.results and answer.results["match"].isin(["words", "both"]).any()
+            query_text = self.recommender.text_of(query) if worded else ""
+            answer.results = explain_results(answer.results, query_text, self._texts_of(answer.results))
         if self.predictor is not None:
             try:
                 answer.prediction = self.predictor.query_genre(query)
@@ -97,6 +105,13 @@ class QueryAnswerer:
                 answer.warnings.append(f"no genre guess for {name}: {describe_error(error)}")
         return answer
 
+    def _texts_of(self, results: pd.DataFrame) -> list[str]:
+        """The printed text of each result ("" for an index without text)."""
+        if not self.recommender.has_text:
+            return [""] * len(results)
+        rows = pd.Series(range(len(self.recommender.index.metadata)), index=self.recommender.index.metadata["path"])
+        return [str(self.recommender.texts[rows[path]]) for path in results["path"]]
+
     def answer_each(self, covers: Iterable[Cover], **query: Any) -> Iterator[Answer]:
         """:meth:`answer` for each cover in turn; a cover that cannot be used is an Answer with its error."""
         for cover in covers:
@@ -104,6 +119,27 @@ class QueryAnswerer:
                 yield self.answer(cover, **query)
             except QueryError as error:
                 yield Answer(str(cover), error=str(error))
+
+
+def explain_results(results: pd.DataFrame, query_text: str, texts: list[str]) -> pd.DataFrame:
+    """``results`` with what a person reads them by: ``relative`` (the score as a share of the best result's,
+    0 to 1: fused look-and-words scores have no scale of their own), and for results that the words ranked
+    (``match`` words or both) their ``text`` and the ``matched`` words it shares with the query's text."""
+    best = float(results["score"].max()) if len(results) else 0.0
+    relative = (results["score"] / best).clip(0, 1) if best > 0 else results["score"] * 0.0
+    worded = results["match"].isin(["words", "both"]) if "match" in results else pd.Series(False, results.index)
+    shown = [text if by_words else "" for text, by_words in zip(texts, worded, strict=True)]
+    return results.assign(
+        relative=relative.round(3), text=shown, matched=[shared_words(query_text, text) for text in shown]
+    )
+
+
+def shared_words(query_text: str, text: str) -> list[str]:
+    """The words of ``text`` (three letters or more) that the query's text also carries, found in its
+    normalised form so that OCR's lost spaces ("ALANJACKSON") still match "Jackson"."""
+    carried = normalise(query_text)
+    words = [word for word in re.findall(r"\w{3,}", text) if len(normalise(word)) >= 3]
+    return list(dict.fromkeys(word for word in words if normalise(word) in carried))
 
 
 def cover_files(names: Iterable[str | Path]) -> tuple[list[str], list[str]]:

@@ -97,3 +97,17 @@ def test_one_call_answers_each_cover_and_reports_the_bad_one(
     assert all(answer.error is None and set(answer.results["genre"]) == {"rock"} for answer in good)
     assert failed.results is None and failed.error is not None and "not an image" in failed.error
     assert failed.to_dict()["error"] == failed.error and good[0].to_dict()["query"] == {"cover": paths[0]}
+
+
+def test_explained_results_read_against_the_best_and_show_the_shared_words() -> None:
+    import pandas as pd
+
+    from recsys.answer import explain_results, shared_words
+
+    results = pd.DataFrame({"rank": [1, 2, 3], "score": [10.0, 2.5, -0.1], "match": ["words", "look", "both"]})
+    texts = ["ALANJACKSON / Drive", "Country Hits", "Greatest hits\nJackson Five"]
+    explained = explain_results(results, "Alan Jackson\nGreatest Hits", texts)
+    assert list(explained["relative"]) == [1.0, 0.25, 0.0]
+    assert list(explained["text"]) == [texts[0], "", texts[2]]  # a look match shows no text
+    assert list(explained["matched"]) == [["ALANJACKSON"], [], ["Greatest", "hits", "Jackson"]]
+    assert shared_words("", "anything") == [] and list(results.columns) == ["rank", "score", "match"]

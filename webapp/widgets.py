@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from recsys.images import BadImageError, load_cover
 from webapp import query as session_query
 from webapp.resources import AppIndexError, Shared, recommender
 
-SLEEVE_COLUMNS = ["rank", "score", "genre", "path", "match", "text"]
+SLEEVE_COLUMNS = ["rank", "score", "genre", "path", "match", "text", "relative", "matched"]
 """Columns of a result frame that sleeve adds; the others are the manifest's own (shown as metadata)."""
 ANY = "any"
 MAX_CHOICES = 500
@@ -174,6 +175,15 @@ def _query_from_result(path: str, show_lookalikes: bool) -> None:
     st.session_state[SHOW_LOOKALIKES] = show_lookalikes
 
 
+def highlighted(text: str, words: list[str]) -> str:
+    """The cover's text on one line, with the words it shares with the query in bold."""
+    line = " / ".join(line for line in str(text).splitlines() if line.strip())
+    if not words:
+        return line
+    pattern = re.compile("|".join(re.escape(word) for word in sorted(words, key=len, reverse=True)))
+    return pattern.sub(lambda found: f"**{found.group(0)}**", line)
+
+
 def result_grid(results: pd.DataFrame, page: str) -> None:
     """Covers in rows of five with rank, score, genre and metadata; each button makes that cover the query
     (and, from another page, opens the look-alikes page for it)."""
@@ -183,9 +193,16 @@ def result_grid(results: pd.DataFrame, page: str) -> None:
             with column, st.container(border=True):
                 show_cover(row["path"])
                 match = f" · by {row['match']}" if "match" in row else ""
-                st.markdown(f"**#{row['rank']}** · {row['score']:.3f} · {row['genre'] or 'no genre'}{match}")
+                shown_score = f"{row['relative']:.0%}" if "relative" in row else f"{row['score']:.3f}"
+                st.markdown(
+                    f"**#{row['rank']}** · {shown_score} · {row['genre'] or 'no genre'}{match}",
+                    help=f"score {row['score']:.4f}" + (" (the percentage: its share of the best result's)"
+                                                        if "relative" in row else ""),
+                )
+                if "relative" in row:
+                    st.progress(float(row["relative"]))
                 if row.get("text"):
-                    st.markdown(f"*{row['text']}*")
+                    st.markdown(f"*{highlighted(row['text'], row.get('matched') or [])}*")
                 st.caption("  \n".join(filter(None, [metadata_line(row), Path(row["path"]).name])))
                 st.button(
                     "More like this",

@@ -32,7 +32,9 @@ started = time.perf_counter()
 with session_query.cover_file(query) as path:
     try:
         with shared.lock:
-            answer = QueryAnswerer(shared.recommender).answer(path, k=k, genre=genre, by=by, where=where or None)
+            answer = QueryAnswerer(shared.recommender).answer(
+                path, k=k, genre=genre, by=by, where=where or None, explain=True
+            )
     except SleeveError as error:
         right.error(session_query.error_text(error, query, path))
         st.stop()
