@@ -159,6 +159,17 @@ def user_columns(metadata: pd.DataFrame) -> list[str]:
     return [column for column in metadata.columns if column.startswith(USER_PREFIX)]
 
 
+SHOWN_FIELDS = ("genre", "path")
+"""Sleeve's own fields that every result shows beside the manifest's columns."""
+
+
+def shown_columns(metadata: pd.DataFrame) -> dict[str, str]:
+    """Shown name -> stored name of the columns a result shows: sleeve's genre and path, then the manifest's
+    columns under :func:`shown_name`. Filters (``--where``, the app) take exactly these names, so that a name
+    means the same column in a result and in a filter."""
+    return {**{field: field for field in SHOWN_FIELDS}, **{shown_name(c): c for c in user_columns(metadata)}}
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
