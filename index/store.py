@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,6 +70,19 @@ class IndexNotFoundError(IndexStoreError):
 
 class IndexFormatError(IndexStoreError):
     pass
+
+
+class IndexDamagedError(IndexFormatError):
+    """An index folder of sleeve's that ``build-index --rebuild`` repairs; the message names that command,
+    with the collection when the caller knows it (:meth:`with_source`)."""
+
+    def __init__(self, folder: str | Path, problem: str, source: str | None = None) -> None:
+        super().__init__(f"{problem}; {repair_hint(folder, source)}")
+        self.folder, self.problem, self.source = Path(folder), problem, source
+
+    def with_source(self, source: str) -> IndexDamagedError:
+        """The same error, its command naming the collection (``--covers DIR`` or ``--manifest CSV``)."""
+        return IndexDamagedError(self.folder, self.problem, source)
 
 
 class ModelMismatchError(IndexStoreError):
@@ -143,8 +157,10 @@ def sleeve_version() -> str:
     return version("sleeve")
 
 
-def repair_hint(folder: str | Path) -> str:
-    return f"rebuild it in place with: sleeve build-index --rebuild --index {folder} --covers/--manifest ..."
+def repair_hint(folder: str | Path, source: str | None = None) -> str:
+    """The command that repairs ``folder``; ``source`` is its collection's option, when known."""
+    collection = source or "--covers FOLDER (or --manifest CSV)"
+    return f"rebuild it in place with: sleeve build-index --rebuild --index {shlex.quote(str(folder))} {collection}"
 
 
 def shown_name(stored: str) -> str:
@@ -157,6 +173,17 @@ def shown_name(stored: str) -> str:
 def user_columns(metadata: pd.DataFrame) -> list[str]:
     """The stored names of the manifest's own columns, in manifest order."""
     return [column for column in metadata.columns if column.startswith(USER_PREFIX)]
+
+
+SHOWN_FIELDS = ("genre", "path")
+"""Sleeve's own fields that every result shows beside the manifest's columns."""
+
+
+def shown_columns(metadata: pd.DataFrame) -> dict[str, str]:
+    """Shown name -> stored name of the columns a result shows: sleeve's genre and path, then the manifest's
+    columns under :func:`shown_name`. Filters (``--where``, the app) take exactly these names, so that a name
+    means the same column in a result and in a filter."""
+    return {**{field: field for field in SHOWN_FIELDS}, **{shown_name(c): c for c in user_columns(metadata)}}
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -197,22 +224,42 @@ def writer_lock(folder: str | Path) -> Iterator[None]:
 
 
 def remove_leftovers(folder: str | Path) -> None:
-    """Delete temporary files and unreferenced data files of an interrupted writer (only under the lock)."""
+    """Delete temporary files and unreferenced data files of an interrupted writer (only under the lock).
+    The data files beside a damaged ``index.json`` are kept, for ``--rebuild`` to set aside (:func:`set_aside`)."""
     folder = Path(folder)
-    keep: set[str] = set()
+    keep: set[str] | None = set()
     try:
         keep = set(read_info(folder).files.values())
+    except IndexNotFoundError:
+        pass  # no index.json: every data file is a leftover
     except IndexStoreError:
-        pass  # no (readable) index.json: every data file is a leftover
+        keep = None
     temporary = [p.name for p in folder.glob(".*.tmp") if p.is_file()]
-    stale = [p.name for pattern in _DATA_PATTERNS for p in folder.glob(pattern) if p.name not in keep]
+    stale = [] if keep is None else [p.name for p in _data_files(folder) if p.name not in keep]
     if temporary or stale:
         log.info("removing %d file(s) left by an interrupted run in %s", len(temporary) + len(stale), folder)
         _remove(folder, temporary + stale)
 
 
-def index_exists(folder: str | Path) -> bool:
-    return (Path(folder) / INDEX_JSON).is_file()
+def set_aside(folder: str | Path, why: str) -> Path | None:
+    """Move ``index.json`` and every data file of ``folder`` into a new ``damaged-<time>/`` folder beside
+    them (only under the writer lock), with ``why`` in its REASON.txt, so that a rebuild replaces an index it
+    cannot reuse without destroying it. None when there was nothing to move."""
+    folder = Path(folder)
+    names = [p.name for p in _data_files(folder)] + ([INDEX_JSON] if (folder / INDEX_JSON).exists() else [])
+    if not names:
+        return None
+    target = folder / f"damaged-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(2)}"
+    target.mkdir()
+    (target / "REASON.txt").write_text(why + "\n")
+    for name in names:  # index.json last: a run killed in between leaves it naming missing files, still damaged
+        os.replace(folder / name, target / name)
+    log.warning("moved the index files sleeve could not reuse to %s (%s)", target, why)
+    return target
+
+
+def _data_files(folder: Path) -> list[Path]:
+    return [p for pattern in _DATA_PATTERNS for p in folder.glob(pattern)]
 
 
 def write_index(
@@ -279,6 +326,8 @@ def read_info(folder: str | Path) -> IndexInfo:
     """Read and check ``index.json`` without loading any data."""
     folder = Path(folder)
     path = folder / INDEX_JSON
+    if path.exists() and not path.is_file():
+        raise IndexDamagedError(folder, f"{path} is damaged (not a file)")
     if not path.is_file():
         raise IndexNotFoundError(
             f"no sleeve index in {folder} (missing {INDEX_JSON}); build one with: sleeve build-index --index {folder}"
@@ -286,18 +335,20 @@ def read_info(folder: str | Path) -> IndexInfo:
     try:
         raw = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise IndexFormatError(f"{path} is not valid JSON ({error}); {repair_hint(folder)}") from None
+        raise IndexDamagedError(folder, f"{path} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise IndexDamagedError(folder, f"{path} is damaged (nested too deeply to be an index.json)") from None
     except OSError as error:
         raise IndexFormatError(f"cannot read {path}: {error.strerror or error}") from None
     version = raw.get("format_version") if isinstance(raw, dict) else None
     if version not in (1, FORMAT_VERSION):
-        raise IndexFormatError(
-            f"{folder} holds index format {version!r}; this sleeve {sleeve_version()} reads format {FORMAT_VERSION}. "
-            f"{repair_hint(folder)}"
+        raise IndexDamagedError(
+            folder, f"{folder} holds index format {version!r}; this sleeve {sleeve_version()} reads format "
+            f"{FORMAT_VERSION}"
         )
     problem = _field_problem(raw)
     if problem:
-        raise IndexFormatError(f"{path} is damaged ({problem}); {repair_hint(folder)}")
+        raise IndexDamagedError(folder, f"{path} is damaged ({problem})")
     return IndexInfo(**{field.name: raw[field.name] for field in dataclasses.fields(IndexInfo)})
 
 
@@ -338,8 +389,8 @@ def load_index(folder: str | Path, expected_model_key: str | None = None) -> Cov
         except FileNotFoundError as error:
             if _current_files(folder) != info.files:
                 continue  # a writer switched generations between reading index.json and opening the files
-            raise IndexFormatError(
-                f"index in {folder} is incomplete (missing {Path(error.filename).name}); {repair_hint(folder)}"
+            raise IndexDamagedError(
+                folder, f"index in {folder} is incomplete (missing {Path(error.filename).name})"
             ) from None
         except OSError as error:
             raise IndexFormatError(f"cannot open the index in {folder}: {error}") from None
@@ -360,8 +411,8 @@ def _current_files(folder: Path) -> dict[str, str] | None:
 def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]]) -> CoverIndex:
     """Read the open files of one generation and check each against ``index.json``."""
 
-    def damaged(kind: str, why: str) -> IndexFormatError:
-        return IndexFormatError(f"index in {folder} is damaged ({info.files[kind]}: {why}); {repair_hint(folder)}")
+    def damaged(kind: str, why: str) -> IndexDamagedError:
+        return IndexDamagedError(folder, f"index in {folder} is damaged ({info.files[kind]}: {why})")
 
     try:
         metadata = pd.read_parquet(handles["metadata"])
@@ -428,7 +479,7 @@ def _remove(folder: Path, names: Any) -> None:
 
 
 def _remove_other_generations(folder: Path, keep: set[str]) -> None:
-    stale = [p.name for pattern in _DATA_PATTERNS for p in folder.glob(pattern) if p.name not in keep]
+    stale = [p.name for p in _data_files(folder) if p.name not in keep]
     if stale:
         log.debug("removing previous index generation: %s", stale)
         _remove(folder, stale)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -18,12 +19,13 @@ from index.faiss_index import build_faiss_index
 from index.registry import INDEX_TYPES
 from index.store import (
     USER_PREFIX,
-    IndexStoreError,
+    IndexDamagedError,
+    IndexFormatError,
+    IndexNotFoundError,
     ModelMismatchError,
-    index_exists,
     load_index,
     one_writer,
-    read_info,
+    set_aside,
     write_index,
     write_skipped,
 )
@@ -31,6 +33,7 @@ from recsys.cache import EmbeddingCache
 from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder, ModelSpec, create_encoder
+from recsys.encoders.base import ModelUnavailableError
 from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
 from recsys.textstore import neighbour_table, read_cover_texts, reader_settings_of
@@ -86,7 +89,9 @@ def build_index(
     family asked for ("auto": see recsys.encoders.registry) and the options it declares (``encoder_options``,
     e.g. CLIP's ``arch``), or with a ready :class:`Encoder`; an existing index keeps its own model.
 
-    ``rebuild`` writes a fresh index over a damaged one (keeping its model when index.json still names it).
+    ``rebuild`` writes a fresh index, equal to a clean build, over the one in ``index_dir``: it keeps that
+    index's model when the index loads and the model can still be made exactly, and otherwise moves the old
+    files aside (index.store.set_aside) and builds with the model asked for.
     One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
     With a ``distributor`` (recsys.dask_cluster) the embedding runs on its workers in shards of ``files_per_shard``.
@@ -98,12 +103,20 @@ def build_index(
     settings = settings or Settings()
     collection, left_out = read_collection(covers, manifest, genre_from_folder)
 
-    existing = load_index(index_dir) if index_exists(index_dir) and not rebuild else None
-    previous = existing.metadata if existing is not None else None
-    existing_spec = ModelSpec.from_dict(existing.info.model) if existing is not None else None
+    source = _source_options(covers, manifest)
+    existing = None
     if rebuild:
-        existing_spec = _model_of_damaged(index_dir)
-    image_encoder = _choose_encoder(existing_spec, index_dir, encoder, encoder_options, settings)
+        image_encoder = _encoder_for_rebuild(index_dir, encoder, encoder_options, settings, source)
+    else:
+        try:
+            existing = load_index(index_dir)
+        except IndexNotFoundError:
+            pass
+        except IndexDamagedError as error:
+            raise error.with_source(source) from None
+        existing_spec = ModelSpec.from_dict(existing.info.model) if existing is not None else None
+        image_encoder = _choose_encoder(existing_spec, index_dir, encoder, encoder_options, settings, source)
+    previous = existing.metadata if existing is not None else None
 
     found, unreadable = fingerprint(list(collection["path"]), known=previous)
     with EmbeddingCache(settings.cache) as cache:
@@ -153,13 +166,37 @@ def build_index(
     )
 
 
+def _source_options(covers: str | Path | None, manifest: str | Path | None) -> str:
+    """The collection options of this build, as a repair command repeats them."""
+    options = [("--covers", covers), ("--manifest", manifest)]
+    return " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in options if value is not None)
+
+
+def _encoder_for_rebuild(
+    index_dir: str | Path, asked: str | Encoder, options: dict[str, str], settings: Settings, source: str
+) -> Encoder:
+    """The index's own model when the index loads and that model can still be made exactly; otherwise the
+    index's files go aside (damaged index, unknown family, other weights) and the requested model is used."""
+    try:
+        spec = ModelSpec.from_dict(load_index(index_dir).info.model)
+        own = settings.encoder_for(spec)
+    except IndexNotFoundError:
+        own = None  # nothing to reuse or set aside (leftover data files were removed under the lock)
+    except (IndexFormatError, ModelUnavailableError, TypeError, ValueError) as error:
+        set_aside(index_dir, f"build-index --rebuild could not reuse this index: {error}")
+        own = None
+    if own is None:
+        return _choose_encoder(None, index_dir, asked, options, settings, source)
+    return own if asked == "auto" else _choose_encoder(spec, index_dir, asked, options, settings, source)
+
+
 def _choose_encoder(
     existing: ModelSpec | None, index_dir: str | Path, asked: str | Encoder, options: dict[str, str],
-    settings: Settings,
+    settings: Settings, source: str,
 ) -> Encoder:
     """A new index gets the requested model; an existing one keeps its own, and a different request is refused."""
     if existing is not None and asked == "auto":
-        return settings.encoder_for(existing)
+        return settings.encoder_for(existing, index_dir, source)
     if isinstance(asked, Encoder):
         requested = asked
     else:
@@ -170,14 +207,6 @@ def _choose_encoder(
             f"{requested.spec.label} ({requested.spec.key}). Use another --index folder for a new model."
         )
     return requested
-
-
-def _model_of_damaged(index_dir: str | Path) -> ModelSpec | None:
-    """The model a damaged index was built with, if its index.json still says; else None (a new model)."""
-    try:
-        return ModelSpec.from_dict(read_info(index_dir).model)
-    except (IndexStoreError, KeyError, TypeError, ValueError):
-        return None
 
 
 def _metadata_table(collection: pd.DataFrame, good: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from index.store import SLEEVE_COLUMNS, USER_PREFIX, shown_name, user_columns
+from index.store import RESERVED_NAMES, USER_PREFIX, shown_columns
 from recsys.errors import QueryError
 
 
@@ -24,16 +24,18 @@ def parse_where(pairs: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def row_mask(metadata: pd.DataFrame, genre: str | None = None, where: Mapping[str, object] | None = None) -> np.ndarray:
     """True for the rows of ``metadata`` whose genre and columns equal the values asked for, compared as
-    text without regard to case or surrounding spaces (so year=1999 matches an integer column too)."""
+    text without regard to case or surrounding spaces (so year=1999 matches an integer column too).
+
+    Columns are named as results show them (index.store.shown_columns): ``user:id`` is the manifest's id."""
     mask = np.ones(len(metadata), dtype=bool)
     conditions = dict(where or {})
     if genre is not None:
         conditions["genre"] = genre
+    columns = shown_columns(metadata)
     for column, value in conditions.items():
-        stored = column if column in SLEEVE_COLUMNS else USER_PREFIX + column  # manifest columns live apart
-        if stored not in metadata.columns:
-            known = ", ".join(["genre", *(shown_name(c) for c in user_columns(metadata))])
-            raise QueryError(f"no column {column!r} in this index (columns: {known})")
+        stored = columns.get(column)
+        if stored is None:
+            raise QueryError(_unknown_column(column, list(columns)))
         values = metadata[stored].astype("string").str.strip().str.lower()
         mask &= (values == str(value).strip().lower()).fillna(False).to_numpy(dtype=bool)
     if not mask.any() and conditions:
@@ -43,3 +45,12 @@ def row_mask(metadata: pd.DataFrame, genre: str | None = None, where: Mapping[st
             raise QueryError(f"no covers of genre {genre!r} in this index (genres: {known})")
         raise QueryError(f"no covers in this index where {asked}")
     return mask
+
+
+def _unknown_column(column: str, shown: list[str]) -> str:
+    """Why ``column`` cannot be filtered on; a name sleeve keeps for itself points to the manifest's column."""
+    known = ", ".join(shown)
+    if column in RESERVED_NAMES and USER_PREFIX + column in shown:
+        return (f"{column!r} is a name sleeve uses itself; the manifest's column of that name is "
+                f"{USER_PREFIX}{column} (--where {USER_PREFIX}{column}=VALUE; columns: {known})")
+    return f"no column {column!r} to filter on in this index (columns: {known})"

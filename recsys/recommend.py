@@ -90,7 +90,7 @@ class Recommender:
         """The index in ``index_dir`` with its own encoder, built as ``settings`` say."""
         settings = settings or Settings()
         index = load_index(index_dir)
-        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model))
+        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model), index_dir)
         return cls(index, encoder, settings.max_pixels, settings.cache)
 
     def _encoder(self) -> Encoder:

@@ -11,8 +11,9 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from index.store import repair_hint
 from recsys.cache import default_cache_dir
-from recsys.encoders.base import ModelSpec
+from recsys.encoders.base import ModelSpec, ModelUnavailableError
 from recsys.encoders.registry import RUNTIMES
 from recsys.images import DEFAULT_MAX_PIXELS
 
@@ -46,8 +47,16 @@ class Settings:
         assert self.cache_dir is not None
         return self.cache_dir
 
-    def encoder_for(self, spec: ModelSpec) -> Encoder:
-        """The encoder that made ``spec``'s vectors, on this runtime (its weights checksum is verified)."""
+    def encoder_for(self, spec: ModelSpec, index_dir: str | Path | None = None, source: str | None = None) -> Encoder:
+        """The encoder that made ``spec``'s vectors, on this runtime (its weights checksum is verified).
+
+        When it cannot be made, the error names the command that rebuilds ``index_dir`` (from ``source``,
+        ``--covers DIR`` or ``--manifest CSV``, when known)."""
         from recsys.encoders.factory import encoder_for_spec
 
-        return encoder_for_spec(spec, self.runtime, self.cache, self.weights)
+        try:
+            return encoder_for_spec(spec, self.runtime, self.cache, self.weights)
+        except ModelUnavailableError as error:
+            if index_dir is None:
+                raise
+            raise ModelUnavailableError(f"{error}; {repair_hint(index_dir, source)}") from None

@@ -159,5 +159,7 @@ INDEX_DAMAGES: dict[str, Callable[[Path], None]] = {
     "count disagrees": _edit_info(count=7),
     "index.json is a list": lambda f: (f / "index.json").write_text("[]"),
     "index.json deleted data file": lambda f: _index_file(f, "embeddings").unlink(),
+    "index.json nested 100,000 deep": lambda f: (f / "index.json").write_text("[" * 100_000 + "]" * 100_000),
+    "index.json is a folder": lambda f: ((f / "index.json").unlink(), (f / "index.json").mkdir()),
 }
 """Ways an index folder gets damaged: each must give one line that says how to repair it."""

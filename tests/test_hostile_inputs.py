@@ -176,6 +176,15 @@ def test_manifest_columns_of_any_name_stay_apart_from_sleeves_fields(built, tmp_
         assert row["user:score"] == str(i * 10) and row["user:id"] == f"id{i}" and row["artist"] == f"Artist {i}"
         assert row["user:content_hash"] == f"hash{i}" and row["Path"] == f"p{i}"
 
+    for where, expected in [("user:id=ID2", "rock-2.png"), ("user:score=30", "rock-3.png"), ("path=" + str(
+            covers / "rock" / "rock-1.png"), "rock-1.png"), ("user:user:score=mine0", "rock-0.png")]:
+        filtered = CliRunner().invoke(main, [*query, "--json", "--where", where])
+        assert filtered.exit_code == 0, filtered.output
+        assert [Path(r["path"]).name for r in json.loads(filtered.stdout)["results"]] == [expected], where
+    for name in ["id", "score", "rank", "content_hash"]:
+        refused = CliRunner().invoke(main, [*query, "--where", f"{name}=2"])
+        assert refused.exit_code == 1 and f"--where user:{name}=VALUE" in _one_line_error(refused.stderr)
+
 
 @pytest.mark.parametrize("kind", ["header only", "a folder", "no path column", "missing"])
 def test_unusable_manifests_are_one_line(tmp_path: Path, kind: str) -> None:

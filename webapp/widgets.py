@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from index.store import shown_name, user_columns
+from index.store import shown_columns
 from recsys.images import BadImageError, load_cover
 from webapp import query as session_query
 from webapp.resources import AppIndexError, Shared, recommender
@@ -120,9 +120,11 @@ def _filter_choices(folder: str, created: str) -> dict[str, list[str] | None]:
     """Per manifest column, its distinct values to choose from (None: too many, type one instead)."""
     metadata = recommender().recommender.index.metadata
     choices: dict[str, list[str] | None] = {}
-    for column in ["genre", *user_columns(metadata)]:
-        distinct = metadata[column].dropna().astype(str).str.strip().unique()
-        choices[shown_name(column)] = sorted(distinct) if len(distinct) <= MAX_CHOICES else None
+    for shown, stored in shown_columns(metadata).items():
+        if shown == "path":
+            continue  # the cover picker searches paths
+        distinct = metadata[stored].dropna().astype(str).str.strip().unique()
+        choices[shown] = sorted(distinct) if len(distinct) <= MAX_CHOICES else None
     return choices
 
 

@@ -101,7 +101,7 @@ def evaluate(
     reads_text = any("text" in CLASSIFIERS[name].inputs for name in models)
     if reads_text:
         covers = with_cover_text(covers, cache_dir, progress)
-    encoder = settings.encoder_for(spec) if "zero-shot" in models or transfer else None
+    encoder = settings.encoder_for(spec, index_dir) if "zero-shot" in models or transfer else None
     hashes = dhashes(covers.paths, progress=progress)
     groups = near_duplicate_groups(hashes)
     if transfer:

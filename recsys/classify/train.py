@@ -197,7 +197,7 @@ def train_classifier(
     split = split_index_covers(covers, seed, progress)
     encoder = None
     if classifier == "zero-shot":
-        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model))
+        encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model), index_dir)
     fitted = fit_model(
         classifier, covers.subset(split == "train"), covers.subset(split == "validation"), encoder, cnn_params, progress
     )

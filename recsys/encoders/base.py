@@ -30,6 +30,10 @@ class WeightsUnavailableError(EncoderError):
     """Model weights are neither given, cached nor downloadable."""
 
 
+class ModelUnavailableError(EncoderError):
+    """The model an index names cannot be made exactly here (unknown family, other weights)."""
+
+
 class TextNotSupportedError(EncoderError):
     """The model has no text tower, so text queries and zero-shot prompts are impossible."""
 

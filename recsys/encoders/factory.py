@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from recsys.cache import default_cache_dir
-from recsys.encoders.base import Encoder, EncoderError, ModelSpec, WeightsUnavailableError
+from recsys.encoders.base import Encoder, EncoderError, ModelSpec, ModelUnavailableError, WeightsUnavailableError
 from recsys.encoders.registry import ENCODERS, RUNTIMES
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def encoder_for_spec(
     try:
         family = ENCODERS[spec.family]
     except EncoderError:
-        raise EncoderError(f"this index was made with an unknown model family {spec.family!r}") from None
+        raise ModelUnavailableError(f"this index was made with an unknown model family {spec.family!r}") from None
     if runtime == "auto":
         runtime = "onnx-int8" if spec.quantization == "int8" else family.fastest_runtime
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -89,9 +89,9 @@ def _base_for_spec(spec: ModelSpec, weights: str | None) -> Encoder:
     """The family's own (PyTorch) encoder for ``spec``, refused when its weights checksum differs."""
     base = ENCODERS[spec.family].load().from_spec(spec, weights)
     if base.spec.weights_sha256 != spec.weights_sha256:
-        raise EncoderError(
+        raise ModelUnavailableError(
             f"the weights found for {spec.label} (sha256 {base.spec.weights_sha256[:12]}) differ from the "
-            f"ones this index was built with ({spec.weights_sha256[:12]}); rebuild the index or restore them"
+            f"ones this index was built with ({spec.weights_sha256[:12]}); restore them to use the index as it is"
         )
     return base
 
