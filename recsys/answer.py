@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from recsys.errors import QueryError, describe_error
+from recsys.ingest import printable_path
 from recsys.recommend import Cover, Recommender
 from recsys.settings import Settings
 
@@ -86,7 +87,7 @@ class QueryAnswerer:
         """Look-alikes of ``cover`` (see :meth:`Recommender.similar_to_cover`) and its predicted genre, from
         one read of the cover; a :class:`QueryError` says why the cover cannot be used."""
         query = self.recommender.read_query(cover)
-        name = str(cover) if query.path is None else query.path
+        name = str(cover) if query.path is None else printable_path(query.path)
         answer = Answer(name, self.recommender.similar_to_cover(query, k=k, genre=genre, by=by, where=where))
         if self.predictor is not None:
             try:
@@ -103,7 +104,7 @@ class QueryAnswerer:
             try:
                 yield self.answer(cover, **query)
             except QueryError as error:
-                yield Answer(str(cover), error=str(error))
+                yield Answer(printable_path(str(cover)), error=str(error))
 
 
 def cover_files(names: Iterable[str | Path]) -> tuple[list[str], list[str]]:

@@ -4,6 +4,7 @@ read and one encoding per query cover, and many queries in one recommend process
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -189,6 +190,28 @@ def test_recommend_answers_several_covers_and_a_folder_in_one_process(built, tmp
 
     single = recommend("--cover", first, "--json")
     assert single.exit_code == 0 and json.loads(single.stdout)["query"] == {"cover": first}, "one cover: one object"
+
+
+def test_a_cover_whose_name_is_not_utf8_is_a_query_like_any_other(built, tmp_path: Path) -> None:
+    covers, index, cache = built
+    name = os.fsdecode(b"caf\xe9-\xff.png")  # Latin-1 bytes: not UTF-8, as an old archive or a USB stick gives
+    cover = shutil.copy(covers / "rock" / "rock-0.png", tmp_path / name)
+    broken = tmp_path / os.fsdecode(b"broken-\xfe.jpg")
+    broken.write_text("not a picture")
+
+    def recommend(*args: str):
+        return CliRunner().invoke(main, ["recommend", "--index", str(index), "--cache", str(cache), "-k", "3", *args])
+
+    for extra in ([], ["--genre", "rock"]):  # the FAISS search and the exact search with a row mask
+        answer = recommend("--cover", str(cover), "--json", *extra)
+        assert answer.exit_code == 0, answer.output
+        found = json.loads(answer.stdout)
+        assert found["query"]["cover"] == str(tmp_path / "caf\\xe9-\\xff.png")
+        paths = [row["path"] for row in found["results"]]
+        assert len(paths) == 3 and str(covers / "rock" / "rock-0.png") not in paths, "its own content is left out"
+    table = recommend("--cover", str(cover), "--cover", str(broken))
+    assert table.exit_code == 1 and "query: " + str(tmp_path / "caf\\xe9-\\xff.png") in table.stdout
+    assert "error: cannot use " + str(tmp_path / "broken-\\xfe.jpg") in table.stderr, table.stderr
 
 
 def test_the_ocr_reader_is_built_once_for_many_queries(built, monkeypatch) -> None:
