@@ -4,6 +4,7 @@ read and one encoding per query cover, and many queries in one recommend process
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -105,6 +106,18 @@ def test_a_cached_export_opens_without_checking_it_again(built, monkeypatch) -> 
     monkeypatch.setattr(EfficientNetLite0Encoder, "__init__", no_second_check)
     encoder = encoder_for_spec(spec, cache_dir=cache)
     assert encoder.spec.key == spec.key and encoder.encode_images(np.zeros((1, 3, 224, 224), np.float32)).shape == (1, 1280)
+
+
+def test_int8_quantisation_says_at_most_one_line(built, tmp_path: Path, caplog, capfd) -> None:
+    _, _, cache = built
+    export = next(path for path in (cache / "onnx").glob("*.onnx") if not path.name.endswith(".int8.onnx"))
+    fp32 = tmp_path / export.name
+    fp32.write_bytes(export.read_bytes())
+    with caplog.at_level(logging.DEBUG):
+        assert onnx_module.quantize_int8(fp32).is_file()
+    said = [record for record in caplog.records if record.levelno >= logging.INFO]
+    assert len(said) <= 1 and all(record.name == "recsys.encoders.onnx" for record in said), said
+    assert "quantize" not in capfd.readouterr().err
 
 
 def test_an_export_from_before_the_record_is_checked_once_and_recorded(built, tmp_path: Path) -> None:
