@@ -138,7 +138,8 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         from index.errors import SleeveError
         from recsys.errors import describe_error
 
-        signal.signal(signal.SIGTERM, _interrupt)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         try:
             return command(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
@@ -155,7 +156,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops a command the way Ctrl-C does: at once, keeping what is finished."""
+    """SIGINT and SIGTERM stop a command at once, keeping what is finished. SIGINT is set explicitly too: a
+    shell starts a background job (``sleeve build-index ... &`` in a script) with SIGINT ignored, and Python
+    keeps that, so ``kill -INT`` would otherwise be lost."""
     raise KeyboardInterrupt
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from recsys.errors import QueryError, describe_error
+from recsys.ingest import printable_path
 from recsys.recommend import Cover, Recommender
 from recsys.textsearch import normalise
 from recsys.settings import Settings
@@ -90,7 +91,7 @@ class QueryAnswerer:
         one read of the cover; a :class:`QueryError` says why the cover cannot be used. ``explain`` adds what a
         person reads a result by (see :func:`explain`)."""
         query = self.recommender.read_query(cover)
-        name = str(cover) if query.path is None else query.path
+        name = str(cover) if query.path is None else printable_path(query.path)
         answer = Answer(name, self.recommender.similar_to_cover(query, k=k, genre=genre, by=by, where=where))
         if explain:
             worded = "match" in answer.results and answer.results["match"].isin(["words", "both"]).any()
@@ -118,7 +119,7 @@ class QueryAnswerer:
             try:
                 yield self.answer(cover, **query)
             except QueryError as error:
-                yield Answer(str(cover), error=str(error))
+                yield Answer(printable_path(str(cover)), error=str(error))
 
 
 def explain_results(results: pd.DataFrame, query_text: str, texts: list[str]) -> pd.DataFrame:

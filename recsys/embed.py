@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_PR_SET_PDEATHSIG = 1
 
 
 ROUNDS = 3
@@ -87,6 +90,7 @@ def embed_missing(
             num_workers=workers,
             collate_fn=_collate,
             prefetch_factor=4 if workers else None,
+            worker_init_fn=functools.partial(die_with_parent, os.getpid()),
         )
         for rows, hashes, pixels, bad in loader:
             vectors = encoder.encode_images(pixels) if rows else _no_vectors(encoder)
@@ -205,6 +209,19 @@ def tune_allocator() -> None:
         return
     libc.mallopt(_M_MMAP_MAX, 0)
     libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+
+
+def die_with_parent(parent: int, worker_id: int = 0) -> None:
+    """Make this decoding process end the moment ``parent`` dies, even by ``kill -9``: the kernel sends it SIGKILL
+    (Linux). Without it a worker notices only at its next check of its parent, seconds later, or never while it
+    is blocked on a full queue."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not glibc: DataLoader's own periodic check of the parent remains
+        return
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above could arm the signal
+        os._exit(1)
 
 
 class _CoverFiles(Dataset):

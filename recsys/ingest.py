@@ -116,7 +116,8 @@ def _read_manifest(csv_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     skipped = [("", f"line {n} of {csv_path.name}: empty path cell") for n in line[empty]]
     table, line = table[~empty].reset_index(drop=True), line[~empty].reset_index(drop=True)
     base = csv_path.parent
-    table["path"] = [str((base / p).resolve()) if not os.path.isabs(p) else p for p in table["path"]]
+    # One file, one spelling: "a.jpg", "./a.jpg", "x/../a.jpg" and "/abs//a.jpg" are the repeats reported below.
+    table["path"] = [str((base / p).resolve()) if not os.path.isabs(p) else os.path.normpath(p) for p in table["path"]]
     repeated = table["path"].duplicated()
     skipped += [
         (path, f"listed again on line {n} of {csv_path.name} (the first listing is kept)")

@@ -30,7 +30,7 @@ from recsys.encoders.base import stack_preprocessed
 from recsys.errors import QueryError
 from recsys.filters import row_mask
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
-from recsys.ingest import bytes_hash
+from recsys.ingest import bytes_hash, printable_path
 from recsys.settings import Settings
 from recsys.textstore import (
     NoTextError,
@@ -109,7 +109,7 @@ class Recommender:
             data = read_cover_bytes(cover)
             image = load_cover(data, self.max_pixels, reduce_to=encoder.input_size)
         except BadImageError as error:
-            raise QueryError(f"cannot use {cover} as a query: {error}") from None
+            raise QueryError(f"cannot use {printable_path(str(cover))} as a query: {error}") from None
         return QueryCover(self._encode(image), data, str(cover), bytes_hash(data))
 
     def _encode(self, image: Image.Image) -> np.ndarray:
@@ -152,7 +152,7 @@ class Recommender:
             try:
                 path, digest = str(cover), bytes_hash(read_cover_bytes(cover))
             except BadImageError as error:
-                raise QueryError(f"cannot read {cover}: {error}") from None
+                raise QueryError(f"cannot read {printable_path(str(cover))}: {error}") from None
         if path is None:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
         rows = np.flatnonzero((self.index.metadata["content_hash"] == digest).to_numpy())
@@ -162,7 +162,7 @@ class Recommender:
         reader = reader_settings_of(self.index)  # read as the index's covers were, so the n-grams compare
         texts, failures = read_cover_texts(files, self.cache_dir, progress=False, settings=reader)
         if not failures.empty:
-            raise QueryError(f"cannot read the text of {path}: {failures['reason'].iloc[0]}")
+            raise QueryError(f"cannot read the text of {printable_path(path)}: {failures['reason'].iloc[0]}")
         return str(texts["text"].iloc[0])
 
     def search_text(
@@ -231,7 +231,7 @@ class Recommender:
         metadata = self.index.metadata
         k = min(k, len(metadata))  # FAISS would allocate k results however few covers there are
         # An index built in memory may know its covers by path only, without content hashes.
-        excluded = ((metadata["content_hash"] == exclude_hash) | (metadata["path"] == exclude_path)).to_numpy()
+        excluded = (metadata["content_hash"] == exclude_hash).to_numpy() | _stored_at(metadata, exclude_path)
         if genre is not None:
             return self._exact(vector, k, row_mask(metadata, genre) & ~excluded)
         compressed = INDEX_TYPES[self.index.info.index_type].rescore
@@ -247,7 +247,7 @@ class Recommender:
         metadata = self.index.metadata
         if query.path is None:
             return np.zeros(len(metadata), dtype=bool)
-        return ((metadata["content_hash"] == query.content_hash) | (metadata["path"] == query.path)).to_numpy()
+        return (metadata["content_hash"] == query.content_hash).to_numpy() | _stored_at(metadata, query.path)
 
     def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         """Result rows: rank, score, genre, path, then the manifest's own columns."""
@@ -288,3 +288,11 @@ class Recommender:
 def open_index(index_dir: str | Path, settings: Settings | None = None) -> Recommender:
     """The index in ``index_dir``, ready for queries with its own encoder."""
     return Recommender.open(index_dir, settings)
+
+
+def _stored_at(metadata: pd.DataFrame, path: str | None) -> np.ndarray:
+    """The rows indexed under ``path``. A name that is not UTF-8 matches none: build-index never stores one, and
+    the metadata's text column cannot even compare with it."""
+    if path is None or printable_path(path) != path:
+        return np.zeros(len(metadata), dtype=bool)
+    return (metadata["path"] == path).to_numpy()

@@ -1,4 +1,5 @@
-"""Real build-index processes: two writers on one index, and SIGTERM in the middle of a build."""
+"""Real build-index processes: two writers on one index, SIGTERM and SIGINT in the middle of a build, and a build
+killed with its decoding processes still running."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import psutil
 import pytest
 
 from index.store import load_index
@@ -20,11 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 BUSY = "another sleeve process is writing"
 
 
-def _start(*args: str) -> subprocess.Popen:
+def _start(*args: str, ignore_sigint: bool = False) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, str(REPO / "cli.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env,
+        env=env, preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None,
     )
 
 
@@ -34,10 +37,10 @@ def _covers(root: Path, count: int) -> Path:
     return root
 
 
-def _build_args(covers: Path, index: Path, cache: Path, batch_size: int = 2) -> list[str]:
+def _build_args(covers: Path, index: Path, cache: Path, batch_size: int = 2, workers: int = 0) -> list[str]:
     return ["build-index", "--covers", str(covers), "--index", str(index), "--cache", str(cache),
-            "--model", "efficientnet-lite0", "--runtime", "torch", "--workers", "0", "--batch-size", str(batch_size),
-            "--no-progress", "--json"]
+            "--model", "efficientnet-lite0", "--runtime", "torch", "--workers", str(workers),
+            "--batch-size", str(batch_size), "--no-progress", "--json"]
 
 
 @pytest.mark.slow
@@ -77,6 +80,63 @@ def test_sigterm_stops_a_build_at_once_and_the_next_run_resumes(tmp_path: Path) 
     assert resumed.wait(timeout=300) == 0
     summary = json.loads(resumed.communicate()[0])
     assert summary["covers"] == total and summary["embedded"] == total - kept, "finished batches were kept"
+
+
+@pytest.mark.slow
+def test_sigint_stops_a_build_with_decoding_workers_and_the_next_run_equals_a_clean_build(tmp_path: Path) -> None:
+    # Started as a shell starts a background job (`sleeve build-index ... &` in a script): with SIGINT ignored,
+    # which Python keeps unless sleeve sets its own handler; `kill -INT` then went unnoticed and the build ran on.
+    total = 64
+    covers = _covers(tmp_path / "covers", total)
+    args = _build_args(covers, tmp_path / "index", tmp_path / "cache", batch_size=1, workers=2)
+    build = _start(*args, ignore_sigint=True)
+    _wait_until_embedding(build, tmp_path / "cache" / "embeddings.sqlite")
+    build.send_signal(signal.SIGINT)
+    code = build.wait(timeout=60)
+    stderr = build.communicate()[1]
+    assert code == 130 and "interrupted" in stderr and "Traceback" not in stderr, (code, stderr)
+    assert _embedded(tmp_path / "cache" / "embeddings.sqlite") < total
+    resumed = _start(*args)
+    assert resumed.wait(timeout=300) == 0, resumed.communicate()[1]
+    clean = _start(*_build_args(covers, tmp_path / "clean", tmp_path / "clean-cache", batch_size=1, workers=2))
+    assert clean.wait(timeout=300) == 0, clean.communicate()[1]
+    got, want = load_index(tmp_path / "index"), load_index(tmp_path / "clean")
+    columns = ["id", "path", "content_hash", "genre"]
+    assert got.metadata[columns].equals(want.metadata[columns]) and len(got.metadata) == total
+    np.testing.assert_allclose(got.embeddings, want.embeddings, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_decoding_workers_end_at_once_when_the_build_is_killed(tmp_path: Path) -> None:
+    covers = _covers(tmp_path / "covers", 64)
+    build = _start(*_build_args(covers, tmp_path / "index", tmp_path / "cache", batch_size=1, workers=2))
+    _wait_until_embedding(build, tmp_path / "cache" / "embeddings.sqlite")
+    workers = psutil.Process(build.pid).children(recursive=True)
+    assert workers, "the build started no decoding process"
+    build.kill()
+    build.wait(timeout=30)
+    deadline = time.monotonic() + 3  # PR_SET_PDEATHSIG: the kernel kills them with their parent
+    while (alive := [p for p in workers if _running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for process in alive:
+        process.kill()
+    assert not alive, f"{len(alive)} decoding processes outlived the killed build"
+
+
+def _running(process: psutil.Process) -> bool:
+    """Still running: a zombie has ended, whether or not its new parent has reaped it yet."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_until_embedding(build: subprocess.Popen, database: Path) -> None:
+    """Return once ``build`` has committed two vectors (its decoding processes are running), still running."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and build.poll() is None and _embedded(database) < 2:
+        time.sleep(0.05)
+    assert build.poll() is None, "the build ended before it could be interrupted"
 
 
 def _embedded(database: Path) -> int:

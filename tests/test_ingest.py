@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recsys.ingest import CollectionError, content_hash, fingerprint, read_manifest, scan_folder
+from recsys.ingest import CollectionError, content_hash, fingerprint, read_collection, read_manifest, scan_folder
 from tests.conftest import make_cover
 
 
@@ -39,6 +39,18 @@ def test_manifest_paths_are_relative_to_the_manifest_and_metadata_is_kept(tmp_pa
     assert table.loc[1, "path"] == "/abs/y.jpg"
     assert table.loc[0, "artist"] == "Miles" and table.loc[0, "year"] == "1959"
     assert pd.isna(table.loc[1, "genre"])
+
+
+def test_one_file_spelled_several_ways_in_a_manifest_is_listed_once_and_the_repeats_reported(tmp_path: Path) -> None:
+    cover = make_cover(tmp_path / "covers" / "a.jpg", 1)
+    spellings = ["a.jpg", "./a.jpg", "x/../a.jpg", f"{tmp_path}/covers/./a.jpg", f"{tmp_path}//covers/a.jpg"]
+    manifest = tmp_path / "covers" / "list.csv"
+    manifest.write_text("path,artist\n" + "".join(f"{path},take {n}\n" for n, path in enumerate(spellings)))
+    table, skipped = read_collection(None, manifest)
+    assert list(table["path"]) == [str(cover)] and list(table["artist"]) == ["take 0"], "the first listing is kept"
+    assert list(skipped["path"]) == [str(cover)] * 4
+    lines = [reason.split(" of ")[0] for reason in skipped["reason"]]
+    assert lines == [f"listed again on line {n}" for n in range(3, 7)]
 
 
 def test_manifest_without_genre_column_gets_an_empty_one(tmp_path: Path) -> None:

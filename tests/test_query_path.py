@@ -4,6 +4,8 @@ read and one encoding per query cover, and many queries in one recommend process
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -106,6 +108,18 @@ def test_a_cached_export_opens_without_checking_it_again(built, monkeypatch) -> 
     assert encoder.spec.key == spec.key and encoder.encode_images(np.zeros((1, 3, 224, 224), np.float32)).shape == (1, 1280)
 
 
+def test_int8_quantisation_says_at_most_one_line(built, tmp_path: Path, caplog, capfd) -> None:
+    _, _, cache = built
+    export = next(path for path in (cache / "onnx").glob("*.onnx") if not path.name.endswith(".int8.onnx"))
+    fp32 = tmp_path / export.name
+    fp32.write_bytes(export.read_bytes())
+    with caplog.at_level(logging.DEBUG):
+        assert onnx_module.quantize_int8(fp32).is_file()
+    said = [record for record in caplog.records if record.levelno >= logging.INFO]
+    assert len(said) <= 1 and all(record.name == "recsys.encoders.onnx" for record in said), said
+    assert "quantize" not in capfd.readouterr().err
+
+
 def test_an_export_from_before_the_record_is_checked_once_and_recorded(built, tmp_path: Path) -> None:
     _, index, cache = built
     spec = Recommender.open(index, Settings(cache_dir=cache)).encoder.spec
@@ -189,6 +203,28 @@ def test_recommend_answers_several_covers_and_a_folder_in_one_process(built, tmp
 
     single = recommend("--cover", first, "--json")
     assert single.exit_code == 0 and json.loads(single.stdout)["query"] == {"cover": first}, "one cover: one object"
+
+
+def test_a_cover_whose_name_is_not_utf8_is_a_query_like_any_other(built, tmp_path: Path) -> None:
+    covers, index, cache = built
+    name = os.fsdecode(b"caf\xe9-\xff.png")  # Latin-1 bytes: not UTF-8, as an old archive or a USB stick gives
+    cover = shutil.copy(covers / "rock" / "rock-0.png", tmp_path / name)
+    broken = tmp_path / os.fsdecode(b"broken-\xfe.jpg")
+    broken.write_text("not a picture")
+
+    def recommend(*args: str):
+        return CliRunner().invoke(main, ["recommend", "--index", str(index), "--cache", str(cache), "-k", "3", *args])
+
+    for extra in ([], ["--genre", "rock"]):  # the FAISS search and the exact search with a row mask
+        answer = recommend("--cover", str(cover), "--json", *extra)
+        assert answer.exit_code == 0, answer.output
+        found = json.loads(answer.stdout)
+        assert found["query"]["cover"] == str(tmp_path / "caf\\xe9-\\xff.png")
+        paths = [row["path"] for row in found["results"]]
+        assert len(paths) == 3 and str(covers / "rock" / "rock-0.png") not in paths, "its own content is left out"
+    table = recommend("--cover", str(cover), "--cover", str(broken))
+    assert table.exit_code == 1 and "query: " + str(tmp_path / "caf\\xe9-\\xff.png") in table.stdout
+    assert "error: cannot use " + str(tmp_path / "broken-\\xfe.jpg") in table.stderr, table.stderr
 
 
 def test_the_ocr_reader_is_built_once_for_many_queries(built, monkeypatch) -> None:

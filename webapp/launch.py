@@ -6,6 +6,7 @@ Kept free of Streamlit imports so that ``cli.py app`` starts quickly and its --h
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,8 @@ def streamlit_command(index_dir: str | Path, host: str, port: int) -> list[str]:
 
 
 def run_app(index_dir: str | Path, host: str = "127.0.0.1", port: int = 8501) -> int:
-    """Serve the app until Ctrl-C; returns Streamlit's exit code (0 after Ctrl-C).
+    """Serve the app until Ctrl-C or SIGTERM, which are passed on to the server, then wait for it to stop;
+    returns 0 after such a stop, else Streamlit's exit code.
 
     The repository root goes on the child's PYTHONPATH so that ``webapp`` imports from this checkout.
     """
@@ -40,9 +42,16 @@ def run_app(index_dir: str | Path, host: str = "127.0.0.1", port: int = 8501) ->
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     print(f"sleeve app on http://{host}:{port} (index {index_dir}); Ctrl-C stops it", flush=True)
     process = subprocess.Popen(streamlit_command(index_dir, host, port), env=env)
+    stopped: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        stopped.append(signum)
+        process.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait()
-        return 0
+        code = process.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0 if stopped else code

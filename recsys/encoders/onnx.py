@@ -228,9 +228,38 @@ def quantize_int8(fp32_path: Path) -> Path:
         with _export_lock(target.parent):
             if not target.is_file():
                 ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
-                with atomic_path(target) as temporary:
+                with atomic_path(target) as temporary, _quiet_quantiser():
                     quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_quantiser() -> Iterator[None]:
+    """The quantiser logs a multi-line warning for every tensor it keeps in float (most of them through the root
+    logger): notes on its own work, nothing a user can act on. They become one info line."""
+    import onnxruntime.quantization
+
+    package = str(Path(onnxruntime.quantization.__file__).parent)
+    dropped = 0
+
+    def drop(record: logging.LogRecord) -> bool:
+        nonlocal dropped
+        if record.pathname.startswith(package):
+            dropped += 1
+            return False
+        return True
+
+    root, named = logging.getLogger(), logging.getLogger("onnxruntime.quantization")
+    level = named.level
+    root.addFilter(drop)
+    named.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        named.setLevel(level)
+    if dropped:
+        log.info("int8 quantisation: %d notes of onnxruntime's quantiser left out (tensors it keeps in float)", dropped)
 
 
 def _session(path: Path) -> ort.InferenceSession:
