@@ -1,25 +1,20 @@
-"""sleeve command line: parses arguments and calls library functions, nothing more.
+"""sleeve command line: declares the commands and their options and calls library functions, nothing more.
 
-Results go to stdout (a table, or JSON with --json); logs and progress bars go to stderr.
-Exit codes: 0 success, 1 an error sleeve explains (bad input, missing weights, index mismatch, a damaged
-file, a full disk), 2 a usage error, 130 interrupted (Ctrl-C or SIGTERM). -v shows the traceback of an error.
+Results go to stdout (a table, or JSON with --json); logs and progress bars go to stderr; exit codes and one-line
+errors come from recsys.console.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
-import signal
 import sys
-import traceback
-from collections.abc import Callable
 from typing import Any
 
 import click
 
 from index.registry import INDEX_TYPES
 from recsys.classify.catalog import CLASSIFIERS
+from recsys.console import friendly_errors, option_group, print_json, print_results, print_table
 from recsys.encoders.registry import ENCODERS, RUNTIMES
 from recsys.ocr_readers import OCR_READERS
 
@@ -68,26 +63,6 @@ registry_uri_option = click.option(
 )
 
 
-def option_group(into: str, make: Callable[..., Any], *options: Callable[..., Any]) -> Callable[..., Any]:
-    """Declare a group of options once; the command receives one argument ``into``, made by ``make`` from them."""
-    probe: Callable[..., Any] = lambda: None  # noqa: E731 - click hangs the declared parameters on it
-    for option in options:
-        probe = option(probe)
-    names = [param.name for param in probe.__click_params__]  # type: ignore[attr-defined]
-
-    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(command)
-        def wrapper(**kwargs: Any) -> Any:
-            values = {name: kwargs.pop(name) for name in names}
-            return command(**kwargs, **{into: make(**values)})
-
-        for option in reversed(options):
-            wrapper = option(wrapper)
-        return wrapper
-
-    return decorate
-
-
 def _settings(**options: Any) -> Any:
     """The run-time options, resolved once into :class:`recsys.settings.Settings`."""
     from recsys.settings import Settings
@@ -126,67 +101,6 @@ cnn_training = option_group(
                  help="Augmented views cached per training cover for the CNN fine-tune."),
 )
 """How long the CNN fine-tune may train (evaluate, train-classifier)."""
-
-
-def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn every error into one line on stderr and exit code 1 (-v adds the traceback); Ctrl-C and
-    SIGTERM into exit code 130, finished work saved. Outermost below the command, so that it also covers
-    what option groups make of the options."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from index.errors import SleeveError
-        from recsys.errors import describe_error
-
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, _interrupt)
-        try:
-            return command(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except SleeveError as error:
-            _fail(str(error), error)
-        except KeyboardInterrupt:
-            click.echo("interrupted: finished batches are saved; run the same command again to resume", err=True)
-            sys.exit(130)
-        except Exception as error:  # noqa: BLE001 - the one place where any failure becomes one line
-            _fail(describe_error(error), error)
-
-    return wrapper
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGINT and SIGTERM stop a command at once, keeping what is finished. SIGINT is set explicitly too: a
-    shell starts a background job (``sleeve build-index ... &`` in a script) with SIGINT ignored, and Python
-    keeps that, so ``kill -INT`` would otherwise be lost."""
-    raise KeyboardInterrupt
-
-
-def _fail(message: str, error: BaseException) -> None:
-    context = click.get_current_context(silent=True)
-    if context is not None and context.find_root().params.get("verbose"):
-        traceback.print_exception(error, file=sys.stderr)
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
-def print_table(frame: Any) -> None:
-    """A DataFrame as aligned text: numbers right-aligned, text (genre, path, metadata) left-aligned."""
-    import pandas as pd
-
-    text = {
-        column: frame[column].fillna("").astype(str)
-        for column in frame
-        if not pd.api.types.is_numeric_dtype(frame[column])
-    }
-    width = {column: max(len(column), int(values.str.len().max())) for column, values in text.items()}
-    frame = frame.assign(**{column: values.str.ljust(width[column]) for column, values in text.items()})
-    lines = frame.rename(columns={column: column.ljust(width[column]) for column in text}).to_string(index=False)
-    click.echo("\n".join(line.rstrip() for line in lines.splitlines()))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -304,16 +218,8 @@ def build_index_command(
 @classifier_source
 @json_option
 def recommend_command(
-    covers: tuple[str, ...],
-    text: str | None,
-    k: int,
-    genre: str | None,
-    where: tuple[str, ...],
-    by: str | None,
-    index_dir: str,
-    settings: Any,
-    classifier: dict[str, str | None],
-    as_json: bool,
+    covers: tuple[str, ...], text: str | None, k: int, genre: str | None, where: tuple[str, ...], by: str | None,
+    index_dir: str, settings: Any, classifier: dict[str, str | None], as_json: bool,
 ) -> None:
     """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata, and
     for a cover which part the result owes its rank to (match: look, words or both).
@@ -342,7 +248,7 @@ def recommend_command(
         from recsys.recommend import Recommender
 
         results = Recommender.open(index_dir, settings).similar_to_text(text, k=k, genre=genre)
-        print_answer({"query": {"text": text}, "results": results.to_dict(orient="records")}, results, as_json)
+        print_results({"query": {"text": text}, "results": results.to_dict(orient="records")}, results, as_json)
         return
     answerer = QueryAnswerer.open(index_dir, settings, **classifier)
     paths, folder_errors = cover_files(covers)
@@ -363,28 +269,9 @@ def recommend_command(
             continue
         if answer.prediction is not None and not as_json:
             click.echo(query_line(answer.prediction), err=True)
-        print_answer(answer.to_dict(), answer.results, as_json, heading=answer.cover if several else None)
+        print_results(answer.to_dict(), answer.results, as_json, heading=answer.cover if several else None)
     if failed:
         sys.exit(1)
-
-
-def print_answer(answer: dict[str, Any], results: Any, as_json: bool, heading: str | None = None) -> None:
-    """One query's results: a table (headed by the query when there are several), an indented JSON object
-    for a single query, or one JSON line per query."""
-    if as_json:
-        if heading is None:
-            print_json(answer)
-        else:
-            click.echo(json.dumps(answer, default=str))
-        return
-    if heading is not None:
-        click.echo(f"query: {heading}")
-    if results.empty:
-        click.echo("no results")
-    else:
-        print_table(results)
-    if heading is not None:
-        click.echo()
 
 
 @main.command("fetch-covers")
