@@ -31,6 +31,7 @@ from recsys.ocr import (
     ReaderSettings,
     TextCache,
     TextLine,
+    read_hashed,
     reader_key,
     unread_files,
 )
@@ -153,7 +154,7 @@ def read_shard(reader: CoverTextReader, shard: Shard, max_pixels: int) -> TextSh
     readings, failures = [], []
     for content_hash, path in zip(shard.hashes, shard.paths, strict=True):
         try:
-            readings.append((content_hash, reader.read(path, max_pixels)))
+            readings.append((content_hash, read_hashed(reader, content_hash, path, max_pixels)))
         except BadImageError as error:
             failures.append((content_hash, str(error)))
     return TextShardResult(readings, failures)

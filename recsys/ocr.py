@@ -30,8 +30,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from recsys.cache import SqliteCache
-from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, to_rgb
-from recsys.ingest import printable_path
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, max_file_bytes, read_cover_bytes, to_rgb
+from recsys.ingest import bytes_hash, printable_path
 from recsys.ocr_readers import OCR_READERS
 
 log = logging.getLogger(__name__)
@@ -309,6 +309,17 @@ def unread_files(files: pd.DataFrame, cache: TextCache, key: str) -> pd.DataFram
     return distinct[~distinct["content_hash"].isin(cached)]
 
 
+def read_hashed(
+    reader: CoverTextReader, content_hash: str, path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[TextLine]:
+    """The text of the cover whose bytes hash to ``content_hash``, read from one read of ``path``: a file rewritten
+    since it was hashed is refused (BadImageError), so a reading is never cached under another content's hash."""
+    data = read_cover_bytes(path, max_file_bytes(max_pixels))
+    if bytes_hash(data) != content_hash:
+        raise BadImageError("changed on disk while it was being indexed; build again")
+    return reader.read(load_cover(data, max_pixels))
+
+
 def read_missing(
     files: pd.DataFrame,
     reader: CoverTextReader | None,
@@ -336,7 +347,7 @@ def read_missing(
         disable=not progress or todo.empty,
     ):
         try:
-            lines = reader.read(path)
+            lines = read_hashed(reader, content_hash, path)
         except BadImageError as error:
             failures.append((content_hash, str(error)))
             continue

@@ -272,3 +272,17 @@ def test_a_reader_is_built_only_when_a_cover_is_unread_and_sized_to_the_work(
         for covers in (one, one, many):
             assert read_missing(files(*covers), None, cache, progress=False).empty
     assert built == [ocr.TODAY, ocr.OPENVINO]  # the second run found everything cached and built none
+
+
+def test_a_cover_rewritten_after_it_was_hashed_is_reported_and_its_text_never_cached(
+    reader: CoverTextReader, tmp_path: Path
+) -> None:
+    cover = lettered_cover(tmp_path / "a.png", ["DISCO"])
+    hashed = files(cover)  # the build hashed these bytes...
+    lettered_cover(cover, ["TECHNO"], colour=(10, 90, 10))  # ...then a sync tool rewrote the file in place
+    counting = CountingReader(reader)
+    with TextCache(tmp_path / "cache") as cache:
+        failed = read_missing(hashed, counting, cache, progress=False)
+        assert list(failed["reason"]) == ["changed on disk while it was being indexed; build again"]
+        assert cache.get(counting.key, list(hashed["content_hash"])) == {}
+    assert counting.calls == 0
