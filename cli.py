@@ -42,9 +42,17 @@ runtime_option = click.option(
 )
 where_option = click.option(
     "--where", multiple=True, metavar="COLUMN=VALUE",
-    help="Only covers whose manifest column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; "
-    "repeatable.",
+    help="Only covers whose column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; repeatable. "
+    "Columns are named as results show them: genre, path and the manifest's, a manifest column that shares a name "
+    "of sleeve's as user:NAME (--where user:id=3).",
 )
+def result_options(command: Any) -> Any:
+    """How many results a query returns and which genre they must have (recommend, search)."""
+    command = click.option("--genre", help="Only return covers of this genre.")(command)
+    return click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1),
+                        help="Number of results.")(command)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 moved_weights_option = click.option(
@@ -207,8 +215,7 @@ def build_index_command(
 @click.option("--cover", "covers", multiple=True, type=click.Path(),
               help="Query cover image file, or a folder of covers (recursive); repeat for more queries.")
 @click.option("--text", help='Query text, e.g. "a dark cover with a skull" (CLIP indexes only).')
-@click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
-@click.option("--genre", help="Only return covers of this genre.")
+@result_options
 @where_option
 @click.option("--by", type=click.Choice(["look", "words", "both"]),
               help="Rank a --cover by its look, by the words printed on it, or both fused "
@@ -510,8 +517,7 @@ def read_text_command(covers: tuple[str, ...], ocr: str, as_json: bool) -> None:
 @main.command("search")
 @friendly_errors
 @click.argument("query")
-@click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1), help="Number of results.")
-@click.option("--genre", help="Only return covers of this genre.")
+@result_options
 @where_option
 @index_option
 @json_option
