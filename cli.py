@@ -589,5 +589,32 @@ def app_command(index_dir: str, host: str, port: int) -> None:
     sys.exit(run_app(index_dir, host=host, port=port))
 
 
+@main.command("serve")
+@friendly_errors
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; the default lets only this machine connect.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="A web site whose pages may call the API from the browser, e.g. https://shop.example; "
+              "repeatable [default: none, CORS off].")
+@click.option("--show-paths", is_flag=True, help="Put each cover's server path in the answers (off: id and file name).")
+@click.option("--max-upload-mb", default=20, show_default=True, type=click.IntRange(1, 200),
+              help="Largest uploaded cover; a bigger request gets 413.")
+@query_settings
+def serve_command(index_dir: str, settings: Any, **options: Any) -> None:
+    """Serve the index as a read-only JSON API over HTTP: look-alikes of an uploaded or indexed cover,
+    search by printed words, genre of an upload, index info, thumbnails; docs at /docs.
+
+    With $SLEEVE_API_TOKEN set, every query needs the header Authorization: Bearer <token>. A new generation
+    written by build-index is served from the next request on, without a restart. See docs/serve.md.
+
+    Example: SLEEVE_API_TOKEN=secret python cli.py serve --index sleeve-index --port 8000
+    """
+    from api.server import serve
+
+    serve(index_dir, settings=settings, **options)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,339 @@
+"""sleeve serve: a real uvicorn server in a subprocess on a free 127.0.0.1 port, called over HTTP with urllib.
+
+Each endpoint answers as the library does on the same index; each hostile request gets its 4xx and a JSON
+error and the server goes on answering; a rebuild while queries run fails none of them.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from recsys import Settings, build_index, train_classifier
+from recsys.answer import QueryAnswerer
+from tests.conftest import make_cover
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIST_COVERS = REPO.parent / "shared" / "artist-covers"
+ARTISTS = {"Sepultura": "metal", "Peter Tosh": "reggae", "Sonny Rollins": "jazz"}
+TOKEN = "s3cret-token"
+START_TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(index, cache, manifest) of 18 real covers of three artists whose names are printed on most of them,
+    with their text and a linear genre classifier."""
+    if not (ARTIST_COVERS / "MANIFEST.csv").is_file():
+        pytest.skip(f"real artist covers not found at {ARTIST_COVERS} (the ../shared folder beside the repo)")
+    table = pd.read_csv(ARTIST_COVERS / "MANIFEST.csv")
+    table = table[table["artist"].isin(list(ARTISTS))].sort_values("path").groupby("artist").head(6)
+    table = table.assign(path=[str(ARTIST_COVERS / p) for p in table["path"]], genre=table["artist"].map(ARTISTS))
+    root = tmp_path_factory.mktemp("serve")
+    table[["path", "genre", "artist", "album"]].to_csv(root / "manifest.csv", index=False)
+    settings = Settings(cache_dir=root / "cache", progress=False)
+    build_index(root / "index", manifest=root / "manifest.csv", encoder="efficientnet-lite0", workers=0,
+                settings=settings, read_text=True)
+    train_classifier(root / "index", classifier="linear", settings=settings)
+    return root / "index", root / "cache", root / "manifest.csv"
+
+
+@pytest.fixture(scope="module")
+def answerer(built: tuple[Path, Path, Path]) -> QueryAnswerer:
+    index, cache, _ = built
+    return QueryAnswerer.open(index, Settings(cache_dir=cache, progress=False))
+
+
+class Server:
+    """A ``cli.py serve`` process and how to call it."""
+
+    def __init__(self, index: Path, cache: Path, log: Path, token: str | None, *options: str) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.token = token
+        self.log = log
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("SLEEVE_API_TOKEN", None)
+        if token:
+            env["SLEEVE_API_TOKEN"] = token
+        command = [sys.executable, str(REPO / "cli.py"), "serve", "--index", str(index), "--port", str(self.port),
+                   "--cache", str(cache), *options]
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, log.read_text()
+            try:
+                if self.call("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise AssertionError(f"the server did not get ready: {log.read_text()}")
+
+    def call(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+        token: str | None = "default",
+    ) -> tuple[int, Any]:
+        """(status, JSON answer or bytes) of one request, with the server's token unless ``token`` says."""
+        headers = dict(headers or {})
+        token = self.token if token == "default" else token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            try:
+                connection.request(method, path, body, headers)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered (413) before the whole body was sent: read its answer
+            response = connection.getresponse()
+            data, kind = response.read(), response.getheader("content-type", "")
+        finally:
+            connection.close()
+        return response.status, json.loads(data) if kind.startswith("application/json") else data
+
+    def upload(self, path: str, data: bytes, name: str = "cover.jpg", **kwargs: Any) -> tuple[int, Any]:
+        body, kind = multipart(name, data)
+        return self.call("POST", path, body, {"Content-Type": kind}, **kwargs)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def multipart(name: str, data: bytes, field: str = "cover") -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(scope="module")
+def server(built: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    index, cache, _ = built
+    running = Server(index, cache, tmp_path_factory.mktemp("log") / "server.log", TOKEN, "--max-upload-mb", "1")
+    yield running
+    running.stop()
+
+
+def cover_bytes(path: str | Path, fmt: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).convert("RGB").save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def ids_of(answer: QueryAnswerer, results: pd.DataFrame) -> list[int]:
+    metadata = answer.recommender.index.metadata.set_index("path")
+    return [int(metadata.at[path, "id"]) for path in results["path"]]
+
+
+# -- every endpoint answers as the library does ----------------------------------------------------------------
+
+
+def test_probes_and_info(server: Server, answerer: QueryAnswerer) -> None:
+    assert server.call("GET", "/healthz", token=None) == (200, {"status": "ok"})
+    status, ready = server.call("GET", "/readyz", token=None)
+    created = answerer.recommender.index.info.created
+    assert status == 200 and ready == {"status": "ready", "generation": created}
+    status, info = server.call("GET", "/info")
+    assert status == 200
+    assert info["count"] == 18 and info["encoder"] == answerer.recommender.index.info.model_key
+    assert info["generation"] == created and info["has_text"] and info["has_classifier"]
+    assert info["genres"] == ["jazz", "metal", "reggae"] and info["columns"] == ["artist", "album"]
+    status, schema = server.call("GET", "/openapi.json", token=None)
+    assert status == 200 and "/covers/{cover_id}/look-alikes" in schema["paths"]
+
+
+@pytest.mark.parametrize("by", ["look", "words", "both"])
+def test_look_alikes_of_an_indexed_cover_are_the_librarys(server: Server, answerer: QueryAnswerer, by: str) -> None:
+    metadata = answerer.recommender.index.metadata
+    row = metadata.iloc[3]
+    status, answer = server.call("GET", f"/covers/{int(row['id'])}/look-alikes?k=5&by={by}")
+    expected = answerer.answer(row["path"], k=5, by=by)
+    assert status == 200, answer
+    assert [r["id"] for r in answer["results"]] == ids_of(answerer, expected.results)
+    assert [r["score"] for r in answer["results"]] == pytest.approx(list(expected.results["score"]), abs=1e-4)
+    assert answer["query"]["id"] == int(row["id"])
+    assert answer["query"]["predicted_genre"] == expected.prediction["predicted_genre"]
+    first = answer["results"][0]
+    assert first["file"] == Path(expected.results["path"][0]).name and "path" not in first
+    assert {"artist", "album", "genre", "match"} <= set(first)
+    assert str(ARTIST_COVERS) not in json.dumps(answer)
+
+
+def test_filters_reach_the_library(server: Server, answerer: QueryAnswerer) -> None:
+    status, answer = server.call("GET", "/covers/0/look-alikes?k=10&by=look&where=artist%3DPeter%20Tosh")
+    assert status == 200 and {r["artist"] for r in answer["results"]} == {"Peter Tosh"}
+    status, answer = server.call("GET", "/covers/0/look-alikes?k=10&genre=jazz")
+    assert status == 200 and {r["genre"] for r in answer["results"]} == {"jazz"}
+    status, answer = server.call("GET", "/covers/0/look-alikes?genre=polka")
+    assert status == 400 and "genres: jazz, metal, reggae" in answer["error"]
+    status, answer = server.call("GET", "/covers/0/look-alikes?where=label%3DEMI")
+    assert status == 400 and "no column 'label'" in answer["error"]
+
+
+def test_look_alikes_and_genre_of_an_upload(server: Server, answerer: QueryAnswerer, tmp_path: Path) -> None:
+    original = answerer.recommender.index.metadata.iloc[7]["path"]
+    query = tmp_path / "query.jpg"
+    Image.open(original).convert("RGB").resize((200, 200)).save(query, quality=80)
+    status, answer = server.upload("/look-alikes?k=4&by=look", query.read_bytes(), name="my scan.jpg")
+    expected = answerer.answer(query, k=4, by="look")
+    assert status == 200, answer
+    assert answer["query"]["upload"] == "my scan.jpg"
+    assert [r["id"] for r in answer["results"]] == ids_of(answerer, expected.results)
+    assert answer["results"][0]["file"] == Path(original).name
+    status, genre = server.upload("/genre?k=2", query.read_bytes())
+    assert status == 200 and genre["genres"] == answerer.predictor.top_genres(query, 2)
+
+
+def test_search_by_printed_words(server: Server, answerer: QueryAnswerer) -> None:
+    status, answer = server.call("POST", "/search", json.dumps({"text": "sepultura", "k": 5}).encode(),
+                                 {"Content-Type": "application/json"})
+    expected = answerer.recommender.search_text("sepultura", k=5)
+    assert status == 200 and len(answer["results"]) == len(expected) > 0
+    assert [r["id"] for r in answer["results"]] == ids_of(answerer, expected)
+    assert [r["text"] for r in answer["results"]] == list(expected["text"])
+
+
+def test_thumbnail_of_an_indexed_cover(server: Server) -> None:
+    status, data = server.call("GET", "/covers/2/thumbnail")
+    assert status == 200 and isinstance(data, bytes)
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG" and max(image.size) <= 256
+
+
+def test_one_log_line_per_request(server: Server) -> None:
+    server.call("GET", "/covers/5/thumbnail")
+    time.sleep(0.2)
+    lines = [line for line in server.log.read_text().splitlines() if '"GET /covers/5/thumbnail"' in line]
+    assert len(lines) == 1 and " 200 " in lines[0]
+
+
+# -- hostile requests ------------------------------------------------------------------------------------------
+
+
+def bomb() -> bytes:
+    """A PNG of 9,000 x 9,000 pixels (over the 64 million limit) that is a few hundred KB."""
+    buffer = io.BytesIO()
+    Image.new("L", (9000, 9000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def hostile_requests(original: str) -> list[tuple[str, Any, int, str]]:
+    """(name, request as a function of the server, status, words of the error)."""
+    jpeg = cover_bytes(original)
+    return [
+        ("empty body", lambda s: s.call("POST", "/look-alikes", b""), 422, "cover"),
+        ("empty file", lambda s: s.upload("/look-alikes", b""), 400, "empty file"),
+        ("text as image", lambda s: s.upload("/look-alikes", b"not the pixels you are looking for"), 400,
+         "not an image"),
+        ("truncated JPEG", lambda s: s.upload("/look-alikes", jpeg[: len(jpeg) // 2]), 400, "truncated"),
+        ("pixel bomb", lambda s: s.upload("/look-alikes", bomb(), name="bomb.png"), 400, "too large"),
+        ("over the upload limit", lambda s: s.upload("/look-alikes", os.urandom(2 * 1024 * 1024)), 413, ""),
+        ("huge k", lambda s: s.call("GET", f"/covers/0/look-alikes?k={10**12}"), 422, "k"),
+        ("negative k", lambda s: s.call("GET", "/covers/0/look-alikes?k=-1"), 422, "k"),
+        ("unknown id", lambda s: s.call("GET", "/covers/999/look-alikes"), 404, "no cover with id 999"),
+        ("path as id", lambda s: s.call("GET", "/covers/..%2F..%2Fetc%2Fpasswd/thumbnail"), 404, "no such endpoint"),
+        ("path in the URL", lambda s: s.call("GET", "/covers/../../etc/passwd"), 404, "no such endpoint"),
+        ("name as id", lambda s: s.call("GET", "/covers/passwd/thumbnail"), 422, "cover_id"),
+        ("wrong token", lambda s: s.call("GET", "/info", token="guess"), 401, "token"),
+        ("no token", lambda s: s.call("GET", "/covers/0/thumbnail", token=None), 401, "token"),
+        ("malformed JSON", lambda s: s.call("POST", "/search", b'{"text": "sep', {"Content-Type": "application/json"}),
+         422, "JSON"),
+        ("search without text", lambda s: s.call("POST", "/search", b'{"text": "!!"}',
+                                                 {"Content-Type": "application/json"}), 400, "letter or digit"),
+    ]
+
+
+def test_hostile_requests_get_a_json_error_and_the_server_goes_on(server: Server, answerer: QueryAnswerer) -> None:
+    original = answerer.recommender.index.metadata.iloc[1]["path"]
+    for name, request, expected_status, words in hostile_requests(original):
+        status, answer = request(server)
+        assert status == expected_status, (name, answer)
+        assert isinstance(answer, dict) and words.lower() in answer["error"].lower(), (name, answer)
+        assert "/tmp/" not in answer["error"] and str(ARTIST_COVERS) not in answer["error"], (name, answer)
+        assert server.call("GET", "/covers/1/look-alikes?k=2&by=look")[0] == 200, name
+
+
+# -- options of the operator, and generations ------------------------------------------------------------------
+
+
+def test_without_a_token_paths_and_cors_are_the_operators_choice(
+    built: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    index, cache, _ = built
+    open_server = Server(index, cache, tmp_path / "server.log", None, "--show-paths",
+                         "--cors-origin", "https://shop.example")
+    try:
+        status, answer = open_server.call("GET", "/covers/0/look-alikes?k=2&by=look")
+        assert status == 200 and Path(answer["results"][0]["path"]).is_file()
+        request = urllib.request.Request(open_server.url + "/info", headers={"Origin": "https://shop.example"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.headers["access-control-allow-origin"] == "https://shop.example"
+        request = urllib.request.Request(open_server.url + "/info", headers={"Origin": "https://evil.example"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert "access-control-allow-origin" not in response.headers
+    finally:
+        open_server.stop()
+
+
+def test_a_new_generation_is_served_without_restart_and_no_request_fails(
+    server: Server, built: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    index, cache, manifest = built
+    before = server.call("GET", "/info")[1]
+    failures: list[Any] = []
+    generations: set[str] = set()
+    done = threading.Event()
+
+    def query() -> None:
+        while not done.is_set():
+            status, answer = server.call("GET", "/covers/2/look-alikes?k=3&by=look")
+            if status != 200:
+                failures.append(answer)
+            else:
+                generations.add(answer["generation"])
+
+    worker = threading.Thread(target=query)
+    worker.start()
+    try:
+        table = pd.read_csv(manifest)
+        extra = make_cover(tmp_path / "new.png", seed=3)
+        table = pd.concat([table, pd.DataFrame([{"path": str(extra), "genre": "jazz", "artist": "Nobody"}])])
+        table.to_csv(tmp_path / "more.csv", index=False)
+        time.sleep(1.1)  # index.json's created has one-second steps; the server tells generations apart anyway
+        build_index(index, manifest=tmp_path / "more.csv", workers=0, read_text=True,
+                    settings=Settings(cache_dir=cache, progress=False))
+        deadline = time.monotonic() + 120
+        while server.call("GET", "/info")[1]["count"] != 19 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(1)  # the client goes on querying the new generation for a while
+    finally:
+        done.set()
+        worker.join()
+    after = server.call("GET", "/info")[1]
+    assert failures == []
+    assert after["count"] == 19 and after["generation"] != before["generation"]
+    assert generations == {before["generation"], after["generation"]}  # the client was answered from both
