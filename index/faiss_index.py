@@ -11,11 +11,13 @@ defaults come from ``bench/search.py``; docs/search-bench.md has the tables.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import faiss
 import numpy as np
 
+from index.errors import SleeveError
 from index.registry import INDEX_TYPES, IndexConfigError
 
 FLAT_LIMIT = 50_000
@@ -39,6 +41,10 @@ IVF_NPROBE = 16
 RERANK_FACTOR = 10
 """An IVF-PQ search fetches this many times k candidates and re-scores them with the exact vectors, which
 sleeve keeps memory-mapped on disk beside the index (bench/search.py: "ivfpq + exact re-rank" rows)."""
+
+
+class SearchParamsError(SleeveError):
+    """Search parameters that the index cannot take (see :func:`apply_search_params`)."""
 
 
 def choose_index_type(count: int, dim: int, memory_budget_bytes: int | None = None) -> str:
@@ -132,11 +138,33 @@ def search(
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
-    """Set query-time knobs (efSearch, nprobe), which FAISS files do not always keep."""
-    if "efSearch" in params:
-        faiss.downcast_index(index).hnsw.efSearch = int(params["efSearch"])
-    if "nprobe" in params:
-        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
+    """Set query-time knobs (efSearch, nprobe), which FAISS files do not always keep.
+
+    They come from ``index.json``, which a person or a damaged disk may have changed: a value that is not a
+    positive integer, or a knob the index does not have (nprobe on a flat index), raises SearchParamsError.
+    """
+    for name in ("efSearch", "nprobe"):
+        if name not in params:
+            continue
+        value = params[name]
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not 1 <= value < 2**31:
+            raise SearchParamsError(f"{name} must be a positive integer, not {value!r:.40}")
+        setattr(_knob_owner(index, name), name, int(value))
+
+
+def _knob_owner(index: faiss.Index, name: str) -> Any:
+    """The FAISS object that holds the knob ``name`` (the HNSW graph, the inverted file)."""
+    if name == "efSearch":
+        owner = getattr(faiss.downcast_index(index), "hnsw", None)
+    else:
+        try:
+            owner = faiss.extract_index_ivf(index)
+        except RuntimeError:  # FAISS's way of saying the index has no inverted file
+            owner = None
+    if owner is None:
+        kind = type(faiss.downcast_index(index)).__name__
+        raise SearchParamsError(f"{name} is set, but a {kind} has no {name}")
+    return owner
 
 
 def ivf_lists(count: int) -> int:

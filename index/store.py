@@ -37,7 +37,7 @@ from filelock import FileLock, Timeout
 
 from index.atomic import atomic_path, write_json
 from index.errors import SleeveError
-from index.faiss_index import apply_search_params
+from index.faiss_index import SearchParamsError, apply_search_params
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +433,10 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
     if index.ntotal != info.count or index.d != info.dim:
         raise damaged("faiss", f"{index.ntotal} vectors of {index.d} dimensions, index.json says "
                                f"{info.count} of {info.dim}")
-    apply_search_params(index, info.search_params)
+    try:
+        apply_search_params(index, info.search_params)
+    except SearchParamsError as error:
+        raise IndexDamagedError(folder, f"{folder / INDEX_JSON} is damaged (search_params: {error})") from None
     tables: dict[str, pd.DataFrame | None] = dict.fromkeys(_OPTIONAL_KINDS)
     for kind in _OPTIONAL_KINDS:
         if kind in handles:

@@ -161,5 +161,7 @@ INDEX_DAMAGES: dict[str, Callable[[Path], None]] = {
     "index.json deleted data file": lambda f: _index_file(f, "embeddings").unlink(),
     "index.json nested 100,000 deep": lambda f: (f / "index.json").write_text("[" * 100_000 + "]" * 100_000),
     "index.json is a folder": lambda f: ((f / "index.json").unlink(), (f / "index.json").mkdir()),
+    "non-integer search parameter": _edit_info(search_params={"efSearch": "many"}),
+    "nprobe on a flat index": _edit_info(search_params={"nprobe": 8}),
 }
 """Ways an index folder gets damaged: each must give one line that says how to repair it."""

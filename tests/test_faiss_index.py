@@ -18,6 +18,7 @@ from index.faiss_index import (
     HNSW_M,
     IVFPQ_MIN_COUNT,
     IndexConfigError,
+    SearchParamsError,
     apply_search_params,
     build_faiss_index,
     choose_index_type,
@@ -108,6 +109,23 @@ def test_search_params_round_trip_through_serialisation(built, queries, kind: st
         np.testing.assert_array_equal(loaded.search(queries, K)[1], index.search(queries, K)[1])
     finally:
         apply_search_params(index, params)
+
+
+@pytest.mark.parametrize(("kind", "params", "problem"), [
+    ("flat", {"nprobe": 8}, "IndexFlatIP has no nprobe"),
+    ("hnsw", {"nprobe": 8}, "has no nprobe"),
+    ("ivfpq", {"efSearch": 64}, "has no efSearch"),
+    ("hnsw", {"efSearch": "64"}, "positive integer"),
+    ("hnsw", {"efSearch": 64.5}, "positive integer"),
+    ("hnsw", {"efSearch": True}, "positive integer"),
+    ("hnsw", {"efSearch": -1}, "positive integer"),
+    ("ivfpq", {"nprobe": 10**30}, "positive integer"),
+])
+def test_search_params_the_index_cannot_take_are_refused(built, kind: str, params: dict, problem: str) -> None:
+    index, good = built[kind]
+    with pytest.raises(SearchParamsError, match=problem):
+        apply_search_params(index, params)
+    apply_search_params(index, {**good, **{knob: np.int64(value) for knob, value in good.items()}})
 
 
 def test_build_reports_the_parameters_in_effect(built) -> None:

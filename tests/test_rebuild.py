@@ -29,6 +29,15 @@ def _edit_model(**changes: object) -> Callable[[Path], None]:
     return edit
 
 
+def _edit_search_params(**params: object) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        info = json.loads((folder / "index.json").read_text())
+        info["search_params"] = params
+        (folder / "index.json").write_text(json.dumps(info))
+
+    return edit
+
+
 def _replace_by_folder(folder: Path) -> None:
     (folder / "index.json").unlink()
     (folder / "index.json").mkdir()
@@ -39,6 +48,8 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "index.json is a folder": _replace_by_folder,
     "weights fingerprint differs": _edit_model(weights_sha256="0" * 64),
     "index.json nested 100,000 deep": lambda f: (f / "index.json").write_text("[" * 100_000 + "]" * 100_000),
+    "non-integer search parameter": _edit_search_params(efSearch="many"),
+    "nprobe on a flat index": _edit_search_params(nprobe=8),
 }
 
 
