@@ -295,7 +295,7 @@ def write_index(
         files[kind] = f"{kind}-{generation}.parquet"
     try:
         with atomic_path(folder / files["faiss"]) as temporary:
-            faiss.write_index(faiss_index, str(temporary))
+            _write_faiss(faiss_index, temporary)
         with atomic_path(folder / files["metadata"]) as temporary:
             metadata.to_parquet(temporary, index=False)
         with atomic_path(folder / files["embeddings"]) as temporary, open(temporary, "wb") as handle:
@@ -312,6 +312,13 @@ def write_index(
         raise
     _remove_other_generations(folder, keep=set(files.values()))
     return info
+
+
+def _write_faiss(faiss_index: faiss.Index, path: Path) -> None:
+    """Write through a Python file, so that a full disk is an OSError (ENOSPC) on the write or the close: FAISS's
+    own writer raises a RuntimeError of its own text, and only prints a failed close, keeping a truncated file."""
+    with open(path, "wb") as handle:
+        faiss.write_index(faiss_index, faiss.PyCallbackIOWriter(handle.write))
 
 
 def write_skipped(folder: str | Path, skipped: pd.DataFrame) -> Path:

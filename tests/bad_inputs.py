@@ -12,6 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from index.faiss_index import build_faiss_index
@@ -165,3 +166,21 @@ INDEX_DAMAGES: dict[str, Callable[[Path], None]] = {
     "nprobe on a flat index": _edit_info(search_params={"nprobe": 8}),
 }
 """Ways an index folder gets damaged: each must give one line that says how to repair it."""
+
+
+def faiss_file_on_a_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the temporary FAISS file of the next index write a link to /dev/full, where every write fails with
+    ENOSPC as on a full disk; the other files are written normally.
+
+    The link replaces the file once index.atomic has set its mode (its last step before the write), so
+    that the mode change never reaches /dev/full itself.
+    """
+    change_mode = os.chmod
+
+    def chmod(path: str, mode: int, **kwargs: object) -> None:
+        change_mode(path, mode, **kwargs)
+        if Path(path).name.startswith(".vectors-"):
+            os.unlink(path)
+            os.symlink("/dev/full", path)
+
+    monkeypatch.setattr(os, "chmod", chmod)

@@ -26,7 +26,7 @@ from cli import main
 from index.store import load_index
 from recsys.images import BadImageError, load_cover
 from recsys.ingest import printable_path, read_collection
-from tests.bad_inputs import HOSTILE_SKIPS, HOSTILE_VALID, NOT_UTF8, write_hostile_files
+from tests.bad_inputs import HOSTILE_SKIPS, HOSTILE_VALID, NOT_UTF8, faiss_file_on_a_full_disk, write_hostile_files
 from tests.conftest import make_cover
 
 REPO = Path(__file__).resolve().parents[1]
@@ -223,6 +223,19 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_index(built, tmp_path: Path, 
     monkeypatch.setattr("recsys.cache.EmbeddingCache.put", cache_full)
     fresh = CliRunner().invoke(main, [*args[:5], "--cache", str(tmp_path / "new-cache"), *args[7:]])
     assert fresh.exit_code == 1 and "disk full" in _one_line_error(fresh.stderr)
+
+
+def test_faiss_on_a_full_disk_says_the_disk_is_full(built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAISS's own write error was a RuntimeError, shown as the catch-all line."""
+    covers, index, cache = built
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)
+    faiss_file_on_a_full_disk(monkeypatch)
+    result = CliRunner().invoke(main, ["build-index", "--covers", str(covers), "--index", str(copy), "--cache",
+                                       str(cache), "--workers", "0", "--no-progress", "--rebuild"])
+    assert result.exit_code == 1 and "disk full" in _one_line_error(result.stderr)
+    monkeypatch.undo()
+    assert load_index(copy).info.count == 11 and not list(copy.glob(".*.tmp"))
 
 
 def test_an_unexpected_error_is_one_line_and_minus_v_shows_the_traceback(

@@ -15,7 +15,7 @@ import pytest
 from index import store
 from index.faiss_index import build_faiss_index
 from index.store import IndexBusyError, IndexFormatError, load_index, write_index, writer_lock
-from tests.bad_inputs import INDEX_DAMAGES
+from tests.bad_inputs import INDEX_DAMAGES, faiss_file_on_a_full_disk
 
 DIM = 8
 
@@ -114,6 +114,19 @@ def test_a_full_disk_during_the_write_keeps_the_old_index(tmp_path: Path, monkey
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("numpy.save", full)
+    with pytest.raises(OSError) as caught:
+        _write(tmp_path, 5, seed=1)
+    assert caught.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert load_index(tmp_path).info.count == 3 and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_full_disk_under_faiss_is_enospc_and_keeps_the_old_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FAISS's own writer only printed a failed close: a small index was committed truncated, the old one gone."""
+    _write(tmp_path, 3)
+    faiss_file_on_a_full_disk(monkeypatch)
     with pytest.raises(OSError) as caught:
         _write(tmp_path, 5, seed=1)
     assert caught.value.errno == errno.ENOSPC
