@@ -7,14 +7,19 @@ that shares covers with an old one, only computes what is new.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
 import numpy as np
+from filelock import FileLock
+
+from index.errors import SleeveError
 
 _QUERY_CHUNK = 900  # stays under SQLite's limit on bound parameters
 _VECTOR_DTYPE = np.dtype(np.float32)
@@ -30,6 +35,40 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "sleeve"
 
 
+class CacheError(SleeveError):
+    """A cache file sleeve cannot use; the message says what to do."""
+
+
+class CacheNotWritableError(CacheError):
+    """The cache folder refuses writes (permissions, a read-only disk)."""
+
+
+def not_writable(folder: Path, why: object) -> CacheNotWritableError:
+    return CacheNotWritableError(
+        f"the cache folder {folder} is not writable ({why}); make it writable, or give another with --cache DIR "
+        "or $SLEEVE_CACHE_DIR"
+    )
+
+
+@contextlib.contextmanager
+def writing_in(folder: Path) -> Iterator[None]:
+    """Turn the OS refusing a write in the cache ``folder`` into one line that says what to do."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise not_writable(folder, error.strerror) from None
+        raise
+
+
+_DAMAGED = (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT)
+_REFUSED = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM)
+
+
+def _primary_code(error: sqlite3.Error) -> int:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF
+
+
 class SqliteCache:
     """One SQLite file in a cache folder whose table ``table`` keys results by (``key_column``, hash).
 
@@ -42,12 +81,53 @@ class SqliteCache:
 
     def __init__(self, folder: str | Path, file_name: str, schema: str) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / file_name
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({schema}) WITHOUT ROWID")
-        self._db.commit()
+        self._schema = schema
+        with writing_in(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as error:
+            self._db = self._recover(error)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} ({self._schema}) WITHOUT ROWID")
+            db.commit()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _recover(self, error: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """A cache that cannot be written is one line that says so; a damaged one (not a database, malformed) is
+        only a cache: it is moved aside, with its journal, and an empty one takes its place."""
+        code = _primary_code(error)
+        if code in _REFUSED:
+            writable = os.access(self.folder, os.W_OK) and (not self.path.exists() or os.access(self.path, os.W_OK))
+            if not writable:
+                raise not_writable(self.folder, error) from None
+            raise CacheError(f"cannot open the cache file {self.path} ({error}); move it away, or give another "
+                             "cache folder with --cache DIR or $SLEEVE_CACHE_DIR") from None
+        if code not in _DAMAGED:
+            raise error
+        with writing_in(self.folder), FileLock(self.folder / f".{self.path.name}.lock"):
+            try:
+                return self._connect()  # another process set it aside while this one waited for the lock
+            except sqlite3.DatabaseError as again:
+                if _primary_code(again) not in _DAMAGED:
+                    raise
+            aside = self.path.with_name(f"{self.path.name}.damaged")
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+            log.warning(
+                "%s is damaged (%s); moved it aside to %s and started an empty one: its entries are computed again",
+                self.path, error, aside.name,
+            )
+            return self._connect()
 
     def close(self) -> None:
         self._db.close()

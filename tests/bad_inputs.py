@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import socket
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import faiss
@@ -184,3 +186,23 @@ def faiss_file_on_a_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
             os.symlink("/dev/full", path)
 
     monkeypatch.setattr(os, "chmod", chmod)
+
+
+@contextlib.contextmanager
+def read_only_folder(folder: Path) -> Iterator[Path]:
+    """``folder`` (made if absent), refusing every write inside it while the block runs: mode 555, or for root,
+    whom modes do not stop, the immutable attribute (skipped where the filesystem or the process lacks it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder read-only for root here (no chattr +i)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsys.cache import EmbeddingCache, default_cache_dir
+from recsys.cache import CacheNotWritableError, EmbeddingCache, default_cache_dir
+from recsys.ocr import TextCache, TextLine
+from tests.bad_inputs import read_only_folder
 
 
 def test_vectors_survive_reopening_and_are_kept_apart_per_model(tmp_path: Path) -> None:
@@ -54,3 +56,41 @@ def test_default_cache_dir_honours_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("SLEEVE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert default_cache_dir() == tmp_path / "xdg" / "sleeve"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_database_is_set_aside_and_started_empty(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    """Before: DatabaseError (not a database, or malformed) stopped every command with the catch-all line."""
+    with EmbeddingCache(tmp_path) as cache:
+        cache.put("m", [f"h{i}" for i in range(500)], np.ones((500, 64), dtype=np.float32))
+    database = tmp_path / "embeddings.sqlite"
+    damaged = b"not a database " * 300 if damage == "garbage" else database.read_bytes()[:30_000]
+    database.write_bytes(damaged)
+    with caplog.at_level(logging.WARNING, logger="recsys.cache"), EmbeddingCache(tmp_path) as cache:
+        assert cache.missing("m", ["h1"], 64) == ["h1"], "an empty cache: its vectors are computed again"
+        cache.put("m", ["h1"], np.zeros((1, 64), dtype=np.float32))
+    assert [r.levelname for r in caplog.records] == ["WARNING"] and "moved it aside" in caplog.text
+    assert (tmp_path / "embeddings.sqlite.damaged").read_bytes() == damaged
+    with EmbeddingCache(tmp_path) as cache:
+        assert cache.missing("m", ["h1", "h2"], 64) == ["h2"]
+
+
+def test_the_cover_text_cache_heals_the_same_way(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "cover_text.sqlite").write_bytes(b"\x00garbage" * 100)
+    with caplog.at_level(logging.WARNING, logger="recsys.cache"), TextCache(tmp_path) as cache:
+        cache.put("reader", "h1", [TextLine("LOVE", 0.9)])
+        assert cache.get("reader", ["h1"]) == {"h1": [TextLine("LOVE", 0.9)]}
+    assert len(caplog.records) == 1 and (tmp_path / "cover_text.sqlite.damaged").is_file()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_read_only_cache_folder_is_one_line_that_says_what_to_do(tmp_path: Path, existing: bool) -> None:
+    """Before: OperationalError 'unable to open database file' as the catch-all line."""
+    if existing:
+        EmbeddingCache(tmp_path).close()
+    with read_only_folder(tmp_path), pytest.raises(CacheNotWritableError) as caught:
+        EmbeddingCache(tmp_path)
+    message = str(caught.value)
+    assert f"cache folder {tmp_path} is not writable" in message and "--cache DIR or $SLEEVE_CACHE_DIR" in message
