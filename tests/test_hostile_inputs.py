@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -26,7 +27,14 @@ from cli import main
 from index.store import load_index
 from recsys.images import BadImageError, load_cover
 from recsys.ingest import printable_path, read_collection
-from tests.bad_inputs import HOSTILE_SKIPS, HOSTILE_VALID, NOT_UTF8, faiss_file_on_a_full_disk, write_hostile_files
+from tests.bad_inputs import (
+    HOSTILE_SKIPS,
+    HOSTILE_VALID,
+    NOT_UTF8,
+    faiss_file_on_a_full_disk,
+    read_only_folder,
+    write_hostile_files,
+)
 from tests.conftest import make_cover
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,6 +244,59 @@ def test_faiss_on_a_full_disk_says_the_disk_is_full(built, tmp_path: Path, monke
     assert result.exit_code == 1 and "disk full" in _one_line_error(result.stderr)
     monkeypatch.undo()
     assert load_index(copy).info.count == 11 and not list(copy.glob(".*.tmp"))
+
+
+def test_a_damaged_onnx_export_is_set_aside_and_made_again(
+    built, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: ONNX Runtime's InvalidProtobuf as the catch-all line, on every command, for as long as it lay there."""
+    covers, index, cache = built
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    (export,) = (copy / "onnx").glob("*.onnx")
+    export.write_bytes(export.read_bytes()[:5000])
+    query = ["recommend", "--index", str(index), "--cache", str(copy), "--cover", str(covers / "rock" / "rock-1.png")]
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(main, query)
+    assert result.exit_code == 0, result.output
+    assert [r.name for r in caplog.records] == ["recsys.encoders.onnx"] and "is damaged" in caplog.text
+    assert export.with_name(f"{export.name}.damaged").stat().st_size == 5000
+    caplog.clear()
+    again = CliRunner().invoke(main, query)
+    assert again.exit_code == 0 and again.stdout == result.stdout and not caplog.records
+
+
+def test_a_garbage_embedding_database_is_set_aside_and_the_vectors_computed_again(
+    built, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: DatabaseError 'file is not a database' as the catch-all line."""
+    covers, _, cache = built
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    (copy / "embeddings.sqlite").write_bytes(os.urandom(8192))
+    build = ["build-index", "--covers", str(covers), "--index", str(tmp_path / "index"), "--cache", str(copy),
+             "--model", "efficientnet-lite0", "--workers", "0", "--no-progress", "--json"]
+    with caplog.at_level(logging.WARNING):
+        result = CliRunner().invoke(main, build)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["embedded"] == 11
+    assert [r.name for r in caplog.records] == ["recsys.cache"] and "embeddings.sqlite.damaged" in caplog.text
+
+
+@pytest.mark.parametrize("command", ["build-index", "recommend"])
+def test_a_read_only_cache_folder_is_one_line_that_says_what_to_do(built, tmp_path: Path, command: str) -> None:
+    """Before: 'Operation not permitted: CACHE/onnx' (root) or the catch-all line, with no way out named."""
+    covers, index, _ = built
+    args = {
+        "build-index": ["--covers", str(covers), "--index", str(tmp_path / "index"), "--model", "efficientnet-lite0",
+                        "--workers", "0", "--no-progress"],
+        "recommend": ["--index", str(index), "--cover", str(covers / "rock" / "rock-1.png")],
+    }[command]
+    with read_only_folder(tmp_path / "cache") as cache:
+        result = CliRunner().invoke(main, [command, *args, "--cache", str(cache)])
+    assert result.exit_code == 1
+    line = _one_line_error(result.stderr)
+    assert "is not writable" in line and "--cache DIR or $SLEEVE_CACHE_DIR" in line, line
 
 
 def test_an_unexpected_error_is_one_line_and_minus_v_shows_the_traceback(

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -23,8 +24,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from filelock import FileLock
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from index.atomic import atomic_path, write_json
+from recsys.cache import writing_in
 from recsys.encoders.base import Encoder, EncoderError, ModelSpec, l2_normalize
 from recsys.encoders.preprocess import Preprocess
 
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 MIN_AGREEMENT = 0.9999
 """Lowest cosine similarity between ONNX and PyTorch vectors at which an fp32 export is accepted."""
+_UNLOADABLE = (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.InvalidArgument, ort_errors.Fail)
+"""What ONNX Runtime raises for a model file that is truncated, garbage or not a model."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +60,8 @@ class OnnxEncoder(Encoder):
     """
 
     def __init__(self, base: Encoder, cache_dir: str | Path, int8: bool = False) -> None:
-        self._open(export_tower(base, Path(cache_dir)), int8, lambda: base)
         self._base = base
+        self._open(export_tower(base, Path(cache_dir)), int8, lambda: base)
         if self.transform is None:
             self.transform = base.transform
 
@@ -66,19 +71,25 @@ class OnnxEncoder(Encoder):
         if export.preprocess is None:
             raise ValueError("an export without numpy preprocessing needs its PyTorch encoder")
         encoder = cls.__new__(cls)
-        encoder._open(export, int8, load_base)
         encoder._base = None
+        encoder._open(export, int8, load_base)
         return encoder
 
     def _open(self, export: OnnxExport, int8: bool, load_base: Callable[[], Encoder]) -> None:
-        path = quantize_int8(export.path) if int8 else export.path
         self.spec = dataclasses.replace(export.spec, quantization="int8") if int8 else export.spec
         self.input_size = export.input_size
         self.array_transform = export.preprocess
         self.transform = export.preprocess
         self._supports_text = export.supports_text
         self._load_base = load_base
-        self.session = _session(path)
+        try:
+            self.session = _session(quantize_int8(export.path) if int8 else export.path)
+        except Exception:
+            # A damaged export is only a cache: set aside and made again. If nothing is damaged, the second try
+            # raises the failure as it is.
+            if set_aside_damaged(export.path, int8):
+                export = export_tower(self.base, export.path.parents[1])
+            self.session = _session(quantize_int8(export.path) if int8 else export.path)
 
     @property
     def base(self) -> Encoder:
@@ -140,30 +151,66 @@ def export_tower(encoder: Encoder, cache_dir: Path) -> OnnxExport:
     known = _read_record(encoder.spec, cache_dir)
     if known is not None:
         return known
-    if target.is_file():
-        agreement = _agreement(encoder, target)
-    else:
+    with writing_in(target.parent):
         with _export_lock(target.parent):  # another process may be exporting the same model
             if target.is_file():
-                agreement = _agreement(encoder, target)
-            else:
+                try:
+                    agreement = _agreement(encoder, target)
+                except _UNLOADABLE as error:
+                    _move_aside({target: _first_line(error)})
+            if not target.is_file():
                 log.info("exporting %s image tower to ONNX (once): %s", encoder.spec.label, target)
                 with atomic_path(target) as temporary:
                     _export(encoder, temporary)
                     agreement = _agreement(encoder, temporary)
-    export = OnnxExport(
-        target, encoder.spec, encoder.input_size, encoder.array_transform, encoder.supports_text, agreement
-    )
-    write_json(target.with_suffix(".json"), {
-        "spec": encoder.spec.to_dict(),
-        "input_size": export.input_size,
-        "preprocess": export.preprocess.to_dict() if export.preprocess else None,
-        "supports_text": export.supports_text,
-        "agreement": agreement,
-        "verified": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "onnxruntime": ort.__version__,
-    })
+        export = OnnxExport(
+            target, encoder.spec, encoder.input_size, encoder.array_transform, encoder.supports_text, agreement
+        )
+        write_json(target.with_suffix(".json"), {
+            "spec": encoder.spec.to_dict(),
+            "input_size": export.input_size,
+            "preprocess": export.preprocess.to_dict() if export.preprocess else None,
+            "supports_text": export.supports_text,
+            "agreement": agreement,
+            "verified": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "onnxruntime": ort.__version__,
+        })
     return export
+
+
+def set_aside_damaged(fp32_path: Path, int8: bool) -> bool:
+    """Move aside the exports of one model (fp32, and its int8 variant if ``int8``) that ONNX Runtime cannot
+    load; True when the fp32 export must be made again (it was damaged, or another process set it aside)."""
+    files = [fp32_path, int8_file(fp32_path)] if int8 else [fp32_path]
+    with writing_in(fp32_path.parent), _export_lock(fp32_path.parent):
+        _move_aside(_damaged(files))
+        return not fp32_path.is_file()
+
+
+def _damaged(paths: Sequence[Path]) -> dict[Path, str]:
+    """The files among ``paths`` that exist but do not load, with ONNX Runtime's first line on why."""
+    damaged = {}
+    for path in paths:
+        if path.is_file():
+            try:
+                _session(path)
+            except _UNLOADABLE as error:
+                damaged[path] = _first_line(error)
+    return damaged
+
+
+def _move_aside(damaged: dict[Path, str]) -> None:
+    """Rename each damaged export to ``NAME.damaged`` (kept for a look), with one warning line each."""
+    for path, why in damaged.items():
+        os.replace(path, path.with_name(f"{path.name}.damaged"))
+        log.warning("the ONNX export %s is damaged (%s); moved it aside to %s.damaged and making it again",
+                    path, why, path.name)
+
+
+def _first_line(error: BaseException) -> str:
+    """ONNX Runtime's reason, without its prefix that repeats the path ("... Load model from PATH failed:")."""
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return line.rsplit(" failed:", 1)[-1].strip()[:200]
 
 
 @contextlib.contextmanager
@@ -223,14 +270,18 @@ def quantize_int8(fp32_path: Path) -> Path:
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    target = fp32_path.with_suffix(".int8.onnx")
+    target = int8_file(fp32_path)
     if not target.is_file():
-        with _export_lock(target.parent):
+        with writing_in(target.parent), _export_lock(target.parent):
             if not target.is_file():
                 ort.set_default_logger_severity(3)  # the quantiser's own sessions warn about every unused constant
                 with atomic_path(target) as temporary, _quiet_quantiser():
                     quantize_dynamic(str(fp32_path), str(temporary), weight_type=QuantType.QInt8, per_channel=True)
     return target
+
+
+def int8_file(fp32_path: Path) -> Path:
+    return fp32_path.with_suffix(".int8.onnx")
 
 
 @contextlib.contextmanager
