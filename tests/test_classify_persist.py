@@ -3,12 +3,14 @@ unpickles anything it does not trust."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import skops.io as sio
+from sklearn.linear_model import LogisticRegression
 
 from recsys.classify.models import ZeroShotClassifier, image_text_frame
 from recsys.classify.persist import (
@@ -93,6 +95,45 @@ def test_untrusted_types_and_damage_are_refused_not_loaded(tmp_path: Path) -> No
         read_classifier_info(tmp_path)
     info_file.unlink()
     with pytest.raises(ClassifierError, match="sleeve train-classifier"):
+        load_classifier(tmp_path, KEY)
+
+
+def _edited_info(**changes: object) -> str:
+    raw = {**dataclasses.asdict(_info("linear", ["jazz", "rock"])), **changes}
+    return json.dumps(raw)
+
+
+_ODD_INFO = {
+    "nested too deep": "[" * 100_000 + "]" * 100_000,
+    "a list": "[]",
+    "unknown inputs": _edited_info(inputs="bogus"),
+    "classes not a list": _edited_info(classes="rock"),
+    "null count": _edited_info(trained_on=None),
+    "not UTF-8": b"\xff\xfe{}",
+}
+
+
+@pytest.mark.parametrize("odd", _ODD_INFO)
+def test_an_odd_info_file_is_one_line_naming_it_and_the_fix(tmp_path: Path, odd: str) -> None:
+    """Before: a RecursionError, or a classifier.json whose odd fields failed later in a query (catch-all lines)."""
+    fitted = fit_model("linear", covers(20, 1), covers(5, 2))
+    save_classifier(tmp_path, fitted.estimator, _info("linear", fitted.classes))
+    info_file = classifier_folder(tmp_path) / "classifier.json"
+    content = _ODD_INFO[odd]
+    info_file.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ClassifierError) as caught:
+        load_classifier(tmp_path, KEY)
+    message = str(caught.value)
+    assert "\n" not in message and f"{info_file} is damaged" in message
+    assert message.endswith(f"train it again with: sleeve train-classifier --index {tmp_path}")
+
+
+def test_an_estimator_that_was_never_fitted_is_refused_at_load(tmp_path: Path) -> None:
+    """Before: NotFittedError at the first query, as the catch-all line."""
+    fitted = fit_model("linear", covers(20, 1), covers(5, 2))
+    save_classifier(tmp_path, fitted.estimator, _info("linear", fitted.classes))
+    sio.dump(LogisticRegression(), classifier_folder(tmp_path) / "model.skops")
+    with pytest.raises(ClassifierError, match="model.skops is damaged .*sleeve train-classifier --index"):
         load_classifier(tmp_path, KEY)
 
 

@@ -19,12 +19,15 @@ import sys
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression
 
 from cli import main
 from index.store import load_index
+from recsys.classify.persist import ClassifierInfo, save_classifier
 from recsys.images import BadImageError, load_cover
 from recsys.ingest import printable_path, read_collection
 from tests.bad_inputs import (
@@ -132,6 +135,31 @@ def test_a_broken_classifier_is_a_warning_in_recommend(built, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert "warning: no genre guess" in result.stderr and "Traceback" not in result.output
     assert result.stdout.splitlines()[0].split() == ["rank", "score", "genre", "path", "match"]
+
+
+def test_a_classifier_with_corrupt_state_is_one_line_in_predict_and_a_warning_in_recommend(
+    built, tmp_path: Path
+) -> None:
+    """Before: predict ended with the catch-all line 'ValueError: matmul: ...'."""
+    covers, index, cache = built
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy)
+    loaded = load_index(copy)
+    estimator = LogisticRegression().fit(np.asarray(loaded.embeddings), loaded.metadata["genre"])
+    estimator.coef_ = estimator.coef_[:, :7]  # state that no longer fits the index's vectors
+    save_classifier(copy, estimator, ClassifierInfo(
+        model="linear", title="linear", inputs="embeddings", model_key=loaded.info.model_key,
+        classes=[str(genre) for genre in estimator.classes_], params={}, trained_on=11, validation_macro_f1=None,
+    ))
+    query = ["--index", str(copy), "--cache", str(cache), "--cover", str(covers / "rock" / "rock-1.png")]
+    predict = CliRunner().invoke(main, ["predict", *query])
+    assert predict.exit_code == 1
+    line = _one_line_error(predict.stderr)
+    assert f"classifier in {copy / 'classifier'}" in line and f"sleeve train-classifier --index {copy}" in line, line
+    recommend = CliRunner().invoke(main, ["recommend", *query])
+    assert recommend.exit_code == 0, recommend.output
+    assert "warning: no genre guess" in recommend.stderr and "train-classifier" in recommend.stderr
+    assert recommend.stdout.splitlines()[0].split() == ["rank", "score", "genre", "path", "match"]
 
 
 def test_a_damaged_index_is_one_line_and_is_rebuilt_in_place(built, tmp_path: Path) -> None:

@@ -57,6 +57,10 @@ def classifier_folder(index_folder: str | Path) -> Path:
     return Path(index_folder) / CLASSIFIER_DIR
 
 
+def retrain_hint(index_folder: str | Path) -> str:
+    return f"train it again with: sleeve train-classifier --index {index_folder}"
+
+
 def has_classifier(index_folder: str | Path) -> bool:
     folder = classifier_folder(index_folder)
     return (folder / INFO_FILE).is_file() and (folder / MODEL_FILE).is_file()
@@ -88,9 +92,40 @@ def read_classifier_info(index_folder: str | Path) -> ClassifierInfo:
         )
     try:
         raw = json.loads(path.read_text())
-        return ClassifierInfo(**{field.name: raw[field.name] for field in dataclasses.fields(ClassifierInfo)})
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise ClassifierError(f"{path} is damaged ({error}); train the classifier again") from None
+    except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, nested too deep
+        raise ClassifierError(f"{path} is damaged ({_first_line(error)}); {retrain_hint(index_folder)}") from None
+    problem = _info_problem(raw)
+    if problem:
+        raise ClassifierError(f"{path} is damaged ({problem}); {retrain_hint(index_folder)}")
+    return ClassifierInfo(**{field.name: raw[field.name] for field in dataclasses.fields(ClassifierInfo)})
+
+
+_INFO_TYPES: dict[str, type | tuple[type, ...]] = {
+    "model": str, "title": str, "inputs": str, "model_key": str, "classes": list, "params": dict,
+    "trained_on": int, "validation_macro_f1": (float, int, type(None)), "created": str, "sleeve_version": str,
+}
+
+
+def _info_problem(raw: Any) -> str | None:
+    """What is wrong with the fields of ``classifier.json`` (missing, of another type, unknown inputs)."""
+    from recsys.classify.catalog import CLASSIFIERS
+
+    if not isinstance(raw, dict):
+        return f"a {type(raw).__name__}, not an object"
+    for name, kind in _INFO_TYPES.items():
+        value = raw.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"field {name!r} is {'missing' if name not in raw else repr(value)[:40]}"
+    known_inputs = {CLASSIFIERS[name].inputs for name in CLASSIFIERS}
+    if raw["inputs"] not in known_inputs:
+        return f"inputs {raw['inputs']!r:.40} is none of {', '.join(sorted(known_inputs))}"
+    if not raw["classes"] or not all(isinstance(genre, str) for genre in raw["classes"]):
+        return "classes must be a list of genre names"
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
 
 
 def load_classifier(index_folder: str | Path, model_key: str) -> tuple[Any, ClassifierInfo]:
@@ -108,7 +143,15 @@ def load_classifier(index_folder: str | Path, model_key: str) -> tuple[Any, Clas
     try:
         estimator = sio.load(path, trusted=TRUSTED_TYPES)
     except FileNotFoundError:
-        raise ClassifierError(f"{path} is missing; train the classifier again") from None
+        raise ClassifierError(f"{path} is missing; {retrain_hint(index_folder)}") from None
     except Exception as error:  # skops refuses untrusted types and damaged archives in several ways
-        raise ClassifierError(f"cannot load {path} safely ({type(error).__name__}: {error})") from None
+        raise ClassifierError(
+            f"cannot load {path} safely ({type(error).__name__}: {_first_line(error)}); {retrain_hint(index_folder)}"
+        ) from None
+    classes = getattr(estimator, "classes_", None)  # absent on an estimator that was never fitted
+    if classes is None or [str(genre) for genre in classes] != info.classes:
+        raise ClassifierError(
+            f"{path} is damaged (its estimator is not fitted on the genres {INFO_FILE} lists); "
+            f"{retrain_hint(index_folder)}"
+        )
     return estimator, info

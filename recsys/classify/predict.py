@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.classify.persist import ClassifierError, classifier_folder, load_classifier, retrain_hint
 from recsys.images import BadImageError
 from recsys.recommend import Cover, QueryCover, QueryError, Recommender
 from recsys.settings import Settings
@@ -27,11 +28,12 @@ class GenrePredictor:
         self, recommender: Recommender, registered: str | None = None, tracking_uri: str | None = None
     ) -> None:
         self.recommender = recommender
+        folder = recommender.index.folder
         model_key = recommender.index.info.model_key
+        self.source = f"registered as {registered}" if registered else f"in {classifier_folder(folder)}"
+        self.fix = retrain_hint(folder) + (" --register NAME" if registered else "")
         if registered is None:
-            from recsys.classify.persist import load_classifier
-
-            self.estimator, self.info = load_classifier(recommender.index.folder, model_key)
+            self.estimator, self.info = load_classifier(folder, model_key)
         else:
             from recsys.classify.model_registry import load_registered
 
@@ -62,10 +64,17 @@ class GenrePredictor:
         the file; text classifiers read the cover's text by OCR, at full resolution, from the bytes read once.
         """
         query = cover if isinstance(cover, QueryCover) else self.recommender.read_query(cover)
+        inputs = self._inputs(query)
         try:
-            proba = self.estimator.predict_proba(self._inputs(query))[0]
+            proba = self.estimator.predict_proba(inputs)[0]
         except BadImageError as error:
             raise QueryError(f"cannot use {query.path or 'the image'} as a query: {error}") from None
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
+            # sleeve made the inputs as this classifier reads them: a failure is the stored state's
+            raise ClassifierError(
+                f"the classifier {self.source} fails on a query, so it is damaged or of another version; {self.fix} "
+                f"({type(error).__name__}: {_first_line(error)})"
+            ) from None
         order = np.argsort(-proba, kind="stable")[:k]
         classes = self.estimator.classes_
         return [{"genre": str(classes[i]), "probability": round(float(proba[i]), 4)} for i in order]
@@ -118,3 +127,7 @@ def predict_cover(
 def query_line(query: dict[str, Any]) -> str:
     """One line for the table output of ``recommend`` (printed on stderr, the results stay alone on stdout)."""
     return f"query: predicted genre {query['predicted_genre']} ({query['probability']:.2f}, {query['classifier']})"
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
