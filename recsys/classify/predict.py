@@ -64,17 +64,18 @@ class GenrePredictor:
         the file; text classifiers read the cover's text by OCR, at full resolution, from the bytes read once.
         """
         query = cover if isinstance(cover, QueryCover) else self.recommender.read_query(cover)
-        inputs = self._inputs(query)
         try:
-            proba = self.estimator.predict_proba(inputs)[0]
+            inputs = self._inputs(query)
+            try:
+                proba = self.estimator.predict_proba(inputs)[0]
+            except (ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
+                # sleeve made the inputs as this classifier reads them: a failure is the stored state's
+                raise ClassifierError(
+                    f"the classifier {self.source} fails on a query, so it is damaged or of another version; "
+                    f"{self.fix} ({type(error).__name__}: {_first_line(error)})"
+                ) from None
         except BadImageError as error:
             raise QueryError(f"cannot use {query.path or 'the image'} as a query: {error}") from None
-        except (ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
-            # sleeve made the inputs as this classifier reads them: a failure is the stored state's
-            raise ClassifierError(
-                f"the classifier {self.source} fails on a query, so it is damaged or of another version; {self.fix} "
-                f"({type(error).__name__}: {_first_line(error)})"
-            ) from None
         order = np.argsort(-proba, kind="stable")[:k]
         classes = self.estimator.classes_
         return [{"genre": str(classes[i]), "probability": round(float(proba[i]), 4)} for i in order]
