@@ -62,7 +62,7 @@ def test_default_cache_dir_honours_the_environment(monkeypatch: pytest.MonkeyPat
 def test_a_damaged_database_is_set_aside_and_started_empty(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
-    """Before: DatabaseError (not a database, or malformed) stopped every command with the catch-all line."""
+    """A cache holds only what can be computed again, so its damage must not stop a command (DatabaseError)."""
     with EmbeddingCache(tmp_path) as cache:
         cache.put("m", [f"h{i}" for i in range(500)], np.ones((500, 64), dtype=np.float32))
     database = tmp_path / "embeddings.sqlite"
@@ -87,7 +87,7 @@ def test_the_cover_text_cache_heals_the_same_way(tmp_path: Path, caplog: pytest.
 
 @pytest.mark.parametrize("existing", [False, True])
 def test_a_read_only_cache_folder_is_one_line_that_says_what_to_do(tmp_path: Path, existing: bool) -> None:
-    """Before: OperationalError 'unable to open database file' as the catch-all line."""
+    """SQLite says only 'unable to open database file'; the user needs to hear which folder and what to do."""
     if existing:
         EmbeddingCache(tmp_path).close()
     with read_only_folder(tmp_path), pytest.raises(CacheNotWritableError) as caught:

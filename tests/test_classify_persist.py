@@ -115,7 +115,7 @@ _ODD_INFO = {
 
 @pytest.mark.parametrize("odd", _ODD_INFO)
 def test_an_odd_info_file_is_one_line_naming_it_and_the_fix(tmp_path: Path, odd: str) -> None:
-    """Before: a RecursionError, or a classifier.json whose odd fields failed later in a query (catch-all lines)."""
+    """Odd fields must be refused at load, where the file can be named, not fail later inside a query."""
     fitted = fit_model("linear", covers(20, 1), covers(5, 2))
     save_classifier(tmp_path, fitted.estimator, _info("linear", fitted.classes))
     info_file = classifier_folder(tmp_path) / "classifier.json"
@@ -129,7 +129,7 @@ def test_an_odd_info_file_is_one_line_naming_it_and_the_fix(tmp_path: Path, odd:
 
 
 def test_an_estimator_that_was_never_fitted_is_refused_at_load(tmp_path: Path) -> None:
-    """Before: NotFittedError at the first query, as the catch-all line."""
+    """An unfitted estimator would otherwise fail only at the first query (NotFittedError)."""
     fitted = fit_model("linear", covers(20, 1), covers(5, 2))
     save_classifier(tmp_path, fitted.estimator, _info("linear", fitted.classes))
     sio.dump(LogisticRegression(), classifier_folder(tmp_path) / "model.skops")

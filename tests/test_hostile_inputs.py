@@ -140,7 +140,7 @@ def test_a_broken_classifier_is_a_warning_in_recommend(built, tmp_path: Path) ->
 def test_a_classifier_with_corrupt_state_is_one_line_in_predict_and_a_warning_in_recommend(
     built, tmp_path: Path
 ) -> None:
-    """Before: predict ended with the catch-all line 'ValueError: matmul: ...'."""
+    """State that no longer fits fails inside scikit-learn (ValueError: matmul); the user needs the fix, not that."""
     covers, index, cache = built
     copy = tmp_path / "index"
     shutil.copytree(index, copy)
@@ -262,7 +262,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_index(built, tmp_path: Path, 
 
 
 def test_faiss_on_a_full_disk_says_the_disk_is_full(built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """FAISS's own write error was a RuntimeError, shown as the catch-all line."""
+    """FAISS's own write error is a RuntimeError of its own text; the user needs to hear that the disk is full."""
     covers, index, cache = built
     copy = tmp_path / "index"
     shutil.copytree(index, copy)
@@ -277,7 +277,7 @@ def test_faiss_on_a_full_disk_says_the_disk_is_full(built, tmp_path: Path, monke
 def test_a_damaged_onnx_export_is_set_aside_and_made_again(
     built, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Before: ONNX Runtime's InvalidProtobuf as the catch-all line, on every command, for as long as it lay there."""
+    """An export is only a cache: a damaged one must not stop every command for as long as it lies there."""
     covers, index, cache = built
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
@@ -297,7 +297,7 @@ def test_a_damaged_onnx_export_is_set_aside_and_made_again(
 def test_a_garbage_embedding_database_is_set_aside_and_the_vectors_computed_again(
     built, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Before: DatabaseError 'file is not a database' as the catch-all line."""
+    """The vectors are only a cache: a damaged database costs their computing again, never the command."""
     covers, _, cache = built
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
@@ -313,7 +313,7 @@ def test_a_garbage_embedding_database_is_set_aside_and_the_vectors_computed_agai
 
 @pytest.mark.parametrize("command", ["build-index", "recommend"])
 def test_a_read_only_cache_folder_is_one_line_that_says_what_to_do(built, tmp_path: Path, command: str) -> None:
-    """Before: 'Operation not permitted: CACHE/onnx' (root) or the catch-all line, with no way out named."""
+    """The OS says only 'Operation not permitted: CACHE/onnx'; the user needs the way out (--cache, the variable)."""
     covers, index, _ = built
     args = {
         "build-index": ["--covers", str(covers), "--index", str(tmp_path / "index"), "--model", "efficientnet-lite0",

@@ -124,7 +124,7 @@ def test_a_full_disk_during_the_write_keeps_the_old_index(tmp_path: Path, monkey
 def test_a_full_disk_under_faiss_is_enospc_and_keeps_the_old_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """FAISS's own writer only printed a failed close: a small index was committed truncated, the old one gone."""
+    """FAISS's own writer only prints a failed close: a small index would be committed truncated, the old one gone."""
     _write(tmp_path, 3)
     faiss_file_on_a_full_disk(monkeypatch)
     with pytest.raises(OSError) as caught:
