@@ -44,8 +44,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.generations import Generation, Generations, NotReadyError
 from index.errors import SleeveError
+from recsys.errors import QueryError
 from recsys.filters import parse_where
 from recsys.images import IMAGE_SUFFIXES, BadImageError, load_cover
+from recsys.textstore import NoTextError
 
 log = logging.getLogger("sleeve.api")
 
@@ -333,16 +335,18 @@ def _upload_file(cover: UploadFile) -> Iterator[Path]:
 
 @contextmanager
 def _answering(current: Generation, names: dict[str, str], folder: Path) -> Iterator[None]:
-    """Run one library call on ``current`` (its queries take turns), its errors as 400 in the client's
-    words: ``names`` rewords server paths, and the index folder is "INDEX"."""
+    """Run one library call on ``current`` (its queries take turns), its errors in the client's words:
+    ``names`` rewords server paths, and the index folder is "INDEX". A query that cannot be answered as asked
+    is the client's (400); a damaged classifier, cache or index is the server's (503)."""
     try:
         with current.lock:
             yield
-    except SleeveError as error:  # QueryError, NoTextError, BadImageError: the query cannot be answered
+    except SleeveError as error:
         message = str(error)
         for path, name in names.items():
             message = message.replace(path, name)
-        raise HTTPException(400, _hidden(message, folder)) from None
+        status = 400 if isinstance(error, (QueryError, BadImageError, NoTextError)) else 503
+        raise HTTPException(status, _hidden(message, folder)) from None
 
 
 def _hidden(message: str, folder: Path) -> str:

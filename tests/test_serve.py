@@ -337,3 +337,19 @@ def test_a_new_generation_is_served_without_restart_and_no_request_fails(
     assert failures == []
     assert after["count"] == 19 and after["generation"] != before["generation"]
     assert generations == {before["generation"], after["generation"]}  # the client was answered from both
+
+
+def test_a_query_that_cannot_be_answered_is_400_and_damage_on_the_server_is_503(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from fastapi import HTTPException
+
+    from api.app import _answering
+    from recsys.classify.persist import ClassifierError
+    from recsys.errors import QueryError
+
+    current = SimpleNamespace(lock=threading.Lock())
+    for error, status in ((QueryError(f"cannot use {tmp_path}/x.jpg"), 400), (ClassifierError("damaged"), 503)):
+        with pytest.raises(HTTPException) as raised, _answering(current, {}, tmp_path):  # type: ignore[arg-type]
+            raise error
+        assert raised.value.status_code == status and str(tmp_path) not in raised.value.detail
