@@ -11,6 +11,7 @@ import io
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -45,10 +46,11 @@ class BadImageError(SleeveError):
     """A file that cannot be used as a cover; the message is the reason shown to the user."""
 
 
-def read_cover_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
+def read_cover_bytes(path: str | Path, max_bytes: int | None = None, sniff: bool = False) -> bytes:
     """The file's bytes, for a caller that hashes and decodes the same read; :class:`BadImageError` if unreadable
     or longer than ``max_bytes`` (a special file such as a FIFO is refused without being opened, a longer file
-    without being read)."""
+    without being read). With ``sniff`` (a query), a file whose header is no image's is refused before it is read
+    whole; a build reads and hashes every file, so that its copies are reported together."""
     reason = special_file_reason(path)
     if reason:
         raise BadImageError(reason)
@@ -56,12 +58,28 @@ def read_cover_bytes(path: str | Path, max_bytes: int | None = None) -> bytes:
         with open(path, "rb") as handle:
             if max_bytes is not None and os.fstat(handle.fileno()).st_size > max_bytes:
                 raise BadImageError(_too_long(max_bytes))
+            if sniff:
+                _sniff(handle)
             data = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
     except OSError as error:
         raise BadImageError(_unreadable(error)) from None
     if max_bytes is not None and len(data) > max_bytes:  # it grew while it was read
         raise BadImageError(_too_long(max_bytes))
     return data
+
+
+def _sniff(handle: BinaryIO) -> None:
+    """Refuse a file whose header Pillow recognises as no image format (Pillow reads only the header here), then
+    rewind; anything else, including a damaged body, is left for decoding to report precisely."""
+    try:
+        with Image.open(handle):
+            pass
+    except UnidentifiedImageError:
+        empty = handle.seek(0, os.SEEK_END) == 0
+        raise BadImageError("empty file" if empty else "not an image (unknown or corrupt format)") from None
+    except Exception:  # noqa: BLE001 - a header Pillow knows but cannot parse: decoding says why
+        pass
+    handle.seek(0)
 
 
 def _too_long(max_bytes: int) -> str:

@@ -29,7 +29,7 @@ from recsys.encoders import Encoder, ModelSpec
 from recsys.encoders.base import stack_preprocessed
 from recsys.errors import QueryError
 from recsys.filters import row_mask
-from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, read_cover_bytes, to_rgb
+from recsys.images import DEFAULT_MAX_PIXELS, BadImageError, load_cover, max_file_bytes, read_cover_bytes, to_rgb
 from recsys.ingest import bytes_hash, printable_path
 from recsys.settings import Settings
 from recsys.textstore import (
@@ -106,7 +106,7 @@ class Recommender:
         if isinstance(cover, Image.Image):
             return QueryCover(self._encode(to_rgb(cover)), cover)
         try:
-            data = read_cover_bytes(cover)
+            data = read_cover_bytes(cover, max_file_bytes(self.max_pixels), sniff=True)
             image = load_cover(data, self.max_pixels, reduce_to=encoder.input_size)
         except BadImageError as error:
             raise QueryError(f"cannot use {printable_path(str(cover))} as a query: {error}") from None
@@ -150,7 +150,7 @@ class Recommender:
             path, digest = cover.path, cover.content_hash
         else:
             try:
-                path, digest = str(cover), bytes_hash(read_cover_bytes(cover))
+                path, digest = str(cover), bytes_hash(read_cover_bytes(cover, max_file_bytes(self.max_pixels)))
             except BadImageError as error:
                 raise QueryError(f"cannot read {printable_path(str(cover))}: {error}") from None
         if path is None:

@@ -377,3 +377,20 @@ def test_build_index_help_states_the_one_writer_rule_and_rebuild() -> None:
     result = CliRunner().invoke(main, ["build-index", "--help"])
     text = " ".join(result.output.split())
     assert "a second one on the same --index fails at once with exit code 1" in text and "--rebuild" in text
+
+
+def test_a_huge_sparse_file_named_jpg_is_refused_as_a_query_before_it_is_read(built, tmp_path: Path) -> None:
+    """Size and header are checked first: a 2 GB sparse '.jpg' is refused without 2 GB being read."""
+    from recsys.images import BadImageError, read_cover_bytes
+
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as handle:
+        handle.truncate(2 << 30)
+    refused = _cli(built, "recommend", "--cover", str(huge))
+    assert refused.exit_code == 1 and "too large" in _one_line_error(refused.stderr)
+    with pytest.raises(BadImageError, match="too large"):
+        read_cover_bytes(huge, max_bytes=528 << 20)
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"not an image at all" * 1000)
+    with pytest.raises(BadImageError, match="not an image"):
+        read_cover_bytes(garbage, sniff=True)
