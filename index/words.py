@@ -97,9 +97,11 @@ def _words_problem(arrays: dict[str, np.ndarray], count: int) -> str | None:
         data, indices, indptr = (arrays[f"{part}_{field}"] for field in ("data", "indices", "indptr"))
         if indptr.dtype.kind != "i" or indices.dtype.kind != "i" or data.dtype.kind != "f":
             return f"{part} rows of types {data.dtype}, {indices.dtype}, {indptr.dtype}"
-        if len(indptr) != rows + 1 or indptr[0] != 0 or indptr[-1] != len(indices) or len(data) != len(indices):
-            return f"{part}: {len(indptr) - 1} rows and {len(indices)} values, expected {rows} rows"
-        if np.any(np.diff(indptr) < 0) or (len(indices) and (indices.min() < 0 or indices.max() >= len(terms))):
+        if len(indptr) != rows + 1:
+            return f"{part}: {len(indptr) - 1} rows, expected {rows}"
+        if indptr[0] != 0 or indptr[-1] != len(indices) or len(data) != len(indices) or np.any(np.diff(indptr) < 0):
+            return f"{part}: row offsets do not fit their {len(indices)} values"
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(terms)):
             return f"{part} rows point outside their {len(terms)} terms"
     if owner.dtype.kind != "i" or (len(owner) and (owner.min() < 0 or owner.max() >= count)):
         return f"printed lines belong to covers outside 0-{count - 1}"
