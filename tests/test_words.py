@@ -427,3 +427,20 @@ def test_incremental_builds_store_the_words_model_of_the_new_collection(
     _same_scores(stored, refit, ["sepultura", "Peter Tosh", "rollins", "zzzz"])
     files = read_info(tmp_path / "index").files
     assert [p.name for p in (tmp_path / "index").glob("words-*.npz")] == [files["words"]]
+
+
+def test_a_search_process_on_a_stored_words_model_imports_no_sklearn(text_index: Path) -> None:
+    """Loading the stored model and vectorising the query need numpy and scipy only: sklearn's import alone
+    took seconds of a cold search."""
+    script = (
+        "import json, runpy, sys\n"
+        f"sys.argv = ['cli.py', 'search', 'sepultura', '--index', {str(text_index)!r}, "
+        "'-k', '3', '--json']\n"
+        "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit as exit:\n    assert not exit.code\n"
+        "print(json.dumps('sklearn' in {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [r["artist"] for r in json.loads("\n".join(lines[:-1]))["results"]] == ["Sepultura"] * 3
+    assert json.loads(lines[-1]) is False, "a search on a stored words model imported sklearn"
