@@ -38,6 +38,7 @@ from filelock import FileLock, Timeout
 from index.atomic import atomic_path, write_json
 from index.errors import SleeveError
 from index.faiss_index import SearchParamsError, apply_search_params
+from index.words import WordsFileError, read_words, write_words
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,12 @@ SLEEVE_COLUMNS = ("id", "path", "content_hash", "size", "mtime_ns", "genre")
 RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "metadata"})
 """Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
 _DATA_PATTERNS = (
-    "vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet", "neighbours-*.parquet"
+    "vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet", "neighbours-*.parquet",
+    "words-*.npz",
 )
 _FILE_KINDS = ("faiss", "metadata", "embeddings")
-_OPTIONAL_KINDS = ("text", "neighbours")
+_TABLE_KINDS = ("text", "neighbours")
+_OPTIONAL_KINDS = (*_TABLE_KINDS, "words")
 NEIGHBOUR_COLUMNS = ("row", "neighbour", "weight")
 _LOAD_ATTEMPTS = 3
 
@@ -135,6 +138,8 @@ class CoverIndex:
     """The printed text of each cover (content_hash, text, reader), when built with --read-text."""
     neighbours: pd.DataFrame | None = None
     """The look-and-words neighbour graph of the rows (row, neighbour, weight; recsys.textstore), with text."""
+    words: dict[str, np.ndarray] | None = None
+    """The fitted words model's arrays (index.words.WORDS_ARRAYS, memory-mapped; recsys.textsearch), with text."""
 
     def save(self, folder: str | Path) -> CoverIndex:
         """Write this index as an index folder (atomically and under the writer lock, as build-index does) and
@@ -143,7 +148,7 @@ class CoverIndex:
             write_index(
                 folder, self.faiss_index, self.metadata, np.asarray(self.embeddings), self.info.model,
                 self.info.model_key, self.info.index_type, self.info.search_params, texts=self.texts,
-                neighbours=self.neighbours,
+                neighbours=self.neighbours, words=self.words,
             )
         return load_index(folder)
 
@@ -273,12 +278,14 @@ def write_index(
     search_params: dict[str, Any],
     texts: pd.DataFrame | None = None,
     neighbours: pd.DataFrame | None = None,
+    words: dict[str, np.ndarray] | None = None,
 ) -> IndexInfo:
     """Write a new generation of the index in ``folder`` and switch ``index.json`` to it.
 
     ``texts`` (columns content_hash, text, reader: the printed text of each cover, see recsys.textstore)
     and ``neighbours`` (columns row, neighbour, weight: the rows' neighbour graph) are stored beside the
-    vectors as ``files["text"]`` and ``files["neighbours"]`` when given.
+    vectors as ``files["text"]`` and ``files["neighbours"]`` when given, and ``words`` (the fitted words model's
+    arrays, index.words) as ``files["words"]``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -293,6 +300,8 @@ def write_index(
     tables = {kind: table for kind, table in (("text", texts), ("neighbours", neighbours)) if table is not None}
     for kind in tables:
         files[kind] = f"{kind}-{generation}.parquet"
+    if words is not None:
+        files["words"] = f"words-{generation}.npz"
     try:
         with atomic_path(folder / files["faiss"]) as temporary:
             _write_faiss(faiss_index, temporary)
@@ -303,6 +312,9 @@ def write_index(
         for kind, table in tables.items():
             with atomic_path(folder / files[kind]) as temporary:
                 table.to_parquet(temporary, index=False)
+        if words is not None:
+            with atomic_path(folder / files["words"]) as temporary:
+                write_words(temporary, words)
         info = IndexInfo.new(
             model, model_key, int(embeddings.shape[1]), len(metadata), index_type, search_params, files
         )
@@ -444,8 +456,8 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
         apply_search_params(index, info.search_params)
     except SearchParamsError as error:
         raise IndexDamagedError(folder, f"{folder / INDEX_JSON} is damaged (search_params: {error})") from None
-    tables: dict[str, pd.DataFrame | None] = dict.fromkeys(_OPTIONAL_KINDS)
-    for kind in _OPTIONAL_KINDS:
+    tables: dict[str, pd.DataFrame | None] = dict.fromkeys(_TABLE_KINDS)
+    for kind in _TABLE_KINDS:
         if kind in handles:
             try:
                 tables[kind] = pd.read_parquet(handles[kind])
@@ -458,7 +470,13 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
         ends = neighbours[["row", "neighbour"]].to_numpy()
         if ends.size and (ends.min() < 0 or ends.max() >= info.count):
             raise damaged("neighbours", f"links rows outside 0-{info.count - 1}")
-    return CoverIndex(folder, info, metadata, embeddings, index, tables["text"], neighbours)
+    words = None
+    if "words" in handles:
+        try:
+            words = read_words(handles["words"], info.count)
+        except WordsFileError as error:
+            raise damaged("words", str(error)) from None
+    return CoverIndex(folder, info, metadata, embeddings, index, tables["text"], neighbours, words)
 
 
 def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, str], Exception]) -> np.ndarray:

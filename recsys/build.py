@@ -29,6 +29,7 @@ from index.store import (
     write_index,
     write_skipped,
 )
+from recsys import textsearch
 from recsys.cache import EmbeddingCache
 from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
 from recsys.embed import embed_missing
@@ -36,7 +37,7 @@ from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.base import ModelUnavailableError
 from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
-from recsys.textstore import neighbour_table, read_cover_texts, reader_settings_of
+from recsys.textstore import neighbour_table, read_cover_texts, reader_settings_of, words_model
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +135,20 @@ def build_index(
         vectors = cache.get(image_encoder.spec.key, list(table["content_hash"]), image_encoder.spec.dim)
 
     chosen_type = INDEX_TYPES.resolve(index_type, count=len(table), dim=image_encoder.spec.dim)
-    texts = neighbours = None
+    texts = neighbours = words = None
     if read_text or (existing is not None and "text" in existing.info.files):
         reader = reader_settings_of(existing, ocr)
         texts, _ = read_cover_texts(table, settings.cache, settings.progress, distributor=distributor, settings=reader)
-        neighbours = neighbour_table(table, vectors, texts)
+        model = words_model(table, texts)  # refitted on every build: the stored model always fits the collection
+        neighbours = neighbour_table(table, vectors, texts, model)
+        words = textsearch.model_arrays(model)
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
         index_dir, faiss_index, table, vectors, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,
         search_params,
         texts=texts,
         neighbours=neighbours,
+        words=words,
     )
     skipped = pd.concat([left_out, unreadable, report.failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)

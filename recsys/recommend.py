@@ -133,7 +133,14 @@ class Recommender:
 
     @cached_property
     def _text_model(self) -> textsearch.TextModel:
-        return textsearch.fit_text_vectors(list(self.texts))
+        """The words model build-index stored (memory-mapped); fitted here only for an index built before
+        sleeve stored it."""
+        if self.index.words is not None:
+            return textsearch.model_from_arrays(self.index.words)
+        texts = list(self.texts)  # an index without text says so first
+        log.warning("%s holds cover text but no words model, so each process fits one on its first words query; "
+                    "run build-index on it again to store it", self.index.folder)
+        return textsearch.fit_text_vectors(texts)
 
     @cached_property
     def _graph(self) -> sparse.csr_matrix | None:

@@ -12,7 +12,7 @@ import dataclasses
 import re
 import unicodedata
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -56,30 +56,100 @@ def _analyse(text: str) -> list[str]:
 @dataclasses.dataclass(frozen=True)
 class TextModel:
     """TF-IDF n-gram rows of a collection's cover texts: one per cover (unit length, all zero without text)
-    and one per printed line (``line_owner`` names its cover; a cover's lines are contiguous)."""
+    and one per printed line (``line_owner`` names its cover; a cover's lines are contiguous), over the
+    vocabulary ``terms`` (sorted, one column each) weighted by ``idf``. build-index stores it with the index
+    (model_arrays); a query loads it (model_from_arrays) and only vectorises its own text."""
 
-    vectorizer: Any  # a fitted sklearn TfidfVectorizer
+    terms: np.ndarray
+    idf: np.ndarray
     covers: sparse.csr_matrix
     lines: sparse.csr_matrix
     line_owner: np.ndarray
 
 
 def fit_text_vectors(texts: Sequence[str]) -> TextModel:
-    """Fit the collection's TF-IDF model (IDF over covers) and vectorise every cover and printed line."""
-    from sklearn.feature_extraction.text import (
-        TfidfVectorizer,  # only when words are asked for: a look query stays light
-    )
-
-    vectorizer = TfidfVectorizer(analyzer=_analyse, sublinear_tf=True, dtype=np.float32)
-    if not any(_lines(text) for text in texts):
-        vectorizer.fit(["no text"])  # no cover carries text; sklearn refuses an empty vocabulary
-    else:
-        vectorizer.fit(texts)
+    """Fit the collection's TF-IDF model (IDF over covers) and vectorise every cover and printed line, as
+    sklearn's ``TfidfVectorizer(analyzer=_analyse, sublinear_tf=True, dtype=np.float32)`` would (the same
+    vocabulary, smoothed IDF and rows; tests/test_words.py compares them)."""
+    grams, rows = _ngrams(texts)
+    terms, columns = np.unique(grams, return_inverse=True)
+    counts = _count(rows, columns, (len(texts), len(terms)))
+    document_frequency = np.bincount(counts.indices, minlength=len(terms)).astype(np.float32) + 1
+    idf = np.full_like(document_frequency, len(texts) + 1)  # smoothed, in float32, as sklearn computes it
+    idf /= document_frequency
+    np.log(idf, out=idf)
+    idf += 1
     lines, owner = _split_lines(texts)
-    covers = vectorizer.transform(texts).tocsr()
-    if not lines:  # no cover prints a line long enough to compare; sklearn refuses to transform nothing
-        return TextModel(vectorizer, covers, covers[:0], owner)
-    return TextModel(vectorizer, covers, vectorizer.transform(lines).tocsr(), owner)
+    return TextModel(terms, idf, _tfidf(counts, idf), _vectorise(terms, idf, lines), owner)
+
+
+def vectorise(model: TextModel, texts: Sequence[str]) -> sparse.csr_matrix:
+    """TF-IDF rows of ``texts`` over the model's vocabulary (n-grams it lacks are dropped): 1 + log of each
+    n-gram's count, times its IDF, each row scaled to unit length."""
+    return _vectorise(model.terms, model.idf, texts)
+
+
+def _vectorise(terms: np.ndarray, idf: np.ndarray, texts: Sequence[str]) -> sparse.csr_matrix:
+    grams, rows = _ngrams(texts)
+    columns = np.searchsorted(terms, grams)
+    known = columns < len(terms)
+    known[known] = terms[columns[known]] == grams[known]
+    return _tfidf(_count(rows[known], columns[known], (len(texts), len(terms))), idf)
+
+
+def _ngrams(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every n-gram of every text (_analyse) and the index of the text it comes from."""
+    grams: list[str] = []
+    sizes = []
+    for text in texts:
+        found = _analyse(text)
+        grams.extend(found)
+        sizes.append(len(found))
+    return np.array(grams, dtype=str), np.repeat(np.arange(len(texts)), sizes)
+
+
+def _count(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """How often each column occurs in each row, duplicates summed and indices sorted."""
+    from scipy import sparse  # only when words are asked for: a look query stays light
+
+    counts = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, columns)), shape=shape)
+    counts.sum_duplicates()
+    return counts
+
+
+def _tfidf(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    """Sublinear TF times IDF, rows scaled to unit length (all-zero rows stay zero), in sklearn's order of
+    float32 operations with the norms summed in float64."""
+    data = np.log(counts.data)
+    data += 1
+    data *= idf[counts.indices]
+    owner = np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr))
+    norms = np.sqrt(np.bincount(owner, weights=data * data, minlength=counts.shape[0]))
+    data = (data / np.where(norms > 0, norms, 1.0)[owner]).astype(np.float32)
+    from scipy import sparse
+
+    return sparse.csr_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
+
+
+def model_arrays(model: TextModel) -> dict[str, np.ndarray]:
+    """The model as the flat arrays an index stores (index.words.WORDS_ARRAYS)."""
+    arrays = {"terms": model.terms, "idf": model.idf, "line_owner": model.line_owner}
+    for part, rows in (("covers", model.covers), ("lines", model.lines)):
+        arrays |= {f"{part}_data": rows.data, f"{part}_indices": rows.indices, f"{part}_indptr": rows.indptr}
+    return arrays
+
+
+def model_from_arrays(arrays: dict[str, np.ndarray]) -> TextModel:
+    """The model stored as ``arrays`` (model_arrays), sharing their memory: memory-mapped arrays stay mapped."""
+    from scipy import sparse
+
+    def rows(part: str) -> sparse.csr_matrix:
+        indptr = arrays[f"{part}_indptr"]
+        return sparse.csr_matrix(
+            (arrays[f"{part}_data"], arrays[f"{part}_indices"], indptr), shape=(len(indptr) - 1, len(arrays["terms"]))
+        )
+
+    return TextModel(arrays["terms"], arrays["idf"], rows("covers"), rows("lines"), arrays["line_owner"])
 
 
 def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -96,11 +166,11 @@ def words_similarity(model: TextModel, text: str) -> np.ndarray:
     """How much each cover says the same words as ``text``, in [0, 1]: the mean of the whole texts' cosine
     and the best cosine between any printed line of each (a name printed on both covers counts fully even
     when the rest of the text differs)."""
-    whole = np.asarray((model.covers @ model.vectorizer.transform([text]).T).toarray()).ravel()
+    whole = np.asarray((model.covers @ vectorise(model, [text]).T).toarray()).ravel()
     lines, _ = _split_lines([text])
     best_line = np.zeros(model.covers.shape[0], dtype=np.float32)
     if lines and model.lines.shape[0]:
-        pairs = (model.lines @ model.vectorizer.transform(lines).T).toarray().max(axis=1)
+        pairs = (model.lines @ vectorise(model, lines).T).toarray().max(axis=1)
         np.maximum.at(best_line, model.line_owner, pairs.astype(np.float32))
     return 0.5 * whole + 0.5 * best_line
 

@@ -114,14 +114,22 @@ def texts_by_row(index: CoverIndex) -> np.ndarray | None:
     return None if stored is None else row_texts(index.metadata["content_hash"], stored)
 
 
-def neighbour_table(metadata: pd.DataFrame, embeddings: np.ndarray, texts: pd.DataFrame) -> pd.DataFrame | None:
+def words_model(metadata: pd.DataFrame, texts: pd.DataFrame) -> textsearch.TextModel:
+    """The words model of the index rows ``metadata`` with ``texts`` as read_cover_texts returns them, fitted
+    once by build-index and stored with the index (as textsearch.model_arrays)."""
+    return textsearch.fit_text_vectors(list(row_texts(metadata["content_hash"], texts)))
+
+
+def neighbour_table(
+    metadata: pd.DataFrame, embeddings: np.ndarray, texts: pd.DataFrame, model: textsearch.TextModel
+) -> pd.DataFrame | None:
     """The look-and-words neighbour graph (recsys.hybrid.neighbour_graph) of the index rows ``metadata`` (with
-    ``embeddings``, one per row, and ``texts`` as read_cover_texts returns them), as the edge table the index
-    stores (row, neighbour, weight; each link both ways); None above hybrid.GRAPH_MAX_COVERS covers."""
+    ``embeddings``, one per row, ``texts`` as read_cover_texts returns them and their words_model), as the edge
+    table the index stores (row, neighbour, weight; each link both ways); None above hybrid.GRAPH_MAX_COVERS."""
     if len(metadata) > hybrid.GRAPH_MAX_COVERS:
         return None
     rows = list(row_texts(metadata["content_hash"], texts))
-    graph = hybrid.neighbour_graph(embeddings, textsearch.fit_text_vectors(rows), rows).tocoo()
+    graph = hybrid.neighbour_graph(embeddings, model, rows).tocoo()
     return pd.DataFrame(
         {"row": graph.row.astype(np.int64), "neighbour": graph.col.astype(np.int64), "weight": graph.data}
     )

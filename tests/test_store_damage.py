@@ -21,7 +21,8 @@ DIM = 8
 
 
 def _write(
-    folder: Path, count: int, seed: int = 0, extra: dict | None = None, neighbours: pd.DataFrame | None = None
+    folder: Path, count: int, seed: int = 0, extra: dict | None = None, neighbours: pd.DataFrame | None = None,
+    words: dict[str, np.ndarray] | None = None,
 ) -> store.IndexInfo:
     vectors = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -32,7 +33,7 @@ def _write(
     })
     index, params = build_faiss_index(vectors, "flat")
     return write_index(folder, index, metadata, vectors, {"family": "m"}, "m:1", "flat", params,
-                       neighbours=neighbours)
+                       neighbours=neighbours, words=words)
 
 
 @pytest.mark.parametrize("damage", INDEX_DAMAGES)
@@ -63,6 +64,59 @@ def test_a_damaged_neighbour_graph_gives_one_error_and_a_sound_one_loads(tmp_pat
         load_index(tmp_path)
     message = str(caught.value)
     assert "\n" not in message and "neighbours-" in message and "--rebuild" in message, message
+
+
+def _words_arrays(count: int) -> dict[str, np.ndarray]:
+    from recsys import textsearch
+
+    texts = ["PETER TOSH\nLive", "SEPULTURA\nRoots", "", "Sonny Rollins", "CD", "PETER TOSH\nBush Doctor"]
+    return textsearch.model_arrays(textsearch.fit_text_vectors(texts[:count]))
+
+
+def _rewrite_words(path: Path, **changes: np.ndarray) -> None:
+    """The words file with some arrays replaced (or removed, given None), otherwise well formed."""
+    with open(path, "rb") as handle:
+        arrays = {name: np.array(values) for name, values in np.load(handle).items()}
+    arrays.update(changes)
+    np.savez(path, **{name: values for name, values in arrays.items() if values is not None})
+
+
+_WORDS_DAMAGES = {
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:200]),
+    "not a zip": lambda path: path.write_bytes(b"\x89PNG not a words file" * 40),
+    "an array missing": lambda path: _rewrite_words(path, line_owner=None),
+    "an array of objects": lambda path: _rewrite_words(path, idf=np.array([{"a": 1}], dtype=object)),
+    "a model of other covers": lambda path: _rewrite_words(path, covers_indptr=np.array([0, 1, 2], np.int32)),
+    "a term index past the vocabulary": lambda path: _rewrite_words(
+        path, covers_indices=np.full(len(np.load(path)["covers_indices"]), 10_000, np.int32)),
+    "a line of a cover the index lacks": lambda path: _rewrite_words(
+        path, line_owner=np.full(len(np.load(path)["line_owner"]), 99)),
+    "rows running backwards": lambda path: _rewrite_words(
+        path, lines_indptr=np.load(path)["lines_indptr"][::-1].copy()),
+}
+
+
+def test_the_words_file_is_an_npz_whose_arrays_are_mapped_in_place(tmp_path: Path) -> None:
+    arrays = _words_arrays(6)
+    info = _write(tmp_path, 6, words=arrays)
+    loaded = load_index(tmp_path).words
+    assert loaded is not None and set(loaded) == set(arrays)
+    for name, values in arrays.items():
+        assert np.array_equal(loaded[name], values) and loaded[name].dtype == values.dtype, name
+        assert loaded[name].size == 0 or isinstance(loaded[name].base, np.memmap), name
+        assert loaded[name].size == 0 or loaded[name].ctypes.data % 64 == 0, name  # aligned: no copy by scipy
+    with np.load(tmp_path / info.files["words"]) as plain:  # an ordinary .npz to numpy
+        assert set(plain.files) == set(arrays)
+
+
+@pytest.mark.parametrize("damage", _WORDS_DAMAGES)
+def test_a_damaged_words_model_gives_one_error_that_says_how_to_repair(tmp_path: Path, damage: str) -> None:
+    info = _write(tmp_path, 6, words=_words_arrays(6))
+    _WORDS_DAMAGES[damage](tmp_path / info.files["words"])
+    with pytest.raises(IndexFormatError) as caught:
+        load_index(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "words-" in message and "--rebuild" in message, message
 
 
 def test_a_format_1_folder_still_loads_with_its_manifest_columns_as_user_columns(tmp_path: Path) -> None:

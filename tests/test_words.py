@@ -334,3 +334,113 @@ def test_a_collection_printing_only_short_lines_still_gets_a_text_model_and_a_gr
     embeddings = np.eye(4, 4, dtype=np.float32)
     embeddings[1] = embeddings[0]  # covers 0 and 1 look alike
     assert hybrid.neighbour_graph(embeddings, model, texts, k=1)[0, 1] > 0
+
+
+def test_the_words_model_is_sklearns_tfidf_without_sklearn_at_query_time() -> None:
+    """fit_text_vectors and vectorise give what sklearn's TfidfVectorizer (same analyzer, sublinear tf, smoothed
+    IDF, l2 rows) gives: the same sorted vocabulary and IDF, and rows of covers, lines and queries within 1e-6."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["PETER TOSH\nMYSTIC MAN", "Alan\nJackson\nLive", "", "CD", "SEPULTURA\nRoots\nRoots Bloody Roots",
+             "Peter Tosh\nBush doctor\nPETER TOSH", "ÉTÉ été\n2\nÇa va"]
+    model = textsearch.fit_text_vectors(texts)
+    reference = TfidfVectorizer(analyzer=textsearch._analyse, sublinear_tf=True, dtype=np.float32).fit(texts)
+    assert list(model.terms) == list(reference.get_feature_names_out())
+    assert np.abs(model.idf - reference.idf_).max() < 1e-6
+    lines, _ = textsearch._split_lines(texts)
+    queries = ["peter tosh", "zzzz", "Jackson alan live live", "roots"]
+    for mine, theirs in [(model.covers, reference.transform(texts)), (model.lines, reference.transform(lines)),
+                         (textsearch.vectorise(model, queries), reference.transform(queries))]:
+        assert mine.shape == theirs.shape and abs(mine - theirs).max() < 1e-6
+
+
+def _same_scores(one: textsearch.TextModel, other: textsearch.TextModel, queries: list[str]) -> None:
+    """Both models score every query, and every cover against every other, within 1e-6."""
+    for query in queries:
+        gap = textsearch.words_similarity(one, query) - textsearch.words_similarity(other, query)
+        assert np.abs(gap).max() < 1e-6, query
+    rows = np.arange(one.covers.shape[0])
+    gap = textsearch.words_similarity_rows(one, rows) - textsearch.words_similarity_rows(other, rows)
+    assert np.abs(gap).max() < 1e-6
+
+
+def test_a_query_loads_the_stored_words_model_and_never_fits_one(
+    text_index: Path, cache: Path, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build-index --read-text stores the fitted model (memory-mapped when loaded); a query process answers
+    search, words and both from it without fitting, with the scores of a model refitted on the index's text."""
+    info = read_info(text_index)
+    assert info.files["words"].startswith("words-") and (text_index / info.files["words"]).is_file()
+    refit = textsearch.fit_text_vectors(list(Recommender.open(text_index, Settings(cache_dir=cache)).texts))
+
+    def no_fit(texts: object) -> None:
+        raise AssertionError("a query fitted the words model")
+
+    monkeypatch.setattr(textsearch, "fit_text_vectors", no_fit)
+    recommender = Recommender.open(text_index, Settings(cache_dir=cache))
+    assert list(recommender.search_text("sepultura", k=3)["artist"]) == ["Sepultura"] * 3
+    query = pd.read_csv(manifest)["path"].iloc[0]
+    for by in ["words", "both"]:
+        assert len(recommender.similar_to_cover(query, k=5, by=by)) == 5
+    stored = recommender._text_model
+    arrays = recommender.index.words
+    assert all(isinstance(arrays[name].base, np.memmap) for name in ("terms", "covers_data", "lines_indices"))
+    assert np.shares_memory(stored.covers.data, arrays["covers_data"])  # the rows are read in place, not copied
+    _same_scores(stored, refit, ["sepultura", "Peter Tosh", "sonny rollins saxophone colossus", "zzzz"])
+
+
+def test_an_index_with_text_but_no_words_model_refits_it_and_says_how_to_store_it(
+    text_index: Path, cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    older = tmp_path / "older"
+    shutil.copytree(text_index, older)
+    info = json.loads((older / "index.json").read_text())
+    (older / info["files"].pop("words")).unlink()  # as an index built before sleeve stored the model
+    (older / "index.json").write_text(json.dumps(info))
+    recommender = Recommender.open(older, Settings(cache_dir=cache))
+    assert recommender.index.words is None
+    found = recommender.search_text("peter tosh", k=3)
+    assert list(found["artist"]) == ["Peter Tosh"] * 3
+    assert caplog.text.count("no words model") == 1 and "build-index" in caplog.text
+    stored = Recommender.open(text_index, Settings(cache_dir=cache)).search_text("peter tosh", k=3)
+    pd.testing.assert_frame_equal(found, stored)
+
+
+def test_incremental_builds_store_the_words_model_of_the_new_collection(
+    manifest: Path, cache: Path, tmp_path: Path, text_index: Path
+) -> None:
+    """Covers added and removed: the stored model is the one fitted on the covers the index now holds (its
+    scores equal a refit's), and only the new generation's words file is left."""
+    table = pd.read_csv(manifest)
+    settings = Settings(cache_dir=cache, progress=False)
+    table.iloc[:20].to_csv(tmp_path / "m.csv", index=False)
+    build_index(tmp_path / "index", manifest=tmp_path / "m.csv", encoder="efficientnet-lite0", workers=0,
+                read_text=True, settings=settings)
+    table.iloc[10:].to_csv(tmp_path / "m.csv", index=False)  # 10 removed, 17 added
+    build_index(tmp_path / "index", manifest=tmp_path / "m.csv", workers=0, settings=settings)
+    recommender = Recommender.open(tmp_path / "index", settings)
+    assert len(recommender.texts) == len(table) - 10
+    assert set(recommender.index.metadata["path"]) == set(table["path"].iloc[10:])
+    refit = textsearch.fit_text_vectors(list(recommender.texts))
+    stored = recommender._text_model
+    assert list(stored.terms) == list(refit.terms)
+    _same_scores(stored, refit, ["sepultura", "Peter Tosh", "rollins", "zzzz"])
+    files = read_info(tmp_path / "index").files
+    assert [p.name for p in (tmp_path / "index").glob("words-*.npz")] == [files["words"]]
+
+
+def test_a_search_process_on_a_stored_words_model_imports_no_sklearn(text_index: Path) -> None:
+    """Loading the stored model and vectorising the query need numpy and scipy only: sklearn's import alone
+    took seconds of a cold search."""
+    script = (
+        "import json, runpy, sys\n"
+        f"sys.argv = ['cli.py', 'search', 'sepultura', '--index', {str(text_index)!r}, "
+        "'-k', '3', '--json']\n"
+        "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit as exit:\n    assert not exit.code\n"
+        "print(json.dumps('sklearn' in {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [r["artist"] for r in json.loads("\n".join(lines[:-1]))["results"]] == ["Sepultura"] * 3
+    assert json.loads(lines[-1]) is False, "a search on a stored words model imported sklearn"

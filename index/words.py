@@ -1,0 +1,110 @@
+"""The stored words model of an index (``words-<generation>.npz``): named arrays, memory-mapped when read.
+
+The file is an ordinary uncompressed ``.npz`` (``numpy.load`` reads it), written so that each array's data starts
+on a 64-byte boundary; a reader maps every member in place instead of copying it, so a query process pays for the
+pages it touches, not for the whole model. What the arrays mean (the vocabulary, IDF and sparse rows of
+recsys.textsearch) is checked here only as far as a damaged file could break a query: sizes that agree with each
+other and with the index, and indices inside their arrays.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+WORDS_ARRAYS = (
+    "terms", "idf", "covers_data", "covers_indices", "covers_indptr",
+    "lines_data", "lines_indices", "lines_indptr", "line_owner",
+)
+"""The members of a words file: sorted vocabulary, its IDF, the covers' and the printed lines' TF-IDF rows as CSR
+arrays, and each line's cover."""
+_ALIGN = 64
+_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then name and extra-field lengths
+_ZIP64_EXTRA = 20  # what zipfile adds to a local header written with force_zip64
+_PADDING_ID = 0xA220  # an extra-field id zip readers skip (Android's zipalign uses one the same way)
+
+
+class WordsFileError(ValueError):
+    """A words file that cannot be read or does not fit its index; the message says what is wrong."""
+
+
+def write_words(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` (exactly :data:`WORDS_ARRAYS`) to ``path`` as an uncompressed .npz with aligned data."""
+    if set(arrays) != set(WORDS_ARRAYS):
+        raise ValueError(f"a words file holds {', '.join(WORDS_ARRAYS)}, not {', '.join(arrays)}")
+    with open(path, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name in WORDS_ARRAYS:
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            fixed = handle.tell() + _LOCAL_HEADER.size + len(member.filename.encode()) + _ZIP64_EXTRA + 4
+            padding = -fixed % _ALIGN
+            member.extra = struct.pack("<HH", _PADDING_ID, padding) + bytes(padding)
+            with archive.open(member, "w", force_zip64=True) as stream:
+                np.lib.format.write_array(stream, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+
+
+def read_words(handle: IO[bytes], count: int) -> dict[str, np.ndarray]:
+    """The arrays of an open words file, memory-mapped, checked against the index's ``count`` covers."""
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            members = {Path(info.filename).stem: info for info in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise WordsFileError(f"not a words file ({error})") from None
+    if set(members) != set(WORDS_ARRAYS):
+        raise WordsFileError(f"holds {', '.join(sorted(members))[:80]}, not the words model's arrays")
+    arrays = {name: _map_member(handle, members[name]) for name in WORDS_ARRAYS}
+    problem = _words_problem(arrays, count)
+    if problem:
+        raise WordsFileError(problem)
+    return arrays
+
+
+def _map_member(handle: IO[bytes], info: zipfile.ZipInfo) -> np.ndarray:
+    """Memory-map one stored .npy member of the archive in place."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise WordsFileError(f"{info.filename} is compressed, so it cannot be mapped")
+    handle.seek(info.header_offset)
+    try:
+        signature, name_length, extra_length = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
+        if signature != b"PK\x03\x04":
+            raise ValueError("no local header")
+        start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+        handle.seek(start)
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(handle)
+    except (ValueError, OSError, EOFError, SyntaxError, struct.error) as error:
+        raise WordsFileError(f"{info.filename} is not a .npy array ({error})") from None
+    if fortran or dtype.hasobject or len(shape) != 1:
+        raise WordsFileError(f"{info.filename} is not a flat array of numbers or strings")
+    offset, size = handle.tell(), shape[0] * dtype.itemsize
+    if offset + size != start + info.file_size:
+        raise WordsFileError(f"{info.filename}: {shape[0]} {dtype} values do not fill its {info.file_size} bytes")
+    if size == 0:
+        return np.zeros(shape, dtype)  # an empty file region cannot be mapped
+    return np.asarray(np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=shape))
+
+
+def _words_problem(arrays: dict[str, np.ndarray], count: int) -> str | None:
+    """What in ``arrays`` would make a query read out of bounds or answer for other covers, or None."""
+    terms, idf, owner = arrays["terms"], arrays["idf"], arrays["line_owner"]
+    if terms.dtype.kind != "U" or len(idf) != len(terms) or idf.dtype.kind != "f":
+        return f"{len(terms)} terms of {terms.dtype} but {len(idf)} IDF values of {idf.dtype}"
+    for part, rows in (("covers", count), ("lines", len(owner))):
+        data, indices, indptr = (arrays[f"{part}_{field}"] for field in ("data", "indices", "indptr"))
+        if indptr.dtype.kind != "i" or indices.dtype.kind != "i" or data.dtype.kind != "f":
+            return f"{part} rows of types {data.dtype}, {indices.dtype}, {indptr.dtype}"
+        if len(indptr) != rows + 1:
+            return f"{part}: {len(indptr) - 1} rows, expected {rows}"
+        if indptr[0] != 0 or indptr[-1] != len(indices) or len(data) != len(indices) or np.any(np.diff(indptr) < 0):
+            return f"{part}: row offsets do not fit their {len(indices)} values"
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(terms)):
+            return f"{part} rows point outside their {len(terms)} terms"
+    if owner.dtype.kind != "i" or (len(owner) and (owner.min() < 0 or owner.max() >= count)):
+        return f"printed lines belong to covers outside 0-{count - 1}"
+    if np.any(np.diff(owner) < 0):
+        return "a cover's printed lines are not together"
+    return None
