@@ -3,6 +3,9 @@ cover and its edited copies (banner, crop, recolour, re-encode) against two othe
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ from recsys.build import build_index
 from recsys.settings import Settings
 
 ARTIST_COVERS = Path(__file__).resolve().parents[2] / "shared" / "artist-covers"
+REPO = Path(__file__).resolve().parents[1]
 ARTIST = "Sepultura"
 EDITS = ("banner", "crop", "colour", "reencode")
 
@@ -75,6 +79,11 @@ def text_index(collection: pd.DataFrame, cache: Path, tmp_path_factory: pytest.T
     return _build(tmp_path_factory.mktemp("index") / "text", collection, cache, read_text=True)
 
 
+@pytest.fixture(scope="module")
+def plain_index(collection: pd.DataFrame, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("index") / "plain", collection, cache, read_text=False)
+
+
 def _families(groups: pd.DataFrame, collection: pd.DataFrame) -> list[set[int]]:
     family = dict(zip(collection["path"], collection["family"]))
     return [set(members["path"].map(family)) for _, members in groups.groupby("group")]
@@ -98,6 +107,44 @@ def test_two_albums_of_one_artist_are_not_joined_even_with_a_lenient_look_rule(
     looser = editions.rules_from(["look_near=0.5", "hash_distance=16"])
     for groups in (editions.find_editions(index, cache_dir=cache), editions.find_editions(index, looser, cache_dir=cache)):
         assert all(len(families) == 1 for families in _families(groups, collection))
+
+
+def test_an_index_without_text_groups_by_look_and_hashes_and_says_so_in_one_line(
+    plain_index: Path, collection: pd.DataFrame, cache: Path
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "cli.py", "editions", "--index", str(plain_index), "--cache", str(cache), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "build-index --read-text" in run.stderr, run.stderr
+    groups = json.loads(run.stdout)["groups"]
+    found = {member["path"] for group in groups for member in group["members"]}
+    family = set(collection.loc[collection["family"] == 0, "path"])
+    assert len(found & family) >= 4 and not found - family
+
+
+def test_a_damaged_index_gets_one_line_that_says_how_to_repair_it(text_index: Path, tmp_path: Path) -> None:
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(text_index, damaged)
+    embeddings = next(damaged.glob("embeddings-*.npy"))
+    embeddings.write_bytes(embeddings.read_bytes()[:200])
+    run = subprocess.run([sys.executable, "cli.py", "editions", "--index", str(damaged)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0 and "build-index --rebuild" in run.stderr, run.stderr
+
+
+def test_the_cli_writes_a_csv_and_refuses_an_unknown_rule(text_index: Path, cache: Path, tmp_path: Path) -> None:
+    base = [sys.executable, "cli.py", "editions", "--index", str(text_index), "--cache", str(cache)]
+    run = subprocess.run([*base, "--csv", str(tmp_path / "e.csv")], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert len(pd.read_csv(tmp_path / "e.csv")) == 5
+    run = subprocess.run([*base, "--threshold", "colour=0.3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "no rule named 'colour'" in run.stderr
 
 
 def test_pair_words_equal_one_words_query_per_cover(text_index: Path) -> None:
