@@ -57,13 +57,13 @@ class EditionRules:
     The words rules apply only where both covers carry text.
     """
 
-    hash_distance: int = 10
-    look_near: float = 0.80
-    look_alone: float = 0.95
-    look_same: float = 0.85
+    hash_distance: int = 14
+    look_near: float = 0.85
+    look_alone: float = 0.92
+    look_same: float = 0.80
     words_same: float = 0.60
-    words_strict: float = 0.85
-    look_floor: float = 0.70
+    words_strict: float = 0.80
+    look_floor: float = 0.80
 
 
 def find_editions(
