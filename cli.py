@@ -616,5 +616,42 @@ def serve_command(index_dir: str, settings: Any, **options: Any) -> None:
     serve(index_dir, settings=settings, **options)
 
 
+@main.command("editions")
+@friendly_errors
+@index_option
+@click.option("--threshold", "thresholds", multiple=True, metavar="RULE=VALUE",
+              help="Change a rule's threshold, e.g. --threshold look_same=0.9; repeatable. Rules and defaults: "
+              "hash_distance=14, look_near=0.85, look_alone=0.92, look_same=0.80, words_same=0.60, "
+              "words_strict=0.80, look_floor=0.80 (recsys.editions.EditionRules; chosen in docs/editions.md).")
+@click.option("-k", "--neighbours", default=10, show_default=True, type=click.IntRange(1),
+              help="Candidates per cover by look and by words.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the groups to this CSV file.")
+@cache_option
+@json_option
+def editions_command(
+    index_dir: str, thresholds: tuple[str, ...], neighbours: int, csv_path: str | None, cache_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Group the covers that are one release: re-scans, crops, reissues with a banner or sticker, recoloured
+    prints. One row per member: group, id, path, why it was joined, score. Covers in no group are not listed.
+
+    Uses the look, perceptual hashes (cached by content) and, in an index built with --read-text, the printed
+    words; works on any index, without a rebuild.
+
+    Example: python cli.py editions --index sleeve-index --csv editions.csv
+    """
+    from recsys.editions import as_records, editions_of
+
+    groups = editions_of(index_dir, thresholds, neighbours, cache_dir)
+    if csv_path:
+        groups.to_csv(csv_path, index=False)
+    if as_json:
+        print_json({"groups": as_records(groups)})
+    elif groups.empty:
+        click.echo("no editions found: every cover is a release of its own")
+    else:
+        print_table(groups)
+
+
 if __name__ == "__main__":
     main()

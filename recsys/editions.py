@@ -1,0 +1,344 @@
+"""Editions and duplicates: groups of covers that are one release (re-scans, re-crops, reissues with a banner or
+sticker, recoloured prints), found from the look, perceptual hashes and the printed words together.
+
+Only candidate pairs are compared, never all pairs: each cover's nearest covers by look (the index's FAISS
+index), the covers it shares content with, and, when the index holds cover text, the covers that share most of
+its words (sparse products of the words model, recsys.textsearch). Each candidate pair gets four signals
+(pixel-identical, perceptual-hash distance, look cosine, words similarity), :class:`EditionRules` joins it with
+a reason or not, and the groups are the connected components of the joined pairs. The default thresholds were
+chosen on half of the artists of bench/editions.py and checked on the other half (docs/editions.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock
+
+from index.atomic import atomic_path
+from index.errors import SleeveError
+from index.store import CoverIndex, load_index
+from recsys import textsearch
+from recsys.cache import default_cache_dir, writing_in
+from recsys.images import BadImageError, load_cover
+from recsys.textstore import texts_by_row
+
+log = logging.getLogger(__name__)
+
+NEIGHBOURS = 10
+"""Candidates per cover from the look index and from the words: an edition family larger than this is still
+found whole, as each member links to some of the others and groups are connected components."""
+HASH_BITS = 64
+HASHES_FILE = "perceptual-hashes.parquet"
+"""Perceptual hashes by content hash in the cache folder: a cover is hashed once, whatever index holds it."""
+REASONS = (
+    "pixel-identical",
+    "near-identical look",
+    "same look and same words (banner or sticker added)",
+    "same words, recoloured or cropped picture",
+)
+SIGNAL_COLUMNS = ["a", "b", "identical", "hash_distance", "look", "words"]
+GROUP_COLUMNS = ["group", "id", "path", "reason", "score"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EditionRules:
+    """When a candidate pair is one release; a pair is tried against the rules in REASONS' order.
+
+    - near-identical look: phash distance <= ``hash_distance`` bits of 64 and look >= ``look_near``, or look
+      >= ``look_alone`` (a crop or a rotated scan moves the hash more than the look);
+    - same look and same words: look >= ``look_same`` and words >= ``words_same``;
+    - same words, recoloured or cropped: words >= ``words_strict`` and look >= ``look_floor``.
+    The words rules apply only where both covers carry text.
+    """
+
+    hash_distance: int = 14
+    look_near: float = 0.85
+    look_alone: float = 0.92
+    look_same: float = 0.80
+    words_same: float = 0.60
+    words_strict: float = 0.80
+    look_floor: float = 0.80
+
+
+def find_editions(
+    index: CoverIndex,
+    rules: EditionRules = EditionRules(),
+    neighbours: int = NEIGHBOURS,
+    cache_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """The edition groups of ``index``: one row per member (group, id, path, reason, score), group 1 the
+    largest. ``reason`` is the strongest reason that joined the member, ``score`` that link's score (see
+    :func:`pair_scores`). Covers in no group are not listed. Without cover text, only look and hashes are used
+    (and a warning says how to add the words)."""
+    texts = texts_by_row(index)
+    if texts is None:
+        log.warning("the index in %s holds no cover text: editions are grouped by look and hashes only; add "
+                    "the words with: python cli.py build-index --read-text --index %s", index.folder, index.folder)
+    model = None if texts is None else words_model_of(index, texts)
+    pairs = candidate_pairs(index, neighbours, model)
+    hashes = perceptual_hashes(index.metadata, cache_dir)
+    signals = pair_signals(index, pairs, hashes, model, texts)
+    return group_editions(index.metadata, signals, join_reasons(signals, rules))
+
+
+def words_model_of(index: CoverIndex, texts: np.ndarray) -> textsearch.TextModel:
+    """The words model the index stores, or one fitted on its texts (an index built before sleeve stored it)."""
+    if index.words is not None:
+        return textsearch.model_from_arrays(index.words)
+    return textsearch.fit_text_vectors([str(text) for text in texts])
+
+
+def candidate_pairs(
+    index: CoverIndex, neighbours: int = NEIGHBOURS, model: textsearch.TextModel | None = None
+) -> np.ndarray:
+    """Pairs (a < b, unique, shape (P, 2)) worth comparing: each cover's ``neighbours`` nearest by look, covers
+    of one content hash, and with a words ``model`` each cover's ``neighbours`` best by shared words."""
+    count = index.info.count
+    found = [_look_neighbours(index, neighbours), _same_content(index.metadata)]
+    if model is not None:
+        found.append(_words_neighbours(model, neighbours))
+    pairs = np.concatenate([np.sort(p, axis=1) for p in found if len(p)] or [np.empty((0, 2), np.int64)])
+    pairs = pairs[(pairs[:, 0] != pairs[:, 1]) & (pairs.min(axis=1) >= 0) & (pairs.max(axis=1) < count)]
+    return np.unique(pairs, axis=0)
+
+
+def _look_neighbours(index: CoverIndex, neighbours: int) -> np.ndarray:
+    k = min(neighbours + 1, index.info.count)
+    vectors = np.ascontiguousarray(index.embeddings, dtype=np.float32)
+    _, found = index.faiss_index.search(vectors, k)
+    return np.column_stack([np.repeat(np.arange(len(found)), k), found.ravel()]).astype(np.int64)
+
+
+def _same_content(metadata: pd.DataFrame) -> np.ndarray:
+    """Each cover linked to the first cover of its content hash (enough for the groups to hold them all)."""
+    hashes = metadata["content_hash"].astype(str).to_numpy()
+    first = pd.Series(np.arange(len(hashes))).groupby(hashes).transform("min").to_numpy()
+    rows = np.flatnonzero(first != np.arange(len(hashes)))
+    return np.column_stack([first[rows], rows]).astype(np.int64)
+
+
+def _words_neighbours(model: textsearch.TextModel, neighbours: int, chunk: int = 512) -> np.ndarray:
+    """Each cover's best covers by the cosine of whole texts, from sparse products (only covers that share
+    letter groups are ever compared)."""
+    covers = model.covers
+    heads, tails = [], []
+    for start in range(0, covers.shape[0], chunk):
+        products = (covers[start : start + chunk] @ covers.T).tocsr()
+        for offset in range(products.shape[0]):
+            row = products[offset]
+            if row.nnz == 0:
+                continue
+            best = row.indices[np.argsort(-row.data, kind="stable")[: neighbours + 1]]
+            heads.append(np.full(len(best), start + offset))
+            tails.append(best)
+    if not heads:
+        return np.empty((0, 2), np.int64)
+    return np.column_stack([np.concatenate(heads), np.concatenate(tails)]).astype(np.int64)
+
+
+def perceptual_hashes(metadata: pd.DataFrame, cache_dir: str | Path | None = None) -> pd.DataFrame:
+    """phash and dhash (64-bit, as int64) of each row's cover, one row per metadata row; computed once per
+    content hash and kept in the cache folder (HASHES_FILE). A cover that cannot be read has hash -1 (and is
+    hashed again next time), and its pairs are judged without hashes."""
+    folder = Path(cache_dir or default_cache_dir())
+    target = folder / HASHES_FILE
+    with writing_in(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        with FileLock(folder / f".{HASHES_FILE}.lock"):
+            known = pd.read_parquet(target) if target.is_file() else pd.DataFrame(columns=["content_hash", "phash", "dhash"])
+            wanted = metadata.drop_duplicates("content_hash")
+            missing = wanted[~wanted["content_hash"].isin(known["content_hash"])]
+            new = _hash_files(missing)
+            if len(new):
+                known = pd.concat([known, new[new["phash"] != -1]], ignore_index=True)
+                with atomic_path(target) as temporary:
+                    known.to_parquet(temporary, index=False)
+    unreadable = int((new["phash"] == -1).sum()) if len(new) else 0
+    if unreadable:
+        log.warning("%d cover file(s) could not be read for perceptual hashes (moved or deleted?); their pairs "
+                    "are judged by look and words", unreadable)
+    by_hash = known.set_index("content_hash")
+    found = by_hash.reindex(metadata["content_hash"])
+    return pd.DataFrame({
+        "phash": found["phash"].fillna(-1).astype(np.int64).to_numpy(),
+        "dhash": found["dhash"].fillna(-1).astype(np.int64).to_numpy(),
+    })
+
+
+def _hash_files(files: pd.DataFrame) -> pd.DataFrame:
+    import imagehash
+
+    rows = []
+    for path, content_hash in zip(files["path"], files["content_hash"]):
+        try:
+            image = load_cover(str(path))
+        except BadImageError:
+            rows.append((content_hash, -1, -1))
+            continue
+        rows.append((content_hash, _as_int(imagehash.phash(image)), _as_int(imagehash.dhash(image))))
+    return pd.DataFrame(rows, columns=["content_hash", "phash", "dhash"])
+
+
+def _as_int(image_hash: object) -> int:
+    """A 64-bit ImageHash as a signed int64 (its bits unchanged)."""
+    value = int(str(image_hash), 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def hash_distance(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Differing bits of two arrays of 64-bit hashes; -1 where either is unknown (-1)."""
+    bits = np.bitwise_count(np.bitwise_xor(first, second).view(np.uint64)).astype(np.int64)
+    return np.where((first == -1) | (second == -1), -1, bits)
+
+
+def pair_signals(
+    index: CoverIndex,
+    pairs: np.ndarray,
+    hashes: pd.DataFrame,
+    model: textsearch.TextModel | None = None,
+    texts: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The signals of each candidate pair (SIGNAL_COLUMNS): identical content, phash distance (-1 unknown),
+    look cosine, words similarity (textsearch's definition; NaN where either cover has no text or no model)."""
+    a, b = pairs[:, 0], pairs[:, 1]
+    content = index.metadata["content_hash"].astype(str).to_numpy()
+    vectors = np.asarray(index.embeddings, dtype=np.float32)
+    look = np.einsum("ij,ij->i", vectors[a], vectors[b]) if len(pairs) else np.empty(0, np.float32)
+    phash = hashes["phash"].to_numpy()
+    words = np.full(len(pairs), np.nan)
+    if model is not None and texts is not None and len(pairs):
+        has_text = np.array([bool(textsearch.normalise(str(t))) for t in texts])
+        known = has_text[a] & has_text[b]
+        words[known] = pair_words(model, pairs[known])
+    return pd.DataFrame({
+        "a": a, "b": b, "identical": content[a] == content[b], "hash_distance": hash_distance(phash[a], phash[b]),
+        "look": look.astype(np.float64), "words": words,
+    })
+
+
+def pair_words(model: textsearch.TextModel, pairs: np.ndarray) -> np.ndarray:
+    """textsearch.words_similarity of each pair: half the cosine of whole texts, half the best cosine of any
+    printed line of one with any of the other."""
+    a, b = pairs[:, 0], pairs[:, 1]
+    whole = np.asarray(model.covers[a].multiply(model.covers[b]).sum(axis=1)).ravel()
+    owner = model.line_owner
+    starts, ends = np.searchsorted(owner, np.arange(model.covers.shape[0])), np.searchsorted(
+        owner, np.arange(model.covers.shape[0]), side="right"
+    )
+    best = np.zeros(len(pairs))
+    order = np.argsort(a, kind="stable")
+    for first in np.unique(a):
+        mine = order[np.searchsorted(a[order], first) : np.searchsorted(a[order], first, side="right")]
+        if starts[first] == ends[first]:
+            continue
+        others = b[mine]
+        spans = [np.arange(starts[o], ends[o]) for o in others]
+        lines = np.concatenate(spans)
+        if not len(lines):
+            continue
+        products = (model.lines[starts[first] : ends[first]] @ model.lines[lines].T).toarray().max(axis=0)
+        sizes = np.array([len(span) for span in spans])
+        offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+        filled = sizes > 0
+        best[mine[filled]] = np.maximum.reduceat(products, offsets[filled])
+    return 0.5 * whole + 0.5 * best
+
+
+def pair_scores(signals: pd.DataFrame) -> np.ndarray:
+    """How sure a pair is, in [0, 1]: 1 for identical content, else the mean of the signals it has (look
+    cosine, hash similarity 1 - distance / 32 floored at 0, words similarity)."""
+    hash_similarity = np.where(signals["hash_distance"] >= 0, np.clip(1 - signals["hash_distance"] / 32, 0, 1), np.nan)
+    stacked = np.column_stack([signals["look"], hash_similarity, signals["words"]]).astype(np.float64)
+    return np.where(signals["identical"], 1.0, np.nanmean(stacked, axis=1))
+
+
+def join_reasons(signals: pd.DataFrame, rules: EditionRules = EditionRules()) -> np.ndarray:
+    """The reason each pair is one release (one of REASONS), or None where no rule joins it."""
+    look, words, distance = signals["look"], signals["words"].fillna(-1), signals["hash_distance"]
+    conditions = [
+        signals["identical"],
+        ((distance >= 0) & (distance <= rules.hash_distance) & (look >= rules.look_near)) | (look >= rules.look_alone),
+        (look >= rules.look_same) & (words >= rules.words_same),
+        (words >= rules.words_strict) & (look >= rules.look_floor),
+    ]
+    return np.select([np.asarray(c, dtype=bool) for c in conditions], list(REASONS), default=None).astype(object)
+
+
+def group_editions(metadata: pd.DataFrame, signals: pd.DataFrame, reasons: np.ndarray) -> pd.DataFrame:
+    """Connected components of the joined pairs as GROUP_COLUMNS rows (group 1 the largest, then by first
+    row); each member's reason and score are those of its best-scored joined pair."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    joined = signals[pd.notna(reasons)].assign(reason=reasons[pd.notna(reasons)])
+    joined = joined.assign(score=pair_scores(joined)) if len(joined) else joined.assign(score=[])
+    if joined.empty:
+        return pd.DataFrame(columns=GROUP_COLUMNS)
+    count = len(metadata)
+    graph = sparse.coo_matrix((np.ones(len(joined)), (joined["a"], joined["b"])), shape=(count, count))
+    _, labels = connected_components(graph, directed=False)
+    ends = pd.concat([
+        joined[["a", "reason", "score"]].rename(columns={"a": "row"}),
+        joined[["b", "reason", "score"]].rename(columns={"b": "row"}),
+    ])
+    best = ends.sort_values("score", ascending=False, kind="stable").drop_duplicates("row").set_index("row")
+    members = best.reset_index().assign(component=lambda frame: labels[frame["row"]])
+    by_component = members.groupby("component")["row"]
+    members = members.assign(size=by_component.transform("size"), first=by_component.transform("min"))
+    members = members.sort_values(["size", "first", "row"], ascending=[False, True, True], kind="stable")
+    number = {component: n + 1 for n, component in enumerate(pd.unique(members["component"]))}
+    return pd.DataFrame({
+        "group": members["component"].map(number).to_numpy(),
+        "id": metadata["id"].to_numpy()[members["row"]],
+        "path": metadata["path"].to_numpy()[members["row"]],
+        "reason": members["reason"].to_numpy(),
+        "score": np.round(members["score"].to_numpy(dtype=float), 3),
+    })
+
+
+class EditionRulesError(SleeveError):
+    """A --threshold that names no rule or gives no number."""
+
+
+def rules_from(settings: Sequence[str], base: EditionRules = EditionRules()) -> EditionRules:
+    """``base`` with ``NAME=VALUE`` settings (``look_same=0.9``) applied, as --threshold gives them."""
+    fields = {field.name: field.type for field in dataclasses.fields(EditionRules)}
+    changes: dict[str, float] = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        name = name.strip().replace("-", "_")
+        if name not in fields:
+            raise EditionRulesError(f"--threshold {setting}: no rule named {name!r}; use one of {', '.join(fields)}")
+        try:
+            changes[name] = int(value) if name == "hash_distance" else float(value)
+        except ValueError:
+            raise EditionRulesError(f"--threshold {setting}: {value!r} is not a number") from None
+    return dataclasses.replace(base, **changes)
+
+
+def editions_of(
+    index_dir: str | Path, thresholds: Sequence[str] = (), neighbours: int = NEIGHBOURS,
+    cache_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """find_editions on the index in ``index_dir`` with the default rules changed by ``thresholds``
+    (NAME=VALUE, see :func:`rules_from`): what ``python cli.py editions`` prints."""
+    rules = rules_from(thresholds)
+    return find_editions(load_index(index_dir), rules, neighbours, cache_dir)
+
+
+def as_records(groups: pd.DataFrame) -> list[dict[str, object]]:
+    """The groups as JSON-ready records: group, score (its members' mean) and members (id, path, reason, score)."""
+    return [
+        {
+            "group": int(number),
+            "score": round(float(members["score"].mean()), 3),
+            "members": members[["id", "path", "reason", "score"]].to_dict(orient="records"),
+        }
+        for number, members in groups.groupby("group", sort=True)
+    ]

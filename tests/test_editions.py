@@ -1,0 +1,166 @@
+"""Editions and duplicates (recsys.editions, ``cli.py editions``) on real covers of ../shared/artist-covers: a
+cover and its edited copies (banner, crop, recolour, re-encode) against two other albums of one artist."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+
+from index.store import load_index
+from recsys import editions, textsearch
+from recsys.build import build_index
+from recsys.settings import Settings
+
+ARTIST_COVERS = Path(__file__).resolve().parents[2] / "shared" / "artist-covers"
+REPO = Path(__file__).resolve().parents[1]
+ARTIST = "Sepultura"
+EDITS = ("banner", "crop", "colour", "reencode")
+
+
+def edited(image: Image.Image, kind: str) -> Image.Image:
+    """One edit an edition has (bench/editions.py draws more, at random)."""
+    width, height = image.size
+    if kind == "banner":
+        out = image.copy()
+        draw = ImageDraw.Draw(out)
+        draw.rectangle([0, height - height // 8, width, height], fill=(20, 20, 120))
+        draw.text((width / 2, height - height / 16), "DELUXE EDITION", fill=(255, 255, 255),
+                  font=ImageFont.load_default(size=height // 12), anchor="mm")
+        return out
+    if kind == "crop":
+        return image.crop((width // 20, height // 25, width - width // 50, height - height // 30)).resize(image.size)
+    if kind == "colour":
+        return ImageEnhance.Contrast(ImageEnhance.Color(image).enhance(1.4)).enhance(0.85)
+    return image.resize((width * 2 // 3, height * 2 // 3)).resize(image.size)
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """Three albums of one artist; the first with four edited copies (family 0)."""
+    if not (ARTIST_COVERS / "MANIFEST.csv").is_file():
+        pytest.skip(f"real artist covers not found at {ARTIST_COVERS} (the ../shared folder beside the repo)")
+    table = pd.read_csv(ARTIST_COVERS / "MANIFEST.csv")
+    table = table[table["artist"] == ARTIST].sort_values("path").drop_duplicates("album").head(3)
+    table = table.assign(path=[str(ARTIST_COVERS / p) for p in table["path"]], family=[0, 1, 2])
+    folder = tmp_path_factory.mktemp("editions")
+    base = Image.open(table["path"].iloc[0]).convert("RGB")
+    copies = []
+    for kind in EDITS:
+        target = folder / f"{kind}.jpg"
+        edited(base, kind).save(target, quality=85)
+        copies.append({**table.iloc[0].to_dict(), "path": str(target), "family": 0})
+    table = pd.concat([table, pd.DataFrame(copies)], ignore_index=True)[["path", "genre", "artist", "album", "family"]]
+    table.to_csv(folder / "manifest.csv", index=False)
+    return table
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _build(folder: Path, collection: pd.DataFrame, cache: Path, read_text: bool) -> Path:
+    manifest = folder.parent / f"{folder.name}.csv"
+    collection.to_csv(manifest, index=False)
+    build_index(folder, manifest=manifest, encoder="efficientnet-lite0", workers=0, read_text=read_text,
+                settings=Settings(cache_dir=cache, progress=False))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def text_index(collection: pd.DataFrame, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("index") / "text", collection, cache, read_text=True)
+
+
+@pytest.fixture(scope="module")
+def plain_index(collection: pd.DataFrame, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory.mktemp("index") / "plain", collection, cache, read_text=False)
+
+
+def _families(groups: pd.DataFrame, collection: pd.DataFrame) -> list[set[int]]:
+    family = dict(zip(collection["path"], collection["family"]))
+    return [set(members["path"].map(family)) for _, members in groups.groupby("group")]
+
+
+def test_a_cover_and_its_edited_copies_are_one_group_apart_from_the_artists_other_albums(
+    text_index: Path, collection: pd.DataFrame, cache: Path
+) -> None:
+    groups = editions.find_editions(load_index(text_index), cache_dir=cache)
+    assert list(groups.columns) == editions.GROUP_COLUMNS
+    assert set(groups["path"]) == set(collection.loc[collection["family"] == 0, "path"])
+    assert groups["group"].nunique() == 1
+    assert set(groups["reason"]) <= set(editions.REASONS)
+    assert groups["score"].between(0, 1).all()
+
+
+def test_two_albums_of_one_artist_are_not_joined_even_with_a_lenient_look_rule(
+    text_index: Path, collection: pd.DataFrame, cache: Path
+) -> None:
+    index = load_index(text_index)
+    looser = editions.rules_from(["look_near=0.5", "hash_distance=16"])
+    for groups in (editions.find_editions(index, cache_dir=cache), editions.find_editions(index, looser, cache_dir=cache)):
+        assert all(len(families) == 1 for families in _families(groups, collection))
+
+
+def test_an_index_without_text_groups_by_look_and_hashes_and_says_so_in_one_line(
+    plain_index: Path, collection: pd.DataFrame, cache: Path
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "cli.py", "editions", "--index", str(plain_index), "--cache", str(cache), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "build-index --read-text" in run.stderr, run.stderr
+    groups = json.loads(run.stdout)["groups"]
+    found = {member["path"] for group in groups for member in group["members"]}
+    family = set(collection.loc[collection["family"] == 0, "path"])
+    assert len(found & family) >= 4 and not found - family
+
+
+def test_a_damaged_index_gets_one_line_that_says_how_to_repair_it(text_index: Path, tmp_path: Path) -> None:
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(text_index, damaged)
+    embeddings = next(damaged.glob("embeddings-*.npy"))
+    embeddings.write_bytes(embeddings.read_bytes()[:200])
+    run = subprocess.run([sys.executable, "cli.py", "editions", "--index", str(damaged)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0 and "build-index --rebuild" in run.stderr, run.stderr
+
+
+def test_the_cli_writes_a_csv_and_refuses_an_unknown_rule(text_index: Path, cache: Path, tmp_path: Path) -> None:
+    base = [sys.executable, "cli.py", "editions", "--index", str(text_index), "--cache", str(cache)]
+    run = subprocess.run([*base, "--csv", str(tmp_path / "e.csv")], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert len(pd.read_csv(tmp_path / "e.csv")) == 5
+    run = subprocess.run([*base, "--threshold", "colour=0.3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "no rule named 'colour'" in run.stderr
+
+
+def test_pair_words_equal_one_words_query_per_cover(text_index: Path) -> None:
+    index = load_index(text_index)
+    texts = [str(t) for t in editions.texts_by_row(index)]
+    model = editions.words_model_of(index, np.array(texts, dtype=object))
+    pairs = np.array([(a, b) for a in range(len(texts)) for b in range(a + 1, len(texts))])
+    expected = [textsearch.words_similarity(model, texts[a])[b] for a, b in pairs]
+    assert np.allclose(editions.pair_words(model, pairs), expected, atol=1e-5)
+
+
+def test_perceptual_hashes_are_read_from_the_cache_once_computed(collection: pd.DataFrame, tmp_path: Path) -> None:
+    table = collection.assign(content_hash=[f"h{i}" for i in range(len(collection))])
+    first = editions.perceptual_hashes(table, tmp_path)
+    assert (first["phash"] != -1).all()
+    moved = table.assign(path=str(tmp_path / "gone.jpg"))  # files gone: the cached hashes still answer
+    assert editions.perceptual_hashes(moved, tmp_path).equals(first)
+    distance = editions.hash_distance(first["phash"].to_numpy(), first["phash"].to_numpy()[::-1])
+    assert distance[0] == distance[-1] and (distance >= 0).all() and (distance <= editions.HASH_BITS).all()
