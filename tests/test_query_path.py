@@ -166,7 +166,7 @@ def test_a_query_cover_is_read_and_encoded_once(built, monkeypatch) -> None:
         predictor = GenrePredictor.for_index(recommender)
         reads, encodings = [], []
         read, encode = recommend_module.read_cover_bytes, recommender.encoder.encode_images
-        monkeypatch.setattr(recommend_module, "read_cover_bytes", lambda path: reads.append(path) or read(path))
+        monkeypatch.setattr(recommend_module, "read_cover_bytes", lambda path, *limits, **sniff: reads.append(path) or read(path, *limits, **sniff))
         monkeypatch.setattr(recommender.encoder, "encode_images", lambda batch: encodings.append(1) or encode(batch))
         cover = covers / "jazz" / "jazz-2.png"
         query = recommender.read_query(cover)
