@@ -220,13 +220,15 @@ def build_index_command(
 @click.option("--by", type=click.Choice(["look", "words", "both"]),
               help="Rank a --cover by its look, by the words printed on it, or both fused "
               "[default: both when the index holds text (build-index --read-text), else look].")
+@click.option("--collapse-editions", is_flag=True,
+              help="One cover per edition group (re-scans, reissues: see the editions command), filled up to -k.")
 @index_option
 @query_settings
 @classifier_source
 @json_option
 def recommend_command(
     covers: tuple[str, ...], text: str | None, k: int, genre: str | None, where: tuple[str, ...], by: str | None,
-    index_dir: str, settings: Any, classifier: dict[str, str | None], as_json: bool,
+    collapse_editions: bool, index_dir: str, settings: Any, classifier: dict[str, str | None], as_json: bool,
 ) -> None:
     """Print the covers most similar to a cover (or a text): rank, similarity, genre, path, metadata, and
     for a cover which part the result owes its rank to (match: look, words or both).
@@ -246,9 +248,10 @@ def recommend_command(
 
     if bool(covers) == (text is not None):
         raise click.UsageError("give --cover (one or more) or --text")
-    if text is not None and (by is not None or where):
+    if text is not None and (by is not None or where or collapse_editions):
         raise click.UsageError(
-            "--by and --where rank a --cover; to find covers by their printed words use: sleeve search"
+            "--by, --where and --collapse-editions rank a --cover; to find covers by their printed words use: "
+            "sleeve search"
         )
     filters = parse_where(where)
     if text is not None:
@@ -265,7 +268,8 @@ def recommend_command(
     for message in answerer.warnings:
         click.echo(f"warning: {message}", err=True)
     failed = len(folder_errors)
-    for answer in answerer.answer_each(paths, k=k, genre=genre, by=by, where=filters):
+    for answer in answerer.answer_each(paths, k=k, genre=genre, by=by, where=filters,
+                                       collapse_editions=collapse_editions):
         for message in answer.warnings:
             click.echo(f"warning: {message}", err=True)
         if answer.error is not None:

@@ -86,13 +86,17 @@ class QueryAnswerer:
         by: str | None = None,
         where: dict[str, str] | None = None,
         explain: bool = False,
+        collapse_editions: bool = False,
     ) -> Answer:
-        """Look-alikes of ``cover`` (see :meth:`Recommender.similar_to_cover`) and its predicted genre, from
-        one read of the cover; a :class:`QueryError` says why the cover cannot be used. ``explain`` adds what a
-        person reads a result by (see :func:`explain`)."""
+        """Look-alikes of ``cover`` (see :meth:`Recommender.similar_to_cover`, which also says what
+        ``collapse_editions`` does) and its predicted genre, from one read of the cover; a :class:`QueryError`
+        says why the cover cannot be used. ``explain`` adds what a person reads a result by (see :func:`explain`)."""
         query = self.recommender.read_query(cover)
         name = str(cover) if query.path is None else printable_path(query.path)
-        answer = Answer(name, self.recommender.similar_to_cover(query, k=k, genre=genre, by=by, where=where))
+        results = self.recommender.similar_to_cover(
+            query, k=k, genre=genre, by=by, where=where, collapse_editions=collapse_editions
+        )
+        answer = Answer(name, results)
         if explain:
             worded = "match" in answer.results and answer.results["match"].isin(["words", "both"]).any()
             query_text = self.recommender.text_of(query) if worded else ""

@@ -12,15 +12,16 @@ chosen on half of the artists of bench/editions.py and checked on the other half
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from index.atomic import atomic_path
+from index.atomic import atomic_path, write_json
 from index.errors import SleeveError
 from index.store import CoverIndex, load_index
 from recsys import textsearch
@@ -42,6 +43,9 @@ REASONS = (
     "same look and same words (banner or sticker added)",
     "same words, recoloured or cropped picture",
 )
+DISMISSED_FILE = "editions-dismissed.json"
+"""Groups a person said are not one release, in the index folder, keyed by their members' content hashes (so the
+choice survives a rebuild, and a group that gains a new member is shown again for review)."""
 SIGNAL_COLUMNS = ["a", "b", "identical", "hash_distance", "look", "words"]
 GROUP_COLUMNS = ["group", "id", "path", "reason", "score"]
 
@@ -327,9 +331,10 @@ def editions_of(
     cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """find_editions on the index in ``index_dir`` with the default rules changed by ``thresholds``
-    (NAME=VALUE, see :func:`rules_from`): what ``python cli.py editions`` prints."""
+    (NAME=VALUE, see :func:`rules_from`), less the groups dismissed: what ``python cli.py editions`` prints."""
     rules = rules_from(thresholds)
-    return find_editions(load_index(index_dir), rules, neighbours, cache_dir)
+    index = load_index(index_dir)
+    return without_dismissed(index, find_editions(index, rules, neighbours, cache_dir))
 
 
 def as_records(groups: pd.DataFrame) -> list[dict[str, object]]:
@@ -342,3 +347,62 @@ def as_records(groups: pd.DataFrame) -> list[dict[str, object]]:
         }
         for number, members in groups.groupby("group", sort=True)
     ]
+
+
+def group_key(content_hashes: Iterable[str]) -> str:
+    """The key of a group in DISMISSED_FILE: its members' distinct content hashes, sorted, space-separated."""
+    return " ".join(sorted(set(map(str, content_hashes))))
+
+
+def member_hashes(index: CoverIndex, groups: pd.DataFrame) -> pd.Series:
+    """The content hash of each row of ``groups`` (found by the members' ids)."""
+    rows = pd.Index(index.metadata["id"]).get_indexer(groups["id"])
+    return pd.Series(index.metadata["content_hash"].astype(str).to_numpy()[rows], index=groups.index)
+
+
+def group_keys(index: CoverIndex, groups: pd.DataFrame) -> pd.Series:
+    """Each row's group key (see :func:`group_key`)."""
+    hashes = member_hashes(index, groups)
+    return hashes.groupby(groups["group"]).transform(group_key)
+
+
+def dismissed_keys(index_dir: str | Path | None) -> set[str]:
+    """The keys of the groups dismissed in ``index_dir`` (none when the file is missing, or for an index in
+    memory, which has no folder)."""
+    target = Path(index_dir or ".") / DISMISSED_FILE
+    if index_dir is None or not target.is_file():
+        return set()
+    return set(json.loads(target.read_text()))
+
+
+def dismiss(index: CoverIndex, groups: pd.DataFrame, number: int) -> str:
+    """Remember group ``number`` of ``groups`` as not one release, in the index folder (written atomically,
+    under a lock so two app sessions cannot lose each other's choice); returns its key. Each entry keeps the
+    members' paths, for a person reading the file."""
+    members = groups[groups["group"] == number]
+    if members.empty:
+        raise SleeveError(f"there is no edition group {number}")
+    if index.folder is None:
+        raise SleeveError("an index in memory has no folder to remember a dismissed group in; save it first")
+    key = group_key(member_hashes(index, members))
+    target = Path(index.folder) / DISMISSED_FILE
+    with FileLock(target.parent / f".{DISMISSED_FILE}.lock"):
+        known = json.loads(target.read_text()) if target.is_file() else {}
+        known[key] = sorted(map(str, members["path"]))
+        write_json(target, known)
+    return key
+
+
+def without_dismissed(index: CoverIndex, groups: pd.DataFrame) -> pd.DataFrame:
+    """``groups`` less the groups dismissed in the index folder (numbers unchanged)."""
+    dismissed = dismissed_keys(index.folder)
+    if not dismissed or groups.empty:
+        return groups
+    return groups[~group_keys(index, groups).isin(dismissed)]
+
+
+def group_of_rows(index: CoverIndex, groups: pd.DataFrame) -> np.ndarray:
+    """Each index row's group number in ``groups``, -1 for a cover in none."""
+    labels = np.full(index.info.count, -1, dtype=np.int64)
+    labels[pd.Index(index.metadata["id"]).get_indexer(groups["id"])] = groups["group"].to_numpy(dtype=np.int64)
+    return labels

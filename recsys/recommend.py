@@ -197,11 +197,18 @@ class Recommender:
         genre: str | None = None,
         by: str | None = None,
         where: dict[str, str] | None = None,
+        collapse_editions: bool = False,
     ) -> pd.DataFrame:
         """Covers like ``cover`` by look, by the words printed on it, or both (None: both when the index
         holds text and the cover is a file, else look); ``match`` says which part each result owes its rank
         to. A cover file that is itself in the index is left out of its own results. ``cover`` may be a
-        :class:`QueryCover` already read, so that the results and the predicted genre share one read."""
+        :class:`QueryCover` already read, so that the results and the predicted genre share one read.
+
+        ``collapse_editions`` shows one cover per edition group (recsys.editions; its best-ranked member, with
+        ``editions``: how many other covers of its group it stands for) and fills up to ``k`` from further
+        candidates; the query's own edition family, when it is indexed, is left out whole."""
+        if k < 1:
+            raise QueryError("k must be at least 1")
         in_memory = isinstance(cover, Image.Image) or (isinstance(cover, QueryCover) and cover.path is None)
         by = by or ("both" if self.has_text and not in_memory else "look")
         if by not in hybrid.MODES:
@@ -211,14 +218,41 @@ class Recommender:
         if by != "look" and in_memory:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
         query = cover if isinstance(cover, QueryCover) else self.read_query(cover)
-        if by == "look" and not where and genre is None:  # the FAISS index answers; no row mask to build
-            return self.similar_to_vector(
-                query.vector, k, exclude_hash=query.content_hash, exclude_path=query.path
-            ).assign(match="look")
-        allowed = row_mask(self.index.metadata, genre, where) & ~self._excluded(query)
+        excluded = self._excluded(query)
+        groups = self.edition_rows() if collapse_editions else None
+        if groups is not None:
+            excluded |= np.isin(groups, groups[excluded & (groups >= 0)])
+        filtered = bool(where) or genre is not None
+        allowed = (row_mask(self.index.metadata, genre, where) if filtered else True) & ~excluded
+        # Each folded row hides one grouped cover, so this many candidates always leave k after folding.
+        wanted = k if groups is None else k + int(np.count_nonzero(allowed & (groups >= 0)))
         if by != "look":
-            return self._by_words(query, k, allowed, by)
-        return self._exact(query.vector, k, allowed).assign(match="look")
+            rows, scores, match = self._by_words(query, wanted, allowed, by, k)
+        elif filtered:
+            rows, scores = self._exact(query.vector, wanted, allowed)
+            match = np.full(len(rows), "look", dtype=object)
+        else:  # the FAISS index answers; no row mask to build
+            rows, scores = self._nearest(query.vector, min(wanted, len(excluded)), excluded)
+            match = np.full(len(rows), "look", dtype=object)
+        if groups is None:
+            return self._frame(rows, scores).assign(match=match)
+        kept, folded = fold_editions(rows, groups, allowed, k)
+        return self._frame(rows[kept], scores[kept]).assign(match=match[kept], editions=folded)
+
+    @cached_property
+    def editions(self) -> pd.DataFrame:
+        """The index's edition groups (recsys.editions.find_editions), found once per Recommender: seconds of
+        work, and perceptual hashes the first time (cached by content in the cache folder)."""
+        from recsys.editions import find_editions
+
+        return find_editions(self.index, cache_dir=self.cache_dir)
+
+    def edition_rows(self) -> np.ndarray:
+        """Each index row's edition group, -1 for none; groups dismissed in the index folder are left out (read
+        on each call, as the app may dismiss one meanwhile)."""
+        from recsys.editions import group_of_rows, without_dismissed
+
+        return group_of_rows(self.index, without_dismissed(self.index, self.editions))
 
     def similar_to_text(self, text: str, k: int = 10, genre: str | None = None) -> pd.DataFrame:
         return self.similar_to_vector(self._encoder().encode_text([text])[0], k, genre)
@@ -236,18 +270,21 @@ class Recommender:
         if k < 1:
             raise QueryError("k must be at least 1")
         metadata = self.index.metadata
-        k = min(k, len(metadata))  # FAISS would allocate k results however few covers there are
         # An index built in memory may know its covers by path only, without content hashes.
         excluded = (metadata["content_hash"] == exclude_hash).to_numpy() | _stored_at(metadata, exclude_path)
         if genre is not None:
-            return self._exact(vector, k, row_mask(metadata, genre) & ~excluded)
+            return self._frame(*self._exact(vector, k, row_mask(metadata, genre) & ~excluded))
+        return self._frame(*self._nearest(vector, min(k, len(metadata)), excluded))
+
+    def _nearest(self, vector: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the top ``k`` (at most the index's size) not ``excluded``, from the FAISS index."""
         compressed = INDEX_TYPES[self.index.info.index_type].rescore
         found_scores, found_rows = search(
             self.index.faiss_index, vector, k + int(excluded.sum()),
             exact_vectors=self.index.embeddings if compressed else None,
         )
         keep = (found_rows >= 0) & ~excluded[np.maximum(found_rows, 0)]
-        return self._frame(found_rows[keep][:k], found_scores[keep][:k])
+        return found_rows[keep][:k], found_scores[keep][:k]
 
     def _excluded(self, query: QueryCover) -> np.ndarray:
         """The rows that are the query cover itself (same content or same path)."""
@@ -263,38 +300,53 @@ class Recommender:
         extra = found[user_columns(found)].rename(columns=shown_name)
         return pd.concat([result, found[["genre", "path"]], extra], axis=1)
 
-    def _exact(self, vector: np.ndarray, k: int, allowed: np.ndarray) -> pd.DataFrame:
-        """Top ``k`` by cosine among the ``allowed`` rows, computed exactly."""
-        if k < 1:
-            raise QueryError("k must be at least 1")
+    def _exact(self, vector: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the top ``k`` by cosine among the ``allowed`` rows, computed exactly."""
         candidates = np.flatnonzero(allowed)
         scores = np.asarray(self.index.embeddings[candidates]) @ vector
         top = np.argsort(-scores, kind="stable")[:k]
-        return self._frame(candidates[top], scores[top])
+        return candidates[top], scores[top]
 
-    def _by_words(self, query: QueryCover, k: int, allowed: np.ndarray, by: str) -> pd.DataFrame:
-        """Rank the ``allowed`` covers by text similarity ("words") or by the fused scores ("both")."""
-        if k < 1:
-            raise QueryError("k must be at least 1")
+    def _by_words(
+        self, query: QueryCover, k: int, allowed: np.ndarray, by: str, shown: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, scores, match) of the top ``k`` ``allowed`` covers by text similarity ("words") or by the
+        fused scores ("both"); ``match`` is "both" for a cover in the top ``shown`` by look and by words."""
         query_text = self.text_of(query)
         candidates = np.flatnonzero(allowed)
         if by == "words":
             words = textsearch.words_similarity(self._text_model, query_text)[candidates]
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
-            return self._frame(candidates[top], words[top]).assign(match="words")
+            return candidates[top], words[top], np.full(len(top), "words", dtype=object)
         fused, look, words = hybrid.both_scores(
             self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text,
             graph=self._graph,
         )
         top = np.argsort(-fused, kind="stable")[:k]
-        owed = hybrid.owed_to(look, words, k)[top]
-        return self._frame(candidates[top], fused[top]).assign(match=owed)
+        return candidates[top], fused[top], hybrid.owed_to(look, words, shown)[top]
 
 
 def open_index(index_dir: str | Path, settings: Settings | None = None) -> Recommender:
     """The index in ``index_dir``, ready for queries with its own encoder."""
     return Recommender.open(index_dir, settings)
+
+
+def fold_editions(
+    rows: np.ndarray, groups: np.ndarray, allowed: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``rows`` (best first) of the first ``k`` that are the best-ranked of their edition group
+    (``groups``: each index row's group, -1 none), and how many other ``allowed`` covers of its group each
+    stands for."""
+    sizes = np.bincount(groups[allowed & (groups >= 0)], minlength=int(groups.max()) + 2)
+    group = groups[rows]
+    first = np.ones(len(rows), dtype=bool)
+    grouped = np.flatnonzero(group >= 0)
+    first[grouped] = False
+    first[grouped[np.unique(group[grouped], return_index=True)[1]]] = True
+    kept = np.flatnonzero(first)[:k]
+    folded = np.where(group[kept] >= 0, sizes[np.maximum(group[kept], 0)] - 1, 0)
+    return kept, folded.astype(np.int64)
 
 
 def _stored_at(metadata: pd.DataFrame, path: str | None) -> np.ndarray:

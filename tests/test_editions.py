@@ -4,6 +4,7 @@ cover and its edited copies (banner, crop, recolour, re-encode) against two othe
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,34 +12,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont
+from PIL import Image
 
 from index.store import load_index
 from recsys import editions, textsearch
 from recsys.build import build_index
+from recsys.recommend import Recommender
 from recsys.settings import Settings
+from tests.editions_helpers import EditedIndex, edited, edited_index  # noqa: F401 - a fixture
 
 ARTIST_COVERS = Path(__file__).resolve().parents[2] / "shared" / "artist-covers"
 REPO = Path(__file__).resolve().parents[1]
 ARTIST = "Sepultura"
 EDITS = ("banner", "crop", "colour", "reencode")
-
-
-def edited(image: Image.Image, kind: str) -> Image.Image:
-    """One edit an edition has (bench/editions.py draws more, at random)."""
-    width, height = image.size
-    if kind == "banner":
-        out = image.copy()
-        draw = ImageDraw.Draw(out)
-        draw.rectangle([0, height - height // 8, width, height], fill=(20, 20, 120))
-        draw.text((width / 2, height - height / 16), "DELUXE EDITION", fill=(255, 255, 255),
-                  font=ImageFont.load_default(size=height // 12), anchor="mm")
-        return out
-    if kind == "crop":
-        return image.crop((width // 20, height // 25, width - width // 50, height - height // 30)).resize(image.size)
-    if kind == "colour":
-        return ImageEnhance.Contrast(ImageEnhance.Color(image).enhance(1.4)).enhance(0.85)
-    return image.resize((width * 2 // 3, height * 2 // 3)).resize(image.size)
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +150,53 @@ def test_perceptual_hashes_are_read_from_the_cache_once_computed(collection: pd.
     assert editions.perceptual_hashes(moved, tmp_path).equals(first)
     distance = editions.hash_distance(first["phash"].to_numpy(), first["phash"].to_numpy()[::-1])
     assert distance[0] == distance[-1] and (distance >= 0).all() and (distance <= editions.HASH_BITS).all()
+
+
+# -- editions in recommendations ---------------------------------------------------------------------------
+
+
+def _family(index: EditedIndex) -> set[str]:
+    return {str(index.original), *map(str, index.copies)}
+
+
+def test_collapsing_shows_one_cover_of_an_edition_family_and_still_k_results(edited_index: EditedIndex) -> None:
+    recommender = Recommender.open(edited_index.folder, Settings(cache_dir=edited_index.cache, progress=False))
+    plain = recommender.similar_to_cover(edited_index.outside, k=9)
+    assert set(plain["path"].head(4)) == _family(edited_index)  # four scans of one album fill the top
+    collapsed = recommender.similar_to_cover(edited_index.outside, k=6, collapse_editions=True)
+    assert len(collapsed) == 6 and list(collapsed["rank"]) == [1, 2, 3, 4, 5, 6]
+    shown = collapsed[collapsed["path"].isin(_family(edited_index))]
+    assert list(shown["path"]) == [plain["path"].iloc[0]] and list(shown["editions"]) == [3]
+    assert (collapsed.loc[~collapsed["path"].isin(_family(edited_index)), "editions"] == 0).all()
+    assert list(collapsed["path"].iloc[1:]) == list(plain["path"].iloc[4:9])  # filled from further candidates
+
+
+def test_an_indexed_query_leaves_its_whole_edition_family_out_also_by_genre(edited_index: EditedIndex) -> None:
+    recommender = Recommender.open(edited_index.folder, Settings(cache_dir=edited_index.cache, progress=False))
+    for genre in (None, "rock"):
+        results = recommender.similar_to_cover(edited_index.original, k=3, genre=genre, collapse_editions=True)
+        assert len(results) == 3 and not set(results["path"]) & _family(edited_index)
+    run = subprocess.run(
+        [sys.executable, "cli.py", "recommend", "--index", str(edited_index.folder), "--cache",
+         str(edited_index.cache), "--cover", str(edited_index.copies[0]), "-k", "4", "--collapse-editions", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)["results"]
+    assert len(results) == 4 and not {result["path"] for result in results} & _family(edited_index)
+
+
+def test_a_dismissed_group_is_remembered_in_the_index_folder_and_no_longer_folded(
+    edited_index: EditedIndex, tmp_path: Path
+) -> None:
+    folder = tmp_path / "index"
+    shutil.copytree(edited_index.folder, folder)
+    recommender = Recommender.open(folder, Settings(cache_dir=edited_index.cache, progress=False))
+    groups = recommender.editions
+    number = int(groups.loc[groups["path"] == str(edited_index.original), "group"].iloc[0])
+    key = editions.dismiss(recommender.index, groups, number)
+    saved = json.loads((folder / editions.DISMISSED_FILE).read_text())
+    assert list(saved) == [key] and set(saved[key]) == set(groups.loc[groups["group"] == number, "path"])
+    assert number not in set(editions.without_dismissed(recommender.index, groups)["group"])
+    collapsed = recommender.similar_to_cover(edited_index.outside, k=6, collapse_editions=True)
+    assert set(collapsed["path"].head(4)) == _family(edited_index)

@@ -4,6 +4,7 @@ genres and cover text, the map, the collection, bad uploads and bad index folder
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -14,7 +15,9 @@ from PIL import Image, ImageDraw, ImageFont
 from streamlit.testing.v1 import AppTest
 
 import recsys.recommend
+from recsys.editions import DISMISSED_FILE
 from tests.analysis_helpers import fast_cover_map
+from tests.editions_helpers import EditedIndex, edited_index  # noqa: F401 - a fixture
 from tests.webapp_helpers import app_index  # noqa: F401 - a fixture
 from webapp.resources import INDEX_ENV
 
@@ -344,3 +347,28 @@ def test_an_index_without_cover_text_has_no_words_controls(
     assert not app.radio and len(result_names(app)) == 10
     with pytest.raises(ValueError):
         app.switch_page("views/words.py")  # not a page of this app
+
+
+def test_the_editions_page_lists_a_family_side_by_side_and_not_the_same_dismisses_it_for_good(
+    edited_index: EditedIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    folder = tmp_path / "index"
+    shutil.copytree(edited_index.folder, folder)  # the dismissal is written into the index folder
+    monkeypatch.setenv(INDEX_ENV, str(folder))
+    monkeypatch.setenv("SLEEVE_CACHE_DIR", str(edited_index.cache))
+    family = {str(edited_index.original), *map(str, edited_index.copies)}
+
+    def shown(app: AppTest) -> set[str]:
+        return {caption.split("\n")[-1] for caption in texts(app.caption) if " · " in caption}
+
+    app = start("views/editions.py")
+    assert not app.error
+    assert family <= shown(app)  # the family is group 1, the largest
+    assert any(text.startswith("**Group 1** · 4 covers") for text in texts(app.markdown))
+    assert len(app.image) >= 4
+    app.button(key="dismiss-1").click().run()
+    assert not app.exception and not app.error
+    assert not family & shown(app)
+    saved = json.loads((folder / DISMISSED_FILE).read_text())
+    assert [set(paths) for paths in saved.values()] == [family]
+    assert not family & shown(start("views/editions.py"))  # a new session reads the file too

@@ -23,5 +23,6 @@ pages = [
     *([st.Page("views/words.py", title="Search by words")] if has_text else []),
     st.Page("views/map.py", title="Map"),
     st.Page("views/collection.py", title="Collection"),
+    st.Page("views/editions.py", title="Editions"),
 ]
 st.navigation(pages).run()
