@@ -237,20 +237,40 @@ def kinds_of(answerer: Any, queries: int, seed: int) -> tuple[list[Kind], str]:
 # -- driving load --------------------------------------------------------------------------------------------
 
 
-def in_process(kind: Kind, seconds: float) -> Run:
-    """One caller running ``kind``'s library call back to back for ``seconds``."""
+def in_process(kind: Kind, seconds: float, concurrency: int = 1, lock: threading.Lock | None = None) -> Run:
+    """``concurrency`` callers in this process running ``kind``'s library call back to back for ``seconds``,
+    taking turns on ``lock`` when one is given (as the server's requests take turns on their generation's)."""
     run = Run()
+    gather = threading.Lock()
+    counter = iter(range(10**12))
     own = psutil.Process()
     cpu = sum(own.cpu_times()[:2])
     started = time.perf_counter()
-    i = 0
-    while (now := time.perf_counter()) - started < seconds:
-        try:
-            run.generations[kind.in_process(i)] += 1
-            run.latencies.append(time.perf_counter() - now)
-        except Exception as error:  # noqa: BLE001 - counted, the run goes on
-            run.errors[type(error).__name__] += 1
-        i += 1
+
+    def caller() -> None:
+        latencies, errors, generations = [], collections.Counter[str](), collections.Counter[str]()
+        while (now := time.perf_counter()) - started < seconds:
+            with gather:
+                i = next(counter)
+            try:
+                if lock is None:
+                    generations[kind.in_process(i)] += 1
+                else:
+                    with lock:
+                        generations[kind.in_process(i)] += 1
+                latencies.append(time.perf_counter() - now)
+            except Exception as error:  # noqa: BLE001 - counted, the run goes on
+                errors[type(error).__name__] += 1
+        with gather:
+            run.latencies.extend(latencies)
+            run.errors.update(errors)
+            run.generations.update(generations)
+
+    threads = [threading.Thread(target=caller, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     run.seconds = time.perf_counter() - started
     run.server_cores = (sum(own.cpu_times()[:2]) - cpu) / run.seconds  # this process is the "server" here
     run.server_rss_mb = own.memory_info().rss / 2**20
@@ -352,19 +372,37 @@ def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: in
                 took = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifest)], soak_index, cache)
                 builds.append((f"+{SOAK_HELD_BACK // 2} covers at {time.perf_counter() - started:.0f} s", took))
 
+        rss_cold = server.rss_mb()
+        # Warm up first: the first queries load the encoder's session and the thread pool's threads, which
+        # is growth at start, not over the soak.
+        over_http(server, make, concurrency, min(10.0, seconds / 6))
         rss_start = server.rss_mb()
+        samples: list[tuple[float, float]] = []
         started = time.perf_counter()
         builder = threading.Thread(target=rebuild, daemon=True)
         builder.start()
-        # Go on until both builds are done and a few seconds more, so that the last generation is queried.
+        done = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(server, started, samples, done), daemon=True)
+        sampler.start()
+        # Go on until both builds are done, so that the last generation is queried too.
         run = over_http(server, make, concurrency, seconds, until=lambda: not builder.is_alive())
         builder.join()
+        done.set()
+        sampler.join()
         rss_end = server.rss_mb()
         _, final = server.get("/info")
     finally:
         server.stop()
-    return {"run": run, "rss_start": rss_start, "rss_end": rss_end, "builds": builds,
+    return {"run": run, "rss_cold": rss_cold, "rss_start": rss_start, "rss_end": rss_end, "builds": builds,
+            "rss_peak": max(rss for _, rss in samples), "rss_samples": samples,
             "count_start": count, "count_end": int(final["count"]), "switches": _switches(server.log)}
+
+
+def _sample_rss(server: Server, started: float, samples: list[tuple[float, float]], done: threading.Event,
+                every: float = 2.0) -> None:
+    """The server's RSS every ``every`` seconds until ``done``."""
+    while not done.wait(every if samples else 0):
+        samples.append((time.perf_counter() - started, server.rss_mb()))
 
 
 def _switches(log: Path) -> list[str]:
@@ -392,9 +430,9 @@ def targets(results: dict[tuple[str, str, int], Run], soaked: dict[str, Any] | N
     inproc, http1 = results.get(("by id (look)", "in-process", 1)), results.get(("by id (look)", "HTTP", 1))
     if inproc and http1:
         limit = 1.5 * inproc.percentile_ms(50) + 2
-        lines.append(f"| by id over HTTP at 1 within 1.5x in-process p50 + 2 ms | HTTP p50 {http1.percentile_ms(50):.1f} "
-                     f"ms, limit {limit:.1f} ms (in-process {inproc.percentile_ms(50):.1f} ms) | "
-                     f"{'yes' if http1.percentile_ms(50) <= limit else 'no'} |")
+        over, alone = http1.percentile_ms(50), inproc.percentile_ms(50)
+        lines.append(f"| by id over HTTP at 1 within 1.5x in-process p50 + 2 ms | HTTP p50 {over:.1f} ms, "
+                     f"limit {limit:.1f} ms (in-process {alone:.1f} ms) | {'yes' if over <= limit else 'no'} |")
     for kind in sorted({key[0] for key in results}):
         one, eight = results.get((kind, "HTTP", 1)), results.get((kind, "HTTP", 8))
         if one and eight and one.rate:
@@ -421,6 +459,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="Different covers (or words) each kind cycles.")
     parser.add_argument("--soak-seconds", type=float, default=120, help="0: no soak [issue: 600].")
     parser.add_argument("--soak-concurrency", type=int, default=8, help="[issue: 32]")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="In-process callers with the server's lock and without it (0: not measured).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")]
@@ -449,6 +489,11 @@ def main() -> None:
             results[(kind.name, "in-process", 1)] = run = in_process(kind, args.seconds)
             lines.append(row(kind.name, "in-process", 1, run))
             print(lines[-1], flush=True)
+            if args.threads:  # what the server's one lock costs: the same callers with it and without it
+                for where, lock in (("in-process, one lock", threading.Lock()), ("in-process, no lock", None)):
+                    results[(kind.name, where, args.threads)] = run = in_process(kind, args.seconds, args.threads, lock)
+                    lines.append(row(kind.name, where, args.threads, run))
+                    print(lines[-1], flush=True)
             for level in levels:
                 results[(kind.name, "HTTP", level)] = run = over_http(server, kind.http, level, args.seconds)
                 lines.append(row(kind.name, "HTTP", level, run))
@@ -478,7 +523,10 @@ def main() -> None:
         print(f"| {len(run.latencies)} | {run.rate:.1f} | {run.percentile_ms(50):.1f} | {run.percentile_ms(99):.1f} | "
               f"{failed}{' ' + str(dict(run.errors)) if failed else ''} | {by_generation} | "
               f"{soaked['rss_start']:.0f} | {soaked['rss_end']:.0f} |")
-        print("\nbuilds: " + "; ".join(f"{what}, took {took:.0f} s" for what, took in soaked["builds"]))
+        print(f"\nserver RSS: {soaked['rss_cold']:.0f} MB ready before any query, {soaked['rss_start']:.0f} MB "
+              f"after the warm-up (the start above), peak {soaked['rss_peak']:.0f} MB; every 10 s: "
+              + ", ".join(f"{at:.0f} s {rss:.0f}" for at, rss in soaked["rss_samples"][::5]))
+        print("builds: " + "; ".join(f"{what}, took {took:.0f} s" for what, took in soaked["builds"]))
         print("server log: " + "; ".join(soaked["switches"]))
     print("\n## Targets (issue 25)\n")
     print("\n".join(targets(results, soaked)))
