@@ -19,6 +19,8 @@ issue's run.
 
     python bench/serve.py                                   # builds /tmp/serve-bench-idx once, then measures
     python bench/serve.py --seconds 60 --concurrency 1,8,32,64 --soak-seconds 600 --soak-concurrency 32
+
+Memory across more generation switches, with and without handing freed memory back: bench/serve_memory.py.
 """
 
 from __future__ import annotations
@@ -369,8 +371,9 @@ def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: in
         def rebuild() -> None:
             for at, manifest in zip((0.2, 0.5), manifests[1:], strict=True):
                 time.sleep(max(0.0, at * seconds - (time.perf_counter() - started)))
+                begun = time.perf_counter() - started
                 took = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifest)], soak_index, cache)
-                builds.append((f"+{SOAK_HELD_BACK // 2} covers at {time.perf_counter() - started:.0f} s", took))
+                builds.append((f"+{SOAK_HELD_BACK // 2} covers, started at {begun:.0f} s", took))
 
         rss_cold = server.rss_mb()
         # Warm up first: the first queries load the encoder's session and the thread pool's threads, which
