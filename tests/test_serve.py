@@ -339,6 +339,34 @@ def test_a_new_generation_is_served_without_restart_and_no_request_fails(
     assert generations == {before["generation"], after["generation"]}  # the client was answered from both
 
 
+def test_a_replaced_generation_gives_its_memory_back_once_its_last_request_ends(
+    built: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+    import shutil
+
+    from api import generations as module
+
+    released: list[bool] = []
+    monkeypatch.setattr(module, "release_freed_memory", lambda: released.append(True))
+    index, cache, manifest = built
+    shutil.copytree(index, tmp_path / "index")
+    settings = Settings(cache_dir=cache, progress=False)
+    generations = module.Generations(tmp_path / "index", lambda path: QueryAnswerer.open(path, settings))
+    first = generations.current()
+    fewer = pd.read_csv(manifest).iloc[1:]
+    fewer.to_csv(tmp_path / "fewer.csv", index=False)
+    build_index(tmp_path / "index", manifest=tmp_path / "fewer.csv", workers=0, read_text=True, settings=settings)
+    second = generations.current()
+    assert second is not first and len(second.ids) == len(fewer)
+    gc.collect()
+    assert released == []  # a request still holds the first generation
+    del first
+    gc.collect()
+    assert released == [True]
+    module.release_freed_memory()  # the real one runs here, whatever the C library
+
+
 def test_a_query_that_cannot_be_answered_is_400_and_damage_on_the_server_is_503(tmp_path: Path) -> None:
     from types import SimpleNamespace
 

@@ -1,0 +1,539 @@
+"""Load held by ``sleeve serve``: the same queries in-process and over HTTP, and a soak across two rebuilds.
+
+On an index of the shared covers (4,450, efficientnet-lite0; built to --index once if absent):
+
+- in-process: the library call each endpoint makes (``QueryAnswerer.answer`` for look-alikes of an indexed
+  cover or of an upload, ``Recommender.search_text`` for words), one caller, for ``--seconds``;
+- over HTTP: a real ``python cli.py serve`` on a free 127.0.0.1 port, called by ``--concurrency`` threads
+  that each keep one ``http.client`` connection (httpx is not installed here), for ``--seconds`` each:
+  requests/s, p50/p95/p99 latency, errors, the server's resident memory and how many cores it kept busy;
+- soak: ``--soak-seconds`` at ``--soak-concurrency`` against a second index of all covers but 100, while
+  ``build-index`` adds 50 covers and then the other 50 (two generation switches): failed requests, requests
+  answered by each generation, server RSS at start and end.
+
+Every query re-encodes its cover (``read_query`` reads the file and runs the encoder), in-process as over HTTP.
+The client runs on the same machine as the server and takes CPU from it (its own cores busy are shown too);
+other engineers' load is in the machine line. The issue asks 60 s a run and a 10-minute soak at 32: the
+defaults are shorter to fit a shared machine; ``--seconds 60 --soak-seconds 600 --soak-concurrency 32`` is the
+issue's run.
+
+    python bench/serve.py                                   # builds /tmp/serve-bench-idx once, then measures
+    python bench/serve.py --seconds 60 --concurrency 1,8,32,64 --soak-seconds 600 --soak-concurrency 32
+
+Memory across more generation switches, with and without handing freed memory back: bench/serve_memory.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import http.client
+import json
+import os
+import random
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe_machine, machine_line  # noqa: E402
+
+SHARED_COVERS = ROOT.parent / "shared" / "covers"
+MODEL = "efficientnet-lite0"
+SOAK_HELD_BACK = 100
+"""Covers the soak index starts without; build-index adds half of them, then the other half."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One HTTP request, built once so that building it is not timed."""
+
+    method: str
+    path: str
+    body: bytes | None = None
+    headers: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A kind of query: the library call in-process and the same query over HTTP, for query number ``i``."""
+
+    name: str
+    in_process: Callable[[int], str]
+    """Runs query ``i`` in this process and returns the generation that answered it."""
+    http: Callable[[int], Request]
+
+
+@dataclasses.dataclass
+class Run:
+    """What one timed run measured."""
+
+    seconds: float = 0.0
+    latencies: list[float] = dataclasses.field(default_factory=list)
+    errors: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    generations: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    server_rss_mb: float = float("nan")
+    server_cores: float = float("nan")
+    client_cores: float = float("nan")
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
+
+
+# -- the index and the server -------------------------------------------------------------------------------
+
+
+def ensure_index(index: Path, cache: Path, covers: Path) -> None:
+    """Build the index of ``covers`` once; an existing one is used as it is."""
+    if (index / "index.json").is_file():
+        return
+    print(f"building {index} from {covers} (once) ...", flush=True)
+    build([sys.executable, "cli.py", "build-index", "--covers", str(covers)], index, cache)
+
+
+def build(command: list[str], index: Path, cache: Path) -> float:
+    """Run a ``build-index`` command to its end; its seconds. A failure stops the bench."""
+    started = time.perf_counter()
+    full = [*command, "--index", str(index), "--cache", str(cache), "--model", MODEL, "--no-progress"]
+    done = subprocess.run(full, cwd=ROOT, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    if done.returncode != 0:
+        raise SystemExit(f"{shlex.join(full)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """A ``python cli.py serve`` process on a free port, ready when its /readyz says so."""
+
+    def __init__(self, index: Path, cache: Path, log: Path) -> None:
+        self.port = free_port()
+        command = [sys.executable, "cli.py", "serve", "--index", str(index), "--port", str(self.port),
+                   "--cache", str(cache)]
+        env = os.environ | {"PYTHONPATH": str(ROOT)}
+        env.pop("SLEEVE_API_TOKEN", None)
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.ps = psutil.Process(self.process.pid)
+        self.log = log
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server stopped ({self.process.returncode}): {log.read_text()[-2000:]}")
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise SystemExit(f"the server was not ready in 300 s: {log.read_text()[-2000:]}")
+
+    def get(self, path: str) -> tuple[int, dict[str, Any]]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+    def rss_mb(self) -> float:
+        """Resident memory of the server and any processes it started."""
+        processes = [self.ps, *self.ps.children(recursive=True)]
+        return sum(p.memory_info().rss for p in processes) / 2**20
+
+    def cpu_seconds(self) -> float:
+        times = self.ps.cpu_times()
+        return times.user + times.system
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- the queries ---------------------------------------------------------------------------------------------
+
+
+def multipart(path: Path) -> Request:
+    """A POST /look-alikes of the cover at ``path`` as a browser's form would send it."""
+    boundary = uuid.uuid4().hex
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"cover\"; filename=\"{path.name}\"\r\n"
+        f"Content-Type: image/jpeg\r\n\r\n"
+    ).encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    return Request("POST", "/look-alikes?k=10&by=look", body,
+                   {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def kinds_of(answerer: Any, queries: int, seed: int) -> tuple[list[Kind], str]:
+    """The kinds of query this index can answer, each over ``queries`` different covers or words, and a note
+    on what is left out and why."""
+    recommender = answerer.recommender
+    metadata = recommender.index.metadata
+    rng = random.Random(seed)
+    rows = rng.sample(range(len(metadata)), min(queries, len(metadata)))
+    ids = [int(metadata.at[row, "id"]) for row in rows]
+    paths = [str(metadata.at[row, "path"]) for row in rows]
+    uploads = [multipart(Path(path)) for path in paths]
+
+    def generation() -> str:
+        return str(recommender.index.info.created)
+
+    def by_id(i: int) -> str:
+        answerer.answer(paths[i % len(paths)], k=10, by="look")
+        return generation()
+
+    kinds = [
+        Kind("by id (look)", by_id, lambda i: Request("GET", f"/covers/{ids[i % len(ids)]}/look-alikes?k=10&by=look")),
+        Kind("by upload (look)", by_id, lambda i: uploads[i % len(uploads)]),
+    ]
+    if not recommender.has_text:
+        return kinds, "the index holds no cover text (built without --read-text): by words and both not measured"
+    texts = [" ".join(text.split()[:2]) for text in recommender.texts if len(text.split()) >= 2]
+    words = rng.sample(texts, min(queries, len(texts)))
+
+    def by_words(i: int) -> str:
+        recommender.search_text(words[i % len(words)], k=10)
+        return generation()
+
+    def both(i: int) -> str:
+        answerer.answer(paths[i % len(paths)], k=10, by="both")
+        return generation()
+
+    kinds += [
+        Kind("by words", by_words, lambda i: Request(
+            "POST", "/search", json.dumps({"text": words[i % len(words)], "k": 10}).encode(),
+            {"Content-Type": "application/json"})),
+        Kind("by id (both)", both, lambda i: Request("GET", f"/covers/{ids[i % len(ids)]}/look-alikes?k=10&by=both")),
+    ]
+    return kinds, f"words: {len(words)} two-word queries taken from the covers' own text"
+
+
+# -- driving load --------------------------------------------------------------------------------------------
+
+
+def in_process(kind: Kind, seconds: float, concurrency: int = 1, lock: threading.Lock | None = None) -> Run:
+    """``concurrency`` callers in this process running ``kind``'s library call back to back for ``seconds``,
+    taking turns on ``lock`` when one is given (as the server's requests take turns on their generation's)."""
+    run = Run()
+    gather = threading.Lock()
+    counter = iter(range(10**12))
+    own = psutil.Process()
+    cpu = sum(own.cpu_times()[:2])
+    started = time.perf_counter()
+
+    def caller() -> None:
+        latencies, errors, generations = [], collections.Counter[str](), collections.Counter[str]()
+        while (now := time.perf_counter()) - started < seconds:
+            with gather:
+                i = next(counter)
+            try:
+                if lock is None:
+                    generations[kind.in_process(i)] += 1
+                else:
+                    with lock:
+                        generations[kind.in_process(i)] += 1
+                latencies.append(time.perf_counter() - now)
+            except Exception as error:  # noqa: BLE001 - counted, the run goes on
+                errors[type(error).__name__] += 1
+        with gather:
+            run.latencies.extend(latencies)
+            run.errors.update(errors)
+            run.generations.update(generations)
+
+    threads = [threading.Thread(target=caller, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.seconds = time.perf_counter() - started
+    run.server_cores = (sum(own.cpu_times()[:2]) - cpu) / run.seconds  # this process is the "server" here
+    run.server_rss_mb = own.memory_info().rss / 2**20
+    return run
+
+
+def over_http(server: Server, make: Callable[[int], Request], concurrency: int, seconds: float,
+              until: Callable[[], bool] | None = None) -> Run:
+    """``concurrency`` threads, each with one kept-alive connection, sending requests back to back for
+    ``seconds`` (and, with ``until``, until it says so too). A request is failed when it gets no answer, a
+    status other than 200 or no JSON."""
+    run = Run()
+    lock = threading.Lock()
+    counter = iter(range(10**12))
+    started = time.perf_counter()
+
+    def stop() -> bool:
+        return time.perf_counter() - started >= seconds and (until is None or until())
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        latencies, errors, generations = [], collections.Counter[str](), collections.Counter[str]()
+        while not stop():
+            with lock:
+                request = make(next(counter))
+            sent = time.perf_counter()
+            try:
+                connection.request(request.method, request.path, request.body, request.headers)
+                response = connection.getresponse()
+                data = response.read()
+                if response.status != 200:
+                    errors[f"HTTP {response.status}"] += 1
+                    continue
+                generations[json.loads(data)["generation"]] += 1
+                latencies.append(time.perf_counter() - sent)
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as error:
+                errors[type(error).__name__] += 1
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        connection.close()
+        with lock:
+            run.latencies.extend(latencies)
+            run.errors.update(errors)
+            run.generations.update(generations)
+
+    own = psutil.Process()
+    client_cpu, server_cpu = sum(own.cpu_times()[:2]), server.cpu_seconds()
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.seconds = time.perf_counter() - started
+    run.server_cores = (server.cpu_seconds() - server_cpu) / run.seconds
+    run.client_cores = (sum(own.cpu_times()[:2]) - client_cpu) / run.seconds
+    run.server_rss_mb = server.rss_mb()
+    return run
+
+
+# -- the soak ------------------------------------------------------------------------------------------------
+
+
+def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: int, queries: int,
+         work: Path) -> dict[str, Any]:
+    """Query a second index while build-index adds covers twice; what failed and who answered."""
+    table = pd.read_csv(covers / "MANIFEST.csv")
+    table["path"] = [str((covers / path).resolve()) for path in table["path"]]
+    held_back = set(table.sample(SOAK_HELD_BACK, random_state=0).index)
+    manifests = []
+    for step, keep in enumerate([len(held_back), len(held_back) // 2, 0]):
+        shown = table.drop(index=sorted(held_back)[:keep])
+        manifests.append(work / f"soak-manifest-{step}.csv")
+        shown.to_csv(manifests[-1], index=False)
+    soak_index = work / "soak-index"
+    if soak_index.exists():
+        subprocess.run(["rm", "-rf", str(soak_index)], check=True)
+    first = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifests[0])], soak_index, cache)
+    print(f"soak index of {len(table) - len(held_back)} covers built in {first:.0f} s", flush=True)
+
+    server = Server(soak_index, cache, work / "soak-server.log")
+    try:
+        _, info = server.get("/info")
+        count = int(info["count"])  # ids 0..count-1 stay valid when covers are added
+        rng = random.Random(1)
+        ids = [rng.randrange(count) for _ in range(queries)]
+        paths = [Path(p) for p in rng.sample(list(table["path"]), queries)]
+        uploads = [multipart(path) for path in paths]
+
+        def make(i: int) -> Request:  # by id and by upload, alternately
+            if i % 2:
+                return uploads[(i // 2) % len(uploads)]
+            return Request("GET", f"/covers/{ids[(i // 2) % len(ids)]}/look-alikes?k=10&by=look")
+
+        builds: list[tuple[str, float]] = []
+
+        def rebuild() -> None:
+            for at, manifest in zip((0.2, 0.5), manifests[1:], strict=True):
+                time.sleep(max(0.0, at * seconds - (time.perf_counter() - started)))
+                begun = time.perf_counter() - started
+                took = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifest)], soak_index, cache)
+                builds.append((f"+{SOAK_HELD_BACK // 2} covers, started at {begun:.0f} s", took))
+
+        rss_cold = server.rss_mb()
+        # Warm up first: the first queries load the encoder's session and the thread pool's threads, which
+        # is growth at start, not over the soak.
+        over_http(server, make, concurrency, min(10.0, seconds / 6))
+        rss_start = server.rss_mb()
+        samples: list[tuple[float, float]] = []
+        started = time.perf_counter()
+        builder = threading.Thread(target=rebuild, daemon=True)
+        builder.start()
+        done = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(server, started, samples, done), daemon=True)
+        sampler.start()
+        # Go on until both builds are done, so that the last generation is queried too.
+        run = over_http(server, make, concurrency, seconds, until=lambda: not builder.is_alive())
+        builder.join()
+        done.set()
+        sampler.join()
+        rss_end = server.rss_mb()
+        _, final = server.get("/info")
+    finally:
+        server.stop()
+    return {"run": run, "rss_cold": rss_cold, "rss_start": rss_start, "rss_end": rss_end, "builds": builds,
+            "rss_peak": max(rss for _, rss in samples), "rss_samples": samples,
+            "count_start": count, "count_end": int(final["count"]), "switches": _switches(server.log)}
+
+
+def _sample_rss(server: Server, started: float, samples: list[tuple[float, float]], done: threading.Event,
+                every: float = 2.0) -> None:
+    """The server's RSS every ``every`` seconds until ``done``."""
+    while not done.wait(every if samples else 0):
+        samples.append((time.perf_counter() - started, server.rss_mb()))
+
+
+def _switches(log: Path) -> list[str]:
+    return [line.split(" INFO ", 1)[-1] for line in log.read_text().splitlines() if "serving index generation" in line]
+
+
+# -- tables --------------------------------------------------------------------------------------------------
+
+
+def row(kind: str, where: str, concurrency: int, run: Run) -> str:
+    errors = sum(run.errors.values())
+    shown = f"{errors} ({', '.join(f'{k}: {v}' for k, v in run.errors.items())})" if errors else "0"
+    return (f"| {kind} | {where} | {concurrency} | {len(run.latencies)} | {run.rate:.1f} | "
+            f"{run.percentile_ms(50):.1f} | {run.percentile_ms(95):.1f} | {run.percentile_ms(99):.1f} | {shown} | "
+            f"{run.server_rss_mb:.0f} | {run.server_cores:.2f} | {run.client_cores:.2f} |")
+
+
+HEADER = ("| query | where | concurrency | answered | req/s | p50 ms | p95 ms | p99 ms | errors | RSS MB | "
+          "server cores | client cores |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+
+
+def targets(results: dict[tuple[str, str, int], Run], soaked: dict[str, Any] | None) -> list[str]:
+    """The issue's targets against what this run measured."""
+    lines = ["| target | measured | met |", "|---|---|---|"]
+    inproc, http1 = results.get(("by id (look)", "in-process", 1)), results.get(("by id (look)", "HTTP", 1))
+    if inproc and http1:
+        limit = 1.5 * inproc.percentile_ms(50) + 2
+        over, alone = http1.percentile_ms(50), inproc.percentile_ms(50)
+        lines.append(f"| by id over HTTP at 1 within 1.5x in-process p50 + 2 ms | HTTP p50 {over:.1f} ms, "
+                     f"limit {limit:.1f} ms (in-process {alone:.1f} ms) | {'yes' if over <= limit else 'no'} |")
+    for kind in sorted({key[0] for key in results}):
+        one, eight = results.get((kind, "HTTP", 1)), results.get((kind, "HTTP", 8))
+        if one and eight and one.rate:
+            lines.append(f"| {kind}: req/s at 8 at least 1.5x at 1 | {eight.rate:.1f} / {one.rate:.1f} = "
+                         f"{eight.rate / one.rate:.2f}x | {'yes' if eight.rate >= 1.5 * one.rate else 'no'} |")
+    if soaked:
+        failed = sum(soaked["run"].errors.values())
+        growth = soaked["rss_end"] / soaked["rss_start"] - 1
+        lines.append(f"| 0 failed requests in the soak | {failed} | {'yes' if failed == 0 else 'no'} |")
+        lines.append(f"| server RSS growth under 10% in the soak | {soaked['rss_start']:.0f} -> "
+                     f"{soaked['rss_end']:.0f} MB ({growth:+.1%}) | {'yes' if growth < 0.10 else 'no'} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, default=Path("/tmp/serve-bench-idx"))
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/serve-bench-cache"))
+    parser.add_argument("--covers", type=Path, default=SHARED_COVERS)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/serve-bench-work"),
+                        help="Server logs, the soak's manifests and index.")
+    parser.add_argument("--seconds", type=float, default=15, help="Each timed run [issue: 60].")
+    parser.add_argument("--concurrency", default="1,8,32,64", help="Comma-separated client threads over HTTP.")
+    parser.add_argument("--queries", type=int, default=200, help="Different covers (or words) each kind cycles.")
+    parser.add_argument("--soak-seconds", type=float, default=120, help="0: no soak [issue: 600].")
+    parser.add_argument("--soak-concurrency", type=int, default=8, help="[issue: 32]")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="In-process callers with the server's lock and without it (0: not measured).")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    levels = [int(level) for level in args.concurrency.split(",")]
+    args.work.mkdir(parents=True, exist_ok=True)
+    machine = describe_machine()
+    print(f"machine: {machine_line(machine)}", flush=True)
+    print(f"command: python {shlex.join(sys.argv)}", flush=True)
+    ensure_index(args.index, args.cache, args.covers)
+
+    from recsys.answer import QueryAnswerer
+    from recsys.settings import Settings
+
+    answerer = QueryAnswerer.open(args.index, Settings(cache_dir=args.cache, progress=False))
+    kinds, note = kinds_of(answerer, args.queries, args.seed)
+    count = len(answerer.recommender.index.metadata)
+    print(f"index: {args.index}, {count} covers, {answerer.recommender.index.info.model_key}; {note}", flush=True)
+
+    server = Server(args.index, args.cache, args.work / "server.log")
+    results: dict[tuple[str, str, int], Run] = {}
+    lines = [HEADER]
+    try:
+        for kind in kinds:
+            for i in range(5):  # warm both sides: the first queries load the encoder's sessions
+                kind.in_process(i)
+            over_http(server, kind.http, 1, 1.0)
+            results[(kind.name, "in-process", 1)] = run = in_process(kind, args.seconds)
+            lines.append(row(kind.name, "in-process", 1, run))
+            print(lines[-1], flush=True)
+            if args.threads:  # what the server's one lock costs: the same callers with it and without it
+                for where, lock in (("in-process, one lock", threading.Lock()), ("in-process, no lock", None)):
+                    results[(kind.name, where, args.threads)] = run = in_process(kind, args.seconds, args.threads, lock)
+                    lines.append(row(kind.name, where, args.threads, run))
+                    print(lines[-1], flush=True)
+            for level in levels:
+                results[(kind.name, "HTTP", level)] = run = over_http(server, kind.http, level, args.seconds)
+                lines.append(row(kind.name, "HTTP", level, run))
+                print(lines[-1], flush=True)
+    finally:
+        server.stop()
+    del answerer
+
+    soaked = None
+    if args.soak_seconds > 0:
+        soaked = soak(args.index, args.cache, args.covers, args.soak_seconds, args.soak_concurrency,
+                      args.queries, args.work)
+
+    end = describe_machine()
+    print(f"\n## Load held ({args.seconds:.0f} s a run, {count} covers; RSS: the server's, in-process: this "
+          f"process's; cores: CPU seconds per wall second)\n")
+    print(f"machine: {machine_line(machine)}; load at the end {end['load_average_1m']}\n")
+    print("\n".join(lines))
+    if soaked:
+        run = soaked["run"]
+        print(f"\n## Soak ({run.seconds:.0f} s at concurrency {args.soak_concurrency}, by id and by upload "
+              f"alternately, {soaked['count_start']} -> {soaked['count_end']} covers)\n")
+        print("| answered | req/s | p50 ms | p99 ms | failed | by generation | RSS start MB | RSS end MB |")
+        print("|--:|--:|--:|--:|--:|---|--:|--:|")
+        by_generation = ", ".join(f"{g}: {n}" for g, n in sorted(run.generations.items()))
+        failed = sum(run.errors.values())
+        print(f"| {len(run.latencies)} | {run.rate:.1f} | {run.percentile_ms(50):.1f} | {run.percentile_ms(99):.1f} | "
+              f"{failed}{' ' + str(dict(run.errors)) if failed else ''} | {by_generation} | "
+              f"{soaked['rss_start']:.0f} | {soaked['rss_end']:.0f} |")
+        print(f"\nserver RSS: {soaked['rss_cold']:.0f} MB ready before any query, {soaked['rss_start']:.0f} MB "
+              f"after the warm-up (the start above), peak {soaked['rss_peak']:.0f} MB; every 10 s: "
+              + ", ".join(f"{at:.0f} s {rss:.0f}" for at, rss in soaked["rss_samples"][::5]))
+        print("builds: " + "; ".join(f"{what}, took {took:.0f} s" for what, took in soaked["builds"]))
+        print("server log: " + "; ".join(soaked["switches"]))
+    print("\n## Targets (issue 25)\n")
+    print("\n".join(targets(results, soaked)))
+
+
+if __name__ == "__main__":
+    main()
