@@ -30,6 +30,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 
 from analysis.covermap import NOISE
+from analysis.editions import MAX_GROUPS, EditionsSection
 from analysis.narrative import language_name
 from analysis.profiles import ClusterProfile
 from analysis.separability import ClusterAgreement
@@ -95,6 +96,7 @@ class ReportData:
     hover_note: str
     words: WordFigures | None = None  # what the words printed on the covers say; None when no text is known
     words_sentences: list[str] = dataclasses.field(default_factory=list)
+    editions: EditionsSection | None = None  # edition groups; None when they were not looked for
 
 
 def genre_colours(genres: list[str]) -> dict[str, str]:
@@ -360,6 +362,40 @@ class _Body:
         header = "".join(f"<th>{html.escape(h)}</th>" for h in head)
         return f'<table class="data words"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
+    def editions_table(self) -> str:
+        """The largest edition groups: size, why they were joined, score and their covers side by side."""
+        editions = self.data.editions
+        if editions is None or editions.largest.empty:
+            return ""
+        rows = []
+        for group in editions.largest.itertuples():
+            pictures = "".join(
+                f'<img src="{editions.thumbnails[path]}" alt="{html.escape(path)}" title="{html.escape(path)}">'
+                for path in group.paths
+                if path in editions.thumbnails
+            )
+            cells = [str(group.group), str(group.size), html.escape(group.reason), f"{group.score:.2f}",
+                     f'<div class="gallery editions">{pictures}</div>']
+            rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+        header = "".join(f"<th>{h}</th>" for h in ["group", "covers", "joined because", "score", "the covers"])
+        return f'<table class="data editions"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+    def editions_note(self) -> str:
+        """How the groups were found, and what the words would add when the index holds no cover text."""
+        editions = self.data.editions
+        if editions is None:
+            return ""
+        words = (
+            "look, perceptual hashes and the printed words" if editions.with_text else
+            "look and perceptual hashes only (the index holds no cover text; build-index --read-text adds the words)"
+        )
+        return (
+            f"Covers judged to be one release (re-scans, crops, reissues with a banner or sticker, recoloured "
+            f"prints), from {words}; only each cover's nearest covers are compared, never all pairs. The "
+            f"{MAX_GROUPS} largest groups are shown; python cli.py editions --index DIR lists them all, and groups "
+            "dismissed in the app are left out."
+        )
+
     def words_note(self) -> str:
         """How the words figures were made, or how to get them when no cover text is known."""
         words = self.data.words
@@ -411,6 +447,8 @@ _TEMPLATE = """
   table.words td:nth-child(6) { text-align: right; }
   table.words .term { display: inline-block; margin: 1px 8px 1px 0; white-space: nowrap; }
   table.words .z { color: #777; font-size: 12px; }
+  table.editions td:nth-child(3), table.editions td:nth-child(5) { text-align: left; }
+  .gallery.editions img { width: 64px; height: 64px; }
 </style>
 {% endblock %}
 {% block contents %}
@@ -447,6 +485,10 @@ warmth with all covers'.</p>
 {% if body.data.words_sentences %}<ul class="summary">{% for sentence in body.data.words_sentences %}
   <li>{{ body.text(sentence) }}</li>{% endfor %}</ul>{% endif %}
 {{ body.words_tables() }}
+{% if body.data.editions %}<h2>Editions and duplicates</h2>
+<p>{{ body.text(body.data.editions.sentence()) }}</p>
+<p class="note">{{ body.editions_note() }}</p>
+{{ body.editions_table() }}{% endif %}
 <h2>How this was measured</h2>
 <ul class="method">{% for line in body.data.method %}<li>{{ body.text(line) }}</li>{% endfor %}</ul>
 {% endblock %}

@@ -22,6 +22,7 @@ from analysis import narrative
 from analysis.classifier_metrics import read_recall
 from analysis.cluster import MIN_SAMPLES, ReadableHDBSCAN
 from analysis.covermap import CoverMap, Layout
+from analysis.editions import EditionsSection, editions_section
 from analysis.layout_cache import fit_cached, looks_cached
 from analysis.profiles import ClusterProfile, cluster_profiles
 from analysis.report import ReportData, write_report
@@ -81,6 +82,8 @@ class AnalysisSummary:
     seconds: float
     words: dict[str, Any] | None = None
     """What the words on the covers say (analysis.words.WordFigures.to_dict), None when no text is known."""
+    editions: dict[str, Any] | None = None
+    """Covers in edition groups, the number of groups and the largest (analysis.editions.EditionsSection)."""
 
     def lines(self) -> list[str]:
         """A short human summary for stdout: what was written and the ranking."""
@@ -95,6 +98,7 @@ class AnalysisSummary:
             "best to worst separated: " + ", ".join(self.ranking),
             *self.sentences,
             *narrative.words_sentences(self.words),
+            *([self.editions["sentence"]] if self.editions else []),
         ]
 
 
@@ -137,12 +141,13 @@ def analyze(
     layout_folder = Path(layout_cache_dir) if layout_cache_dir is not None else index.folder / "analysis"
     measured = _measure(index, genres, cover_map, layout_folder, neighbours, seed, recall)
     words = word_figures(_cover_texts(index, read_text, settings.cache, settings.progress), genres.tolist())
+    editions = editions_section(index, settings.cache)
     traits, hover = _looks(index, layout_folder, max_thumbnails, seed, settings.progress)
     method = _method_lines(
         index, cover_map.components(index.info.count), measured.k, len(measured.known), recall_model, metrics,
         len(hover), measured.from_cache, layout_folder,
     )
-    data = _report_data(index, genres, measured, traits, hover, words, recall_model, method)
+    data = _report_data(index, genres, measured, traits, hover, words, editions, recall_model, method)
     written = _write(Path(out), formats, data)
     purity, chance = overall_purity(measured.table)
     return AnalysisSummary(
@@ -163,6 +168,7 @@ def analyze(
         layout_from_cache=measured.from_cache,
         seconds=time.perf_counter() - started,
         words=words.to_dict() if words else None,
+        editions=editions.to_dict(),
     )
 
 
@@ -209,7 +215,7 @@ def _looks(
 
 def _report_data(
     index: CoverIndex, genres: pd.Series, measured: _Measured, traits: pd.DataFrame, hover: dict[int, str],
-    words: Any, recall_model: str | None, method: list[str],
+    words: Any, editions: EditionsSection, recall_model: str | None, method: list[str],
 ) -> ReportData:
     """Everything the report draws, with its sentences."""
     layout, table, k = measured.layout, measured.table, measured.k
@@ -248,6 +254,7 @@ def _report_data(
         recall_model=recall_model,
         words=words,
         words_sentences=narrative.words_sentences(words.to_dict() if words else None),
+        editions=editions,
         hover_note=(
             f"Thumbnails are embedded for a seeded sample of {len(hover):,} of the {count:,} covers, "
             "to keep this file small."

@@ -14,6 +14,7 @@ from analysis.run import AnalysisError, analyze
 from index.store import load_index
 from recsys.settings import Settings
 from tests.analysis_helpers import fast_cover_map, write_blob_index
+from tests.editions_helpers import EditedIndex, edited_index  # noqa: F401 - a fixture
 
 QUIET = Settings(progress=False)
 
@@ -116,3 +117,22 @@ def test_unlabelled_covers_are_drawn_but_left_out_of_the_measures(tmp_path) -> N
                       cover_map=fast_cover_map())
     assert summary.covers == 30 and summary.labelled == 24 and sorted(summary.ranking) == ["pop", "rock"]
     assert "(no genre)" in (tmp_path / "a.html").read_text()
+
+
+def test_editions_section_counts_the_family_of_a_cover_and_its_edited_copies(
+    edited_index: EditedIndex, tmp_path: Path,
+) -> None:
+    out = tmp_path / "a.html"
+    summary = analyze(edited_index.folder, out=out, layout_cache_dir=tmp_path / "cache", cover_map=fast_cover_map(),
+                      settings=Settings(cache_dir=edited_index.cache, progress=False))
+    family = {str(edited_index.original), *map(str, edited_index.copies)}
+    assert summary.editions is not None
+    assert (summary.editions["covers_in_groups"], summary.editions["groups"]) == (4, 1)
+    [group] = summary.editions["largest"]
+    assert set(group["paths"]) == family and group["size"] == 4
+    assert "4 of the 23 covers (17.4%) fall in 1 edition group" in "\n".join(summary.lines())
+    page = out.read_text()
+    section = page[page.index("<h2>Editions and duplicates</h2>"):page.index("<h2>How this was measured</h2>")]
+    assert "4 of the 23 covers" in section and "look and perceptual hashes only" in section
+    assert section.count('<img src="data:image/jpeg;base64,') == 4
+    assert all(path in section for path in family)
