@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.generations import Generation, Generations, NotReadyError
 from index.errors import SleeveError
+from recsys.editions import as_records, without_dismissed
 from recsys.errors import QueryError
 from recsys.filters import parse_where
 from recsys.images import IMAGE_SUFFIXES, BadImageError, load_cover
@@ -216,6 +217,23 @@ def create_app(generations: Generations, options: ApiOptions = ApiOptions()) -> 
         with _upload_file(cover) as path, _answering(current, {str(path): name}, generations.folder):
             genres = predictor.top_genres(path, k)
         return {"generation": current.created, "upload": name, "classifier": predictor.info.model, "genres": genres}
+
+    @app.get("/editions", tags=["editions"], dependencies=guarded)
+    def editions(current: Current) -> dict[str, Any]:
+        """The index's edition groups (recsys.editions: re-scans, crops, reissues with a banner or sticker), less
+        those dismissed in the app; found once per generation (seconds, more while perceptual hashes are first
+        cached). Members by id and file name, each with why it was joined."""
+        with _answering(current, {}, generations.folder):
+            recommender = current.answerer.recommender
+            groups = without_dismissed(recommender.index, recommender.editions)
+        records = as_records(groups)
+        for record in records:
+            for member in record["members"]:
+                path = str(member.pop("path"))
+                member.update(id=current.ids[path], file=Path(path).name)
+                if options.show_paths:
+                    member["path"] = path
+        return {"generation": current.created, "groups": records}
 
     @app.get("/covers/{cover_id}/thumbnail", tags=["covers"], dependencies=guarded,
              response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})

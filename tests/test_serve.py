@@ -28,6 +28,7 @@ from PIL import Image
 from recsys import Settings, build_index, train_classifier
 from recsys.answer import QueryAnswerer
 from tests.conftest import make_cover
+from tests.editions_helpers import EditedIndex, edited_index  # noqa: F401 - a fixture
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIST_COVERS = REPO.parent / "shared" / "artist-covers"
@@ -215,6 +216,27 @@ def test_search_by_printed_words(server: Server, answerer: QueryAnswerer) -> Non
     assert status == 200 and len(answer["results"]) == len(expected) > 0
     assert [r["id"] for r in answer["results"]] == ids_of(answerer, expected)
     assert [r["text"] for r in answer["results"]] == list(expected["text"])
+
+
+def test_edition_groups_are_the_librarys_by_id_without_paths(
+    edited_index: EditedIndex, tmp_path: Path  # noqa: F811 - a fixture
+) -> None:
+    from index.store import load_index
+    from recsys.editions import editions_of
+
+    expected = editions_of(edited_index.folder, cache_dir=edited_index.cache)
+    family = {str(edited_index.original), *map(str, edited_index.copies)}
+    assert family <= set(expected["path"])  # the fixture's cover and its 3 edited copies are one group
+    ids = load_index(edited_index.folder).metadata.set_index("path")["id"]
+    running = Server(edited_index.folder, edited_index.cache, tmp_path / "server.log", None)
+    try:
+        status, answer = running.call("GET", "/editions")
+    finally:
+        running.stop()
+    members = [member for group in answer["groups"] for member in group["members"]]
+    assert status == 200 and [member["id"] for member in members] == [int(ids[path]) for path in expected["path"]]
+    assert [member["reason"] for member in members] == list(expected["reason"])
+    assert all("path" not in member and member["file"] for member in members)
 
 
 def test_thumbnail_of_an_indexed_cover(server: Server) -> None:
