@@ -53,6 +53,10 @@ def result_options(command: Any) -> Any:
                         help="Number of results.")(command)
 
 
+host_option = click.option(
+    "--host", default="127.0.0.1", show_default=True,
+    help="Address to serve on; the default lets only this machine connect.",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
 no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 moved_weights_option = click.option(
@@ -576,8 +580,7 @@ def predict_command(
 
 @main.command("app")
 @index_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to serve on; the default lets only this machine connect.")
+@host_option
 @click.option("--port", default=8501, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
 def app_command(index_dir: str, host: str, port: int) -> None:
     """Open the collection in the browser (Streamlit): look-alikes of an uploaded or picked cover, its
@@ -596,8 +599,7 @@ def app_command(index_dir: str, host: str, port: int) -> None:
 @main.command("serve")
 @friendly_errors
 @index_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to serve on; the default lets only this machine connect.")
+@host_option
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="A web site whose pages may call the API from the browser, e.g. https://shop.example; "

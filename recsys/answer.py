@@ -90,7 +90,8 @@ class QueryAnswerer:
     ) -> Answer:
         """Look-alikes of ``cover`` (see :meth:`Recommender.similar_to_cover`, which also says what
         ``collapse_editions`` does) and its predicted genre, from one read of the cover; a :class:`QueryError`
-        says why the cover cannot be used. ``explain`` adds what a person reads a result by (see :func:`explain`)."""
+        says why the cover cannot be used. ``explain`` adds what a person reads a result by (see
+        :func:`explain_results`)."""
         query = self.recommender.read_query(cover)
         name = str(cover) if query.path is None else printable_path(query.path)
         results = self.recommender.similar_to_cover(
@@ -114,8 +115,8 @@ class QueryAnswerer:
         """The printed text of each result ("" for an index without text)."""
         if not self.recommender.has_text:
             return [""] * len(results)
-        rows = pd.Series(range(len(self.recommender.index.metadata)), index=self.recommender.index.metadata["path"])
-        return [str(self.recommender.texts[rows[path]]) for path in results["path"]]
+        rows = pd.Index(self.recommender.index.metadata["path"]).get_indexer(results["path"])
+        return [str(text) for text in self.recommender.texts[rows]]
 
     def answer_each(self, covers: Iterable[Cover], **query: Any) -> Iterator[Answer]:
         """:meth:`answer` for each cover in turn; a cover that cannot be used is an Answer with its error."""

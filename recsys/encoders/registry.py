@@ -58,8 +58,7 @@ class EncoderFamily(Entry):
     def options_from(self, given: dict[str, str], strict: bool = True) -> dict[str, str]:
         """Every option of the family, given or at its default; with ``strict``, an option given that the
         family does not take is refused (``auto`` passes each family only its own)."""
-        names = {option.name for option in self.options}
-        foreign = sorted(set(given) - names)
+        foreign = sorted(set(given) - set(self.option_names()))
         if strict and foreign:
             takers = [family.name for family in ENCODERS.values() if foreign[0] in family.option_names()]
             raise EncoderError(
