@@ -14,105 +14,16 @@ import click
 
 from index.registry import INDEX_TYPES
 from recsys.classify.catalog import CLASSIFIERS
-from recsys.console import friendly_errors, option_group, print_json, print_results, print_table
-from recsys.encoders.registry import ENCODERS, RUNTIMES
+from recsys.cli_options import (
+    build_settings, cache_option, classifier_source, cnn_training, encoder_options, host_option, index_option,
+    json_option, no_progress_option, query_settings, registry_uri_option, result_options, settings_of,
+    where_option, work_settings,
+)
+from recsys.console import (
+    friendly_errors, option_group, print_answers, print_cover_texts, print_outcome, print_results,
+)
+from recsys.encoders.registry import ENCODERS
 from recsys.ocr_readers import OCR_READERS
-
-DEFAULT_INDEX = "sleeve-index"
-
-
-index_option = click.option(
-    "--index",
-    "index_dir",
-    default=DEFAULT_INDEX,
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Index folder.",
-)
-cache_option = click.option(
-    "--cache",
-    "cache_dir",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="Cache folder of embeddings and cover text [default: $SLEEVE_CACHE_DIR or ~/.cache/sleeve].",
-)
-runtime_option = click.option(
-    "--runtime", type=click.Choice(RUNTIMES.choices()), default="auto", show_default=True,
-    help="Where the image tower runs. " + RUNTIMES.help(),
-)
-where_option = click.option(
-    "--where", multiple=True, metavar="COLUMN=VALUE",
-    help="Only covers whose column equals VALUE (case aside), e.g. --where artist=\"Alan Jackson\"; repeatable. "
-    "Columns are named as results show them: genre, path and the manifest's, a manifest column that shares a name "
-    "of sleeve's as user:NAME (--where user:id=3).",
-)
-def result_options(command: Any) -> Any:
-    """How many results a query returns and which genre they must have (recommend, search)."""
-    command = click.option("--genre", help="Only return covers of this genre.")(command)
-    return click.option("-k", "--top", "k", default=10, show_default=True, type=click.IntRange(1),
-                        help="Number of results.")(command)
-
-
-host_option = click.option(
-    "--host", default="127.0.0.1", show_default=True,
-    help="Address to serve on; the default lets only this machine connect.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON to stdout.")
-no_progress_option = click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-moved_weights_option = click.option(
-    "--weights",
-    type=click.Path(dir_okay=False),
-    help="Where the index's CLIP checkpoint is now, if it moved (its checksum must match).",
-)
-registered_option = click.option(
-    "--registered",
-    metavar="NAME[:VERSION|@ALIAS]",
-    help="Use this classifier from the MLflow model registry instead of the one beside the index [default: the "
-    "newest version].",
-)
-registry_uri_option = click.option(
-    "--tracking-uri", help="MLflow tracking server holding the registry [default: $MLFLOW_TRACKING_URI]."
-)
-
-
-def _settings(**options: Any) -> Any:
-    """The run-time options, resolved once into :class:`recsys.settings.Settings`."""
-    from recsys.settings import Settings
-
-    if "no_progress" in options:
-        options["progress"] = not options.pop("no_progress")
-    return Settings(**options)
-
-
-encoder_options = option_group(
-    "encoder_options",
-    lambda **given: {name: value for name, value in given.items() if value is not None},
-    *(
-        click.option(f"--{option.name}", help=f"{family.name}: {option.help} [default: {option.default}].")
-        for family in ENCODERS.values()
-        for option in family.options
-    ),
-)
-"""The options each encoder family declares (recsys.encoders.registry), for a new index."""
-query_settings = option_group("settings", _settings, cache_option, runtime_option, moved_weights_option)
-"""How a query cover is encoded (recommend, predict)."""
-work_settings = option_group(
-    "settings", _settings, cache_option, runtime_option, moved_weights_option, no_progress_option
-)
-"""How the index's covers are encoded for long work (evaluate, train-classifier)."""
-classifier_source = option_group(
-    "classifier", lambda **source: source, registered_option, registry_uri_option
-)
-"""Which classifier guesses a query's genre: the one beside the index, or one in an MLflow registry."""
-cnn_training = option_group(
-    "cnn_params",
-    lambda cnn_epochs, cnn_views: {"max_epochs": cnn_epochs, "views": cnn_views},
-    click.option("--cnn-epochs", default=8, show_default=True, type=click.IntRange(1),
-                 help="Most epochs of the CNN fine-tune (early stopping on validation may end it sooner)."),
-    click.option("--cnn-views", default=4, show_default=True, type=click.IntRange(1),
-                 help="Augmented views cached per training cover for the CNN fine-tune."),
-)
-"""How long the CNN fine-tune may train (evaluate, train-classifier)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -133,16 +44,7 @@ def main(verbose: int) -> None:
 @encoder_options
 @click.option("--index-type", type=click.Choice(INDEX_TYPES.choices()), default="auto", show_default=True,
               help=INDEX_TYPES.help())
-@option_group(
-    "settings",
-    _settings,
-    click.option("--weights", type=click.Path(dir_okay=False), help="Local CLIP checkpoint (instead of --pretrained)."),
-    runtime_option,
-    cache_option,
-    click.option("--max-pixels", default=64_000_000, show_default=True, type=click.IntRange(1),
-                 help="Refuse images larger than this (decompression bombs)."),
-    no_progress_option,
-)
+@build_settings
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--workers", type=click.IntRange(0), help="Decoding processes [default: cores - 1, 1 to 4].")
 @click.option("--no-folder-genre", is_flag=True, help="Do not take genres from folder names.")
@@ -165,16 +67,8 @@ def main(verbose: int) -> None:
               "text, else exact; implies --read-text].")
 @json_option
 def build_index_command(
-    covers: str | None,
-    manifest: str | None,
-    model: str,
-    encoder_options: dict[str, str],
-    no_folder_genre: bool,
-    cluster: str | None,
-    read_text: bool,
-    ocr: str | None,
-    as_json: bool,
-    **options: Any,
+    covers: str | None, manifest: str | None, model: str, encoder_options: dict[str, str], no_folder_genre: bool,
+    cluster: str | None, read_text: bool, ocr: str | None, as_json: bool, **options: Any,
 ) -> None:
     """Embed a collection of covers and build (or update) its similarity index.
 
@@ -198,20 +92,10 @@ def build_index_command(
 
         distributor = click.get_current_context().with_resource(open_distributor(cluster))
     summary = build_index(
-        covers=covers,
-        manifest=manifest,
-        encoder=model,
-        genre_from_folder=not no_folder_genre,
-        **encoder_options,
-        read_text=read_text or ocr is not None,
-        ocr=ocr,
-        distributor=distributor,
-        **options,
+        covers=covers, manifest=manifest, encoder=model, genre_from_folder=not no_folder_genre, **encoder_options,
+        read_text=read_text or ocr is not None, ocr=ocr, distributor=distributor, **options,
     )
-    if as_json:
-        print_json(summary.__dict__)
-    else:
-        click.echo(summary.line())
+    print_outcome(summary.__dict__, summary.line(), as_json)
 
 
 @main.command("recommend")
@@ -245,9 +129,7 @@ def recommend_command(
 
     Example: python cli.py recommend --cover my-cover.jpg -k 10 --by both --where artist="Alan Jackson"
     """
-    from recsys.answer import QueryAnswerer, cover_files
-    from recsys.classify.predict import query_line
-    from recsys.errors import QueryError
+    from recsys.answer import QueryAnswerer
     from recsys.filters import parse_where
 
     if bool(covers) == (text is not None):
@@ -257,7 +139,6 @@ def recommend_command(
             "--by, --where and --collapse-editions rank a --cover; to find covers by their printed words use: "
             "sleeve search"
         )
-    filters = parse_where(where)
     if text is not None:
         from recsys.recommend import Recommender
 
@@ -265,28 +146,9 @@ def recommend_command(
         print_results({"query": {"text": text}, "results": results.to_dict(orient="records")}, results, as_json)
         return
     answerer = QueryAnswerer.open(index_dir, settings, **classifier)
-    paths, folder_errors = cover_files(covers)
-    for message in folder_errors:
-        click.echo(f"error: {message}", err=True)
-    several = len(covers) > 1 or len(paths) != 1 or bool(folder_errors)
-    for message in answerer.warnings:
-        click.echo(f"warning: {message}", err=True)
-    failed = len(folder_errors)
-    for answer in answerer.answer_each(paths, k=k, genre=genre, by=by, where=filters,
-                                       collapse_editions=collapse_editions):
-        for message in answer.warnings:
-            click.echo(f"warning: {message}", err=True)
-        if answer.error is not None:
-            if not several:
-                raise QueryError(answer.error)
-            click.echo(f"error: {answer.error}", err=True)
-            failed += 1
-            continue
-        if answer.prediction is not None and not as_json:
-            click.echo(query_line(answer.prediction), err=True)
-        print_results(answer.to_dict(), answer.results, as_json, heading=answer.cover if several else None)
-    if failed:
-        sys.exit(1)
+    failed = print_answers(answerer, covers, as_json, k=k, genre=genre, by=by, where=parse_where(where),
+                           collapse_editions=collapse_editions)
+    sys.exit(1 if failed else 0)
 
 
 @main.command("fetch-covers")
@@ -334,10 +196,7 @@ def fetch_covers_command(
         )
     except ConfigError as error:
         raise click.UsageError(str(error)) from None
-    if as_json:
-        print_json(summary.to_dict())
-    else:
-        click.echo("\n".join(summary.lines()))
+    print_outcome(summary.to_dict(), summary.lines(), as_json)
     sys.exit(0 if summary.ok else 1)
 
 
@@ -366,7 +225,7 @@ def fetch_covers_command(
 @click.option("--read-text", is_flag=True,
               help="Read (OCR) the text of covers whose text is not cached yet, for the section on what the words "
                    "say; about 0.1 s a cover on 2 cores, once. Without it the section uses only text already read.")
-@option_group("settings", _settings, cache_option, no_progress_option)
+@option_group("settings", settings_of, cache_option, no_progress_option)
 @json_option
 def analyze_command(open_report: bool, as_json: bool, **options: Any) -> None:
     """Map the covers (UMAP), cluster them (HDBSCAN) and rank how well genres separate, as an HTML report.
@@ -388,10 +247,7 @@ def analyze_command(open_report: bool, as_json: bool, **options: Any) -> None:
     from analysis.run import analyze
 
     summary = analyze(**options)
-    if as_json:
-        print_json(summary.__dict__)
-    else:
-        click.echo("\n".join(summary.lines()))
+    print_outcome(summary.__dict__, summary.lines(), as_json)
     if open_report and "html" in summary.written:
         webbrowser.open(Path(summary.written["html"]).resolve().as_uri())
 
@@ -439,10 +295,7 @@ def evaluate_command(models: tuple[str, ...], as_json: bool, **options: Any) -> 
         raise click.UsageError("give at most one of --test-covers or --test-manifest")
     chosen = [name.strip() for value in models for name in value.split(",") if name.strip()]
     metrics = evaluate(**options, **({"models": chosen} if chosen else {}))
-    if as_json:
-        print_json(metrics)
-    else:
-        click.echo(results_table(metrics))
+    print_outcome(metrics, results_table(metrics), as_json)
 
 
 @main.command("train-classifier")
@@ -476,19 +329,13 @@ def train_classifier_command(
 
     if register_as:
         resolve_tracking_uri(tracking_uri)  # before training: a missing URI is known at once
-
     info = train_classifier(**options)
-    registered = register_classifier(options["index_dir"], register_as, tracking_uri) if register_as else None
-    if as_json:
-        print_json({**dataclasses.asdict(info), **({"registered": registered} if registered else {})})
-        return
-    click.echo(
-        f"stored {info.title} for {len(info.classes)} genres in {options['index_dir']}/classifier "
-        f"(validation macro-F1 {info.validation_macro_f1:.3f}, params {info.params})"
-    )
-    if registered:
+    lines, data = [info.line(options["index_dir"])], dataclasses.asdict(info)
+    if register_as:
+        data["registered"] = registered = register_classifier(options["index_dir"], register_as, tracking_uri)
         name, number, uri = registered["name"], registered["version"], registered["tracking_uri"]
-        click.echo(f"registered as {name} version {number} at {uri}")
+        lines.append(f"registered as {name} version {number} at {uri}")
+    print_outcome(data, lines, as_json)
 
 
 @main.command("read-text")
@@ -508,18 +355,7 @@ def read_text_command(covers: tuple[str, ...], ocr: str, as_json: bool) -> None:
     from recsys.ocr import CoverTextReader, read_covers, settings_for
 
     results = read_covers(CoverTextReader(settings=settings_for(len(covers), OCR_READERS[ocr].load())), covers)
-    if as_json:
-        print_json(results)
-    for result in results:
-        if "error" in result:
-            click.echo(f"error: cannot read {result['cover']}: {result['error']}", err=True)
-        elif not as_json:
-            click.echo(f"{result['cover']}:")
-            for line in result["lines"] or [{"text": "(no text found)", "score": None}]:
-                score = "" if line["score"] is None else f"{line['score']:.2f}  "
-                click.echo(f"  {score}{line['text']}")
-    if any("error" in result for result in results):
-        sys.exit(1)
+    sys.exit(1 if print_cover_texts(results, as_json) else 0)
 
 
 @main.command("search")
@@ -544,12 +380,8 @@ def search_command(
     from recsys.recommend import Recommender
 
     results = Recommender(load_index(index_dir)).search_text(query, k=k, genre=genre, where=parse_where(where))
-    if as_json:
-        print_json({"query": query, "results": results.to_dict(orient="records")})
-    elif results.empty:
-        click.echo("no covers carry that text")
-    else:
-        print_table(results)
+    answer = {"query": query, "results": results.to_dict(orient="records")}
+    print_results(answer, results, as_json, empty="no covers carry that text")
 
 
 @main.command("predict")
@@ -571,11 +403,7 @@ def predict_command(
     from recsys.classify.predict import predict_cover
 
     prediction = predict_cover(index_dir, cover, k=k, settings=settings, **classifier)
-    if as_json:
-        print_json(prediction)
-    else:
-        for row in prediction["genres"]:
-            click.echo(f"{row['genre']:<20} {row['probability']:.3f}")
+    print_outcome(prediction, [f"{row['genre']:<20} {row['probability']:.3f}" for row in prediction["genres"]], as_json)
 
 
 @main.command("app")
@@ -651,12 +479,8 @@ def editions_command(
     groups = editions_of(index_dir, thresholds, neighbours, cache_dir)
     if csv_path:
         groups.to_csv(csv_path, index=False)
-    if as_json:
-        print_json({"groups": as_records(groups)})
-    elif groups.empty:
-        click.echo("no editions found: every cover is a release of its own")
-    else:
-        print_table(groups)
+    print_results({"groups": as_records(groups)}, groups, as_json,
+                  empty="no editions found: every cover is a release of its own")
 
 
 if __name__ == "__main__":

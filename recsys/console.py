@@ -12,7 +12,7 @@ import json
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -99,9 +99,11 @@ def print_table(frame: Any) -> None:
     click.echo("\n".join(line.rstrip() for line in lines.splitlines()))
 
 
-def print_results(answer: dict[str, Any], results: Any, as_json: bool, heading: str | None = None) -> None:
-    """One query's results: a table (headed by the query when there are several), an indented JSON object
-    for a single query, or one JSON line per query."""
+def print_results(
+    answer: dict[str, Any], results: Any, as_json: bool, heading: str | None = None, empty: str = "no results"
+) -> None:
+    """One query's results: a table (headed by the query when there are several; ``empty`` when there are
+    none), an indented JSON object ``answer`` for a single query, or one JSON line per query."""
     if as_json:
         if heading is None:
             print_json(answer)
@@ -111,8 +113,63 @@ def print_results(answer: dict[str, Any], results: Any, as_json: bool, heading: 
     if heading is not None:
         click.echo(f"query: {heading}")
     if results.empty:
-        click.echo("no results")
+        click.echo(empty)
     else:
         print_table(results)
     if heading is not None:
         click.echo()
+
+
+def print_outcome(data: Any, text: str | list[str], as_json: bool) -> None:
+    """What a command did: ``data`` as JSON with --json, else ``text`` (lines) for a person."""
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(text if isinstance(text, str) else "\n".join(text))
+
+
+def print_answers(answerer: Any, covers: Iterable[str], as_json: bool, **query: Any) -> int:
+    """Answer each query cover (files, or folders of covers) with ``answerer`` (recsys.answer.QueryAnswerer)
+    and print each answer as it comes: a bad cover is one error line on stderr and the others are answered.
+    Returns how many covers failed; a single cover that fails raises its error instead."""
+    from recsys.answer import cover_files
+    from recsys.classify.predict import query_line
+    from recsys.errors import QueryError
+
+    covers = list(covers)
+    paths, folder_errors = cover_files(covers)
+    several = len(covers) > 1 or len(paths) != 1 or bool(folder_errors)
+    for message in folder_errors:
+        click.echo(f"error: {message}", err=True)
+    for message in answerer.warnings:
+        click.echo(f"warning: {message}", err=True)
+    failed = len(folder_errors)
+    for answer in answerer.answer_each(paths, **query):
+        for message in answer.warnings:
+            click.echo(f"warning: {message}", err=True)
+        if answer.error is not None:
+            if not several:
+                raise QueryError(answer.error)
+            click.echo(f"error: {answer.error}", err=True)
+            failed += 1
+            continue
+        if answer.prediction is not None and not as_json:
+            click.echo(query_line(answer.prediction), err=True)
+        print_results(answer.to_dict(), answer.results, as_json, heading=answer.cover if several else None)
+    return failed
+
+
+def print_cover_texts(results: list[dict[str, Any]], as_json: bool) -> int:
+    """read-text's output: each cover's lines with the recogniser's confidence (or JSON), and an error line
+    on stderr for each cover that could not be read. Returns how many could not be read."""
+    if as_json:
+        print_json(results)
+    for result in results:
+        if "error" in result:
+            click.echo(f"error: cannot read {result['cover']}: {result['error']}", err=True)
+        elif not as_json:
+            click.echo(f"{result['cover']}:")
+            for line in result["lines"] or [{"text": "(no text found)", "score": None}]:
+                score = "" if line["score"] is None else f"{line['score']:.2f}  "
+                click.echo(f"  {score}{line['text']}")
+    return sum("error" in result for result in results)

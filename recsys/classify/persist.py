@@ -52,6 +52,13 @@ class ClassifierInfo:
     created: str = ""
     sleeve_version: str = __version__
 
+    def line(self, index_folder: str | Path) -> str:
+        """What train-classifier stored, in one line for a person."""
+        return (
+            f"stored {self.title} for {len(self.classes)} genres in {classifier_folder(index_folder)} "
+            f"(validation macro-F1 {self.validation_macro_f1:.3f}, params {self.params})"
+        )
+
 
 def classifier_folder(index_folder: str | Path) -> Path:
     return Path(index_folder) / CLASSIFIER_DIR
