@@ -15,6 +15,7 @@ neighbours do not falls back.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -49,11 +50,23 @@ artists among 5, 10, 15 and 20 neighbours and 0.5 to 0.95 (10 and 15 tied at 0.8
 kept), then confirmed on half B and on same-genre precision (bench/hybrid.py, docs/words.md)."""
 SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
-GRAPH_MAX_COVERS = 10_000
-"""The graph compares every cover with every other, so it is built once, by build-index, and stored with the
-index (bench/hybrid.py: 0.2 s for 755 covers, 3.4 s for 4,450 on 2 cores, growing with the square); above
-this many covers none is built and ``both`` keeps the feedback ranking alone. A limit on build time, not measured
-for precision."""
+LOOK_CANDIDATES = 50
+WORDS_CANDIDATES = 200
+WORDS_SAMPLE = 500
+"""The graph ranks each cover's candidates, never all covers: its LOOK_CANDIDATES nearest by look, the covers
+that share its rarest n-grams (postings taken rarest first while their total stays within WORDS_CANDIDATES; an
+n-gram printed on more covers is too common to pick candidates by) and a fixed random sample of WORDS_SAMPLE
+covers, which also estimates the words' mean and spread over the covers that are not candidates
+(bench/graph.py measures the graph against the exact one, bench/hybrid.py the precision of ``both`` on it)."""
+LOOK_EXACT_MAX = 20_000
+"""Up to this many covers the nearest by look are found by exact blocked products; above, by an HNSW index,
+whose build and search grow with N log N instead of N squared (bench/graph.py)."""
+HNSW_GRAPH_M = 16
+HNSW_GRAPH_EF = 64
+"""A small HNSW index for the look candidates only: the words candidates and the sample make up for what it
+misses, and a query never reads it."""
+GRAPH_BLOCK = 64
+"""Covers scored together by the graph: their candidate pairs and line products stay small."""
 
 
 def zscore(scores: np.ndarray) -> np.ndarray:
@@ -116,14 +129,90 @@ def both_scores(
 
 
 def neighbour_graph(
-    embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], k: int = GRAPH_NEIGHBOURS
+    embeddings: np.ndarray,
+    model: textsearch.TextModel,
+    texts: Sequence[str],
+    k: int = GRAPH_NEIGHBOURS,
+    look_candidates: int = LOOK_CANDIDATES,
+    words_candidates: int = WORDS_CANDIDATES,
+    sample: int = WORDS_SAMPLE,
 ) -> sparse.csr_matrix:
     """The collection's mutual-neighbour graph: covers i and j are linked when each is among the other's ``k``
     best by hybrid_scores, weighted by the smaller of the two (positive) scores and divided by the square root
     of both covers' total weight, so a cover linked to many does not lift them all. Mutual, because a cover
     that shares only a common line with many others ranks them high but they do not rank it high.
-    Every cover against every other: build-index builds it once and stores it (recsys.textstore)."""
+
+    Built from candidates, in time linear in the number of covers: each cover is scored only against its
+    ``look_candidates`` nearest by look, the covers in the postings of its rarest n-grams (at most
+    ``words_candidates``) and a fixed random ``sample`` of covers, and keeps its ``k`` best of those.
+    hybrid_scores z-scores look and words over all covers; here each cover's statistics come another way. The
+    look's are exact: over all covers j, the mean of v.v_j is v.mu and its variance v^T Sigma v, with mu and
+    Sigma the collection's mean vector and covariance. The words' (after WORDS_FLOOR) are estimated: exact sums
+    over the cover itself and its candidates, plus, for every other cover, the mean over the sample's other
+    covers. With a sample as large as the collection every cover is scored and the graph is
+    exact_neighbour_graph's; bench/graph.py measures how far apart they are otherwise."""
     from scipy import sparse  # only when a graph is built: a look query stays light
+
+    count = len(texts)
+    if count < 2:
+        return sparse.csr_matrix((count, count))
+    k = min(k, count - 1)
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+    weight = np.array([words_weight(len(textsearch.normalise(text))) for text in texts])
+    look_mean, look_std = look_statistics(vectors)
+    nearest = nearest_by_look(vectors, min(look_candidates, count - 1))
+    postings = model.covers.tocsc()  # one column per n-gram: the covers that print it
+    lines = _Lines.of(model)
+    sampled = np.sort(np.random.default_rng(0).choice(count, min(sample, count), replace=False))
+    sample_lines = lines.of_covers(sampled)
+    heads, tails, weights = [], [], []
+    for start in range(0, count, GRAPH_BLOCK):
+        rows = np.arange(start, min(start + GRAPH_BLOCK, count))
+        head, tail = _candidate_pairs(rows, nearest, model.covers, postings, words_candidates)
+        local = head - start
+        segments = np.searchsorted(local, np.arange(len(rows) + 1))
+        look = np.concatenate([vectors[tail[segments[i] : segments[i + 1]]] @ vectors[row]
+                               for i, row in enumerate(rows)])
+        words = _floored(lines.pair_words(model, head, tail))
+        # the sample, scored densely; where a sampled cover is a candidate it counts once, as a candidate
+        sample_look = vectors[rows] @ vectors[sampled].T
+        sample_words = _floored(lines.words_between(model, rows, sampled, sample_lines))
+        only = ~np.isin(rows[:, None] * count + sampled[None, :], head * count + tail)
+        mean, std = _words_statistics(local, words, sample_words, only, count)
+        head = np.concatenate([head, np.nonzero(only)[0] + start])
+        tail = np.concatenate([tail, np.broadcast_to(sampled, only.shape)[only]])
+        look = np.concatenate([look, sample_look[only]])
+        words = np.concatenate([words, sample_words[only]])
+        local = head - start
+        scores = (1.0 - weight[head]) * _z(look, look_mean[head], look_std[head])
+        scores += weight[head] * _z(words, mean[local], std[local])
+        other = head != tail
+        head, tail, scores = head[other], tail[other], scores[other]
+        order = np.lexsort((-scores, head))
+        head, tail, scores = head[order], tail[order], scores[order]
+        best = np.arange(len(head)) - np.searchsorted(head, head) < k  # among the head's k best
+        heads.append(head[best])
+        tails.append(tail[best])
+        weights.append(np.maximum(scores[best], 0.0))
+    return _mutual_graph(np.concatenate(heads), np.concatenate(tails), np.concatenate(weights), count)
+
+
+def _floored(words: np.ndarray) -> np.ndarray:
+    """Words similarities below WORDS_FLOOR as none, as hybrid_scores counts them."""
+    return np.where(words >= WORDS_FLOOR, words, 0.0)
+
+
+def _z(values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(values - mean) / std, zero where std is zero (as zscore)."""
+    return np.where(std > 0, (values - mean) / np.where(std > 0, std, 1.0), 0.0)
+
+
+def exact_neighbour_graph(
+    embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], k: int = GRAPH_NEIGHBOURS
+) -> sparse.csr_matrix:
+    """neighbour_graph by scoring every cover against every other (time growing with the square of the
+    collection): the reference that tests and bench/hybrid.py, bench/graph.py measure neighbour_graph against."""
+    from scipy import sparse
 
     count = len(texts)
     if count < 2:
@@ -142,13 +231,153 @@ def neighbour_graph(
             heads.append(np.full(k, row))
             tails.append(best)
             weights.append(np.maximum(scores[best], 0.0))
-    ranked = sparse.csr_matrix(
-        (np.concatenate(weights), (np.concatenate(heads), np.concatenate(tails))), shape=(count, count)
-    )
+    return _mutual_graph(np.concatenate(heads), np.concatenate(tails), np.concatenate(weights), count)
+
+
+def _mutual_graph(heads: np.ndarray, tails: np.ndarray, weights: np.ndarray, count: int) -> sparse.csr_matrix:
+    """The links each cover ranked (head -> tail, weight) kept where both ends ranked each other, weighted by
+    the smaller weight and scaled by both ends' total weight."""
+    from scipy import sparse
+
+    ranked = sparse.csr_matrix((weights, (heads, tails)), shape=(count, count))
     mutual = ranked.minimum(ranked.T)
     degree = np.asarray(mutual.sum(axis=1)).ravel()
     scale = sparse.diags(1.0 / np.sqrt(np.where(degree > 0, degree, 1.0)))
     return (scale @ mutual @ scale).tocsr()
+
+
+def look_statistics(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each cover v, the mean and standard deviation of v.v_j over all covers j (itself included): v.mu and
+    sqrt(v^T Sigma v), from the collection's mean vector mu and covariance Sigma, without comparing any pair."""
+    mean_vector = vectors.mean(axis=0, dtype=np.float64)
+    covariance = np.zeros((vectors.shape[1],) * 2)
+    step = 65_536
+    for start in range(0, len(vectors), step):
+        centred = (vectors[start : start + step] - mean_vector).astype(np.float32)
+        covariance += centred.T @ centred
+    covariance = (covariance / len(vectors)).astype(np.float32)
+    variance = np.concatenate([np.einsum("ij,ij->i", vectors[start : start + step] @ covariance,
+                                         vectors[start : start + step]) for start in range(0, len(vectors), step)])
+    return vectors @ mean_vector.astype(np.float32), np.sqrt(np.maximum(variance, 0.0))
+
+
+def nearest_by_look(vectors: np.ndarray, count: int) -> np.ndarray:
+    """Each cover's ``count`` nearest covers by cosine (itself usually among them; -1 where fewer were found):
+    exact up to LOOK_EXACT_MAX covers, an HNSW search above."""
+    import faiss
+
+    if len(vectors) <= LOOK_EXACT_MAX:
+        index = faiss.IndexFlatIP(vectors.shape[1])
+    else:
+        index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_GRAPH_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_GRAPH_EF
+        index.hnsw.efSearch = max(HNSW_GRAPH_EF, count + 1)
+    index.add(vectors)
+    return index.search(vectors, count + 1)[1]
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The integers of every range [starts[i], ends[i]), concatenated in order."""
+    sizes = ends - starts
+    offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes)
+    return np.arange(int(sizes.sum())) + offsets
+
+
+def _candidate_pairs(
+    rows: np.ndarray, nearest: np.ndarray, covers: sparse.csr_matrix, postings: sparse.csc_matrix, budget: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (head in ``rows``, tail) to score, sorted: each head with itself, its nearest by look and the
+    covers that share its rarest n-grams, postings taken rarest first while their total stays within ``budget``."""
+    count = covers.shape[0]
+    frequency = np.diff(postings.indptr)
+    keys = [rows * count + rows]
+    for row in rows:
+        near = nearest[row]
+        terms = covers.indices[covers.indptr[row] : covers.indptr[row + 1]]
+        terms = terms[np.argsort(frequency[terms], kind="stable")]
+        terms = terms[np.cumsum(frequency[terms]) <= budget]
+        shared = postings.indices[_ranges(postings.indptr[terms], postings.indptr[terms + 1])]
+        keys.append(row * count + np.concatenate([near[near >= 0], shared]))
+    keys = np.unique(np.concatenate(keys))
+    return keys // count, keys % count
+
+
+@dataclasses.dataclass(frozen=True)
+class _Lines:
+    """Where each cover's printed lines lie in a words model's line rows: cover c's are rows bounds[c] to
+    bounds[c + 1] (a cover's lines are contiguous)."""
+
+    bounds: np.ndarray
+
+    @classmethod
+    def of(cls, model: textsearch.TextModel) -> _Lines:
+        return cls(np.searchsorted(model.line_owner, np.arange(model.covers.shape[0] + 1)))
+
+    def of_covers(self, covers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The line rows of ``covers`` in order, and the position in ``covers`` of each line's cover."""
+        sizes = self.bounds[covers + 1] - self.bounds[covers]
+        return _ranges(self.bounds[covers], self.bounds[covers + 1]), np.repeat(np.arange(len(covers)), sizes)
+
+    def pair_words(self, model: textsearch.TextModel, heads: np.ndarray, tails: np.ndarray) -> np.ndarray:
+        """textsearch.words_similarity of indexed cover heads[p] against tails[p], for each pair p, computed
+        for the pairs alone. ``heads`` should be few distinct covers (one block): each gets its own copy of the
+        n-gram columns, so one product compares only lines of the same head."""
+        from scipy import sparse
+
+        whole = np.asarray(model.covers[heads].multiply(model.covers[tails]).sum(axis=1)).ravel()
+        best = np.zeros(len(heads))
+        mine, slot = np.unique(heads, return_inverse=True)
+        width = model.lines.shape[1]
+
+        def moved(covers: np.ndarray, slots: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
+            rows, owner = self.of_covers(covers)
+            lines = model.lines[rows]
+            columns = lines.indices + np.repeat(slots[owner].astype(np.int64) * width, np.diff(lines.indptr))
+            shape = (len(owner), len(mine) * width)
+            return sparse.csr_matrix((lines.data, columns, lines.indptr), shape=shape), owner
+
+        left, _ = moved(mine, np.arange(len(mine)))
+        right, pair = moved(tails, slot)
+        if left.shape[0] and right.shape[0]:
+            per_line = np.asarray((right @ left.T).max(axis=1).toarray()).ravel()  # best of the head's lines
+            firsts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+            best[pair[firsts]] = np.maximum.reduceat(per_line, firsts)  # and of the tail's
+        return 0.5 * whole + 0.5 * best
+
+    def words_between(
+        self, model: textsearch.TextModel, rows: np.ndarray, columns: np.ndarray,
+        column_lines: tuple[np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        """textsearch.words_similarity of each cover in ``rows`` against each in ``columns`` (whose lines
+        of_covers gave as ``column_lines``), one dense row each."""
+        whole = (model.covers[rows] @ model.covers[columns].T).toarray()
+        best = np.zeros_like(whole)
+        row_lines, row_owner = self.of_covers(rows)
+        col_lines, col_owner = column_lines
+        if len(row_lines) and len(col_lines):
+            pairs = (model.lines[row_lines] @ model.lines[col_lines].T).toarray()
+            across = np.flatnonzero(np.r_[True, col_owner[1:] != col_owner[:-1]])
+            down = np.flatnonzero(np.r_[True, row_owner[1:] != row_owner[:-1]])
+            per_pair = np.maximum.reduceat(np.maximum.reduceat(pairs, across, axis=1), down, axis=0)
+            best[np.ix_(row_owner[down], col_owner[across])] = per_pair
+        return 0.5 * whole + 0.5 * best
+
+
+def _words_statistics(
+    local: np.ndarray, words: np.ndarray, sample_words: np.ndarray, only: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each head's mean and standard deviation of its floored words scores over all ``count`` covers: exact
+    over its candidate pairs (``local`` head, ``words``), the mean over the sampled covers that are not its
+    candidates (``sample_words`` where ``only``) standing for each of the covers that are not (none when the
+    sample holds none of them)."""
+    heads = len(sample_words)
+    scored = np.bincount(local, minlength=heads)
+    sampled = only.sum(axis=1)
+    rest = (count - scored) / np.maximum(sampled, 1)
+    outside = np.where(only, sample_words, 0.0)
+    mean = (np.bincount(local, words, heads) + rest * outside.sum(axis=1)) / count
+    square = (np.bincount(local, words**2, heads) + rest * (outside**2).sum(axis=1)) / count
+    return mean, np.sqrt(np.maximum(square - mean**2, 0.0))
 
 
 def spread_over(graph: sparse.csr_matrix, seeds: np.ndarray, keep: float = SPREAD) -> np.ndarray:

@@ -146,7 +146,7 @@ class Recommender:
     def _graph(self) -> sparse.csr_matrix | None:
         """The neighbour graph build-index stored with the text (None for an index built without it)."""
         graph = graph_of(self.index)
-        if graph is None and self.index.info.count <= hybrid.GRAPH_MAX_COVERS:
+        if graph is None:
             log.warning("%s holds cover text but no neighbour graph, so --by both ranks "
                         "without it; run build-index on it again to add it", self.index.folder)
         return graph

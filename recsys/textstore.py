@@ -2,8 +2,8 @@
 
 ``build-index --read-text`` OCRs every distinct cover once (recsys.ocr caches each reading by content hash,
 so re-runs and interrupted runs read only what is new) and the index folder stores one row per content hash
-(see index.store.write_index), and the covers' look-and-words neighbour graph, which compares every cover with
-every other and so is built once here rather than per query. Recommendations by words and search then never
+(see index.store.write_index), and the covers' look-and-words neighbour graph, which compares each cover with
+its candidates and so is built once here rather than per query. Recommendations by words and search then never
 run OCR on indexed covers.
 """
 
@@ -122,12 +122,11 @@ def words_model(metadata: pd.DataFrame, texts: pd.DataFrame) -> textsearch.TextM
 
 def neighbour_table(
     metadata: pd.DataFrame, embeddings: np.ndarray, texts: pd.DataFrame, model: textsearch.TextModel
-) -> pd.DataFrame | None:
+) -> pd.DataFrame:
     """The look-and-words neighbour graph (recsys.hybrid.neighbour_graph) of the index rows ``metadata`` (with
     ``embeddings``, one per row, ``texts`` as read_cover_texts returns them and their words_model), as the edge
-    table the index stores (row, neighbour, weight; each link both ways); None above hybrid.GRAPH_MAX_COVERS."""
-    if len(metadata) > hybrid.GRAPH_MAX_COVERS:
-        return None
+    table the index stores (row, neighbour, weight; each link both ways). Built from candidates, in time linear
+    in the number of covers, so every index with text gets one."""
     rows = list(row_texts(metadata["content_hash"], texts))
     graph = hybrid.neighbour_graph(embeddings, model, rows).tocoo()
     return pd.DataFrame(
@@ -137,7 +136,7 @@ def neighbour_table(
 
 def graph_of(index: CoverIndex) -> sparse.csr_matrix | None:
     """The index's stored neighbour graph as a sparse matrix, or None when it holds none (built without text,
-    by a version of sleeve that stored none, or with more than hybrid.GRAPH_MAX_COVERS covers)."""
+    or by a version of sleeve that stored none)."""
     table = index.neighbours
     if table is None:
         return None

@@ -1,0 +1,89 @@
+"""The look-and-words neighbour graph built from candidates (recsys.hybrid.neighbour_graph) against the exact
+one that scores every cover against every other, and a graph for a collection of any size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from recsys import hybrid, textsearch
+from recsys.textstore import neighbour_table
+
+NAMES = ["PETER TOSH", "SEPULTURA", "SONNY ROLLINS", "NINA SIMONE", "IRON MAIDEN", "ALAN JACKSON", "BOB MARLEY",
+         "MILES DAVIS", "JOHNNY CASH", "DOLLY PARTON", "BILLIE HOLIDAY", "FRANK ZAPPA"]
+WORDS = ["LIVE", "STEREO", "RECORDS", "GREATEST HITS", "VOLUME", "EXPLICIT CONTENT", "REMASTERED", "DELUXE"]
+
+
+def collection(per_artist: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Covers of a dozen artists: each artist's covers look alike (a shared direction plus noise) and most print
+    its name beside a few common words; some print nothing."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((len(NAMES), 32))
+    vectors, texts = [], []
+    for artist, name in enumerate(NAMES):
+        for _ in range(per_artist):
+            vectors.append(centres[artist] + 1.2 * rng.standard_normal(32))
+            extra = "\n".join(rng.choice(WORDS, size=rng.integers(0, 3), replace=False))
+            texts.append("" if rng.random() < 0.15 else f"{name}\n{extra}" if rng.random() < 0.8 else extra)
+    vectors = np.array(vectors, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), texts
+
+
+def links(graph) -> set[tuple[int, int]]:
+    return set(zip(*graph.nonzero()))
+
+
+def test_with_every_cover_sampled_the_graph_is_the_exact_graph() -> None:
+    """A sample as large as the collection scores every pair and gives exact statistics: the same links and
+    weights as scoring every cover against every other."""
+    vectors, texts = collection(10)
+    model = textsearch.fit_text_vectors(texts)
+    exact = hybrid.exact_neighbour_graph(vectors, model, texts)
+    graph = hybrid.neighbour_graph(vectors, model, texts, look_candidates=5, words_candidates=5, sample=len(texts))
+    assert exact.nnz > 0 and links(graph) == links(exact)
+    assert abs(graph - exact).max() < 1e-5
+
+
+def test_the_graph_from_candidates_keeps_most_of_the_exact_links() -> None:
+    """With candidates a fraction of the collection (20 nearest by look, 40 by postings, a sample of 30 of 360
+    covers), measured: 0.93 of the exact graph's links kept and links it lacks 0.03 as many (0.88 to 0.93 and
+    0.03 to 0.05 over three seeds of the collection)."""
+    vectors, texts = collection(30)
+    model = textsearch.fit_text_vectors(texts)
+    exact = links(hybrid.exact_neighbour_graph(vectors, model, texts))
+    graph = links(hybrid.neighbour_graph(vectors, model, texts, look_candidates=20, words_candidates=40, sample=30))
+    kept, added = len(graph & exact) / len(exact), len(graph - exact) / len(exact)
+    assert kept >= 0.9 and added <= 0.05, (kept, added)
+
+
+def test_pair_words_are_words_similarity_for_those_pairs() -> None:
+    texts = ["ALAN\nJACKSON\nDrive", "", "ALANIACKSON\nLive", "CD", "Iron Maiden\nKillers\n\nLive", "JACKSON"]
+    model = textsearch.fit_text_vectors(texts)
+    heads, tails = np.array([0, 0, 0, 2, 2, 4]), np.array([2, 5, 1, 0, 4, 3])
+    got = hybrid._Lines.of(model).pair_words(model, heads, tails)
+    full = textsearch.words_similarity_rows(model, np.arange(len(texts)))
+    assert np.allclose(got, full[heads, tails], atol=1e-6)
+
+
+def test_look_statistics_are_the_mean_and_spread_over_every_cover() -> None:
+    vectors, _ = collection(5)
+    mean, std = hybrid.look_statistics(vectors)
+    products = vectors @ vectors.T
+    assert np.allclose(mean, products.mean(axis=1), atol=1e-5) and np.allclose(std, products.std(axis=1), atol=1e-5)
+
+
+def test_a_collection_above_ten_thousand_covers_gets_a_graph() -> None:
+    """Every index with text gets a graph: 10,400 covers in pairs that look alike and print the same name, each
+    pair linked."""
+    rng = np.random.default_rng(1)
+    pairs = 5_200
+    centres = rng.standard_normal((pairs, 16)).astype(np.float32)
+    vectors = np.repeat(centres, 2, axis=0) + 0.05 * rng.standard_normal((2 * pairs, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    names = ["".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 8)) for _ in range(pairs)]
+    texts = [f"{name}\nLIVE" for name in names for _ in range(2)]
+    metadata = pd.DataFrame({"content_hash": [f"h{row}" for row in range(len(texts))]})
+    table = neighbour_table(metadata, vectors, pd.DataFrame({"content_hash": metadata["content_hash"], "text": texts}),
+                            textsearch.fit_text_vectors(texts))
+    linked = set(zip(table["row"], table["neighbour"]))
+    assert all((row, row + 1) in linked and (row + 1, row) in linked for row in range(0, len(texts), 2))
