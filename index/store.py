@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import shlex
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ from index.atomic import atomic_path, write_json
 from index.errors import SleeveError
 from index.faiss_index import SearchParamsError, apply_search_params
 from index.words import WordsFileError, read_words, write_words
+from index.words_engine import WordsEngine, WordsEngineError, write_engine
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +56,13 @@ RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "
 """Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
 _DATA_PATTERNS = (
     "vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet", "neighbours-*.parquet",
-    "words-*.npz",
+    "words-*.npz", "words-*.tantivy",
 )
 _FILE_KINDS = ("faiss", "metadata", "embeddings")
 _TABLE_KINDS = ("text", "neighbours")
 _OPTIONAL_KINDS = (*_TABLE_KINDS, "words")
+_ENGINE = "words_engine"
+"""The kind of the words candidate engine: a folder (index.words_engine), written with the words file."""
 NEIGHBOUR_COLUMNS = ("row", "neighbour", "weight")
 _LOAD_ATTEMPTS = 3
 
@@ -140,6 +144,8 @@ class CoverIndex:
     """The look-and-words neighbour graph of the rows (row, neighbour, weight; recsys.textstore), with text."""
     words: dict[str, np.ndarray] | None = None
     """The fitted words model's arrays (index.words.WORDS_ARRAYS, memory-mapped; recsys.textsearch), with text."""
+    words_engine: WordsEngine | None = None
+    """The words model's candidate engine (index.words_engine), with the words model of an index that has one."""
 
     def save(self, folder: str | Path) -> CoverIndex:
         """Write this index as an index folder (atomically and under the writer lock, as build-index does) and
@@ -239,7 +245,7 @@ def remove_leftovers(folder: str | Path) -> None:
         pass  # no index.json: every data file is a leftover
     except IndexStoreError:
         keep = None
-    temporary = [p.name for p in folder.glob(".*.tmp") if p.is_file()]
+    temporary = [p.name for p in folder.glob(".*.tmp") if p.is_file() or p.is_dir()]
     stale = [] if keep is None else [p.name for p in _data_files(folder) if p.name not in keep]
     if temporary or stale:
         log.info("removing %d file(s) left by an interrupted run in %s", len(temporary) + len(stale), folder)
@@ -285,7 +291,8 @@ def write_index(
     ``texts`` (columns content_hash, text, reader: the printed text of each cover, see recsys.textstore)
     and ``neighbours`` (columns row, neighbour, weight: the rows' neighbour graph) are stored beside the
     vectors as ``files["text"]`` and ``files["neighbours"]`` when given, and ``words`` (the fitted words model's
-    arrays, index.words) as ``files["words"]``.
+    arrays, index.words) as ``files["words"]``, with its candidate engine (index.words_engine) as
+    ``files["words_engine"]``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -302,6 +309,7 @@ def write_index(
         files[kind] = f"{kind}-{generation}.parquet"
     if words is not None:
         files["words"] = f"words-{generation}.npz"
+        files[_ENGINE] = f"words-{generation}.tantivy"
     try:
         with atomic_path(folder / files["faiss"]) as temporary:
             _write_faiss(faiss_index, temporary)
@@ -315,6 +323,7 @@ def write_index(
         if words is not None:
             with atomic_path(folder / files["words"]) as temporary:
                 write_words(temporary, words)
+            _write_engine(folder / files[_ENGINE], words)
         info = IndexInfo.new(
             model, model_key, int(embeddings.shape[1]), len(metadata), index_type, search_params, files
         )
@@ -324,6 +333,16 @@ def write_index(
         raise
     _remove_other_generations(folder, keep=set(files.values()))
     return info
+
+
+def _write_engine(target: Path, words: dict[str, np.ndarray]) -> None:
+    """Write the words model's candidate engine into a temporary folder, then rename it onto ``target``."""
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(3)}.tmp")
+    try:
+        write_engine(temporary, words["terms"], words["covers_indices"], words["covers_indptr"])
+        os.replace(temporary, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def _write_faiss(faiss_index: faiss.Index, path: Path) -> None:
@@ -385,7 +404,7 @@ def _field_problem(raw: dict[str, Any]) -> str | None:
             return f"field {name!r} is {'missing' if name not in raw else repr(value)[:40]}"
     if raw["dim"] < 1 or raw["count"] < 1:
         return "dim and count must be positive"
-    for kind in (*_FILE_KINDS, *(kind for kind in _OPTIONAL_KINDS if kind in raw["files"])):
+    for kind in (*_FILE_KINDS, *(kind for kind in (*_OPTIONAL_KINDS, _ENGINE) if kind in raw["files"])):
         name = raw["files"].get(kind)
         if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
             return f"files.{kind} must name a file inside the index folder, not {name!r}"
@@ -405,6 +424,7 @@ def load_index(folder: str | Path, expected_model_key: str | None = None) -> Cov
         try:
             kinds = [*_FILE_KINDS, *(kind for kind in _OPTIONAL_KINDS if kind in info.files)]
             handles = {kind: open(folder / info.files[kind], "rb") for kind in kinds}  # noqa: SIM115
+            engine = _open_engine(folder, info)
         except FileNotFoundError as error:
             if _current_files(folder) != info.files:
                 continue  # a writer switched generations between reading index.json and opening the files
@@ -416,8 +436,20 @@ def load_index(folder: str | Path, expected_model_key: str | None = None) -> Cov
         with contextlib.ExitStack() as stack:
             for handle in handles.values():
                 stack.enter_context(handle)
-            return _read_generation(folder, info, handles)
+            return dataclasses.replace(_read_generation(folder, info, handles), words_engine=engine)
     raise IndexFormatError(f"the index in {folder} changed {_LOAD_ATTEMPTS} times while it was being opened; try again")
+
+
+def _open_engine(folder: Path, info: IndexInfo) -> WordsEngine | None:
+    """The generation's words candidate engine (None for an index without one), opened with its other files."""
+    if _ENGINE not in info.files:
+        return None
+    if "words" not in info.files:
+        raise IndexDamagedError(folder, f"{folder / INDEX_JSON} is damaged (a words engine without a words file)")
+    try:
+        return WordsEngine(folder / info.files[_ENGINE], info.count)
+    except WordsEngineError as error:
+        raise IndexDamagedError(folder, f"index in {folder} is damaged ({info.files[_ENGINE]}: {error})") from None
 
 
 def _current_files(folder: Path) -> dict[str, str] | None:
@@ -503,7 +535,11 @@ def _first_line(error: BaseException) -> str:
 
 def _remove(folder: Path, names: Any) -> None:
     for name in names:
-        (folder / name).unlink(missing_ok=True)
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _remove_other_generations(folder: Path, keep: set[str]) -> None:

@@ -142,6 +142,12 @@ class Recommender:
                     "run build-index on it again to store it", self.index.folder)
         return textsearch.fit_text_vectors(texts)
 
+    @property
+    def _words_engine(self) -> textsearch.CandidateEngine | None:
+        """The index's words candidate engine; None for an index built without one (words then score every
+        cover) or whose words model this process fitted itself."""
+        return self.index.words_engine if self.index.words is not None else None
+
     @cached_property
     def _graph(self) -> sparse.csr_matrix | None:
         """The neighbour graph build-index stored with the text (None for an index built without it)."""
@@ -181,10 +187,12 @@ class Recommender:
             raise QueryError("k must be at least 1")
         if not textsearch.normalise(query):
             raise QueryError("the search needs at least one letter or digit")
-        scores = textsearch.words_similarity(self._text_model, query)
-        candidates = np.flatnonzero(row_mask(self.index.metadata, genre, where) & (scores > 0))
-        top = candidates[np.argsort(-scores[candidates], kind="stable")[:k]]
-        result = self._frame(top, scores[top])
+        allowed = row_mask(self.index.metadata, genre, where)
+        rows, scores = textsearch.words_scores(self._text_model, query, self._words_engine, allowed, k)
+        matched = np.flatnonzero(scores > 0)
+        best = matched[np.argsort(-scores[matched], kind="stable")[:k]]
+        top = rows[best]
+        result = self._frame(top, scores[best])
         result.insert(4, "text", [" / ".join(str(self.texts[row]).splitlines()) for row in top])
         return result
 
@@ -313,12 +321,12 @@ class Recommender:
         """(rows, scores, match) of the top ``k`` ``allowed`` covers by text similarity ("words") or by the
         fused scores ("both"); ``match`` is "both" for a cover in the top ``shown`` by look and by words."""
         query_text = self.text_of(query)
-        candidates = np.flatnonzero(allowed)
         if by == "words":
-            words = textsearch.words_similarity(self._text_model, query_text)[candidates]
+            candidates, words = textsearch.words_scores(self._text_model, query_text, self._words_engine, allowed, k)
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return candidates[top], words[top], np.full(len(top), "words", dtype=object)
+        candidates = np.flatnonzero(allowed)
         fused, look, words = hybrid.both_scores(
             self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text,
             graph=self._graph,

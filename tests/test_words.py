@@ -396,6 +396,7 @@ def test_an_index_with_text_but_no_words_model_refits_it_and_says_how_to_store_i
     shutil.copytree(text_index, older)
     info = json.loads((older / "index.json").read_text())
     (older / info["files"].pop("words")).unlink()  # as an index built before sleeve stored the model
+    shutil.rmtree(older / info["files"].pop("words_engine"))  # and its candidate engine
     (older / "index.json").write_text(json.dumps(info))
     recommender = Recommender.open(older, Settings(cache_dir=cache))
     assert recommender.index.words is None
