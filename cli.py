@@ -435,6 +435,11 @@ def app_command(index_dir: str, host: str, port: int) -> None:
 @click.option("--show-paths", is_flag=True, help="Put each cover's server path in the answers (off: id and file name).")
 @click.option("--max-upload-mb", default=20, show_default=True, type=click.IntRange(1, 200),
               help="Largest uploaded cover; a bigger request gets 413.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes on the one port, one per core at most; each loads its own model and FAISS "
+              "index (memory per worker: docs/serve.md), the memory-mapped embeddings are shared.")
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="A request not answered within this gets 504; its query finishes in the background.")
 @query_settings
 def serve_command(index_dir: str, settings: Any, **options: Any) -> None:
     """Serve the index as a read-only JSON API over HTTP: look-alikes of an uploaded or indexed cover,
