@@ -44,6 +44,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.generations import Generation, Generations, NotReadyError
+from api.server import DEFAULT_TIMEOUT_S
 from index.errors import SleeveError
 from recsys.editions import as_records, without_dismissed
 from recsys.errors import QueryError
@@ -58,9 +59,6 @@ MAX_K = 100
 DEFAULT_MAX_UPLOAD_MB = 20
 """A cover is rarely over 5 MB; the Streamlit app allows the same."""
 THUMBNAIL_PX = 256
-DEFAULT_TIMEOUT_S = 30.0
-"""Longest a request may take (a query by upload with text takes well under a second on 2 cores, queued ones
-longer); past it the client gets 504 rather than waiting on a server that is overloaded or stuck."""
 PROBES = frozenset({"/healthz", "/readyz"})
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 """What answers without the token: probes and the API's own description, none of the collection."""

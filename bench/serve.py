@@ -17,8 +17,12 @@ other engineers' load is in the machine line. The issue asks 60 s a run and a 10
 defaults are shorter to fit a shared machine; ``--seconds 60 --soak-seconds 600 --soak-concurrency 32`` is the
 issue's run.
 
+``--workers 1,2`` measures over HTTP once per ``serve --workers`` count, one server after another (RSS then
+sums the server's processes, and its cores are those of all of them).
+
     python bench/serve.py                                   # builds /tmp/serve-bench-idx once, then measures
     python bench/serve.py --seconds 60 --concurrency 1,8,32,64 --soak-seconds 600 --soak-concurrency 32
+    python bench/serve.py --seconds 10 --concurrency 1,8 --threads 0 --soak-seconds 0 --workers 1,2
 
 Memory across more generation switches, with and without handing freed memory back: bench/serve_memory.py.
 """
