@@ -440,7 +440,8 @@ def app_command(index_dir: str, host: str, port: int) -> None:
               help="Server processes on the one port, one per core at most. Each loads its own model and FAISS "
               "index: about 220 MB a worker on 4,450 covers, plus 80 MB once for the supervisor of several "
               "(docs/serve.md); the memory-mapped embeddings are shared.")
-@click.option("--timeout", default=DEFAULT_TIMEOUT_S, show_default=True, type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+@click.option("--timeout", default=DEFAULT_TIMEOUT_S, show_default=True, type=click.FloatRange(0, min_open=True),
+              metavar="SECONDS",
               help="A request not answered within this gets 504; its query finishes in the background.")
 @query_settings
 def serve_command(index_dir: str, settings: Any, **options: Any) -> None:

@@ -300,6 +300,8 @@ class RequestTimeout:
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
         self.seconds = seconds
+        self.abandoned: set[asyncio.Future[None]] = set()
+        """Requests that got their 504 and still run: held here, as asyncio holds running tasks only weakly."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
@@ -319,6 +321,8 @@ class RequestTimeout:
             await answering
             return
         abandoned = True
+        self.abandoned.add(answering)
+        answering.add_done_callback(self.abandoned.discard)
         answering.add_done_callback(_late_failure)
         why = f"no answer within the server's limit of {self.seconds:g} s; try again later"
         await JSONResponse({"error": why}, 504)(scope, receive, send)
