@@ -18,6 +18,7 @@ Annotations are evaluated (no ``from __future__ import annotations``): FastAPI r
 including dependencies declared inside :func:`create_app`, at run time.
 """
 
+import asyncio
 import hmac
 import io
 import json
@@ -43,6 +44,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.generations import Generation, Generations, NotReadyError
+from api.server import DEFAULT_TIMEOUT_S
 from index.errors import SleeveError
 from recsys.editions import as_records, without_dismissed
 from recsys.errors import QueryError
@@ -57,6 +59,7 @@ MAX_K = 100
 DEFAULT_MAX_UPLOAD_MB = 20
 """A cover is rarely over 5 MB; the Streamlit app allows the same."""
 THUMBNAIL_PX = 256
+PROBES = frozenset({"/healthz", "/readyz"})
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 """What answers without the token: probes and the API's own description, none of the collection."""
 
@@ -69,6 +72,9 @@ class ApiOptions:
     cors_origins: tuple[str, ...] = ()
     show_paths: bool = False
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 1024 * 1024
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    workers: int = 1
+    """Processes serving the port (api.server), each with this app."""
 
 
 class SearchRequest(BaseModel):
@@ -101,8 +107,12 @@ def create_app(generations: Generations, options: ApiOptions = ApiOptions()) -> 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        # Load in the background so that /healthz answers at once and /readyz says when queries can be made.
-        threading.Thread(target=_quietly, args=(generations.current,), daemon=True).start()
+        if options.workers > 1:
+            # A worker takes no connection before it can answer: they go to the workers that can, so the
+            # /readyz of whichever worker a probe reaches speaks for every worker that answers.
+            await asyncio.to_thread(_quietly, generations.current)
+        else:  # /healthz answers at once and /readyz says when queries can be made
+            threading.Thread(target=_quietly, args=(generations.current,), daemon=True).start()
         yield
 
     app = FastAPI(
@@ -117,6 +127,7 @@ def create_app(generations: Generations, options: ApiOptions = ApiOptions()) -> 
         app.add_middleware(CORSMiddleware, allow_origins=list(options.cors_origins),
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(UploadLimit, max_bytes=options.max_upload_bytes)
+    app.add_middleware(RequestTimeout, seconds=options.timeout_s)  # inside the log line: a 504 is logged
     _add_logging_and_errors(app)
 
     def authorised(request: Request) -> None:
@@ -278,6 +289,49 @@ class UploadLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class RequestTimeout:
+    """504 and a JSON error for a request that has not begun its answer ``seconds`` after it arrived (probes
+    aside: they must answer on a busy server). A query cannot be stopped in its thread: it runs to its end in
+    the background, holding its generation's lock and a thread of the pool, and its answer is dropped; the
+    server goes on serving meanwhile."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.abandoned: set[asyncio.Future[None]] = set()
+        """Requests that got their 504 and still run: held here, as asyncio holds running tasks only weakly."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PROBES:
+            await self.app(scope, receive, send)
+            return
+        started = abandoned = False
+
+        async def send_unless_abandoned(message: Message) -> None:
+            nonlocal started
+            if not abandoned:
+                started = True
+                await send(message)
+
+        answering = asyncio.ensure_future(self.app(scope, receive, send_unless_abandoned))
+        await asyncio.wait({answering}, timeout=self.seconds)
+        if answering.done() or started:  # answered, or its answer is on its way: let it end
+            await answering
+            return
+        abandoned = True
+        self.abandoned.add(answering)
+        answering.add_done_callback(self.abandoned.discard)
+        answering.add_done_callback(_late_failure)
+        why = f"no answer within the server's limit of {self.seconds:g} s; try again later"
+        await JSONResponse({"error": why}, 504)(scope, receive, send)
+
+
+def _late_failure(answering: "asyncio.Future[None]") -> None:
+    """Log how a request that already got its 504 failed in the background, if it did."""
+    if not answering.cancelled() and answering.exception() is not None:
+        log.info("a request that timed out failed afterwards: %r", answering.exception())
 
 
 def _add_logging_and_errors(app: FastAPI) -> None:

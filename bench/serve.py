@@ -17,8 +17,12 @@ other engineers' load is in the machine line. The issue asks 60 s a run and a 10
 defaults are shorter to fit a shared machine; ``--seconds 60 --soak-seconds 600 --soak-concurrency 32`` is the
 issue's run.
 
+``--workers 1,2`` measures over HTTP once per ``serve --workers`` count, one server after another (RSS then
+sums the server's processes, and its cores are those of all of them).
+
     python bench/serve.py                                   # builds /tmp/serve-bench-idx once, then measures
     python bench/serve.py --seconds 60 --concurrency 1,8,32,64 --soak-seconds 600 --soak-concurrency 32
+    python bench/serve.py --seconds 10 --concurrency 1,8 --threads 0 --soak-seconds 0 --workers 1,2
 
 Memory across more generation switches, with and without handing freed memory back: bench/serve_memory.py.
 """
@@ -128,10 +132,10 @@ def free_port() -> int:
 class Server:
     """A ``python cli.py serve`` process on a free port, ready when its /readyz says so."""
 
-    def __init__(self, index: Path, cache: Path, log: Path) -> None:
+    def __init__(self, index: Path, cache: Path, log: Path, workers: int = 1) -> None:
         self.port = free_port()
         command = [sys.executable, "cli.py", "serve", "--index", str(index), "--port", str(self.port),
-                   "--cache", str(cache)]
+                   "--cache", str(cache), "--workers", str(workers)]
         env = os.environ | {"PYTHONPATH": str(ROOT)}
         env.pop("SLEEVE_API_TOKEN", None)
         with log.open("wb") as out:
@@ -160,14 +164,17 @@ class Server:
         finally:
             connection.close()
 
+    def processes(self) -> list[psutil.Process]:
+        """The server and any processes it started (its workers)."""
+        return [self.ps, *self.ps.children(recursive=True)]
+
     def rss_mb(self) -> float:
-        """Resident memory of the server and any processes it started."""
-        processes = [self.ps, *self.ps.children(recursive=True)]
-        return sum(p.memory_info().rss for p in processes) / 2**20
+        """Resident memory of the server and its workers, summed: pages they share count once per process."""
+        return sum(p.memory_info().rss for p in self.processes()) / 2**20
 
     def cpu_seconds(self) -> float:
-        times = self.ps.cpu_times()
-        return times.user + times.system
+        """CPU seconds of the server and its workers so far."""
+        return sum(sum(p.cpu_times()[:2]) for p in self.processes())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -415,6 +422,22 @@ def _switches(log: Path) -> list[str]:
 # -- tables --------------------------------------------------------------------------------------------------
 
 
+def run_in_process(kind: Kind, args: argparse.Namespace, results: dict[tuple[str, str, int], Run],
+                   lines: list[str]) -> None:
+    """``kind``'s library call in this process: one caller, then ``--threads`` callers with the server's one
+    lock and without it (what the lock costs)."""
+    for i in range(5):  # the first queries load the encoder's sessions
+        kind.in_process(i)
+    results[(kind.name, "in-process", 1)] = run = in_process(kind, args.seconds)
+    lines.append(row(kind.name, "in-process", 1, run))
+    print(lines[-1], flush=True)
+    if args.threads:
+        for where, lock in (("in-process, one lock", threading.Lock()), ("in-process, no lock", None)):
+            results[(kind.name, where, args.threads)] = run = in_process(kind, args.seconds, args.threads, lock)
+            lines.append(row(kind.name, where, args.threads, run))
+            print(lines[-1], flush=True)
+
+
 def row(kind: str, where: str, concurrency: int, run: Run) -> str:
     errors = sum(run.errors.values())
     shown = f"{errors} ({', '.join(f'{k}: {v}' for k, v in run.errors.items())})" if errors else "0"
@@ -464,9 +487,11 @@ def main() -> None:
     parser.add_argument("--soak-concurrency", type=int, default=8, help="[issue: 32]")
     parser.add_argument("--threads", type=int, default=8,
                         help="In-process callers with the server's lock and without it (0: not measured).")
+    parser.add_argument("--workers", default="1", help="Comma-separated serve --workers, one server after another.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")]
+    worker_counts = [int(count) for count in args.workers.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     machine = describe_machine()
     print(f"machine: {machine_line(machine)}", flush=True)
@@ -481,28 +506,22 @@ def main() -> None:
     count = len(answerer.recommender.index.metadata)
     print(f"index: {args.index}, {count} covers, {answerer.recommender.index.info.model_key}; {note}", flush=True)
 
-    server = Server(args.index, args.cache, args.work / "server.log")
     results: dict[tuple[str, str, int], Run] = {}
     lines = [HEADER]
-    try:
-        for kind in kinds:
-            for i in range(5):  # warm both sides: the first queries load the encoder's sessions
-                kind.in_process(i)
-            over_http(server, kind.http, 1, 1.0)
-            results[(kind.name, "in-process", 1)] = run = in_process(kind, args.seconds)
-            lines.append(row(kind.name, "in-process", 1, run))
-            print(lines[-1], flush=True)
-            if args.threads:  # what the server's one lock costs: the same callers with it and without it
-                for where, lock in (("in-process, one lock", threading.Lock()), ("in-process, no lock", None)):
-                    results[(kind.name, where, args.threads)] = run = in_process(kind, args.seconds, args.threads, lock)
-                    lines.append(row(kind.name, where, args.threads, run))
+    for workers in worker_counts:
+        server = Server(args.index, args.cache, args.work / f"server-{workers}.log", workers)
+        where = "HTTP" if workers == 1 else f"HTTP, {workers} workers"
+        try:
+            for kind in kinds:
+                over_http(server, kind.http, 8 * workers, 2.0)  # warm every worker's encoder sessions
+                if workers == worker_counts[0]:
+                    run_in_process(kind, args, results, lines)
+                for level in levels:
+                    results[(kind.name, where, level)] = run = over_http(server, kind.http, level, args.seconds)
+                    lines.append(row(kind.name, where, level, run))
                     print(lines[-1], flush=True)
-            for level in levels:
-                results[(kind.name, "HTTP", level)] = run = over_http(server, kind.http, level, args.seconds)
-                lines.append(row(kind.name, "HTTP", level, run))
-                print(lines[-1], flush=True)
-    finally:
-        server.stop()
+        finally:
+            server.stop()
     del answerer
 
     soaked = None

@@ -10,6 +10,8 @@ import http.client
 import io
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -18,10 +20,12 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import pytest
 from PIL import Image
 
@@ -403,3 +407,50 @@ def test_a_query_that_cannot_be_answered_is_400_and_damage_on_the_server_is_503(
         with pytest.raises(HTTPException) as raised, _answering(current, {}, tmp_path):  # type: ignore[arg-type]
             raise error
         assert raised.value.status_code == status and str(tmp_path) not in raised.value.detail
+
+
+# -- worker processes and timeouts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_workers_answer_concurrent_requests_and_stop_together(
+    built: tuple[Path, Path, Path], tmp_path: Path, stop_signal: int
+) -> None:
+    index, cache, _ = built
+    running = Server(index, cache, tmp_path / "server.log", None, "--workers", "2")
+    try:
+        children = psutil.Process(running.process.pid).children()
+        workers = {child.pid for child in children if "spawn_main" in " ".join(child.cmdline())}  # not the tracker
+        answered_by: set[int] = set()
+        deadline = time.monotonic() + 120
+        while answered_by != workers and time.monotonic() < deadline:
+            with ThreadPoolExecutor(8) as pool:
+                statuses = list(pool.map(lambda i: running.call("GET", f"/covers/{i % 18}/look-alikes?k=3&by=look")[0],
+                                         range(16)))
+            assert statuses == [200] * 16
+            time.sleep(0.2)
+            log = running.log.read_text()
+            answered_by = {int(pid) for pid in re.findall(r'\[(\d+)\] 127\.0\.0\.1 "GET /covers/', log)}
+        assert len(workers) == 2 and answered_by == workers, running.log.read_text()
+        running.process.send_signal(stop_signal)
+        running.process.wait(timeout=60)
+        assert psutil.wait_procs(children, timeout=10)[1] == []  # the workers and uvicorn's helper all ended
+    finally:
+        running.stop()
+
+
+def test_a_request_over_the_timeout_gets_504_and_the_server_goes_on(
+    built: tuple[Path, Path, Path], answerer: QueryAnswerer, tmp_path: Path
+) -> None:
+    index, cache, _ = built
+    running = Server(index, cache, tmp_path / "server.log", None, "--timeout", "0.001")
+    try:
+        cover = cover_bytes(answerer.recommender.index.metadata.iloc[4]["path"])
+        status, answer = running.upload("/look-alikes?k=3", cover)
+        assert status == 504 and "limit of 0.001 s" in answer["error"]
+        assert running.call("GET", "/healthz") == (200, {"status": "ok"})
+        time.sleep(0.5)
+        assert running.process.poll() is None
+        assert re.search(r'"POST /look-alikes" 504 ', running.log.read_text())
+    finally:
+        running.stop()
