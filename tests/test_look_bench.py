@@ -50,3 +50,22 @@ def test_whitening_whitens_the_collection():
     x = rng.standard_normal((500, 20)) @ rng.standard_normal((20, 20))
     white = look.pca_fit(x, 8, 0.5)(x)
     np.testing.assert_allclose(np.cov(white, rowvar=False), np.eye(8), atol=1e-4)
+
+
+def _collection(n: int, genres: np.ndarray) -> look.Collection:
+    paths = [look.Path(f"/nowhere/{i}.jpg") for i in range(n)]
+    return look.Collection("genre", paths, genres, np.arange(n).astype(str), np.arange(n) % 2 == 0, genres)
+
+
+def test_svm_macro_f1_separates_what_is_separable_and_is_cached(tmp_path):
+    rng = np.random.default_rng(0)
+    genres = np.repeat(np.array(["rock", "pop", "jazz"]), 60)
+    centres = rng.standard_normal((3, 16)) * 4
+    x = centres[np.repeat(np.arange(3), 60)] + rng.standard_normal((180, 16))
+    split = np.array(["train", "train", "train", "validation", "test"] * 36, dtype=object)
+    collection = _collection(180, genres)
+    separable = look.svm_macro_f1(x, collection, split, tmp_path)
+    assert separable[0] == pytest.approx(1.0) and len(list(tmp_path.glob("svm-*.json"))) == 1
+    assert look.svm_macro_f1(x, collection, split, tmp_path) == pytest.approx(separable)
+    noise = look.svm_macro_f1(rng.standard_normal((180, 16)), collection, split, tmp_path)
+    assert noise[0] < 0.7 and len(list(tmp_path.glob("svm-*.json"))) == 2
