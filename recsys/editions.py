@@ -6,7 +6,8 @@ index), the covers it shares content with, and, when the index holds cover text,
 its words (sparse products of the words model, recsys.textsearch). Each candidate pair gets four signals
 (pixel-identical, perceptual-hash distance, look cosine, how much of one's printed lines the other holds),
 :class:`EditionRules` joins it with a reason or not, and the groups are the connected components of the
-joined pairs. The default thresholds were chosen on half of the artists of bench/editions.py and checked on the other half (docs/editions.md).
+joined pairs. The default thresholds were chosen on half of the artists of bench/editions.py and checked on the
+other half (docs/editions.md).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class EditionRules:
     - same words, recoloured or cropped: ``words_both`` (the smaller containment: neither cover prints much
       the other lacks, so an artist's name alone is not enough) >= ``words_strict`` and look >= ``look_floor``.
     The words only add evidence, never veto a look match: OCR of a banner copy may read only the banner, and a
-    veto (words below 0.3 or 0.5 where both covers print 12 or 20 letters) kept no wrong pair apart on half A
-    of bench/editions.py while it cut true ones (docs/editions.md).
+    veto (words below 0.3 or 0.5 where both covers print 12 or 20 letters) changed no group on half A of
+    bench/editions.py while at 0.5 it refused true pairs (docs/editions.md).
     The words rules apply only where both covers carry a readable line.
     """
 
