@@ -463,8 +463,8 @@ def serve_command(index_dir: str, settings: Any, **options: Any) -> None:
 @index_option
 @click.option("--threshold", "thresholds", multiple=True, metavar="RULE=VALUE",
               help="Change a rule's threshold, e.g. --threshold look_same=0.9; repeatable. Rules and defaults: "
-              "hash_distance=14, look_near=0.85, look_alone=0.92, look_same=0.80, words_same=0.60, "
-              "words_strict=0.80, look_floor=0.80 (recsys.editions.EditionRules; chosen in docs/editions.md).")
+              "hash_distance=14, look_near=0.85, look_alone=0.90, look_same=0.85, words_same=0.60, "
+              "words_strict=0.80, look_floor=0.75 (recsys.editions.EditionRules; chosen in docs/editions.md).")
 @click.option("-k", "--neighbours", default=10, show_default=True, type=click.IntRange(1),
               help="Candidates per cover by look and by words.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the groups to this CSV file.")

@@ -133,13 +133,49 @@ def test_the_cli_writes_a_csv_and_refuses_an_unknown_rule(text_index: Path, cach
     assert run.returncode == 1 and "no rule named 'colour'" in run.stderr
 
 
-def test_pair_words_equal_one_words_query_per_cover(text_index: Path) -> None:
+def _signals(texts: list[str], look: float, hash_distance: int = 24) -> pd.DataFrame:
+    """Signals of the pair (0, 1) with these OCR texts, a look cosine and a phash distance."""
+    words = editions.pair_words(np.array(texts, dtype=object), np.array([[0, 1]]))
+    return pd.DataFrame({"a": [0], "b": [1], "identical": [False], "hash_distance": [hash_distance],
+                         "look": [look], **words})
+
+
+def test_a_banner_copy_whose_ocr_misreads_the_original_is_joined() -> None:
+    original = "SEPULTURA\nRoots\nRoadrunner Records"
+    banner = "SEPLATURA\nR00TS\nRoadrunner Recods\nDELUXE EDITION"  # misread letters, a line added
+    signals = _signals([original, banner], look=0.86)
+    assert signals["words"].iloc[0] > 0.85  # the original's lines are all found, fuzzily
+    assert list(editions.join_reasons(signals)) == [editions.REASONS[2]]
+    assert list(editions.join_reasons(_signals([original, "DELUXE EDITION"], look=0.86))) == [None]
+
+
+def test_two_albums_of_one_artist_with_the_same_artist_line_are_not_joined() -> None:
+    roots, chaos = "SEPULTURA\nRoots\nRoadrunner Records", "SEPULTURA\nChaos A.D."
+    signals = pd.concat([_signals([roots, chaos], look=0.84), _signals([roots, "SEPULTURA"], look=0.84)])
+    assert (signals["words_both"] < editions.EditionRules().words_strict).all()
+    assert signals["words"].iloc[1] == 1.0  # the name alone is wholly found in the other...
+    assert list(editions.join_reasons(signals)) == [None, None]  # ...but it takes a closer look to join
+
+
+def test_containment_counts_letters_found_fuzzily_and_lines_split_by_ocr() -> None:
+    assert editions.containment(["sepultura"], ["sepultura", "roots"]) == 1.0
+    assert editions.containment(["alanjackson"], ["alan", "jackson"]) == 1.0
+    assert editions.containment(["sepultura", "deluxeedition"], ["sepultura"]) == pytest.approx(9 / 22)
+    assert 0.7 < editions.containment(["sepultura"], ["seplatura"]) < 1.0
+    assert np.isnan(editions.containment([], ["roots"]))
+    assert editions.cover_lines("CD\nSepultura!\n\nW'") == ["sepultura"]
+
+
+def test_real_ocr_of_a_banner_copy_finds_the_originals_lines(text_index: Path, collection: pd.DataFrame) -> None:
     index = load_index(text_index)
-    texts = [str(t) for t in editions.texts_by_row(index)]
-    model = editions.words_model_of(index, np.array(texts, dtype=object))
-    pairs = np.array([(a, b) for a in range(len(texts)) for b in range(a + 1, len(texts))])
-    expected = [textsearch.words_similarity(model, texts[a])[b] for a, b in pairs]
-    assert np.allclose(editions.pair_words(model, pairs), expected, atol=1e-5)
+    texts = editions.texts_by_row(index)
+    rows = {path: row for row, path in enumerate(index.metadata["path"])}
+    original, banner = rows[collection["path"].iloc[0]], rows[next(p for p in collection["path"] if "banner" in p)]
+    others = [rows[path] for path in collection["path"].iloc[1:3]]
+    same = editions.pair_words(texts, np.array([[original, banner]]))
+    apart = editions.pair_words(texts, np.array([[original, other] for other in others]))
+    assert same["words"][0] >= editions.EditionRules().words_same, texts[[original, banner]]
+    assert (np.nan_to_num(apart["words_both"]) < editions.EditionRules().words_strict).all()
 
 
 def test_perceptual_hashes_are_read_from_the_cache_once_computed(collection: pd.DataFrame, tmp_path: Path) -> None:
