@@ -313,8 +313,9 @@ def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int
 
 
 def folder_mb(folder: Path, pattern: str = "*") -> float:
-    return sum(p.stat().st_size for p in folder.glob(pattern) for p in ([p] if p.is_file() else p.rglob("*"))
-               if p.is_file()) / 2**20
+    """Megabytes of the files matching ``pattern`` in ``folder``, the files inside matching folders included."""
+    found = [path for match in folder.glob(pattern) for path in (match, *match.rglob("*")) if path.is_file()]
+    return sum(path.stat().st_size for path in found) / 2**20
 
 
 def bench_size(size: int, artist: Any, artist_texts: list[str], source_texts: list[str],
