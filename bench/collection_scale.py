@@ -1,0 +1,437 @@
+"""Look and words at collection scale (issue 27): build a real index folder of N covers with text and measure
+the words model, the words engine, the neighbour graph and the queries on it.
+
+The collection is synthetic except for 755 real covers planted in it:
+- distractor vectors: bench/search.py's Mixture (clustered like real embeddings), in the artist index's own
+  dimension, reflected (one Householder reflection, which keeps every cosine among them) so that their mean
+  direction is the real covers' mean direction: the planted covers are not set apart by look for free;
+- distractor texts: real OCR lines (of ``--lines-index``'s stored texts), as many per cover as a real cover
+  of that index prints (drawn from its covers' line counts, none included), each line drawn at random;
+- planted covers: every cover of ``--artist-index`` (755 of ../shared/artist-covers, built with --read-text)
+  with its real vector, its stored text, content hash, image file and artist label, at random rows.
+
+Each stage is what ``build-index --read-text`` runs (recsys/build.py): recsys.textstore.words_model,
+index.words_engine.write_engine (as index.store.write_index writes it), recsys.textstore.neighbour_table, then
+recsys.memory_index.index_vectors (FAISS, ``auto`` type) and index.store.write_index for the folder. Each of
+the three words stages runs in a child process of its own, so its peak memory (ru_maxrss) is its own; the
+child's memory before the stage (its inputs loaded) is given beside it.
+
+Per N it prints: build seconds and peak MB of each stage; the folder's size on disk; cold ``cli.py search`` and
+``cli.py recommend --by both`` (whole process: wall seconds, median of ``--cold-runs``, and peak MB); warm
+``Recommender.search_text`` (queries: whole stored texts of planted covers) beside the bare tantivy candidate
+query (WordsEngine.candidates with the same n-grams and limit, what search_text's candidate stage asks) and
+the ratio of the two; warm ``similar_to_cover(by="both")`` with the query cover read beforehand (reading and
+encoding the image does not depend on N; the cold recommend includes it); and the planted covers' same-artist
+precision@10 by words and by both as bench/hybrid.py computes it (every planted cover a query, results over
+the whole collection less covers of the query's content).
+
+    python cli.py build-index --manifest ../shared/artist-covers/MANIFEST.csv --index /tmp/artist-idx --read-text
+    python bench/collection_scale.py --artist-index /tmp/artist-idx --sizes 10000,100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.machine import describe_machine, machine_line  # noqa: E402
+from bench.search import Mixture  # noqa: E402
+from index.errors import SleeveError  # noqa: E402
+from index.store import load_index, shown_name  # noqa: E402
+from recsys import hybrid, textsearch  # noqa: E402
+from recsys.textstore import texts_by_row  # noqa: E402
+
+K = 10
+STAGES = ("words_model", "words_engine", "graph", "folder")
+"""Child-process stages, in order: each reads what the ones before wrote into the scratch folder."""
+WARMUP = 5
+
+
+# -- the collection ------------------------------------------------------------------------------------------
+
+
+def stored_texts(folder: Path) -> list[str] | None:
+    """The stored cover texts of an index folder, one per row, or None when it holds none (or is not ready)."""
+    try:
+        texts = texts_by_row(load_index(folder))
+    except SleeveError:  # no index there (yet), or a damaged one
+        return None
+    return None if texts is None else [str(t) for t in texts]
+
+
+def text_lines(text: str) -> list[str]:
+    """The OCR lines of a stored text that carry a letter or digit."""
+    return [line for line in text.splitlines() if textsearch.normalise(line)]
+
+
+def reflect_onto(vectors: np.ndarray, source: np.ndarray, target: np.ndarray) -> None:
+    """Reflect ``vectors`` in place so that the unit direction ``source`` goes to ``target`` (cosines kept)."""
+    axis = source - target
+    if np.linalg.norm(axis) < 1e-6:
+        return
+    axis = (axis / np.linalg.norm(axis)).astype(np.float32)
+    for start in range(0, len(vectors), 50_000):
+        chunk = vectors[start : start + 50_000]
+        chunk -= 2.0 * (chunk @ axis)[:, None] * axis[None, :]
+
+
+def collection(size: int, artist: Any, artist_texts: list[str], source_texts: list[str], seed: int = 0) -> tuple[
+    np.ndarray, pd.DataFrame, pd.DataFrame
+]:
+    """(vectors, metadata with path/content_hash/genre/artist, texts as read_cover_texts returns them) of
+    ``size`` covers: the artist index's covers planted at random rows among synthetic ones."""
+    planted = len(artist.metadata)
+    if size < planted:
+        raise SystemExit(f"--sizes must be at least the {planted} planted covers")
+    rng = np.random.default_rng(seed)
+    real = np.asarray(artist.embeddings, dtype=np.float32)
+    mixture = Mixture.fitted(real.shape[1])
+    vectors = mixture.sample(size, seed=1)
+    synthetic_mean = vectors.mean(axis=0)
+    real_mean = real.mean(axis=0)
+    reflect_onto(vectors, synthetic_mean / np.linalg.norm(synthetic_mean), real_mean / np.linalg.norm(real_mean))
+    rows = np.sort(rng.choice(size, planted, replace=False))
+    vectors[rows] = real
+
+    pool = np.array([line for text in source_texts for line in text_lines(text)], dtype=object)
+    line_counts = np.array([len(text_lines(text)) for text in source_texts])
+    drawn = rng.choice(line_counts, size)
+    texts = ["\n".join(rng.choice(pool, count)) if count else "" for count in drawn]
+    hashes = [hashlib.sha256(f"synthetic cover {row}".encode()).hexdigest() for row in range(size)]
+    paths = [f"synthetic/{row:07d}.jpg" for row in range(size)]
+    genres = np.array(["synthetic"] * size, dtype=object)
+    artists = np.array([""] * size, dtype=object)
+    meta = artist.metadata.rename(columns=shown_name)
+    for i, row in enumerate(rows):
+        texts[row] = artist_texts[i]
+        hashes[row] = meta["content_hash"].iloc[i]
+        paths[row] = meta["path"].iloc[i]
+        genres[row] = meta["genre"].iloc[i]
+        artists[row] = meta["artist"].iloc[i]
+    metadata = pd.DataFrame({"path": paths, "content_hash": hashes, "genre": genres, "artist": artists})
+    table = pd.DataFrame({"content_hash": hashes, "text": texts, "reader": str(artist.texts["reader"].iloc[0])})
+    return vectors, metadata, table
+
+
+# -- the build stages, each in a child process ---------------------------------------------------------------
+
+
+def memory_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (VmRSS) or at its highest (VmHWM). Not ru_maxrss: Linux carries the
+    parent's high-water mark over fork and exec into it, so a child started by a large parent would report
+    the parent's size."""
+    with open("/proc/self/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
+    return kb / 1024
+
+
+PEAK_REPORTER = """
+import atexit, os, runpy, sys
+from pathlib import Path
+def report():
+    peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))
+    Path(os.environ['SLEEVE_BENCH_PEAK']).write_text(peak)
+atexit.register(report)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+"""
+"""Runs a script (``python -c PEAK_REPORTER script args...``) as ``python script args...`` would, and writes its
+VmHWM (kB) at exit to the file named by SLEEVE_BENCH_PEAK."""
+
+
+def run_stage(stage: str, scratch: Path) -> dict[str, float]:
+    """One build stage on the inputs in ``scratch``; its outputs go there too. Returns seconds and memory."""
+    from index.store import write_index
+    from index.words import read_words, write_words
+    from index.words_engine import write_engine
+    from recsys.encoders import ModelSpec
+    from recsys.memory_index import index_vectors
+    from recsys.textstore import neighbour_table, words_model
+
+    metadata = pd.read_parquet(scratch / "metadata.parquet")
+    texts = pd.read_parquet(scratch / "texts.parquet")
+    words = None
+    if stage != "words_model":
+        words = read_words(open(scratch / "words.npz", "rb"), len(metadata))  # noqa: SIM115 (mapped while used)
+    vectors = np.load(scratch / "vectors.npy") if stage in ("graph", "folder") else None
+    result: dict[str, float] = {"inputs_mb": memory_mb()}
+    started = time.perf_counter()
+    if stage == "words_model":
+        model = words_model(metadata, texts)
+        result["seconds"] = time.perf_counter() - started
+        write_words(scratch / "words.npz", textsearch.model_arrays(model))
+    elif stage == "words_engine":
+        target = scratch / "engine.tantivy"
+        shutil.rmtree(target, ignore_errors=True)
+        write_engine(target, words["terms"], words["covers_indices"], words["covers_indptr"])
+        result["seconds"] = time.perf_counter() - started
+        shutil.rmtree(target)  # write_index writes the index's own
+    elif stage == "graph":
+        neighbours = neighbour_table(metadata, vectors, texts, textsearch.model_from_arrays(words))
+        result["seconds"] = time.perf_counter() - started
+        neighbours.to_parquet(scratch / "neighbours.parquet", index=False)
+    elif stage == "folder":
+        spec = ModelSpec.from_dict(json.loads((scratch / "model.json").read_text()))
+        built = index_vectors(vectors, metadata, spec)
+        result["faiss_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        write_index(
+            scratch / "index", built.faiss_index, built.metadata, np.asarray(built.embeddings), spec.to_dict(),
+            spec.key, built.info.index_type, built.info.search_params, texts=texts,
+            neighbours=pd.read_parquet(scratch / "neighbours.parquet"), words=words,
+        )
+        result["seconds"] = time.perf_counter() - started
+        result["index_type"] = built.info.index_type
+    result["peak_mb"] = memory_mb("VmHWM")
+    return result
+
+
+def child(command: list[str]) -> tuple[float, float, str]:
+    """Run the Python script ``command`` (script, then its arguments) from the repository root: (wall seconds,
+    peak MB of that process, stdout); exits on failure."""
+    with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryFile("w+") as out, \
+            tempfile.TemporaryFile("w+") as err:
+        peak = Path(folder) / "peak"
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", PEAK_REPORTER, *command], cwd=REPO, stdout=out, stderr=err,
+                              text=True, env=os.environ | {"SLEEVE_BENCH_PEAK": str(peak)})
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if done.returncode:
+            raise SystemExit(f"{' '.join(command)[:200]} failed:\n{err.read()[-2000:]}")
+        return seconds, int(peak.read_text()) / 1024, out.read()
+
+
+# -- queries on the built folder -----------------------------------------------------------------------------
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    """(p50, p95) in milliseconds."""
+    return float(np.percentile(seconds, 50) * 1e3), float(np.percentile(seconds, 95) * 1e3)
+
+
+def timed(calls: list[Any]) -> list[float]:
+    """Seconds of each call, after WARMUP untimed ones."""
+    for call in calls[:WARMUP]:
+        call()
+    seconds = []
+    for call in calls:
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def query_rows(labels: np.ndarray, texts: list[str], count: int) -> np.ndarray:
+    """``count`` planted rows whose covers carry text, a fixed sample."""
+    rows = np.flatnonzero((labels != "") & np.array([bool(textsearch.normalise(t)) for t in texts]))
+    return np.sort(np.random.default_rng(7).choice(rows, min(count, len(rows)), replace=False))
+
+
+def measure_queries(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Cold CLI processes, warm Recommender queries, the bare candidate query and the planted covers' precision."""
+    from recsys.recommend import Recommender
+
+    recommender = Recommender.open(folder)
+    metadata = recommender.index.metadata.rename(columns=shown_name)
+    labels = metadata["artist"].fillna("").astype(str).str.lower().to_numpy()
+    texts = [str(t) for t in recommender.texts]
+    rows = query_rows(labels, texts, args.queries)
+    result: dict[str, Any] = {}
+
+    typed = str(metadata["artist"].iloc[rows[0]])  # a planted artist's name, as a user types it
+    cover = str(metadata["path"].iloc[rows[0]])
+    for name, command in (
+        ("cold_search", ["cli.py", "search", typed, "--index", str(folder)]),
+        ("cold_recommend_both", ["cli.py", "recommend", "--cover", cover, "--by", "both",
+                                 "--index", str(folder)]),
+    ):
+        runs = [child(command)[:2] for _ in range(args.cold_runs)]
+        result[f"{name}_s"] = statistics.median(s for s, _ in runs)
+        result[f"{name}_peak_mb"] = max(mb for _, mb in runs)
+
+    model = recommender._text_model
+    engine = recommender.index.words_engine
+    queries = [texts[row] for row in rows]
+    grams = [textsearch.known_grams(model, text) for text in queries]
+    bare = timed([lambda g=g: engine.candidates(g, textsearch.CANDIDATES) for g in grams])
+    search = timed([lambda q=q: recommender.search_text(q) for q in queries])
+    covers = [recommender.read_query(str(metadata["path"].iloc[row])) for row in rows]
+    both = timed([lambda c=c: recommender.similar_to_cover(c, by="both") for c in covers])
+    result["bare_p50_ms"], result["bare_p95_ms"] = percentiles(bare)
+    result["search_p50_ms"], result["search_p95_ms"] = percentiles(search)
+    result["both_p50_ms"], result["both_p95_ms"] = percentiles(both)
+    result["search_vs_bare"] = result["search_p50_ms"] / result["bare_p50_ms"]
+    result.update(precision(recommender, labels, texts, args.precision_queries))
+    return result
+
+
+def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int | None) -> dict[str, float]:
+    """Same-artist precision@10 of the planted covers by words and by both, as bench/hybrid.py computes it."""
+    embeddings = recommender.index.embeddings
+    hashes = recommender.index.metadata["content_hash"].to_numpy()
+    model, graph = recommender._text_model, recommender._graph
+    planted = np.flatnonzero(labels != "")
+    if limit is not None and limit < len(planted):
+        planted = np.sort(np.random.default_rng(11).choice(planted, limit, replace=False))
+    hits: dict[str, list[float]] = {"words": [], "both": []}
+    started = time.perf_counter()
+    for row in planted:
+        others = np.flatnonzero(hashes != hashes[row])
+        both, _, words = hybrid.both_scores(
+            embeddings, model, texts, others, np.asarray(embeddings[row]), texts[row], graph=graph
+        )
+        for name, scores in (("words", words), ("both", both)):
+            top = others[np.argsort(-scores, kind="stable")[:K]]
+            hits[name].append(float(np.mean(labels[top] == labels[row])))
+    return {
+        "precision_queries": len(planted),
+        "precision_words": float(np.mean(hits["words"])),
+        "precision_both": float(np.mean(hits["both"])),
+        "precision_seconds": time.perf_counter() - started,
+    }
+
+
+# -- one size, and the table ---------------------------------------------------------------------------------
+
+
+def folder_mb(folder: Path, pattern: str = "*") -> float:
+    """Megabytes of the files matching ``pattern`` in ``folder``, the files inside matching folders included."""
+    found = [path for match in folder.glob(pattern) for path in (match, *match.rglob("*")) if path.is_file()]
+    return sum(path.stat().st_size for path in found) / 2**20
+
+
+def bench_size(size: int, artist: Any, artist_texts: list[str], source_texts: list[str],
+               args: argparse.Namespace) -> dict[str, Any]:
+    scratch = Path(tempfile.mkdtemp(prefix=f"sleeve-scale-{size}-", dir=args.scratch))
+    try:
+        started = time.perf_counter()
+        vectors, metadata, texts = collection(size, artist, artist_texts, source_texts)
+        np.save(scratch / "vectors.npy", vectors)
+        del vectors
+        metadata.to_parquet(scratch / "metadata.parquet", index=False)
+        texts.to_parquet(scratch / "texts.parquet", index=False)
+        (scratch / "model.json").write_text(json.dumps(artist.info.model))
+        row: dict[str, Any] = {"size": size, "generate_s": time.perf_counter() - started}
+        log(f"{size:,}: collection generated in {row['generate_s']:.1f} s")
+        for stage in STAGES:
+            _, _, out = child([__file__, "--stage", stage, "--scratch", str(scratch)])
+            measured = json.loads(out.splitlines()[-1])
+            row |= {f"{stage}_{key}": value for key, value in measured.items()}
+            log(f"{size:,}: {stage} {measured}")
+        index = scratch / "index"
+        row["disk_mb"] = folder_mb(index)
+        row["words_disk_mb"] = folder_mb(index, "words-*")
+        row["graph_disk_mb"] = folder_mb(index, "neighbours-*")
+        row |= measure_queries(index, args)
+        log(f"{size:,}: {row}")
+        return row
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+LINES = (
+    ("words model: build s", "words_model_seconds", "{:.1f}"),
+    ("words model: peak MB (inputs MB)", ("words_model_peak_mb", "words_model_inputs_mb"), "{:,.0f} ({:,.0f})"),
+    ("words engine (tantivy): build s", "words_engine_seconds", "{:.1f}"),
+    ("words engine: peak MB (inputs MB)", ("words_engine_peak_mb", "words_engine_inputs_mb"), "{:,.0f} ({:,.0f})"),
+    ("neighbour graph: build s", "graph_seconds", "{:.1f}"),
+    ("neighbour graph: peak MB (inputs MB)", ("graph_peak_mb", "graph_inputs_mb"), "{:,.0f} ({:,.0f})"),
+    ("FAISS index (auto): type, build s", ("folder_index_type", "folder_faiss_seconds"), "{} {:.1f}"),
+    ("write folder (engine written again) s", "folder_seconds", "{:.1f}"),
+    ("index on disk MB: all / words+engine / graph", ("disk_mb", "words_disk_mb", "graph_disk_mb"),
+     "{:,.0f} / {:,.0f} / {:,.1f}"),
+    ("cold `search` s (peak MB)", ("cold_search_s", "cold_search_peak_mb"), "{:.2f} ({:,.0f})"),
+    ("cold `recommend --by both` s (peak MB)", ("cold_recommend_both_s", "cold_recommend_both_peak_mb"),
+     "{:.2f} ({:,.0f})"),
+    ("warm `search_text` p50 / p95 ms", ("search_p50_ms", "search_p95_ms"), "{:.1f} / {:.1f}"),
+    ("bare tantivy candidates p50 / p95 ms", ("bare_p50_ms", "bare_p95_ms"), "{:.2f} / {:.2f}"),
+    ("`search_text` p50 / bare p50", "search_vs_bare", "{:.1f}x"),
+    ("warm `similar_to_cover(by=\"both\")` p50 / p95 ms", ("both_p50_ms", "both_p95_ms"), "{:.0f} / {:.0f}"),
+    ("planted same-artist precision@10, words / both", ("precision_words", "precision_both"), "{:.3f} / {:.3f}"),
+    ("precision queries (seconds)", ("precision_queries", "precision_seconds"), "{} ({:.0f})"),
+)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Metrics down, sizes across."""
+    lines = ["| | " + " | ".join(f"{row['size']:,} covers" for row in rows) + " |",
+             "|---|" + "---:|" * len(rows)]
+    for label, keys, form in LINES:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        lines.append(f"| {label} | " + " | ".join(form.format(*(row[k] for k in keys)) for row in rows) + " |")
+    return "\n".join(lines)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated collection sizes (1000000 if asked)")
+    parser.add_argument("--artist-index", type=Path, default=Path("/tmp/words-artist-before"),
+                        help="index of ../shared/artist-covers built with --read-text: the planted covers")
+    parser.add_argument("--lines-index", type=Path, default=Path("/tmp/shared-text-idx"),
+                        help="index with text whose OCR lines make the synthetic texts (the artist index when it "
+                             "holds none)")
+    parser.add_argument("--queries", type=int, default=100, help="warm queries per kind")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--precision-queries", type=int, help="planted covers to rank (all by default)")
+    parser.add_argument("--scratch", type=Path, help="where the index folders are built (a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the built folders")
+    parser.add_argument("--json", type=Path, help="also write machine, arguments and rows here")
+    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.stage:
+        print(json.dumps(run_stage(args.stage, args.scratch)))
+        return
+    machine = describe_machine()
+    artist = load_index(args.artist_index)
+    artist_texts = texts_by_row(artist)
+    if artist_texts is None:
+        raise SystemExit(f"{args.artist_index} holds no cover text; build it with --read-text")
+    artist_texts = [str(t) for t in artist_texts]
+    source = stored_texts(args.lines_index)
+    lines_from = args.lines_index if source else args.artist_index
+    source = source or artist_texts
+    print(f"# sleeve at collection scale, {machine['date']}")
+    print(f"machine: {machine_line(machine)}; load average {machine['load_average_1m']} at start")
+    print(f"command: python bench/collection_scale.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+    print(f"planted: {len(artist_texts)} covers of {args.artist_index} ({artist.info.dim}-d, {artist.info.model_key}); "
+          f"synthetic texts from the OCR lines of {len(source):,} covers of {lines_from}\n", flush=True)
+    rows = [bench_size(size, artist, artist_texts, source, args) for size in args.sizes]
+    machine["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+    print(table(rows))
+    print(f"\nload average at end: {machine['load_average_1m_end']}")
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "args": {k: str(v) for k, v in vars(args).items()},
+                                         "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""bench/collection_scale.py's synthetic collection: the real covers planted whole, distractors made of real lines,
+and a reflection that moves the distractors' mean direction without changing any cosine among them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from bench.collection_scale import collection, reflect_onto, text_lines
+
+
+def fake_artist_index(count: int = 6, dim: int = 16) -> SimpleNamespace:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((count, dim)).astype(np.float32) + 2.0
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    metadata = pd.DataFrame({
+        "path": [f"/covers/{i}.jpg" for i in range(count)],
+        "content_hash": [f"hash{i}" for i in range(count)],
+        "genre": ["rock"] * count,
+        "user:artist": [f"Artist {i % 3}" for i in range(count)],
+    })
+    texts = pd.DataFrame({"content_hash": metadata["content_hash"], "text": "x", "reader": "reader-key"})
+    return SimpleNamespace(metadata=metadata, embeddings=vectors, texts=texts)
+
+
+def test_reflection_moves_the_mean_and_keeps_cosines():
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((50, 8)).astype(np.float32)
+    before = vectors @ vectors.T
+    source, target = np.eye(8, dtype=np.float32)[0], np.full(8, 8**-0.5, dtype=np.float32)
+    moved = np.vstack([vectors, source])
+    reflect_onto(moved, source, target)
+    np.testing.assert_allclose(moved[-1], target, atol=1e-6)
+    np.testing.assert_allclose(moved[:-1] @ moved[:-1].T, before, rtol=1e-4, atol=1e-4)
+
+
+def test_planted_covers_are_whole_and_distractors_print_real_lines():
+    artist = fake_artist_index()
+    artist_texts = ["ALAN JACKSON\nDrive", "", "Miles Davis\nKind of Blue\nStereo", "a", "b", "c"]
+    source = ["Greatest Hits\nVol 2", "LIVE", ""]
+    vectors, metadata, texts = collection(40, artist, artist_texts, source)
+    planted = np.flatnonzero(metadata["artist"].to_numpy() != "")
+    assert len(planted) == 6 and len(vectors) == len(metadata) == len(texts) == 40
+    np.testing.assert_array_equal(vectors[planted], artist.embeddings)
+    assert list(texts["text"].iloc[planted]) == artist_texts
+    assert list(metadata["content_hash"].iloc[planted]) == list(artist.metadata["content_hash"])
+    assert list(metadata["path"].iloc[planted]) == list(artist.metadata["path"])
+    assert metadata["content_hash"].is_unique
+    lines = {line for text in source for line in text_lines(text)}
+    others = texts["text"].drop(index=planted)
+    assert all(set(text_lines(text)) <= lines for text in others)
+    assert max(len(text_lines(text)) for text in others) <= 2  # no more lines than a source cover prints
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
