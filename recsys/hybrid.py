@@ -290,15 +290,21 @@ def _candidate_pairs(
     covers that share its rarest n-grams, postings taken rarest first while their total stays within ``budget``."""
     count = covers.shape[0]
     frequency = np.diff(postings.indptr)
-    keys = [rows * count + rows]
-    for row in rows:
-        near = nearest[row]
-        terms = covers.indices[covers.indptr[row] : covers.indptr[row + 1]]
-        terms = terms[np.argsort(frequency[terms], kind="stable")]
-        terms = terms[np.cumsum(frequency[terms]) <= budget]
-        shared = postings.indices[_ranges(postings.indptr[terms], postings.indptr[terms + 1])]
-        keys.append(row * count + np.concatenate([near[near >= 0], shared]))
-    keys = np.unique(np.concatenate(keys))
+    starts, ends = covers.indptr[rows], covers.indptr[rows + 1]
+    terms = covers.indices[_ranges(starts, ends)]
+    owner = np.repeat(np.arange(len(rows)), ends - starts)
+    order = np.lexsort((frequency[terms], owner))  # each head's n-grams, rarest first
+    terms, owner = terms[order], owner[order]
+    total = np.cumsum(frequency[terms])
+    first = np.searchsorted(owner, owner)  # where each head's n-grams begin
+    kept = total - total[first] + frequency[terms[first]] <= budget
+    terms, owner = terms[kept], owner[kept]
+    shared = postings.indices[_ranges(postings.indptr[terms], postings.indptr[terms + 1])]
+    shared_heads = rows[np.repeat(owner, frequency[terms])]
+    near = nearest[rows]
+    near_heads = np.broadcast_to(rows[:, None], near.shape)[near >= 0]
+    keys = np.concatenate([rows * count + rows, near_heads * count + near[near >= 0], shared_heads * count + shared])
+    keys = np.unique(keys)
     return keys // count, keys % count
 
 
