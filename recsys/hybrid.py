@@ -52,12 +52,14 @@ SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 LOOK_CANDIDATES = 50
 WORDS_CANDIDATES = 200
-WORDS_SAMPLE = 500
+WORDS_SAMPLE = 200
 """The graph ranks each cover's candidates, never all covers: its LOOK_CANDIDATES nearest by look, the covers
 that share its rarest n-grams (postings taken rarest first while their total stays within WORDS_CANDIDATES; an
 n-gram printed on more covers is too common to pick candidates by) and a fixed random sample of WORDS_SAMPLE
 covers, which also estimates the words' mean and spread over the covers that are not candidates
-(bench/graph.py measures the graph against the exact one, bench/hybrid.py the precision of ``both`` on it)."""
+(bench/graph.py measures the graph against the exact one, bench/hybrid.py the precision of ``both`` on it). A
+sample of 200 keeps almost as many of the exact graph's links as one of 500 (0.874 against 0.880 at 5,000
+synthetic covers, 0.819 against 0.824 at 10,000; 100 keeps 0.870 and 0.815) and is scored in 40% of the time."""
 LOOK_EXACT_MAX = 20_000
 """Up to this many covers the nearest by look are found by exact blocked products; above, by an HNSW index,
 whose build and search grow with N log N instead of N squared (bench/graph.py)."""
@@ -177,7 +179,8 @@ def neighbour_graph(
         # the sample, scored densely; where a sampled cover is a candidate it counts once, as a candidate
         sample_look = vectors[rows] @ vectors[sampled].T
         sample_words = _floored(lines.words_between(model, rows, sampled, sample_lines))
-        only = ~np.isin(rows[:, None] * count + sampled[None, :], head * count + tail)
+        keys, sample_keys = head * count + tail, rows[:, None] * count + sampled[None, :]  # keys sorted
+        only = keys[np.minimum(np.searchsorted(keys, sample_keys), len(keys) - 1)] != sample_keys
         mean, std = _words_statistics(local, words, sample_words, only, count)
         head = np.concatenate([head, np.nonzero(only)[0] + start])
         tail = np.concatenate([tail, np.broadcast_to(sampled, only.shape)[only]])
