@@ -67,6 +67,11 @@ HNSW_GRAPH_M = 16
 HNSW_GRAPH_EF = 64
 """A small HNSW index for the look candidates only: the words candidates and the sample make up for what it
 misses, and a query never reads it."""
+EXACT_GRAPH_MAX = 3_000
+"""Up to this many covers neighbour_graph scores every pair: the all-pairs graph is exact and, this small, about
+as fast as the one from candidates (bench/graph.py on synthetic covers, 2 cores at load 12, 2026-12-06: 2,000
+covers 2.3 s all pairs against 2.8 s from candidates, 3,000 covers 4.9 s against 4.3 s, 5,000 covers 24.1 s
+against 11.2 s; docs/words.md)."""
 GRAPH_BLOCK = 64
 """Covers scored together by the graph: their candidate pairs and line products stay small."""
 
@@ -135,6 +140,7 @@ def neighbour_graph(
     model: textsearch.TextModel,
     texts: Sequence[str],
     k: int = GRAPH_NEIGHBOURS,
+    exact_max: int = EXACT_GRAPH_MAX,
     look_candidates: int = LOOK_CANDIDATES,
     words_candidates: int = WORDS_CANDIDATES,
     sample: int = WORDS_SAMPLE,
@@ -144,7 +150,23 @@ def neighbour_graph(
     of both covers' total weight, so a cover linked to many does not lift them all. Mutual, because a cover
     that shares only a common line with many others ranks them high but they do not rank it high.
 
-    Built from candidates, in time linear in the number of covers: each cover is scored only against its
+    Up to ``exact_max`` covers every pair is scored (exact_neighbour_graph), which is faster there; above, the
+    graph is built from candidates (candidate_neighbour_graph, with the other arguments)."""
+    if len(texts) <= exact_max:
+        return exact_neighbour_graph(embeddings, model, texts, k)
+    return candidate_neighbour_graph(embeddings, model, texts, k, look_candidates, words_candidates, sample)
+
+
+def candidate_neighbour_graph(
+    embeddings: np.ndarray,
+    model: textsearch.TextModel,
+    texts: Sequence[str],
+    k: int = GRAPH_NEIGHBOURS,
+    look_candidates: int = LOOK_CANDIDATES,
+    words_candidates: int = WORDS_CANDIDATES,
+    sample: int = WORDS_SAMPLE,
+) -> sparse.csr_matrix:
+    """neighbour_graph built from candidates, in time linear in the number of covers: each cover is scored only against its
     ``look_candidates`` nearest by look, the covers in the postings of its rarest n-grams (at most
     ``words_candidates``) and a fixed random ``sample`` of covers, and keeps its ``k`` best of those.
     hybrid_scores z-scores look and words over all covers; here each cover's statistics come another way. The
@@ -214,7 +236,8 @@ def exact_neighbour_graph(
     embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], k: int = GRAPH_NEIGHBOURS
 ) -> sparse.csr_matrix:
     """neighbour_graph by scoring every cover against every other (time growing with the square of the
-    collection): the reference that tests and bench/hybrid.py, bench/graph.py measure neighbour_graph against."""
+    collection): what small collections get, and the reference that tests and bench/hybrid.py, bench/graph.py
+    measure candidate_neighbour_graph against."""
     from scipy import sparse
 
     count = len(texts)
