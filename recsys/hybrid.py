@@ -51,7 +51,7 @@ kept), then confirmed on half B and on same-genre precision (bench/hybrid.py, do
 SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 LOOK_CANDIDATES = 50
-WORDS_CANDIDATES = 200
+WORDS_CANDIDATES = 400
 WORDS_SAMPLE = 200
 """The graph ranks each cover's candidates, never all covers: its LOOK_CANDIDATES nearest by look, the covers
 that share its rarest n-grams (postings taken rarest first while their total stays within WORDS_CANDIDATES; an
@@ -59,7 +59,11 @@ n-gram printed on more covers is too common to pick candidates by) and a fixed r
 covers, which also estimates the words' mean and spread over the covers that are not candidates
 (bench/graph.py measures the graph against the exact one, bench/hybrid.py the precision of ``both`` on it). A
 sample of 200 keeps almost as many of the exact graph's links as one of 500 (0.874 against 0.880 at 5,000
-synthetic covers, 0.819 against 0.824 at 10,000; 100 keeps 0.870 and 0.815) and is scored in 40% of the time."""
+synthetic covers, 0.819 against 0.824 at 10,000; 100 keeps 0.870 and 0.815) and is scored in 40% of the time.
+The exact links the candidates miss are mostly covers that share only n-grams too common for the budget (on the
+4,450 shared covers, 2,431 of the 3,746 missed links were no candidate; a budget of 1,000 would have reached 96%
+of those, 100 look candidates 2%): a budget of 400 keeps 0.930 of the exact links there and 0.923 at 10,000
+synthetic covers, against 0.797 and 0.819 with 200, for 10% more time at 10,000 (docs/words.md)."""
 LOOK_EXACT_MAX = 20_000
 """Up to this many covers the nearest by look are found by exact blocked products; above, by an HNSW index,
 whose build and search grow with N log N instead of N squared (bench/graph.py)."""
