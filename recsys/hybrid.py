@@ -170,8 +170,8 @@ def candidate_neighbour_graph(
     words_candidates: int = WORDS_CANDIDATES,
     sample: int = WORDS_SAMPLE,
 ) -> sparse.csr_matrix:
-    """neighbour_graph built from candidates, in time linear in the number of covers: each cover is scored only against its
-    ``look_candidates`` nearest by look, the covers in the postings of its rarest n-grams (at most
+    """neighbour_graph built from candidates, in time linear in the number of covers: each cover is scored only
+    against its ``look_candidates`` nearest by look, the covers in the postings of its rarest n-grams (at most
     ``words_candidates``) and a fixed random ``sample`` of covers, and keeps its ``k`` best of those.
     hybrid_scores z-scores look and words over all covers; here each cover's statistics come another way. The
     look's are exact: over all covers j, the mean of v.v_j is v.mu and its variance v^T Sigma v, with mu and
