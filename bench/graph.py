@@ -40,7 +40,7 @@ def synthetic(count: int, lines: list[str], seed: int = 0) -> tuple[np.ndarray, 
 def measure(name: str, vectors: np.ndarray, texts: list[str], exact_max: int) -> None:
     model = textsearch.fit_text_vectors(texts)
     started = time.perf_counter()
-    graph = hybrid.neighbour_graph(vectors, model, texts)
+    graph = hybrid.candidate_neighbour_graph(vectors, model, texts)
     seconds = time.perf_counter() - started
     exact_cell = agreement = "-"
     if len(texts) <= exact_max:

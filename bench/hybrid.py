@@ -10,9 +10,11 @@ left out of its results, as ``sleeve recommend`` does. Modes, side by side:
 - ``fusion without feedback``: recsys.hybrid.hybrid_scores (z-scores, words weighted by the query's text);
 - ``both``: recsys.hybrid.both_scores, that fusion plus pseudo-relevance feedback (two rounds from the five
   best candidates), spread over the collection's mutual-neighbour graph built from candidates
-  (recsys.hybrid.neighbour_graph), what ``recommend --by both`` ranks by;
+  (recsys.hybrid.candidate_neighbour_graph, what build-index stores above EXACT_GRAPH_MAX covers), what
+  ``recommend --by both`` ranks by;
 - ``both, exact graph (all pairs)``: the same spread over recsys.hybrid.exact_neighbour_graph, every cover
-  scored against every other, the reference the candidate graph must match;
+  scored against every other (what build-index stores up to EXACT_GRAPH_MAX covers), the reference the
+  candidate graph must match;
 - ``both before: feedback, not spread``: the same without the spreading (``--by both`` until 2026-12-04);
 - ``spread without feedback``: the fusion spread over the graph, no feedback;
 - ``both, feedback from 3 best, 1 round, not spread``: the narrower feedback sleeve used before that.
@@ -63,7 +65,7 @@ def main() -> None:
     embeddings = np.asarray(index.embeddings)
     model = textsearch.fit_text_vectors(texts)
     started = time.perf_counter()
-    graph = hybrid.neighbour_graph(embeddings, model, texts)  # what build-index stores with the text
+    graph = hybrid.candidate_neighbour_graph(embeddings, model, texts)
     graph_seconds = time.perf_counter() - started
     started = time.perf_counter()
     exact = hybrid.exact_neighbour_graph(embeddings, model, texts)

@@ -51,13 +51,19 @@ kept), then confirmed on half B and on same-genre precision (bench/hybrid.py, do
 SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 LOOK_CANDIDATES = 50
-WORDS_CANDIDATES = 200
-WORDS_SAMPLE = 500
+WORDS_CANDIDATES = 400
+WORDS_SAMPLE = 200
 """The graph ranks each cover's candidates, never all covers: its LOOK_CANDIDATES nearest by look, the covers
 that share its rarest n-grams (postings taken rarest first while their total stays within WORDS_CANDIDATES; an
 n-gram printed on more covers is too common to pick candidates by) and a fixed random sample of WORDS_SAMPLE
 covers, which also estimates the words' mean and spread over the covers that are not candidates
-(bench/graph.py measures the graph against the exact one, bench/hybrid.py the precision of ``both`` on it)."""
+(bench/graph.py measures the graph against the exact one, bench/hybrid.py the precision of ``both`` on it). A
+sample of 200 keeps almost as many of the exact graph's links as one of 500 (0.874 against 0.880 at 5,000
+synthetic covers, 0.819 against 0.824 at 10,000; 100 keeps 0.870 and 0.815) and is scored in 40% of the time.
+The exact links the candidates miss are mostly covers that share only n-grams too common for the budget (on the
+4,450 shared covers, 2,431 of the 3,746 missed links were no candidate; a budget of 1,000 would have reached 96%
+of those, 100 look candidates 2%): a budget of 400 keeps 0.930 of the exact links there and 0.923 at 10,000
+synthetic covers, against 0.797 and 0.819 with 200, for 10% more time at 10,000 (docs/words.md)."""
 LOOK_EXACT_MAX = 20_000
 """Up to this many covers the nearest by look are found by exact blocked products; above, by an HNSW index,
 whose build and search grow with N log N instead of N squared (bench/graph.py)."""
@@ -65,6 +71,11 @@ HNSW_GRAPH_M = 16
 HNSW_GRAPH_EF = 64
 """A small HNSW index for the look candidates only: the words candidates and the sample make up for what it
 misses, and a query never reads it."""
+EXACT_GRAPH_MAX = 3_000
+"""Up to this many covers neighbour_graph scores every pair: the all-pairs graph is exact and, this small, about
+as fast as the one from candidates (bench/graph.py on synthetic covers, 2 cores at load 12, 2026-12-06: 2,000
+covers 2.3 s all pairs against 2.8 s from candidates, 3,000 covers 4.9 s against 4.3 s, 5,000 covers 24.1 s
+against 11.2 s; docs/words.md)."""
 GRAPH_BLOCK = 64
 """Covers scored together by the graph: their candidate pairs and line products stay small."""
 
@@ -133,6 +144,7 @@ def neighbour_graph(
     model: textsearch.TextModel,
     texts: Sequence[str],
     k: int = GRAPH_NEIGHBOURS,
+    exact_max: int = EXACT_GRAPH_MAX,
     look_candidates: int = LOOK_CANDIDATES,
     words_candidates: int = WORDS_CANDIDATES,
     sample: int = WORDS_SAMPLE,
@@ -142,8 +154,24 @@ def neighbour_graph(
     of both covers' total weight, so a cover linked to many does not lift them all. Mutual, because a cover
     that shares only a common line with many others ranks them high but they do not rank it high.
 
-    Built from candidates, in time linear in the number of covers: each cover is scored only against its
-    ``look_candidates`` nearest by look, the covers in the postings of its rarest n-grams (at most
+    Up to ``exact_max`` covers every pair is scored (exact_neighbour_graph), which is faster there; above, the
+    graph is built from candidates (candidate_neighbour_graph, with the other arguments)."""
+    if len(texts) <= exact_max:
+        return exact_neighbour_graph(embeddings, model, texts, k)
+    return candidate_neighbour_graph(embeddings, model, texts, k, look_candidates, words_candidates, sample)
+
+
+def candidate_neighbour_graph(
+    embeddings: np.ndarray,
+    model: textsearch.TextModel,
+    texts: Sequence[str],
+    k: int = GRAPH_NEIGHBOURS,
+    look_candidates: int = LOOK_CANDIDATES,
+    words_candidates: int = WORDS_CANDIDATES,
+    sample: int = WORDS_SAMPLE,
+) -> sparse.csr_matrix:
+    """neighbour_graph built from candidates, in time linear in the number of covers: each cover is scored only
+    against its ``look_candidates`` nearest by look, the covers in the postings of its rarest n-grams (at most
     ``words_candidates``) and a fixed random ``sample`` of covers, and keeps its ``k`` best of those.
     hybrid_scores z-scores look and words over all covers; here each cover's statistics come another way. The
     look's are exact: over all covers j, the mean of v.v_j is v.mu and its variance v^T Sigma v, with mu and
@@ -177,7 +205,8 @@ def neighbour_graph(
         # the sample, scored densely; where a sampled cover is a candidate it counts once, as a candidate
         sample_look = vectors[rows] @ vectors[sampled].T
         sample_words = _floored(lines.words_between(model, rows, sampled, sample_lines))
-        only = ~np.isin(rows[:, None] * count + sampled[None, :], head * count + tail)
+        keys, sample_keys = head * count + tail, rows[:, None] * count + sampled[None, :]  # keys sorted
+        only = keys[np.minimum(np.searchsorted(keys, sample_keys), len(keys) - 1)] != sample_keys
         mean, std = _words_statistics(local, words, sample_words, only, count)
         head = np.concatenate([head, np.nonzero(only)[0] + start])
         tail = np.concatenate([tail, np.broadcast_to(sampled, only.shape)[only]])
@@ -211,7 +240,8 @@ def exact_neighbour_graph(
     embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], k: int = GRAPH_NEIGHBOURS
 ) -> sparse.csr_matrix:
     """neighbour_graph by scoring every cover against every other (time growing with the square of the
-    collection): the reference that tests and bench/hybrid.py, bench/graph.py measure neighbour_graph against."""
+    collection): what small collections get, and the reference that tests and bench/hybrid.py, bench/graph.py
+    measure candidate_neighbour_graph against."""
     from scipy import sparse
 
     count = len(texts)
@@ -290,15 +320,21 @@ def _candidate_pairs(
     covers that share its rarest n-grams, postings taken rarest first while their total stays within ``budget``."""
     count = covers.shape[0]
     frequency = np.diff(postings.indptr)
-    keys = [rows * count + rows]
-    for row in rows:
-        near = nearest[row]
-        terms = covers.indices[covers.indptr[row] : covers.indptr[row + 1]]
-        terms = terms[np.argsort(frequency[terms], kind="stable")]
-        terms = terms[np.cumsum(frequency[terms]) <= budget]
-        shared = postings.indices[_ranges(postings.indptr[terms], postings.indptr[terms + 1])]
-        keys.append(row * count + np.concatenate([near[near >= 0], shared]))
-    keys = np.unique(np.concatenate(keys))
+    starts, ends = covers.indptr[rows], covers.indptr[rows + 1]
+    terms = covers.indices[_ranges(starts, ends)]
+    owner = np.repeat(np.arange(len(rows)), ends - starts)
+    order = np.lexsort((frequency[terms], owner))  # each head's n-grams, rarest first
+    terms, owner = terms[order], owner[order]
+    total = np.cumsum(frequency[terms])
+    first = np.searchsorted(owner, owner)  # where each head's n-grams begin
+    kept = total - total[first] + frequency[terms[first]] <= budget
+    terms, owner = terms[kept], owner[kept]
+    shared = postings.indices[_ranges(postings.indptr[terms], postings.indptr[terms + 1])]
+    shared_heads = rows[np.repeat(owner, frequency[terms])]
+    near = nearest[rows]
+    near_heads = np.broadcast_to(rows[:, None], near.shape)[near >= 0]
+    keys = np.concatenate([rows * count + rows, near_heads * count + near[near >= 0], shared_heads * count + shared])
+    keys = np.unique(keys)
     return keys // count, keys % count
 
 

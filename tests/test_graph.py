@@ -39,7 +39,8 @@ def test_with_every_cover_sampled_the_graph_is_the_exact_graph() -> None:
     vectors, texts = collection(10)
     model = textsearch.fit_text_vectors(texts)
     exact = hybrid.exact_neighbour_graph(vectors, model, texts)
-    graph = hybrid.neighbour_graph(vectors, model, texts, look_candidates=5, words_candidates=5, sample=len(texts))
+    graph = hybrid.candidate_neighbour_graph(vectors, model, texts, look_candidates=5, words_candidates=5,
+                                             sample=len(texts))
     assert exact.nnz > 0 and links(graph) == links(exact)
     assert abs(graph - exact).max() < 1e-5
 
@@ -51,9 +52,23 @@ def test_the_graph_from_candidates_keeps_most_of_the_exact_links() -> None:
     vectors, texts = collection(30)
     model = textsearch.fit_text_vectors(texts)
     exact = links(hybrid.exact_neighbour_graph(vectors, model, texts))
-    graph = links(hybrid.neighbour_graph(vectors, model, texts, look_candidates=20, words_candidates=40, sample=30))
+    graph = links(hybrid.candidate_neighbour_graph(vectors, model, texts, look_candidates=20, words_candidates=40,
+                                                   sample=30))
     kept, added = len(graph & exact) / len(exact), len(graph - exact) / len(exact)
     assert kept >= 0.9 and added <= 0.05, (kept, added)
+
+
+def test_a_collection_up_to_the_crossover_gets_the_exact_graph_and_a_larger_one_the_graph_from_candidates() -> None:
+    vectors, texts = collection(30)
+    model = textsearch.fit_text_vectors(texts)
+    options = {"look_candidates": 20, "words_candidates": 40, "sample": 30}
+    exact = hybrid.exact_neighbour_graph(vectors, model, texts)
+    candidates = hybrid.candidate_neighbour_graph(vectors, model, texts, **options)
+    assert links(candidates) != links(exact)
+    at = hybrid.neighbour_graph(vectors, model, texts, exact_max=len(texts), **options)
+    above = hybrid.neighbour_graph(vectors, model, texts, exact_max=len(texts) - 1, **options)
+    assert (at != exact).nnz == 0 and (above != candidates).nnz == 0
+    assert (hybrid.neighbour_graph(vectors, model, texts) != exact).nnz == 0  # far below EXACT_GRAPH_MAX
 
 
 def test_pair_words_are_words_similarity_for_those_pairs() -> None:
