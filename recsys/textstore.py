@@ -121,14 +121,15 @@ def words_model(metadata: pd.DataFrame, texts: pd.DataFrame) -> textsearch.TextM
     return textsearch.fit_text_vectors(list(row_texts(metadata["content_hash"], texts)))
 
 
-REFIT_SHARE = 0.02
+REFIT_SHARE = 0.01
 """An incremental build keeps the stored vocabulary and IDF (textsearch.update_text_vectors) while the covers
 added or removed since the last full fit are at most this share of the covers fitted then, and refits past it.
-Measured by bench/words_incremental.py (docs/words.md, "Incremental builds"): growing a model fitted on half of
-the 755 artist covers or of the 4,450 shared covers, words queries' top 10 agree with a refit's for >= 0.99 of
-their results up to 2% added (0.989-0.990 at 3%, 0.98 at 5%), while same-artist precision@10 by words stays within
-0.002 of the refit's all the way to 100% added (0.595 against 0.594). The share of the added covers' n-grams
-missing from the vocabulary does not tell: it stays at 7-13% whether 1% or 100% was added."""
+Measured by bench/words_incremental.py (docs/words.md, "Incremental builds"), models fitted on half of the 755
+artist covers and of the 4,450 shared covers, then grown (or churned) against a refit: words queries' top 10 agree
+with the refit's for 0.993-0.996 of their results at 1% changed, 0.990-0.995 at 2% (once 0.9895), 0.974-0.978 at
+10%; same-artist precision@10 by words stays within 0.002 of the refit's even at 100% added (0.595 against
+0.594). The share of the added covers' n-grams missing from the vocabulary cannot tell: it stays at 6-13%
+whether 1% or 100% was added."""
 
 
 def updated_words_model(

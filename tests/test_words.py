@@ -483,7 +483,8 @@ def test_an_update_vectorises_only_the_new_covers_with_the_stored_model_and_drop
 
 def test_an_update_without_drift_scores_as_a_refit_does() -> None:
     """Nothing added or removed: the update is the stored model, so a refit's scores within 1e-6; one cover
-    added to 100 (1%, under REFIT_SHARE): scores within 0.02 of a refit's, the same best cover for every query."""
+    added to 100 (1%, REFIT_SHARE): scores within 0.01 of a refit's (0.004 measured), the same best cover for
+    every query."""
     texts = _texts(100, seed=2)
     model = textsearch.fit_text_vectors(texts)
     order = np.random.default_rng(3).permutation(100)
@@ -494,7 +495,7 @@ def test_an_update_without_drift_scores_as_a_refit_does() -> None:
     refit = textsearch.fit_text_vectors(grown)
     for query in ["peter tosh", "miles davis kind of blue", "Greatest Hits", "nina simone live"]:
         mine, theirs = textsearch.words_similarity(updated, query), textsearch.words_similarity(refit, query)
-        assert np.abs(mine - theirs).max() < 0.02 and mine.max() == mine[theirs.argmax()], query
+        assert np.abs(mine - theirs).max() < 0.01 and mine.max() == mine[theirs.argmax()], query
 
 
 def test_incremental_builds_keep_the_stored_model_until_the_collection_drifts(
