@@ -17,7 +17,6 @@ import pandas as pd
 
 from index.faiss_index import build_faiss_index
 from index.registry import INDEX_TYPES
-from index.words import FIT_STATE
 from index.store import (
     USER_PREFIX,
     IndexDamagedError,
@@ -30,6 +29,7 @@ from index.store import (
     write_index,
     write_skipped,
 )
+from index.words import FIT_STATE
 from recsys import textsearch
 from recsys.cache import EmbeddingCache
 from recsys.distribute import Distributor, EncoderRecipe, embed_distributed

@@ -116,8 +116,8 @@ def texts_by_row(index: CoverIndex) -> np.ndarray | None:
 
 
 def words_model(metadata: pd.DataFrame, texts: pd.DataFrame) -> textsearch.TextModel:
-    """The words model of the index rows ``metadata`` with ``texts`` as read_cover_texts returns them, fitted
-    once by build-index and stored with the index (as textsearch.model_arrays)."""
+    """The words model of the index rows ``metadata`` with ``texts`` as read_cover_texts returns them, fitted from
+    scratch (as build-index fits a new index, or one whose collection drifted: updated_words_model)."""
     return textsearch.fit_text_vectors(list(row_texts(metadata["content_hash"], texts)))
 
 
@@ -126,9 +126,9 @@ REFIT_SHARE = 0.01
 added or removed since the last full fit are at most this share of the covers fitted then, and refits past it.
 Measured by bench/words_incremental.py (docs/words.md, "Incremental builds"), models fitted on half of the 755
 artist covers and of the 4,450 shared covers, then grown (or churned) against a refit: words queries' top 10 agree
-with the refit's for 0.993-0.996 of their results at 1% changed, 0.990-0.995 at 2% (once 0.9895), 0.974-0.978 at
-10%; same-artist precision@10 by words stays within 0.002 of the refit's even at 100% added (0.595 against
-0.594). The share of the added covers' n-grams missing from the vocabulary cannot tell: it stays at 6-13%
+with the refit's for 0.993-0.996 of their results at 1% changed, 0.9895-0.995 at 2%, 0.970-0.983 at 10%;
+same-artist precision@10 by words stays within 0.002 of the refit's even at 100% added (0.595 against 0.594).
+The share of the added covers' n-grams missing from the vocabulary cannot tell: it stays at 6-14%
 whether 1% or 100% was added."""
 
 
@@ -150,9 +150,8 @@ def updated_words_model(
         old_rows.setdefault((digest, str(text)), row)
     kept = np.array([old_rows.get(key, -1) for key in zip(metadata["content_hash"], rows)], dtype=np.int64)
     added = int(np.count_nonzero(kept < 0))
-    removed = max(len(old_texts) - (len(rows) - added), 0)
     fitted, changed = stored[FIT_STATE] if FIT_STATE in stored else (len(old_texts), 0)
-    changed = int(changed) + added + removed
+    changed = int(changed) + added + abs(len(old_texts) - (len(rows) - added))  # removed, or duplicates added
     if changed > REFIT_SHARE * int(fitted):
         return textsearch.fit_text_vectors(rows), np.array([len(rows), 0], dtype=np.int64)
     model = textsearch.update_text_vectors(textsearch.model_from_arrays(stored), kept, rows)
