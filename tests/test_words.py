@@ -539,3 +539,19 @@ def test_incremental_builds_keep_the_stored_model_until_the_collection_drifts(
     third = Recommender.open(folder, settings)
     assert list(third.index.words["fit_state"]) == [25, 0]
     _same_scores(third._text_model, textsearch.fit_text_vectors(list(third.texts)), ["sepultura", "rollins"])
+
+
+def test_the_incremental_bench_compares_updates_with_refits(text_index: Path) -> None:
+    """bench/words_incremental.py runs on an index with text: one table row per update, its top-10 overlap and
+    both precisions in [0, 1]."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "words_incremental.py"), "--index", str(text_index), "--label",
+         "artist", "--steps", "2", "--churn"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3  # the header and two updates
+    for row in rows[1:]:
+        overlap, precisions = float(row[3]), [float(p) for p in row[4].split("/")]
+        assert 0 <= overlap <= 1 and all(0 <= p <= 1 for p in precisions)
