@@ -22,6 +22,9 @@ WORDS_ARRAYS = (
 )
 """The members of a words file: sorted vocabulary, its IDF, the covers' and the printed lines' TF-IDF rows as CSR
 arrays, and each line's cover."""
+FIT_STATE = "fit_state"
+"""An optional member: [covers at the model's last full fit, covers added or removed since], what
+recsys.textstore's refit rule reads; a file without it was fitted on exactly its index's covers."""
 _ALIGN = 64
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then name and extra-field lengths
 _ZIP64_EXTRA = 20  # what zipfile adds to a local header written with force_zip64
@@ -33,11 +36,12 @@ class WordsFileError(ValueError):
 
 
 def write_words(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` (exactly :data:`WORDS_ARRAYS`) to ``path`` as an uncompressed .npz with aligned data."""
-    if set(arrays) != set(WORDS_ARRAYS):
-        raise ValueError(f"a words file holds {', '.join(WORDS_ARRAYS)}, not {', '.join(arrays)}")
+    """Write ``arrays`` (:data:`WORDS_ARRAYS`, and :data:`FIT_STATE` when given) to ``path`` as an uncompressed
+    .npz with aligned data."""
+    if not _members_fit(set(arrays)):
+        raise ValueError(f"a words file holds {', '.join(WORDS_ARRAYS)} (and {FIT_STATE}), not {', '.join(arrays)}")
     with open(path, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name in WORDS_ARRAYS:
+        for name in [*WORDS_ARRAYS, *[FIT_STATE][: FIT_STATE in arrays]]:
             member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             fixed = handle.tell() + _LOCAL_HEADER.size + len(member.filename.encode()) + _ZIP64_EXTRA + 4
             padding = -fixed % _ALIGN
@@ -53,13 +57,18 @@ def read_words(handle: IO[bytes], count: int) -> dict[str, np.ndarray]:
             members = {Path(info.filename).stem: info for info in archive.infolist()}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise WordsFileError(f"not a words file ({error})") from None
-    if set(members) != set(WORDS_ARRAYS):
+    if not _members_fit(set(members)):
         raise WordsFileError(f"holds {', '.join(sorted(members))[:80]}, not the words model's arrays")
-    arrays = {name: _map_member(handle, members[name]) for name in WORDS_ARRAYS}
+    arrays = {name: _map_member(handle, info) for name, info in members.items()}
     problem = _words_problem(arrays, count)
     if problem:
         raise WordsFileError(problem)
     return arrays
+
+
+def _members_fit(names: set[str]) -> bool:
+    """Whether ``names`` are a words file's members: all of WORDS_ARRAYS, FIT_STATE optionally."""
+    return names - {FIT_STATE} == set(WORDS_ARRAYS)
 
 
 def _map_member(handle: IO[bytes], info: zipfile.ZipInfo) -> np.ndarray:
@@ -107,4 +116,7 @@ def _words_problem(arrays: dict[str, np.ndarray], count: int) -> str | None:
         return f"printed lines belong to covers outside 0-{count - 1}"
     if np.any(np.diff(owner) < 0):
         return "a cover's printed lines are not together"
+    state = arrays.get(FIT_STATE)
+    if state is not None and (state.dtype.kind != "i" or len(state) != 2 or state.min() < 0):
+        return f"{FIT_STATE} is {len(state)} values of {state.dtype}, not two counts"
     return None

@@ -29,6 +29,7 @@ from index.store import (
     write_index,
     write_skipped,
 )
+from index.words import FIT_STATE
 from recsys import textsearch
 from recsys.cache import EmbeddingCache
 from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
@@ -37,7 +38,7 @@ from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.base import ModelUnavailableError
 from recsys.ingest import CollectionError, fingerprint, read_collection
 from recsys.settings import Settings
-from recsys.textstore import neighbour_table, read_cover_texts, reader_settings_of, words_model
+from recsys.textstore import neighbour_table, read_cover_texts, reader_settings_of, updated_words_model
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,9 @@ def build_index(
     if read_text or (existing is not None and "text" in existing.info.files):
         reader = reader_settings_of(existing, ocr)
         texts, _ = read_cover_texts(table, settings.cache, settings.progress, distributor=distributor, settings=reader)
-        model = words_model(table, texts)  # refitted on every build: the stored model always fits the collection
-        neighbours = neighbour_table(table, vectors, texts, model)
-        words = textsearch.model_arrays(model)
+        model, fit_state = updated_words_model(table, texts, existing)  # refitted once it drifts (REFIT_SHARE)
+        neighbours = neighbour_table(table, vectors, texts, model)  # the graph and engine follow the model
+        words = textsearch.model_arrays(model) | {FIT_STATE: fit_state}
     faiss_index, search_params = build_faiss_index(vectors, chosen_type)
     write_index(
         index_dir, faiss_index, table, vectors, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,

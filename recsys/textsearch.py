@@ -97,6 +97,42 @@ def _vectorise(terms: np.ndarray, idf: np.ndarray, texts: Sequence[str]) -> spar
     return _tfidf(_count(rows[known], columns[known], (len(texts), len(terms))), idf)
 
 
+def update_text_vectors(model: TextModel, kept: np.ndarray, texts: Sequence[str]) -> TextModel:
+    """The model of a changed collection with the model's vocabulary and IDF kept, not refitted: row ``r`` is
+    the model's cover row ``kept[r]`` (with its printed lines) where ``kept[r] >= 0``, a cover it holds whose
+    text is unchanged, else ``texts[r]`` vectorised over the stored vocabulary and IDF (as ``vectorise``); the
+    covers no ``kept`` names are dropped. What an incremental build-index stores while the collection has not
+    drifted from the last fit (recsys.textstore.words_model): its cost grows with the covers added, not the
+    collection."""
+    kept = np.asarray(kept, dtype=np.int64)
+    added = np.flatnonzero(kept < 0)
+    new_texts = [texts[row] for row in added]
+    new_lines, new_owner = _split_lines(new_texts)
+    from scipy import sparse
+
+    covers = sparse.vstack([model.covers, _vectorise(model.terms, model.idf, new_texts)], format="csr")
+    lines = sparse.vstack([model.lines, _vectorise(model.terms, model.idf, new_lines)], format="csr")
+    source = kept.copy()
+    source[added] = model.covers.shape[0] + np.arange(len(added))
+    # each cover's run of lines in the stacked rows: the stored ones, then the added covers' after them
+    owner = np.concatenate([model.line_owner, new_owner + model.covers.shape[0]])
+    starts = np.searchsorted(owner, source, side="left")
+    sizes = np.searchsorted(owner, source, side="right") - starts
+    picked = np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
+    line_owner = np.repeat(np.arange(len(kept), dtype=np.int64), sizes)
+    return TextModel(model.terms, model.idf, covers[source], lines[picked], line_owner)
+
+
+def unknown_grams(model: TextModel, texts: Sequence[str]) -> tuple[int, int]:
+    """(n-grams of ``texts`` missing from the model's vocabulary, all their n-grams), occurrences counted: how
+    far new covers' words stray from what the model was fitted on."""
+    grams, _ = _ngrams(texts)
+    columns = np.searchsorted(model.terms, grams)
+    known = columns < len(model.terms)
+    known[known] = model.terms[columns[known]] == grams[known]
+    return int(len(grams) - known.sum()), len(grams)
+
+
 def _ngrams(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Every n-gram of every text (_analyse) and the index of the text it comes from."""
     grams: list[str] = []

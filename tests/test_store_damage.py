@@ -93,6 +93,7 @@ _WORDS_DAMAGES = {
         path, line_owner=np.full(len(np.load(path)["line_owner"]), 99)),
     "rows running backwards": lambda path: _rewrite_words(
         path, lines_indptr=np.load(path)["lines_indptr"][::-1].copy()),
+    "a fit state that is not two counts": lambda path: _rewrite_words(path, fit_state=np.array([6.0, 1.0, 2.0])),
 }
 
 
@@ -107,6 +108,14 @@ def test_the_words_file_is_an_npz_whose_arrays_are_mapped_in_place(tmp_path: Pat
         assert loaded[name].size == 0 or loaded[name].ctypes.data % 64 == 0, name  # aligned: no copy by scipy
     with np.load(tmp_path / info.files["words"]) as plain:  # an ordinary .npz to numpy
         assert set(plain.files) == set(arrays)
+
+
+def test_a_words_file_may_say_when_its_model_was_fitted(tmp_path: Path) -> None:
+    """The fit state (recsys.textstore.REFIT_SHARE's counts) is stored beside the model and mapped like it."""
+    info = _write(tmp_path, 6, words=_words_arrays(6) | {"fit_state": np.array([5, 1], dtype=np.int64)})
+    assert list(load_index(tmp_path).words["fit_state"]) == [5, 1]
+    with np.load(tmp_path / info.files["words"]) as plain:
+        assert list(plain["fit_state"]) == [5, 1]
 
 
 @pytest.mark.parametrize("damage", _WORDS_DAMAGES)

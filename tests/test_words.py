@@ -445,3 +445,113 @@ def test_a_search_process_on_a_stored_words_model_imports_no_sklearn(text_index:
     lines = done.stdout.strip().splitlines()
     assert [r["artist"] for r in json.loads("\n".join(lines[:-1]))["results"]] == ["Sepultura"] * 3
     assert json.loads(lines[-1]) is False, "a search on a stored words model imported sklearn"
+
+
+_NAMES = ["Peter Tosh", "Alan Jackson", "Sepultura", "Sonny Rollins", "Iron Maiden", "Bob Marley", "Miles Davis",
+          "Nina Simone", "Johnny Cash", "Dolly Parton"]
+_WORDS = ["Live", "Greatest Hits", "Roots", "Mystic Man", "Kind of Blue", "Stereo", "Drive", "Killers", "Legend"]
+
+
+def _texts(count: int, seed: int) -> list[str]:
+    """Cover texts of a name and one or two album words each, some empty, as OCR reads them."""
+    rng = np.random.default_rng(seed)
+    return ["" if rng.random() < 0.1 else "\n".join([_NAMES[rng.integers(len(_NAMES))],
+                                                     *rng.choice(_WORDS, rng.integers(1, 3), replace=False)])
+            for _ in range(count)]
+
+
+def test_an_update_vectorises_only_the_new_covers_with_the_stored_model_and_drops_the_gone_ones() -> None:
+    """Rows kept come from the stored model, new ones equal vectorising their text with its vocabulary and IDF,
+    and cover and line rows follow the new row order: the update is the stored model applied to the new texts."""
+    old = _texts(40, seed=1) + ["Prince\nPurple Rain"]
+    model = textsearch.fit_text_vectors(old)
+    added = ["Peter Tosh\nBush Doctor", "", "ALANIACKSON\nNew words qqq"]
+    order = [5, 40, 0, 39, *range(10, 30)]  # 1-4, 6-9 and 30-38 removed, the rest shuffled
+    kept = np.array([order[0], -1, order[1], order[2], -1, order[3], *order[4:], -1])
+    texts = [old[order[0]], added[0], old[order[1]], old[order[2]], added[1], old[order[3]],
+             *[old[row] for row in order[4:]], added[2]]
+    updated = textsearch.update_text_vectors(model, kept, texts)
+    assert list(updated.terms) == list(model.terms) and np.array_equal(updated.idf, model.idf)
+    lines, owner = textsearch._split_lines(texts)
+    assert abs(updated.covers - textsearch.vectorise(model, texts)).max() == 0
+    assert abs(updated.lines - textsearch.vectorise(model, lines)).max() == 0
+    assert np.array_equal(updated.line_owner, owner)
+    assert updated.covers[3].nnz == model.covers[0].nnz and updated.covers[4].nnz == 0
+    assert textsearch.words_similarity(updated, "purple rain").argmax() == 2  # "Prince" moved from row 40 to 2
+    assert textsearch.unknown_grams(model, ["qqq"]) == (3, 3)  # " qq", "qqq", "qq "
+
+
+def test_an_update_without_drift_scores_as_a_refit_does() -> None:
+    """Nothing added or removed: the update is the stored model, so a refit's scores within 1e-6; one cover
+    added to 100 (1%, REFIT_SHARE): scores within 0.01 of a refit's (0.004 measured), the same best cover for
+    every query."""
+    texts = _texts(100, seed=2)
+    model = textsearch.fit_text_vectors(texts)
+    order = np.random.default_rng(3).permutation(100)
+    same = textsearch.update_text_vectors(model, order, [texts[row] for row in order])
+    _same_scores(same, textsearch.fit_text_vectors([texts[row] for row in order]), ["peter tosh", "roots", "zz"])
+    grown = [*texts, "Miles Davis\nKind of Blue"]
+    updated = textsearch.update_text_vectors(model, np.r_[np.arange(100), -1], grown)
+    refit = textsearch.fit_text_vectors(grown)
+    for query in ["peter tosh", "miles davis kind of blue", "Greatest Hits", "nina simone live"]:
+        mine, theirs = textsearch.words_similarity(updated, query), textsearch.words_similarity(refit, query)
+        assert np.abs(mine - theirs).max() < 0.01 and mine.max() == mine[theirs.argmax()], query
+
+
+def test_incremental_builds_keep_the_stored_model_until_the_collection_drifts(
+    manifest: Path, cache: Path, tmp_path: Path, text_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the refit share the new index rows are the stored model's (new covers vectorised with it, removed
+    covers gone, rows in the order of the index's metadata), and the engine and graph are rebuilt from that
+    model; past the share (changes counted since the last fit) the model is refitted."""
+    from recsys import textstore
+
+    monkeypatch.setattr(textstore, "REFIT_SHARE", 0.3)
+    table = pd.read_csv(manifest)
+    settings = Settings(cache_dir=cache, progress=False)
+    folder = tmp_path / "index"
+    table.iloc[:24].to_csv(tmp_path / "m.csv", index=False)
+    build_index(folder, manifest=tmp_path / "m.csv", encoder="efficientnet-lite0", workers=0, read_text=True,
+                settings=settings)
+    first = Recommender.open(folder, settings)
+    fitted = textsearch.fit_text_vectors(list(first.texts))
+    assert list(first.index.words["fit_state"]) == [24, 0]
+
+    table.iloc[2:27].to_csv(tmp_path / "m.csv", index=False)  # 2 removed, 3 added: 5 changes of 24 fitted
+    build_index(folder, manifest=tmp_path / "m.csv", workers=0, settings=settings)
+    second = Recommender.open(folder, settings)
+    assert set(second.index.metadata["path"]) == set(table["path"].iloc[2:27])
+    assert list(second.index.words["fit_state"]) == [24, 5]
+    model = second._text_model
+    assert list(model.terms) == list(fitted.terms) and np.array_equal(model.idf, fitted.idf)
+    texts = list(second.texts)  # in the order of the index's metadata
+    lines, owner = textsearch._split_lines(texts)
+    assert abs(model.covers - textsearch.vectorise(fitted, texts)).max() == 0
+    assert abs(model.lines - textsearch.vectorise(fitted, lines)).max() == 0
+    assert np.array_equal(model.line_owner, owner)
+    new = int(np.flatnonzero(second.index.metadata["path"] == table["path"].iloc[26])[0])
+    grams = textsearch.known_grams(model, texts[new])
+    assert len(grams) and new in second.index.words_engine.candidates(grams, 5)
+    assert textstore.graph_of(second.index).shape == (25, 25)
+
+    table.iloc[4:29].to_csv(tmp_path / "m.csv", index=False)  # 4 more changes: 9 > 0.3 * 24, refitted
+    build_index(folder, manifest=tmp_path / "m.csv", workers=0, settings=settings)
+    third = Recommender.open(folder, settings)
+    assert list(third.index.words["fit_state"]) == [25, 0]
+    _same_scores(third._text_model, textsearch.fit_text_vectors(list(third.texts)), ["sepultura", "rollins"])
+
+
+def test_the_incremental_bench_compares_updates_with_refits(text_index: Path) -> None:
+    """bench/words_incremental.py runs on an index with text: one table row per update, its top-10 overlap and
+    both precisions in [0, 1]."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "words_incremental.py"), "--index", str(text_index), "--label",
+         "artist", "--steps", "2", "--churn"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3  # the header and two updates
+    for row in rows[1:]:
+        overlap, precisions = float(row[3]), [float(p) for p in row[4].split("/")]
+        assert 0 <= overlap <= 1 and all(0 <= p <= 1 for p in precisions)
