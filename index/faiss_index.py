@@ -99,9 +99,14 @@ def build_hnsw(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
 def build_ivfpq(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
     """Trained on a sample of ``vectors``; the caller adds them."""
     count = len(vectors)
+    check_ivfpq_count(count)
+    return train_ivfpq(training_sample(vectors, ivf_lists(count)), count)
+
+
+def check_ivfpq_count(count: int) -> None:
+    """Refuse a collection too small to train product quantisers on."""
     if count < IVFPQ_MIN_COUNT:
         raise IndexConfigError(f"ivfpq needs at least {IVFPQ_MIN_COUNT:,} vectors (got {count:,}); use flat")
-    return train_ivfpq(training_sample(vectors, ivf_lists(count)), count)
 
 
 def train_ivfpq(sample: np.ndarray, count: int) -> tuple[faiss.IndexIVFPQ, dict[str, Any]]:
