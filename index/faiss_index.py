@@ -66,8 +66,9 @@ def auto_index_type(count: int, dim: int) -> str:
 
 
 def memory_budget_bytes() -> int | None:
-    """What ``auto`` may spend on an index: half the memory available now (building holds the vectors twice,
-    the array and the index's copy). None where the OS does not say (no /proc/meminfo)."""
+    """What ``auto`` may spend on an index: half the memory available now (the other half for the vectors it is
+    built from: build-index's memory-mapped file in the page cache, an in-memory index's array). None where the
+    OS does not say (no /proc/meminfo)."""
     try:
         with open("/proc/meminfo") as meminfo:
             available_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:"))
