@@ -66,8 +66,9 @@ def auto_index_type(count: int, dim: int) -> str:
 
 
 def memory_budget_bytes() -> int | None:
-    """What ``auto`` may spend on an index: half the memory available now (building holds the vectors twice,
-    the array and the index's copy). None where the OS does not say (no /proc/meminfo)."""
+    """What ``auto`` may spend on an index: half the memory available now (the other half for the vectors it is
+    built from: build-index's memory-mapped file in the page cache, an in-memory index's array). None where the
+    OS does not say (no /proc/meminfo)."""
     try:
         with open("/proc/meminfo") as meminfo:
             available_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:"))
@@ -99,9 +100,14 @@ def build_hnsw(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
 def build_ivfpq(vectors: np.ndarray) -> tuple[faiss.Index, dict[str, Any]]:
     """Trained on a sample of ``vectors``; the caller adds them."""
     count = len(vectors)
+    check_ivfpq_count(count)
+    return train_ivfpq(training_sample(vectors, ivf_lists(count)), count)
+
+
+def check_ivfpq_count(count: int) -> None:
+    """Refuse a collection too small to train product quantisers on."""
     if count < IVFPQ_MIN_COUNT:
         raise IndexConfigError(f"ivfpq needs at least {IVFPQ_MIN_COUNT:,} vectors (got {count:,}); use flat")
-    return train_ivfpq(training_sample(vectors, ivf_lists(count)), count)
 
 
 def train_ivfpq(sample: np.ndarray, count: int) -> tuple[faiss.IndexIVFPQ, dict[str, Any]]:

@@ -21,7 +21,10 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
-from index.faiss_index import apply_search_params, train_ivfpq
+from index.faiss_index import apply_search_params, check_ivfpq_count, ivf_lists, train_ivfpq, training_sample
+
+SHARD_ROWS = 65_536
+"""Rows a shard adds at once: each thread reads its shard's rows (of a memory-mapped file: pages, not a copy)."""
 
 
 def encode_shard(trained: faiss.Index, vectors: np.ndarray, first_id: int) -> faiss.Index:
@@ -39,13 +42,23 @@ def build_ivfpq_sharded(
     sizes = [len(shard) for shard in shards]
     trained, params = train_ivfpq(sample, sum(sizes))
     first_ids = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
-    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:  # FAISS releases the GIL while adding
-        parts = list(pool.map(functools.partial(encode_shard, trained), shards, first_ids))
     merged = faiss.clone_index(trained)
-    for part in parts:
-        merged.merge_from(part, 0)  # lists are appended in shard order; the ids are already the collection's
+    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:  # FAISS releases the GIL while adding
+        for part in pool.map(functools.partial(encode_shard, trained), shards, first_ids):
+            merged.merge_from(part, 0)  # lists are appended in shard order; the ids are already the collection's
     apply_search_params(merged, params)
     return merged, params
+
+
+def build_ivfpq_in_shards(
+    vectors: np.ndarray, rows_per_shard: int = SHARD_ROWS, threads: int | None = None
+) -> tuple[faiss.Index, dict[str, Any]]:
+    """IVF-PQ over ``vectors`` (e.g. memory-mapped), equal to ``build_faiss_index(vectors, "ivfpq")``: trained on
+    the same sample of rows, then added in shards of consecutive rows, so that no copy of all rows is made."""
+    check_ivfpq_count(len(vectors))
+    sample = training_sample(vectors, ivf_lists(len(vectors)))
+    shards = [vectors[start : start + rows_per_shard] for start in range(0, len(vectors), rows_per_shard)]
+    return build_ivfpq_sharded(shards, sample, threads)
 
 
 def merge_on_disk(

@@ -202,13 +202,19 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def one_writer(function: _F) -> _F:
     """Run ``function(index_dir, ...)`` holding the folder's writer lock, after clearing what an earlier
-    interrupted writer left behind. A second writer fails at once with :class:`IndexBusyError`."""
+    interrupted writer left behind, and clearing what it leaves itself when it raises (a build's staged
+    embeddings are as large as the index). A second writer fails at once with :class:`IndexBusyError`."""
 
     @functools.wraps(function)
     def locked(index_dir: str | Path, *args: Any, **kwargs: Any) -> Any:
         with writer_lock(index_dir):
             remove_leftovers(index_dir)
-            return function(index_dir, *args, **kwargs)
+            try:
+                return function(index_dir, *args, **kwargs)
+            except BaseException:
+                with contextlib.suppress(OSError):  # the error that stopped the writer is the one to report
+                    remove_leftovers(index_dir)
+                raise
 
     return locked  # type: ignore[return-value]
 
@@ -269,6 +275,25 @@ def set_aside(folder: str | Path, why: str) -> Path | None:
     return target
 
 
+@dataclasses.dataclass(frozen=True)
+class StagedEmbeddings:
+    """The next generation's embeddings, written in place into a temporary ``.npy`` in the index folder (see
+    :func:`stage_embeddings`); :func:`write_index` renames the file into the generation instead of copying
+    an array, so that a build never holds every vector in memory."""
+
+    path: Path
+    rows: np.memmap
+    """(count, dim) float32, memory-mapped for writing: fill it batch by batch before :func:`write_index`."""
+
+
+def stage_embeddings(folder: str | Path, count: int, dim: int) -> StagedEmbeddings:
+    """A new (``count``, ``dim``) float32 ``.npy`` file in ``folder`` to fill in place (only under the writer
+    lock). Its temporary name is what :func:`remove_leftovers` removes, so a writer that dies leaves nothing."""
+    path = Path(folder) / f".embeddings-{secrets.token_hex(3)}.npy.tmp"
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(count, dim))
+    return StagedEmbeddings(path, rows)
+
+
 def _data_files(folder: Path) -> list[Path]:
     return [p for pattern in _DATA_PATTERNS for p in folder.glob(pattern)]
 
@@ -277,7 +302,7 @@ def write_index(
     folder: str | Path,
     faiss_index: faiss.Index,
     metadata: pd.DataFrame,
-    embeddings: np.ndarray,
+    embeddings: np.ndarray | StagedEmbeddings,
     model: dict[str, Any],
     model_key: str,
     index_type: str,
@@ -292,11 +317,13 @@ def write_index(
     and ``neighbours`` (columns row, neighbour, weight: the rows' neighbour graph) are stored beside the
     vectors as ``files["text"]`` and ``files["neighbours"]`` when given, and ``words`` (the fitted words model's
     arrays, index.words) as ``files["words"]``, with its candidate engine (index.words_engine) as
-    ``files["words_engine"]``.
+    ``files["words_engine"]``. Staged ``embeddings`` (:func:`stage_embeddings`) become the generation's file by
+    a rename; an array is written out.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if len(metadata) != len(embeddings) or faiss_index.ntotal != len(embeddings):
+    vectors = embeddings.rows if isinstance(embeddings, StagedEmbeddings) else embeddings
+    if len(metadata) != len(vectors) or faiss_index.ntotal != len(vectors):
         raise ValueError("metadata, embeddings and FAISS index must have one row per cover")
     generation = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
     files = {
@@ -315,8 +342,7 @@ def write_index(
             _write_faiss(faiss_index, temporary)
         with atomic_path(folder / files["metadata"]) as temporary:
             metadata.to_parquet(temporary, index=False)
-        with atomic_path(folder / files["embeddings"]) as temporary, open(temporary, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
+        _write_embeddings(embeddings, folder / files["embeddings"])
         for kind, table in tables.items():
             with atomic_path(folder / files[kind]) as temporary:
                 table.to_parquet(temporary, index=False)
@@ -325,7 +351,7 @@ def write_index(
                 write_words(temporary, words)
             _write_engine(folder / files[_ENGINE], words)
         info = IndexInfo.new(
-            model, model_key, int(embeddings.shape[1]), len(metadata), index_type, search_params, files
+            model, model_key, int(vectors.shape[1]), len(metadata), index_type, search_params, files
         )
         write_json(folder / INDEX_JSON, dataclasses.asdict(info))
     except BaseException:
@@ -333,6 +359,15 @@ def write_index(
         raise
     _remove_other_generations(folder, keep=set(files.values()))
     return info
+
+
+def _write_embeddings(embeddings: np.ndarray | StagedEmbeddings, target: Path) -> None:
+    if isinstance(embeddings, StagedEmbeddings):
+        embeddings.rows.flush()
+        os.replace(embeddings.path, target)
+        return
+    with atomic_path(target) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(embeddings, dtype=np.float32))
 
 
 def _write_engine(target: Path, words: dict[str, np.ndarray]) -> None:

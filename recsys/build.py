@@ -12,11 +12,15 @@ import logging
 import shlex
 import time
 from pathlib import Path
+from typing import Any
 
+import faiss
+import numpy as np
 import pandas as pd
 
 from index.faiss_index import build_faiss_index
 from index.registry import INDEX_TYPES
+from index.sharded import build_ivfpq_in_shards
 from index.store import (
     USER_PREFIX,
     IndexDamagedError,
@@ -26,6 +30,7 @@ from index.store import (
     load_index,
     one_writer,
     set_aside,
+    stage_embeddings,
     write_index,
     write_skipped,
 )
@@ -133,7 +138,9 @@ def build_index(
         if table.empty:
             write_skipped(Path(index_dir), pd.concat([left_out, unreadable, report.failed], ignore_index=True))
             raise CollectionError(f"no readable covers in {covers or manifest}; see {Path(index_dir) / 'skipped.csv'}")
-        vectors = cache.get(image_encoder.spec.key, list(table["content_hash"]), image_encoder.spec.dim)
+        staged = stage_embeddings(index_dir, len(table), image_encoder.spec.dim)
+        cache.read_into(image_encoder.spec.key, list(table["content_hash"]), staged.rows)
+        vectors = staged.rows  # memory-mapped: the build holds no copy of every vector besides the FAISS index's
 
     chosen_type = INDEX_TYPES.resolve(index_type, count=len(table), dim=image_encoder.spec.dim)
     texts = neighbours = words = None
@@ -143,9 +150,9 @@ def build_index(
         model, fit_state = updated_words_model(table, texts, existing)  # refitted once it drifts (REFIT_SHARE)
         neighbours = neighbour_table(table, vectors, texts, model)  # the graph and engine follow the model
         words = textsearch.model_arrays(model) | {FIT_STATE: fit_state}
-    faiss_index, search_params = build_faiss_index(vectors, chosen_type)
+    faiss_index, search_params = _faiss_index(vectors, chosen_type)
     write_index(
-        index_dir, faiss_index, table, vectors, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,
+        index_dir, faiss_index, table, staged, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,
         search_params,
         texts=texts,
         neighbours=neighbours,
@@ -212,6 +219,14 @@ def _choose_encoder(
             f"{requested.spec.label} ({requested.spec.key}). Use another --index folder for a new model."
         )
     return requested
+
+
+def _faiss_index(vectors: np.ndarray, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
+    """The FAISS index of the memory-mapped ``vectors``: IVF-PQ, which keeps only codes, is added in shards of
+    rows (index.sharded) so that no copy of them all is made; the other types hold the vectors themselves."""
+    if index_type == "ivfpq":
+        return build_ivfpq_in_shards(vectors)
+    return build_faiss_index(vectors, index_type)
 
 
 def _metadata_table(collection: pd.DataFrame, good: pd.DataFrame) -> pd.DataFrame:

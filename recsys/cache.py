@@ -199,6 +199,15 @@ class EmbeddingCache(SqliteCache):
             out[row] = found[h]
         return out
 
+    def read_into(self, model: str, hashes: Sequence[str], out: np.ndarray, rows_per_read: int = 8_192) -> None:
+        """Fill ``out`` (one row per hash, e.g. a memory-mapped file) with the vectors of ``hashes`` in order,
+        ``rows_per_read`` at a time, so that only that many are in memory at once; raises KeyError as :meth:`get`."""
+        if len(out) != len(hashes):
+            raise ValueError(f"{len(hashes)} hashes for {len(out)} rows")
+        for start in range(0, len(hashes), rows_per_read):
+            chunk = hashes[start : start + rows_per_read]
+            out[start : start + len(chunk)] = self.get(model, chunk, out.shape[1])
+
     def _drop(self, model: str, unfit: list[str], dim: int) -> None:
         with self._db:
             self._db.executemany("DELETE FROM embeddings WHERE model = ? AND hash = ?", ((model, h) for h in unfit))
