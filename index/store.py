@@ -291,6 +291,14 @@ def stage_embeddings(folder: str | Path, count: int, dim: int) -> StagedEmbeddin
     lock). Its temporary name is what :func:`remove_leftovers` removes, so a writer that dies leaves nothing."""
     path = Path(folder) / f".embeddings-{secrets.token_hex(3)}.npy.tmp"
     rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(count, dim))
+    try:  # a mapped page written on a full disk kills the process (SIGBUS): claim the blocks now, as an OSError
+        if hasattr(os, "posix_fallocate"):  # Linux; elsewhere a full disk shows when the pages are written
+            with open(path, "r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    except OSError:
+        del rows
+        path.unlink(missing_ok=True)
+        raise
     return StagedEmbeddings(path, rows)
 
 
