@@ -91,6 +91,54 @@ def hybrid_scores(look: np.ndarray, words: np.ndarray, query_chars: int) -> np.n
     return fuse(look, np.where(words >= WORDS_FLOOR, words, 0.0), words_weight(query_chars))
 
 
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    """What z-scoring over the whole collection needs when only some covers are scored (candidate_statistics):
+    over all covers j, the mean of v.v_j is v.mu and its variance v^T Sigma v (``mean_vector`` mu and
+    ``covariance`` Sigma, of the collection); the words' mean and spread are estimated from a fixed random
+    ``sample`` of the ``count`` covers, as neighbour_graph does."""
+
+    mean_vector: np.ndarray
+    covariance: np.ndarray
+    sample: np.ndarray
+    count: int
+
+
+STATISTICS_ROWS = 50_000
+"""candidate_statistics reads at most this many covers (a fixed random sample above it) for the mean vector and
+covariance: exact up to it, and a query process does not read every vector of a large collection."""
+
+
+def candidate_statistics(embeddings: np.ndarray, sample: int = WORDS_SAMPLE) -> Statistics:
+    """The collection's look moments and words sample (Statistics), computed once per index."""
+    count = len(embeddings)
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(count, STATISTICS_ROWS, replace=False)) if count > STATISTICS_ROWS else slice(None)
+    vectors = np.asarray(embeddings[rows], dtype=np.float32)
+    mean_vector = vectors.mean(axis=0, dtype=np.float64)
+    centred = (vectors - mean_vector).astype(np.float32)
+    covariance = (centred.T @ centred) / len(vectors)
+    words_sample = np.sort(np.random.default_rng(0).choice(count, min(sample, count), replace=False))
+    return Statistics(mean_vector.astype(np.float32), covariance.astype(np.float32), words_sample, count)
+
+
+def _moments_of(
+    statistics: Statistics, model: textsearch.TextModel, candidates: np.ndarray, vector: np.ndarray, text: str,
+    words: np.ndarray,
+) -> tuple[float, float, float, float]:
+    """(look mean, look std, words mean, words std) of ``vector``/``text`` against the whole collection, the
+    floored ``words`` of the ``candidates`` counted exactly and the sample's other covers standing for the rest."""
+    look_mean = float(vector @ statistics.mean_vector)
+    look_std = float(np.sqrt(max(float(vector @ statistics.covariance @ vector), 0.0)))
+    others = statistics.sample[~np.isin(statistics.sample, candidates)]
+    outside = _floored(textsearch.words_similarity(model, text, others)) if len(others) else np.zeros(0)
+    rest = max(statistics.count - len(candidates), 0)
+    total = words.sum() + (rest * outside.mean() if len(outside) else 0.0)
+    squares = (words**2).sum() + (rest * (outside**2).mean() if len(outside) else 0.0)
+    mean = total / statistics.count
+    return look_mean, look_std, mean, float(np.sqrt(max(squares / statistics.count - mean**2, 0.0)))
+
+
 def both_scores(
     embeddings: np.ndarray,
     model: textsearch.TextModel,
@@ -102,14 +150,57 @@ def both_scores(
     rounds: int = FEEDBACK_ROUNDS,
     graph: sparse.csr_matrix | None = None,
     spread: float = SPREAD,
+    statistics: Statistics | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``--by both`` over the ``candidates`` (rows of ``embeddings``/``texts``/``model``): (scores with
     feedback from ``neighbours`` best candidates, ``rounds`` times, then spread over the collection's
-    neighbour ``graph`` with ``spread``, when a graph is given; look; words), one value per candidate."""
+    neighbour ``graph`` with ``spread``, when a graph is given; look; words), one value per candidate.
+
+    Without ``statistics`` the z-scores are over the candidates (all covers, for an exact answer); with them,
+    over the whole collection (Statistics), so that a few thousand candidates rank as they would among all
+    covers. The spreading then runs over the graph's links among the candidates, and never reads more."""
+    fused, look, words, _ = _feedback(embeddings, model, texts, candidates, query_vector, query_text,
+                                      neighbours, rounds, statistics)
+    if graph is not None and spread > 0:
+        if statistics is None:
+            seeds = np.zeros(len(texts))
+            seeds[candidates] = np.maximum(fused, 0.0)
+            fused = spread_over(graph, seeds, spread)[candidates]
+        else:
+            fused = spread_over(subgraph(graph, candidates), np.maximum(fused, 0.0), spread)
+    return fused, look, words
+
+
+def feedback_rows(
+    embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], candidates: np.ndarray,
+    query_vector: np.ndarray, query_text: str, statistics: Statistics | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The covers both_scores' feedback rounds take as queries among the ``candidates`` (their own look-alikes
+    and words matches belong among the candidates too), and the candidates' scores after feedback."""
+    fused, _, _, fed = _feedback(embeddings, model, texts, candidates, query_vector, query_text,
+                                 FEEDBACK_NEIGHBOURS, FEEDBACK_ROUNDS, statistics)
+    return fed, fused
+
+
+def _feedback(
+    embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], candidates: np.ndarray,
+    query_vector: np.ndarray, query_text: str, neighbours: int, rounds: int, statistics: Statistics | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(fused scores after the feedback rounds, look, words, the rows fed back) over the ``candidates``."""
+    vectors = np.asarray(embeddings[candidates])  # the candidates' rows only, read once for every round
+
     def scores_of(vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        look = np.asarray(embeddings[candidates]) @ vector
-        words = textsearch.words_similarity(model, text)[candidates]
-        return hybrid_scores(look, words, len(textsearch.normalise(text))), look, words
+        look = vectors @ vector
+        words = textsearch.words_similarity(model, text, candidates)
+        chars = len(textsearch.normalise(text))
+        if statistics is None:
+            return hybrid_scores(look, words, chars), look, words
+        floored = _floored(words)
+        look_mean, look_std, words_mean, words_std = _moments_of(
+            statistics, model, candidates, vector, text, floored)
+        weight = words_weight(chars)
+        fused = (1.0 - weight) * _z(look, np.float64(look_mean), np.float64(look_std))
+        return fused + weight * _z(floored, np.float64(words_mean), np.float64(words_std)), look, words
 
     first, look, words = scores_of(query_vector, query_text)
     fused, seen = first, {}  # the second round's best are mostly the first's: score each once
@@ -121,11 +212,19 @@ def both_scores(
         feedback = [seen[row] for row in best]
         if feedback:
             fused = first + FEEDBACK_WEIGHT * np.mean(feedback, axis=0)
-    if graph is not None and spread > 0:
-        seeds = np.zeros(len(texts))
-        seeds[candidates] = np.maximum(fused, 0.0)
-        fused = spread_over(graph, seeds, spread)[candidates]
-    return fused, look, words
+    return fused, look, words, np.array(sorted(seen), dtype=np.int64)
+
+
+def subgraph(graph: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
+    """The links of ``graph`` among ``rows`` (ascending), one row and column per row, read from those rows
+    alone (no array the size of the collection)."""
+    from scipy import sparse
+
+    part = graph[rows]
+    position = np.minimum(np.searchsorted(rows, part.indices), len(rows) - 1)
+    kept = rows[position] == part.indices
+    owner = np.repeat(np.arange(len(rows)), np.diff(part.indptr))
+    return sparse.csr_matrix((part.data[kept], (owner[kept], position[kept])), shape=(len(rows), len(rows)))
 
 
 def neighbour_graph(

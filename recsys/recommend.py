@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -326,13 +327,73 @@ class Recommender:
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return candidates[top], words[top], np.full(len(top), "words", dtype=object)
-        candidates = np.flatnonzero(allowed)
+        engine = self._words_engine
+        if engine is None or np.count_nonzero(allowed) <= BOTH_EXACT_MAX:
+            candidates, statistics = np.flatnonzero(allowed), None
+        else:
+            statistics, none = self._statistics, np.zeros(len(allowed), dtype=bool)
+            candidates = both_candidates(
+                self.index.embeddings, self._text_model, self.texts, allowed, query.vector, query_text,
+                lambda vector, count: self._nearest(vector, count, none)[0], engine, self._graph, statistics,
+            )
         fused, look, words = hybrid.both_scores(
             self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text,
-            graph=self._graph,
+            graph=self._graph, statistics=statistics,
         )
         top = np.argsort(-fused, kind="stable")[:k]
         return candidates[top], fused[top], hybrid.owed_to(look, words, shown)[top]
+
+    @cached_property
+    def _statistics(self) -> hybrid.Statistics:
+        """The collection's statistics for z-scoring ``--by both`` over candidates, computed once."""
+        return hybrid.candidate_statistics(self.index.embeddings)
+
+
+BOTH_EXACT_MAX = 2_000
+"""Up to this many allowed covers ``--by both`` scores every one of them; above, only both_candidates."""
+LOOK_NEIGHBOURS = 200
+WORDS_NEIGHBOURS = 200
+"""both_candidates takes this many nearest covers by look and best by the words engine for the query and for
+each cover its feedback takes."""
+GRAPH_SEEDS = 100
+"""both_candidates adds the graph neighbours of this many best candidates: the spreading lifts a cover mostly
+through its best-scored neighbours."""
+
+
+def both_candidates(
+    embeddings: np.ndarray,
+    model: textsearch.TextModel,
+    texts: Sequence[str],
+    allowed: np.ndarray,
+    vector: np.ndarray,
+    text: str,
+    nearest: Callable[[np.ndarray, int], np.ndarray],
+    engine: textsearch.CandidateEngine,
+    graph: sparse.csr_matrix | None,
+    statistics: hybrid.Statistics,
+) -> np.ndarray:
+    """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
+    look (``nearest(vector, count)``: index rows, from the FAISS index) and the words ``engine``'s
+    WORDS_NEIGHBOURS best for its text, the same for each cover the feedback rounds take among them, and the
+    covers linked in the neighbour ``graph`` to the GRAPH_SEEDS best of them (after feedback), through which
+    the spreading reaches them."""
+
+    def around(row_vector: np.ndarray, row_text: str) -> list[np.ndarray]:
+        found = [nearest(row_vector, LOOK_NEIGHBOURS)]
+        if textsearch.normalise(row_text):
+            found.append(engine.candidates(textsearch.known_grams(model, row_text), WORDS_NEIGHBOURS))
+        return found
+
+    def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
+        rows = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        return rows[allowed[rows]]
+
+    candidates = allowed_of(around(vector, text))
+    fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, statistics)
+    found = [part for row in fed for part in around(np.asarray(embeddings[row]), texts[row])]
+    if graph is not None:
+        found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)
+    return allowed_of([candidates, *found])
 
 
 def open_index(index_dir: str | Path, settings: Settings | None = None) -> Recommender:

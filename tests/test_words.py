@@ -445,3 +445,43 @@ def test_a_search_process_on_a_stored_words_model_imports_no_sklearn(text_index:
     lines = done.stdout.strip().splitlines()
     assert [r["artist"] for r in json.loads("\n".join(lines[:-1]))["results"]] == ["Sepultura"] * 3
     assert json.loads(lines[-1]) is False, "a search on a stored words model imported sklearn"
+
+
+def test_both_over_every_cover_with_collection_statistics_equals_both_without_them(recommender: Recommender) -> None:
+    """With every cover a candidate and every cover in the words sample, the collection-wide statistics are
+    the candidates' own: the candidate path's scores are the exact path's."""
+    from recsys.textstore import graph_of
+
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model, graph = recommender._text_model, graph_of(recommender.index)
+    every = np.arange(len(texts))
+    statistics = hybrid.candidate_statistics(embeddings, sample=len(texts))
+    for row in (0, 13, 30):
+        exact = hybrid.both_scores(embeddings, model, texts, every, embeddings[row], texts[row], graph=graph)
+        counted = hybrid.both_scores(embeddings, model, texts, every, embeddings[row], texts[row], graph=graph,
+                                     statistics=statistics)
+        assert np.allclose(exact[0], counted[0], atol=1e-4)
+
+
+def test_both_from_candidates_ranks_the_top_ten_as_scoring_every_cover(
+    recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above recommend.BOTH_EXACT_MAX covers (0 here) ``--by both`` scores only both_candidates' covers (8 by
+    look and 8 by words per query cover, fewer than the index holds), and finds the same top 10 for
+    three queries in four; where it differs, at most two of the ten change (the spreading sees no seeds
+    outside the candidates)."""
+    from recsys import recommend
+
+    paths = pd.read_csv(manifest)["path"][:-1:3]
+    exact = [recommender.similar_to_cover(path, by="both")["path"].tolist() for path in paths]
+    monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    sizes = []
+    original = recommend.both_candidates
+    monkeypatch.setattr(recommend, "both_candidates", lambda *a: sizes.append(len(rows := original(*a))) or rows)
+    found = [recommender.similar_to_cover(path, by="both")["path"].tolist() for path in paths]
+    assert len(sizes) == len(paths) and max(sizes) < len(recommender.texts) - 1
+    same = [set(a) == set(b) for a, b in zip(exact, found)]
+    assert sum(same) >= 0.75 * len(paths), same
+    assert all(len(set(a) & set(b)) >= 8 for a, b in zip(exact, found))
