@@ -327,15 +327,15 @@ class Recommender:
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return candidates[top], words[top], np.full(len(top), "words", dtype=object)
-        engine = self._words_engine
-        if engine is None or np.count_nonzero(allowed) <= BOTH_EXACT_MAX:
-            candidates, statistics = np.flatnonzero(allowed), None
-        else:
+        engine, candidates, statistics = self._words_engine, None, None
+        if engine is not None and np.count_nonzero(allowed) > BOTH_EXACT_MAX:
             statistics, none = self._statistics, np.zeros(len(allowed), dtype=bool)
             candidates = both_candidates(
                 self.index.embeddings, self._text_model, self.texts, allowed, query.vector, query_text,
-                lambda vector, count: self._nearest(vector, count, none)[0], engine, self._graph, statistics,
+                lambda vector, count: self._nearest(vector, count, none)[0], engine, self._graph, statistics, k,
             )
+        if candidates is None:  # few covers, or a filter that leaves the candidates too few: score every one
+            candidates, statistics = np.flatnonzero(allowed), None
         fused, look, words = hybrid.both_scores(
             self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text,
             graph=self._graph, statistics=statistics,
@@ -355,6 +355,11 @@ LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
 """both_candidates takes this many nearest covers by look and best by the words engine for the query and for
 each cover its feedback takes."""
+BOTH_MIN_CANDIDATES = LOOK_NEIGHBOURS
+"""both_candidates gives up (the allowed covers are all scored) when a filter leaves fewer than this many of
+the query's own look neighbours and words matches: the look and words searches rank before the filter, so a
+narrow one leaves few candidates, or only poor ones. An unfiltered query keeps about twice this many (its
+LOOK_NEIGHBOURS and WORDS_NEIGHBOURS overlap little); a filter that drops more than half of them ranks exactly."""
 GRAPH_SEEDS = 100
 """both_candidates adds the graph neighbours of this many best candidates: the spreading lifts a cover mostly
 through its best-scored neighbours."""
@@ -371,12 +376,14 @@ def both_candidates(
     engine: textsearch.CandidateEngine,
     graph: sparse.csr_matrix | None,
     statistics: hybrid.Statistics,
-) -> np.ndarray:
+    k: int,
+) -> np.ndarray | None:
     """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
     look (``nearest(vector, count)``: index rows, from the FAISS index) and the words ``engine``'s
     WORDS_NEIGHBOURS best for its text, the same for each cover the feedback rounds take among them, and the
     covers linked in the neighbour ``graph`` to the GRAPH_SEEDS best of them (after feedback), through which
-    the spreading reaches them."""
+    the spreading reaches them. None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are
+    allowed: then only scoring every allowed cover finds its best ``k``."""
 
     def around(row_vector: np.ndarray, row_text: str) -> list[np.ndarray]:
         found = [nearest(row_vector, LOOK_NEIGHBOURS)]
@@ -389,6 +396,8 @@ def both_candidates(
         return rows[allowed[rows]]
 
     candidates = allowed_of(around(vector, text))
+    if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
+        return None
     fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, statistics)
     found = [part for row in fed for part in around(np.asarray(embeddings[row]), texts[row])]
     if graph is not None:

@@ -466,17 +466,18 @@ def test_both_over_every_cover_with_collection_statistics_equals_both_without_th
 def test_both_from_candidates_ranks_the_top_ten_as_scoring_every_cover(
     recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Above recommend.BOTH_EXACT_MAX covers (0 here) ``--by both`` scores only both_candidates' covers (8 by
-    look and 8 by words per query cover, fewer than the index holds), and finds the same top 10 for
-    three queries in four; where it differs, at most two of the ten change (the spreading sees no seeds
-    outside the candidates)."""
+    """Above recommend.BOTH_EXACT_MAX covers (0 here) ``--by both`` scores only both_candidates' covers (11 by
+    look, the query itself among them, and 8 by words per query cover: fewer than the index holds, and at least
+    k = 10 allowed for the query, as both_candidates asks), and finds the same top 10 for three queries in
+    four; where it differs, at most two of the ten change (the spreading sees no seeds outside the candidates)."""
     from recsys import recommend
 
     paths = pd.read_csv(manifest)["path"][:-1:3]
     exact = [recommender.similar_to_cover(path, by="both")["path"].tolist() for path in paths]
     monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
-    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
     monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
     sizes = []
     original = recommend.both_candidates
     monkeypatch.setattr(recommend, "both_candidates", lambda *a: sizes.append(len(rows := original(*a))) or rows)
@@ -485,3 +486,31 @@ def test_both_from_candidates_ranks_the_top_ten_as_scoring_every_cover(
     same = [set(a) == set(b) for a, b in zip(exact, found)]
     assert sum(same) >= 0.75 * len(paths), same
     assert all(len(set(a) & set(b)) >= 8 for a, b in zip(exact, found))
+
+
+@pytest.mark.parametrize("artist", ["Nobody", "Sonny Rollins"])
+def test_both_from_candidates_under_a_narrow_filter_ranks_every_allowed_cover(
+    recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch, artist: str
+) -> None:
+    """A filter that keeps few of the query's look neighbours and words matches (covers of another artist, or
+    the one blank cover) leaves the candidates too few: ``--by both`` then scores every allowed cover and
+    returns min(k, allowed) results, the exact path's, rather than the few candidates that passed the filter."""
+    from recsys import recommend
+
+    table = pd.read_csv(manifest)
+    query = table[table["artist"] == "Sepultura"]["path"].iloc[0]
+    allowed = int((table["artist"] == artist).sum())
+    exact = recommender.similar_to_cover(query, by="both", where={"artist": artist})
+    monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+    given = []
+    original = recommend.both_candidates
+    monkeypatch.setattr(recommend, "both_candidates", lambda *a: given.append(rows := original(*a)) or rows)
+    found = recommender.similar_to_cover(query, by="both", where={"artist": artist})
+    assert given == [None]
+    assert len(found) == min(10, allowed)
+    assert set(found["artist"]) == {artist}
+    assert found["path"].tolist() == exact["path"].tolist()
+    assert np.allclose(found["score"], exact["score"])
