@@ -161,13 +161,14 @@ def compare_candidates(args: argparse.Namespace, index, texts, labels, hashes, e
             others = np.flatnonzero(allowed)
             full = hybrid.both_scores(embeddings, model, texts, others, embeddings[row], text, graph=graph)[0]
             started = time.perf_counter()
+            collection = hybrid.CollectionScores(statistics, model)
             rows = recommend.both_candidates(embeddings, model, texts, allowed, embeddings[row], text, nearest,
-                                             engine, graph, statistics, K)
+                                             engine, graph, collection, K)
             if rows is None:  # as recommend does when the query's own candidates are too few
                 rows, scores = others, full
             else:
                 scores = hybrid.both_scores(embeddings, model, texts, rows, embeddings[row], text, graph=graph,
-                                            statistics=statistics)[0]
+                                            collection=collection)[0]
             seconds.append(time.perf_counter() - started)
             sizes.append(len(rows))
             tops = others[np.argsort(-full, kind="stable")[:K]], rows[np.argsort(-scores, kind="stable")[:K]]

@@ -139,6 +139,60 @@ def _moments_of(
     return look_mean, look_std, mean, float(np.sqrt(max(squares / statistics.count - mean**2, 0.0)))
 
 
+QUERY = -1
+"""CollectionScores' key for the query itself (feedback covers are keyed by their row)."""
+
+
+class CollectionScores:
+    """One query's scores z-scored against the whole collection (Statistics), remembered per query cover (the
+    query, each feedback cover: its moments, and its scores per candidate). both_candidates runs the feedback
+    over the query's own candidates to pick the covers whose neighbours join them; both_scores' feedback over
+    the grown candidates then scores only the covers that joined. A query cover's moments count exactly the
+    candidates it is first scored against (the sample stands for the rest), so they do not move as more join."""
+
+    def __init__(self, statistics: Statistics, model: textsearch.TextModel) -> None:
+        self.statistics, self.model = statistics, model
+        self._scored: dict[int, _Scored] = {}
+
+    def scores(
+        self, key: int, candidates: np.ndarray, vectors: np.ndarray, vector: np.ndarray, text: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fused, look, words) of query cover ``key`` (``vector``, ``text``) over the ``candidates`` (ascending
+        rows; ``vectors`` their embeddings), scoring only those it was not scored against before."""
+        known = self._scored.get(key)
+        new = np.ones(len(candidates), dtype=bool) if known is None else ~np.isin(candidates, known.rows)
+        rows, look = candidates[new], vectors[new] @ vector
+        words = textsearch.words_similarity(self.model, text, rows) if len(rows) else np.zeros(0, np.float32)
+        floored = _floored(words)
+        if known is None:
+            known = _Scored(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                            _moments_of(self.statistics, self.model, rows, vector, text, floored),
+                            words_weight(len(textsearch.normalise(text))))
+        look_mean, look_std, words_mean, words_std = known.moments
+        fused = ((1.0 - known.weight) * _z(look, np.float64(look_mean), np.float64(look_std))
+                 + known.weight * _z(floored, np.float64(words_mean), np.float64(words_std)))
+        merged = [np.concatenate(pair) for pair in
+                  zip((known.rows, known.fused, known.look, known.words), (rows, fused, look, words))]
+        order = np.argsort(merged[0], kind="stable")
+        known = _Scored(*(part[order] for part in merged), known.moments, known.weight)
+        self._scored[key] = known
+        at = np.searchsorted(known.rows, candidates)
+        return known.fused[at], known.look[at], known.words[at]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scored:
+    """What CollectionScores keeps of one query cover: rows scored (ascending), their fused, look and words
+    scores, and the (look mean, look std, words mean, words std) and words weight they were z-scored with."""
+
+    rows: np.ndarray
+    fused: np.ndarray
+    look: np.ndarray
+    words: np.ndarray
+    moments: tuple[float, float, float, float]
+    weight: float
+
+
 def both_scores(
     embeddings: np.ndarray,
     model: textsearch.TextModel,
@@ -150,19 +204,19 @@ def both_scores(
     rounds: int = FEEDBACK_ROUNDS,
     graph: sparse.csr_matrix | None = None,
     spread: float = SPREAD,
-    statistics: Statistics | None = None,
+    collection: CollectionScores | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``--by both`` over the ``candidates`` (rows of ``embeddings``/``texts``/``model``): (scores with
     feedback from ``neighbours`` best candidates, ``rounds`` times, then spread over the collection's
     neighbour ``graph`` with ``spread``, when a graph is given; look; words), one value per candidate.
 
-    Without ``statistics`` the z-scores are over the candidates (all covers, for an exact answer); with them,
-    over the whole collection (Statistics), so that a few thousand candidates rank as they would among all
-    covers. The spreading then runs over the graph's links among the candidates, and never reads more."""
+    Without ``collection`` the z-scores are over the candidates (all covers, for an exact answer); with it,
+    over the whole collection (CollectionScores), so that a few thousand candidates rank as they would among
+    all covers. The spreading then runs over the graph's links among the candidates, and never reads more."""
     fused, look, words, _ = _feedback(embeddings, model, texts, candidates, query_vector, query_text,
-                                      neighbours, rounds, statistics)
+                                      neighbours, rounds, collection)
     if graph is not None and spread > 0:
-        if statistics is None:
+        if collection is None:
             seeds = np.zeros(len(texts))
             seeds[candidates] = np.maximum(fused, 0.0)
             fused = spread_over(graph, seeds, spread)[candidates]
@@ -173,42 +227,37 @@ def both_scores(
 
 def feedback_rows(
     embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], candidates: np.ndarray,
-    query_vector: np.ndarray, query_text: str, statistics: Statistics | None = None,
+    query_vector: np.ndarray, query_text: str, collection: CollectionScores | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The covers both_scores' feedback rounds take as queries among the ``candidates`` (their own look-alikes
     and words matches belong among the candidates too), and the candidates' scores after feedback."""
     fused, _, _, fed = _feedback(embeddings, model, texts, candidates, query_vector, query_text,
-                                 FEEDBACK_NEIGHBOURS, FEEDBACK_ROUNDS, statistics)
+                                 FEEDBACK_NEIGHBOURS, FEEDBACK_ROUNDS, collection)
     return fed, fused
 
 
 def _feedback(
     embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], candidates: np.ndarray,
-    query_vector: np.ndarray, query_text: str, neighbours: int, rounds: int, statistics: Statistics | None,
+    query_vector: np.ndarray, query_text: str, neighbours: int, rounds: int,
+    collection: CollectionScores | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(fused scores after the feedback rounds, look, words, the rows fed back) over the ``candidates``."""
     vectors = np.asarray(embeddings[candidates])  # the candidates' rows only, read once for every round
 
-    def scores_of(vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def scores_of(key: int, vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if collection is not None:
+            return collection.scores(key, candidates, vectors, vector, text)
         look = vectors @ vector
         words = textsearch.words_similarity(model, text, candidates)
-        chars = len(textsearch.normalise(text))
-        if statistics is None:
-            return hybrid_scores(look, words, chars), look, words
-        floored = _floored(words)
-        look_mean, look_std, words_mean, words_std = _moments_of(
-            statistics, model, candidates, vector, text, floored)
-        weight = words_weight(chars)
-        fused = (1.0 - weight) * _z(look, np.float64(look_mean), np.float64(look_std))
-        return fused + weight * _z(floored, np.float64(words_mean), np.float64(words_std)), look, words
+        return hybrid_scores(look, words, len(textsearch.normalise(text))), look, words
 
-    first, look, words = scores_of(query_vector, query_text)
+    first, look, words = scores_of(QUERY, query_vector, query_text)
     fused, seen = first, {}  # the second round's best are mostly the first's: score each once
     for _ in range(rounds):
         best = candidates[np.argsort(-fused, kind="stable")[:neighbours]]
         for row in best:
             if row not in seen:
-                seen[row] = scores_of(np.asarray(embeddings[row]), texts[row])[0]
+                seen[row] = scores_of(int(row), np.asarray(embeddings[row]), texts[row])[0]
         feedback = [seen[row] for row in best]
         if feedback:
             fused = first + FEEDBACK_WEIGHT * np.mean(feedback, axis=0)

@@ -327,18 +327,19 @@ class Recommender:
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return candidates[top], words[top], np.full(len(top), "words", dtype=object)
-        engine, candidates, statistics = self._words_engine, None, None
+        engine, candidates, collection = self._words_engine, None, None
         if engine is not None and np.count_nonzero(allowed) > BOTH_EXACT_MAX:
-            statistics, none = self._statistics, np.zeros(len(allowed), dtype=bool)
+            collection = hybrid.CollectionScores(self._statistics, self._text_model)
+            none = np.zeros(len(allowed), dtype=bool)
             candidates = both_candidates(
                 self.index.embeddings, self._text_model, self.texts, allowed, query.vector, query_text,
-                lambda vector, count: self._nearest(vector, count, none)[0], engine, self._graph, statistics, k,
+                lambda vector, count: self._nearest(vector, count, none)[0], engine, self._graph, collection, k,
             )
         if candidates is None:  # few covers, or a filter that leaves the candidates too few: score every one
-            candidates, statistics = np.flatnonzero(allowed), None
+            candidates, collection = np.flatnonzero(allowed), None
         fused, look, words = hybrid.both_scores(
             self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text,
-            graph=self._graph, statistics=statistics,
+            graph=self._graph, collection=collection,
         )
         top = np.argsort(-fused, kind="stable")[:k]
         return candidates[top], fused[top], hybrid.owed_to(look, words, shown)[top]
@@ -375,7 +376,7 @@ def both_candidates(
     nearest: Callable[[np.ndarray, int], np.ndarray],
     engine: textsearch.CandidateEngine,
     graph: sparse.csr_matrix | None,
-    statistics: hybrid.Statistics,
+    collection: hybrid.CollectionScores,
     k: int,
 ) -> np.ndarray | None:
     """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
@@ -398,7 +399,7 @@ def both_candidates(
     candidates = allowed_of(around(vector, text))
     if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
         return None
-    fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, statistics)
+    fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)
     found = [part for row in fed for part in around(np.asarray(embeddings[row]), texts[row])]
     if graph is not None:
         found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)

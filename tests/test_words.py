@@ -459,7 +459,7 @@ def test_both_over_every_cover_with_collection_statistics_equals_both_without_th
     for row in (0, 13, 30):
         exact = hybrid.both_scores(embeddings, model, texts, every, embeddings[row], texts[row], graph=graph)
         counted = hybrid.both_scores(embeddings, model, texts, every, embeddings[row], texts[row], graph=graph,
-                                     statistics=statistics)
+                                     collection=hybrid.CollectionScores(statistics, model))
         assert np.allclose(exact[0], counted[0], atol=1e-4)
 
 
@@ -514,3 +514,23 @@ def test_both_from_candidates_under_a_narrow_filter_ranks_every_allowed_cover(
     assert set(found["artist"]) == {artist}
     assert found["path"].tolist() == exact["path"].tolist()
     assert np.allclose(found["score"], exact["score"])
+
+
+def test_collection_scores_score_each_candidate_once_per_query_cover(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """both_candidates' feedback and both_scores' share one CollectionScores: scoring a query cover again over
+    grown candidates reads the words of the covers that joined only, and keeps the scores it gave before."""
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model = recommender._text_model
+    scores = hybrid.CollectionScores(hybrid.candidate_statistics(embeddings, sample=5), model)
+    first, grown = np.arange(0, 20), np.arange(0, 36)
+    before = scores.scores(3, first, embeddings[first], embeddings[3], texts[3])
+    read = []
+    original = textsearch.words_similarity
+    monkeypatch.setattr(textsearch, "words_similarity",
+                        lambda model, text, rows=None: read.append(rows) or original(model, text, rows))
+    after = scores.scores(3, grown, embeddings[grown], embeddings[3], texts[3])
+    assert len(read) == 1 and read[0].tolist() == list(range(20, 36))
+    for was, now in zip(before, after):
+        assert np.array_equal(was, now[:20]) and len(now) == 36
