@@ -356,11 +356,11 @@ LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
 """both_candidates takes this many nearest covers by look and best by the words engine for the query and for
 each cover its feedback takes."""
-BOTH_MIN_CANDIDATES = LOOK_NEIGHBOURS
+BOTH_MIN_CANDIDATES = LOOK_NEIGHBOURS // 2
 """both_candidates gives up (the allowed covers are all scored) when a filter leaves fewer than this many of
 the query's own look neighbours and words matches: the look and words searches rank before the filter, so a
-narrow one leaves few candidates, or only poor ones. An unfiltered query keeps about twice this many (its
-LOOK_NEIGHBOURS and WORDS_NEIGHBOURS overlap little); a filter that drops more than half of them ranks exactly."""
+narrow one leaves few candidates, or only poor ones. An unfiltered query keeps at least LOOK_NEIGHBOURS less
+itself (a query without text has no words matches); a filter that drops half of those ranks exactly."""
 GRAPH_SEEDS = 100
 """both_candidates adds the graph neighbours of this many best candidates: the spreading lifts a cover mostly
 through its best-scored neighbours."""
