@@ -123,15 +123,14 @@ def candidate_statistics(embeddings: np.ndarray, sample: int = WORDS_SAMPLE) -> 
 
 
 def _moments_of(
-    statistics: Statistics, model: textsearch.TextModel, candidates: np.ndarray, vector: np.ndarray, text: str,
-    words: np.ndarray,
+    statistics: Statistics, candidates: np.ndarray, vector: np.ndarray, words: np.ndarray, sample_words: np.ndarray,
 ) -> tuple[float, float, float, float]:
-    """(look mean, look std, words mean, words std) of ``vector``/``text`` against the whole collection, the
-    floored ``words`` of the ``candidates`` counted exactly and the sample's other covers standing for the rest."""
+    """(look mean, look std, words mean, words std) of a query cover (``vector``) against the whole collection:
+    the floored ``words`` of the ``candidates`` counted exactly, the sample's other covers (``sample_words``,
+    floored, one per statistics.sample row) standing for the rest."""
     look_mean = float(vector @ statistics.mean_vector)
     look_std = float(np.sqrt(max(float(vector @ statistics.covariance @ vector), 0.0)))
-    others = statistics.sample[~np.isin(statistics.sample, candidates)]
-    outside = _floored(textsearch.words_similarity(model, text, others)) if len(others) else np.zeros(0)
+    outside = sample_words[~np.isin(statistics.sample, candidates)]
     rest = max(statistics.count - len(candidates), 0)
     total = words.sum() + (rest * outside.mean() if len(outside) else 0.0)
     squares = (words**2).sum() + (rest * (outside**2).mean() if len(outside) else 0.0)
@@ -145,10 +144,10 @@ QUERY = -1
 
 class CollectionScores:
     """One query's scores z-scored against the whole collection (Statistics), remembered per query cover (the
-    query, each feedback cover: its moments, and its scores per candidate). both_candidates runs the feedback
-    over the query's own candidates to pick the covers whose neighbours join them; both_scores' feedback over
-    the grown candidates then scores only the covers that joined. A query cover's moments count exactly the
-    candidates it is first scored against (the sample stands for the rest), so they do not move as more join."""
+    query, each feedback cover: its look and words per candidate, and its words over the statistics' sample).
+    both_candidates runs the feedback over the query's own candidates to pick the covers whose neighbours join
+    them; both_scores' feedback over the grown candidates then scores only the covers that joined, and the
+    moments are taken again over the grown candidates from what is kept, as scoring them afresh would."""
 
     def __init__(self, statistics: Statistics, model: textsearch.TextModel) -> None:
         self.statistics, self.model = statistics, model
@@ -160,36 +159,37 @@ class CollectionScores:
         """(fused, look, words) of query cover ``key`` (``vector``, ``text``) over the ``candidates`` (ascending
         rows; ``vectors`` their embeddings), scoring only those it was not scored against before."""
         known = self._scored.get(key)
-        new = np.ones(len(candidates), dtype=bool) if known is None else ~np.isin(candidates, known.rows)
+        if known is None:
+            sample_words = _floored(textsearch.words_similarity(self.model, text, self.statistics.sample))
+            known = _Scored(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32), sample_words,
+                            words_weight(len(textsearch.normalise(text))))
+        new = ~np.isin(candidates, known.rows)
         rows, look = candidates[new], vectors[new] @ vector
         words = textsearch.words_similarity(self.model, text, rows) if len(rows) else np.zeros(0, np.float32)
-        floored = _floored(words)
-        if known is None:
-            known = _Scored(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.float32), np.zeros(0, np.float32),
-                            _moments_of(self.statistics, self.model, rows, vector, text, floored),
-                            words_weight(len(textsearch.normalise(text))))
-        look_mean, look_std, words_mean, words_std = known.moments
-        fused = ((1.0 - known.weight) * _z(look, np.float64(look_mean), np.float64(look_std))
-                 + known.weight * _z(floored, np.float64(words_mean), np.float64(words_std)))
-        merged = [np.concatenate(pair) for pair in
-                  zip((known.rows, known.fused, known.look, known.words), (rows, fused, look, words))]
-        order = np.argsort(merged[0], kind="stable")
-        known = _Scored(*(part[order] for part in merged), known.moments, known.weight)
+        if len(rows):
+            merged = [np.concatenate(pair) for pair in zip((known.rows, known.look, known.words), (rows, look, words))]
+            order = np.argsort(merged[0], kind="stable")
+            known = _Scored(*(part[order] for part in merged), known.sample_words, known.weight)
         self._scored[key] = known
         at = np.searchsorted(known.rows, candidates)
-        return known.fused[at], known.look[at], known.words[at]
+        look, words = known.look[at], known.words[at]
+        floored = _floored(words)
+        look_mean, look_std, words_mean, words_std = _moments_of(
+            self.statistics, candidates, vector, floored, known.sample_words)
+        fused = ((1.0 - known.weight) * _z(look, np.float64(look_mean), np.float64(look_std))
+                 + known.weight * _z(floored, np.float64(words_mean), np.float64(words_std)))
+        return fused, look, words
 
 
 @dataclasses.dataclass(frozen=True)
 class _Scored:
-    """What CollectionScores keeps of one query cover: rows scored (ascending), their fused, look and words
-    scores, and the (look mean, look std, words mean, words std) and words weight they were z-scored with."""
+    """What CollectionScores keeps of one query cover: rows scored (ascending), their look and words scores,
+    its floored words over the statistics' sample, and its words weight."""
 
     rows: np.ndarray
-    fused: np.ndarray
     look: np.ndarray
     words: np.ndarray
-    moments: tuple[float, float, float, float]
+    sample_words: np.ndarray
     weight: float
 
 
