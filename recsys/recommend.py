@@ -352,10 +352,10 @@ class Recommender:
 
 BOTH_EXACT_MAX = 8_000
 """Up to this many allowed covers ``--by both`` scores every one of them; above, only both_candidates. The
-crossover of warm similar_to_cover(by="both") p50, every cover vs candidates (docs/words.md, 2 shared cores
-under load, OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1): 85 vs 127 ms at 4,450 real covers, 128 vs 139 ms at
-7,000 and 187 vs 163 ms at 10,000 (bench/collection_scale.py collections); the candidates' own cost is mostly
-one FAISS search per query cover, a full scan on a flat index."""
+crossover of warm similar_to_cover(by="both") p50, every cover vs candidates (bench/both_crossover.py,
+docs/words.md, 2 shared cores under load, OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1): 35 vs 52 ms at 4,450 real
+covers, 60 vs 62 ms at 7,000 and 87 vs 82 ms at 10,000 (bench/collection_scale.py collections); the
+candidates' own cost is mostly one FAISS search per query cover, a full scan on a flat index."""
 LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
 """both_candidates takes this many nearest covers by look and best by the words engine for the query and for
