@@ -19,6 +19,12 @@ left out of its results, as ``sleeve recommend`` does. Modes, side by side:
 - ``spread without feedback``: the fusion spread over the graph, no feedback;
 - ``both, feedback from 3 best, 1 round, not spread``: the narrower feedback sleeve used before that.
 
+With ``--candidates`` only two modes run: ``both`` as above (every cover scored) and ``both from candidates``,
+what ``recommend --by both`` ranks by above recsys.recommend.BOTH_EXACT_MAX covers, forced on at any size: the
+covers recsys.recommend.both_candidates picks (the index's own FAISS search and a words engine written from the
+words model) scored with collection-wide statistics (recsys.hybrid.candidate_statistics). It also prints how
+many covers a query scored and how often its top 10 equals ``both``'s.
+
 The ``owes`` columns give the share of ``both``'s top-10 results labelled look / words / both. Columns split
 the queries: the artists of half A (sorted labels, every other one) and half B, and the query covers that
 print their own label (any of its words of 3+ letters found by rapidfuzz's partial_ratio >= 70, as in
@@ -27,12 +33,14 @@ covers through what the query prints.
 
     python cli.py build-index --manifest ../shared/artist-covers/MANIFEST.csv --index /tmp/artist-idx --read-text
     python bench/hybrid.py --index /tmp/artist-idx --label artist
+    python bench/hybrid.py --index /tmp/artist-idx --label artist --candidates
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import describe_machine, machine_line  # noqa: E402
 from bench.textsearch import prints  # noqa: E402
 from index.store import shown_name  # noqa: E402
-from recsys import hybrid, textsearch  # noqa: E402
+from index.words_engine import WordsEngine, write_engine  # noqa: E402
+from recsys import hybrid, recommend, textsearch  # noqa: E402
 from recsys.textstore import load_index_with_texts  # noqa: E402
 
 K = 10
@@ -57,6 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, required=True, help="index built with --read-text")
     parser.add_argument("--label", default="artist", help="metadata column a good neighbour shares")
+    parser.add_argument("--candidates", action="store_true",
+                        help="compare both over every cover with both over recommend's candidates only")
     args = parser.parse_args()
     index, texts = load_index_with_texts(args.index)
     metadata = index.metadata.rename(columns=shown_name)  # manifest columns are stored as user:<name>
@@ -67,6 +78,9 @@ def main() -> None:
     started = time.perf_counter()
     graph = hybrid.candidate_neighbour_graph(embeddings, model, texts)
     graph_seconds = time.perf_counter() - started
+    if args.candidates:
+        compare_candidates(args, index, texts, labels, hashes, embeddings, model, graph)
+        return
     started = time.perf_counter()
     exact = hybrid.exact_neighbour_graph(embeddings, model, texts)
     exact_seconds = time.perf_counter() - started
@@ -129,6 +143,47 @@ def main() -> None:
           f"{common} links in both")
     shares = ", ".join(f"{part} {np.mean(owed == part):.2f}" for part in hybrid.MODES)
     print(f"\nboth's top {K} owe their rank to: {shares}")
+
+
+def compare_candidates(args: argparse.Namespace, index, texts, labels, hashes, embeddings, model, graph) -> None:
+    """Precision@10 of both over every cover and over recommend.both_candidates, and how far apart they are."""
+    statistics = hybrid.candidate_statistics(embeddings)
+    hits: dict[str, list[float]] = {"both": [], "both from candidates": []}
+    same, sizes, seconds = 0, [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        write_engine(Path(scratch) / "engine", model.terms, model.covers.indices, model.covers.indptr)
+        engine = WordsEngine(Path(scratch) / "engine", len(texts))
+
+        def nearest(vector: np.ndarray, count: int) -> np.ndarray:
+            rows = index.faiss_index.search(vector[None].astype(np.float32), count)[1][0]
+            return rows[rows >= 0]
+
+        for row, text in enumerate(texts):
+            allowed = hashes != hashes[row]
+            others = np.flatnonzero(allowed)
+            full = hybrid.both_scores(embeddings, model, texts, others, embeddings[row], text, graph=graph)[0]
+            started = time.perf_counter()
+            collection = hybrid.CollectionScores(statistics, model)
+            rows = recommend.both_candidates(embeddings, model, texts, allowed, embeddings[row], text, nearest,
+                                             engine, graph, collection, K)
+            if rows is None:  # as recommend does when the query's own candidates are too few
+                rows, scores = others, full
+            else:
+                scores = hybrid.both_scores(embeddings, model, texts, rows, embeddings[row], text, graph=graph,
+                                            collection=collection)[0]
+            seconds.append(time.perf_counter() - started)
+            sizes.append(len(rows))
+            tops = others[np.argsort(-full, kind="stable")[:K]], rows[np.argsort(-scores, kind="stable")[:K]]
+            same += list(tops[0]) == list(tops[1])
+            for name, top in zip(hits, tops):
+                hits[name].append(float(np.mean(labels[top] == labels[row])))
+    print(f"# same-{args.label} precision@{K}, {len(texts)} covers of {args.index}; {machine_line(describe_machine())}")
+    print(f"# recommend.LOOK_NEIGHBOURS {recommend.LOOK_NEIGHBOURS}, WORDS_NEIGHBOURS {recommend.WORDS_NEIGHBOURS}")
+    print("| mode | precision@10 |\n|---|---:|")
+    for name, h in hits.items():
+        print(f"| {name} | {np.mean(h):.3f} |")
+    print(f"\ncandidates per query: median {np.median(sizes):.0f}, max {max(sizes)}; same top {K} as both over every "
+          f"cover for {same} of {len(texts)} queries; candidate path {1000 * np.median(seconds):.1f} ms p50")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,108 @@ def hybrid_scores(look: np.ndarray, words: np.ndarray, query_chars: int) -> np.n
     return fuse(look, np.where(words >= WORDS_FLOOR, words, 0.0), words_weight(query_chars))
 
 
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    """What z-scoring over the whole collection needs when only some covers are scored (candidate_statistics):
+    over all covers j, the mean of v.v_j is v.mu and its variance v^T Sigma v (``mean_vector`` mu and
+    ``covariance`` Sigma, of the collection); the words' mean and spread are estimated from a fixed random
+    ``sample`` of the ``count`` covers, as neighbour_graph does."""
+
+    mean_vector: np.ndarray
+    covariance: np.ndarray
+    sample: np.ndarray
+    count: int
+
+
+STATISTICS_ROWS = 50_000
+"""candidate_statistics reads at most this many covers (a fixed random sample above it) for the mean vector and
+covariance: exact up to it, and a query process does not read every vector of a large collection."""
+
+
+def candidate_statistics(embeddings: np.ndarray, sample: int = WORDS_SAMPLE) -> Statistics:
+    """The collection's look moments and words sample (Statistics), computed once per index."""
+    count = len(embeddings)
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.choice(count, STATISTICS_ROWS, replace=False)) if count > STATISTICS_ROWS else slice(None)
+    vectors = np.asarray(embeddings[rows], dtype=np.float32)
+    mean_vector = vectors.mean(axis=0, dtype=np.float64)
+    centred = (vectors - mean_vector).astype(np.float32)
+    covariance = (centred.T @ centred) / len(vectors)
+    words_sample = np.sort(np.random.default_rng(0).choice(count, min(sample, count), replace=False))
+    return Statistics(mean_vector.astype(np.float32), covariance.astype(np.float32), words_sample, count)
+
+
+def _moments_of(
+    statistics: Statistics, candidates: np.ndarray, vector: np.ndarray, words: np.ndarray, sample_words: np.ndarray,
+) -> tuple[float, float, float, float]:
+    """(look mean, look std, words mean, words std) of a query cover (``vector``) against the whole collection:
+    the floored ``words`` of the ``candidates`` counted exactly, the sample's other covers (``sample_words``,
+    floored, one per statistics.sample row) standing for the rest."""
+    look_mean = float(vector @ statistics.mean_vector)
+    look_std = float(np.sqrt(max(float(vector @ statistics.covariance @ vector), 0.0)))
+    outside = sample_words[~np.isin(statistics.sample, candidates)]
+    rest = max(statistics.count - len(candidates), 0)
+    total = words.sum() + (rest * outside.mean() if len(outside) else 0.0)
+    squares = (words**2).sum() + (rest * (outside**2).mean() if len(outside) else 0.0)
+    mean = total / statistics.count
+    return look_mean, look_std, mean, float(np.sqrt(max(squares / statistics.count - mean**2, 0.0)))
+
+
+QUERY = -1
+"""CollectionScores' key for the query itself (feedback covers are keyed by their row)."""
+
+
+class CollectionScores:
+    """One query's scores z-scored against the whole collection (Statistics), remembered per query cover (the
+    query, each feedback cover: its look and words per candidate, and its words over the statistics' sample).
+    both_candidates runs the feedback over the query's own candidates to pick the covers whose neighbours join
+    them; both_scores' feedback over the grown candidates then scores only the covers that joined, and the
+    moments are taken again over the grown candidates from what is kept, as scoring them afresh would."""
+
+    def __init__(self, statistics: Statistics, model: textsearch.TextModel) -> None:
+        self.statistics, self.model = statistics, model
+        self._scored: dict[int, _Scored] = {}
+
+    def scores(
+        self, key: int, candidates: np.ndarray, vectors: np.ndarray, vector: np.ndarray, text: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fused, look, words) of query cover ``key`` (``vector``, ``text``) over the ``candidates`` (ascending
+        rows; ``vectors`` their embeddings), scoring only those it was not scored against before."""
+        known = self._scored.get(key)
+        if known is None:
+            sample_words = _floored(textsearch.words_similarity(self.model, text, self.statistics.sample))
+            known = _Scored(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32), sample_words,
+                            words_weight(len(textsearch.normalise(text))))
+        new = ~np.isin(candidates, known.rows)
+        rows, look = candidates[new], vectors[new] @ vector
+        words = textsearch.words_similarity(self.model, text, rows) if len(rows) else np.zeros(0, np.float32)
+        if len(rows):
+            merged = [np.concatenate(pair) for pair in zip((known.rows, known.look, known.words), (rows, look, words))]
+            order = np.argsort(merged[0], kind="stable")
+            known = _Scored(*(part[order] for part in merged), known.sample_words, known.weight)
+        self._scored[key] = known
+        at = np.searchsorted(known.rows, candidates)
+        look, words = known.look[at], known.words[at]
+        floored = _floored(words)
+        look_mean, look_std, words_mean, words_std = _moments_of(
+            self.statistics, candidates, vector, floored, known.sample_words)
+        fused = ((1.0 - known.weight) * _z(look, np.float64(look_mean), np.float64(look_std))
+                 + known.weight * _z(floored, np.float64(words_mean), np.float64(words_std)))
+        return fused, look, words
+
+
+@dataclasses.dataclass(frozen=True)
+class _Scored:
+    """What CollectionScores keeps of one query cover: rows scored (ascending), their look and words scores,
+    its floored words over the statistics' sample, and its words weight."""
+
+    rows: np.ndarray
+    look: np.ndarray
+    words: np.ndarray
+    sample_words: np.ndarray
+    weight: float
+
+
 def both_scores(
     embeddings: np.ndarray,
     model: textsearch.TextModel,
@@ -113,30 +215,76 @@ def both_scores(
     rounds: int = FEEDBACK_ROUNDS,
     graph: sparse.csr_matrix | None = None,
     spread: float = SPREAD,
+    collection: CollectionScores | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``--by both`` over the ``candidates`` (rows of ``embeddings``/``texts``/``model``): (scores with
     feedback from ``neighbours`` best candidates, ``rounds`` times, then spread over the collection's
-    neighbour ``graph`` with ``spread``, when a graph is given; look; words), one value per candidate."""
-    def scores_of(vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        look = np.asarray(embeddings[candidates]) @ vector
-        words = textsearch.words_similarity(model, text)[candidates]
+    neighbour ``graph`` with ``spread``, when a graph is given; look; words), one value per candidate.
+
+    Without ``collection`` the z-scores are over the candidates (all covers, for an exact answer); with it,
+    over the whole collection (CollectionScores), so that a few thousand candidates rank as they would among
+    all covers. The spreading then runs over the graph's links among the candidates, and never reads more."""
+    fused, look, words, _ = _feedback(embeddings, model, texts, candidates, query_vector, query_text,
+                                      neighbours, rounds, collection)
+    if graph is not None and spread > 0:
+        if collection is None:
+            seeds = np.zeros(len(texts))
+            seeds[candidates] = np.maximum(fused, 0.0)
+            fused = spread_over(graph, seeds, spread)[candidates]
+        else:
+            fused = spread_over(subgraph(graph, candidates), np.maximum(fused, 0.0), spread)
+    return fused, look, words
+
+
+def feedback_rows(
+    embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], candidates: np.ndarray,
+    query_vector: np.ndarray, query_text: str, collection: CollectionScores | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The covers both_scores' feedback rounds take as queries among the ``candidates`` (their own look-alikes
+    and words matches belong among the candidates too), and the candidates' scores after feedback."""
+    fused, _, _, fed = _feedback(embeddings, model, texts, candidates, query_vector, query_text,
+                                 FEEDBACK_NEIGHBOURS, FEEDBACK_ROUNDS, collection)
+    return fed, fused
+
+
+def _feedback(
+    embeddings: np.ndarray, model: textsearch.TextModel, texts: Sequence[str], candidates: np.ndarray,
+    query_vector: np.ndarray, query_text: str, neighbours: int, rounds: int,
+    collection: CollectionScores | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(fused scores after the feedback rounds, look, words, the rows fed back) over the ``candidates``."""
+    vectors = np.asarray(embeddings[candidates])  # the candidates' rows only, read once for every round
+
+    def scores_of(key: int, vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if collection is not None:
+            return collection.scores(key, candidates, vectors, vector, text)
+        look = vectors @ vector
+        words = textsearch.words_similarity(model, text, candidates)
         return hybrid_scores(look, words, len(textsearch.normalise(text))), look, words
 
-    first, look, words = scores_of(query_vector, query_text)
+    first, look, words = scores_of(QUERY, query_vector, query_text)
     fused, seen = first, {}  # the second round's best are mostly the first's: score each once
     for _ in range(rounds):
         best = candidates[np.argsort(-fused, kind="stable")[:neighbours]]
         for row in best:
             if row not in seen:
-                seen[row] = scores_of(np.asarray(embeddings[row]), texts[row])[0]
+                seen[row] = scores_of(int(row), np.asarray(embeddings[row]), texts[row])[0]
         feedback = [seen[row] for row in best]
         if feedback:
             fused = first + FEEDBACK_WEIGHT * np.mean(feedback, axis=0)
-    if graph is not None and spread > 0:
-        seeds = np.zeros(len(texts))
-        seeds[candidates] = np.maximum(fused, 0.0)
-        fused = spread_over(graph, seeds, spread)[candidates]
-    return fused, look, words
+    return fused, look, words, np.array(sorted(seen), dtype=np.int64)
+
+
+def subgraph(graph: sparse.csr_matrix, rows: np.ndarray) -> sparse.csr_matrix:
+    """The links of ``graph`` among ``rows`` (ascending), one row and column per row, read from those rows
+    alone (no array the size of the collection)."""
+    from scipy import sparse
+
+    part = graph[rows]
+    position = np.minimum(np.searchsorted(rows, part.indices), len(rows) - 1)
+    kept = rows[position] == part.indices
+    owner = np.repeat(np.arange(len(rows)), np.diff(part.indptr))
+    return sparse.csr_matrix((part.data[kept], (owner[kept], position[kept])), shape=(len(rows), len(rows)))
 
 
 def neighbour_graph(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -326,13 +327,87 @@ class Recommender:
             matched = np.flatnonzero(words > 0)
             top = matched[np.argsort(-words[matched], kind="stable")[:k]]
             return candidates[top], words[top], np.full(len(top), "words", dtype=object)
-        candidates = np.flatnonzero(allowed)
+        engine, candidates, collection = self._words_engine, None, None
+        if engine is not None and np.count_nonzero(allowed) > BOTH_EXACT_MAX:
+            collection = hybrid.CollectionScores(self._statistics, self._text_model)
+            none = np.zeros(len(allowed), dtype=bool)
+            candidates = both_candidates(
+                self.index.embeddings, self._text_model, self.texts, allowed, query.vector, query_text,
+                lambda vector, count: self._nearest(vector, count, none)[0], engine, self._graph, collection, k,
+            )
+        if candidates is None:  # few covers, or a filter that leaves the candidates too few: score every one
+            candidates, collection = np.flatnonzero(allowed), None
         fused, look, words = hybrid.both_scores(
             self.index.embeddings, self._text_model, self.texts, candidates, query.vector, query_text,
-            graph=self._graph,
+            graph=self._graph, collection=collection,
         )
         top = np.argsort(-fused, kind="stable")[:k]
         return candidates[top], fused[top], hybrid.owed_to(look, words, shown)[top]
+
+    @cached_property
+    def _statistics(self) -> hybrid.Statistics:
+        """The collection's statistics for z-scoring ``--by both`` over candidates, computed once."""
+        return hybrid.candidate_statistics(self.index.embeddings)
+
+
+BOTH_EXACT_MAX = 8_000
+"""Up to this many allowed covers ``--by both`` scores every one of them; above, only both_candidates. The
+crossover of warm similar_to_cover(by="both") p50, every cover vs candidates (bench/both_crossover.py,
+docs/words.md, 2 shared cores under load, OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1): 35 vs 52 ms at 4,450 real
+covers, 60 vs 62 ms at 7,000 and 87 vs 82 ms at 10,000 (bench/collection_scale.py collections); the
+candidates' own cost is mostly one FAISS search per query cover, a full scan on a flat index."""
+LOOK_NEIGHBOURS = 200
+WORDS_NEIGHBOURS = 200
+"""both_candidates takes this many nearest covers by look and best by the words engine for the query and for
+each cover its feedback takes."""
+BOTH_MIN_CANDIDATES = LOOK_NEIGHBOURS // 2
+"""both_candidates gives up (the allowed covers are all scored) when a filter leaves fewer than this many of
+the query's own look neighbours and words matches: the look and words searches rank before the filter, so a
+narrow one leaves few candidates, or only poor ones. An unfiltered query keeps at least LOOK_NEIGHBOURS less
+itself (a query without text has no words matches); a filter that drops half of those ranks exactly."""
+GRAPH_SEEDS = 100
+"""both_candidates adds the graph neighbours of this many best candidates: the spreading lifts a cover mostly
+through its best-scored neighbours."""
+
+
+def both_candidates(
+    embeddings: np.ndarray,
+    model: textsearch.TextModel,
+    texts: Sequence[str],
+    allowed: np.ndarray,
+    vector: np.ndarray,
+    text: str,
+    nearest: Callable[[np.ndarray, int], np.ndarray],
+    engine: textsearch.CandidateEngine,
+    graph: sparse.csr_matrix | None,
+    collection: hybrid.CollectionScores,
+    k: int,
+) -> np.ndarray | None:
+    """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
+    look (``nearest(vector, count)``: index rows, from the FAISS index) and the words ``engine``'s
+    WORDS_NEIGHBOURS best for its text, the same for each cover the feedback rounds take among them, and the
+    covers linked in the neighbour ``graph`` to the GRAPH_SEEDS best of them (after feedback), through which
+    the spreading reaches them. None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are
+    allowed: then only scoring every allowed cover finds its best ``k``."""
+
+    def around(row_vector: np.ndarray, row_text: str) -> list[np.ndarray]:
+        found = [nearest(row_vector, LOOK_NEIGHBOURS)]
+        if textsearch.normalise(row_text):
+            found.append(engine.candidates(textsearch.known_grams(model, row_text), WORDS_NEIGHBOURS))
+        return found
+
+    def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
+        rows = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        return rows[allowed[rows]]
+
+    candidates = allowed_of(around(vector, text))
+    if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
+        return None
+    fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)
+    found = [part for row in fed for part in around(np.asarray(embeddings[row]), texts[row])]
+    if graph is not None:
+        found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)
+    return allowed_of([candidates, *found])
 
 
 def open_index(index_dir: str | Path, settings: Settings | None = None) -> Recommender:

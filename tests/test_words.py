@@ -555,3 +555,93 @@ def test_the_incremental_bench_compares_updates_with_refits(text_index: Path) ->
     for row in rows[1:]:
         overlap, precisions = float(row[3]), [float(p) for p in row[4].split("/")]
         assert 0 <= overlap <= 1 and all(0 <= p <= 1 for p in precisions)
+
+def test_both_over_every_cover_with_collection_statistics_equals_both_without_them(recommender: Recommender) -> None:
+    """With every cover a candidate and every cover in the words sample, the collection-wide statistics are
+    the candidates' own: the candidate path's scores are the exact path's."""
+    from recsys.textstore import graph_of
+
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model, graph = recommender._text_model, graph_of(recommender.index)
+    every = np.arange(len(texts))
+    statistics = hybrid.candidate_statistics(embeddings, sample=len(texts))
+    for row in (0, 13, 30):
+        exact = hybrid.both_scores(embeddings, model, texts, every, embeddings[row], texts[row], graph=graph)
+        counted = hybrid.both_scores(embeddings, model, texts, every, embeddings[row], texts[row], graph=graph,
+                                     collection=hybrid.CollectionScores(statistics, model))
+        assert np.allclose(exact[0], counted[0], atol=1e-4)
+
+
+def test_both_from_candidates_ranks_the_top_ten_as_scoring_every_cover(
+    recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above recommend.BOTH_EXACT_MAX covers (0 here) ``--by both`` scores only both_candidates' covers (11 by
+    look, the query itself among them, and 8 by words per query cover: fewer than the index holds, and at least
+    k = 10 allowed for the query, as both_candidates asks), and finds the same top 10 for three queries in
+    four; where it differs, at most two of the ten change (the spreading sees no seeds outside the candidates)."""
+    from recsys import recommend
+
+    paths = pd.read_csv(manifest)["path"][:-1:3]
+    exact = [recommender.similar_to_cover(path, by="both")["path"].tolist() for path in paths]
+    monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
+    monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+    sizes = []
+    original = recommend.both_candidates
+    monkeypatch.setattr(recommend, "both_candidates", lambda *a: sizes.append(len(rows := original(*a))) or rows)
+    found = [recommender.similar_to_cover(path, by="both")["path"].tolist() for path in paths]
+    assert len(sizes) == len(paths) and max(sizes) < len(recommender.texts) - 1
+    same = [set(a) == set(b) for a, b in zip(exact, found)]
+    assert sum(same) >= 0.75 * len(paths), same
+    assert all(len(set(a) & set(b)) >= 8 for a, b in zip(exact, found))
+
+
+@pytest.mark.parametrize("artist", ["Nobody", "Sonny Rollins"])
+def test_both_from_candidates_under_a_narrow_filter_ranks_every_allowed_cover(
+    recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch, artist: str
+) -> None:
+    """A filter that keeps few of the query's look neighbours and words matches (covers of another artist, or
+    the one blank cover) leaves the candidates too few: ``--by both`` then scores every allowed cover and
+    returns min(k, allowed) results, the exact path's, rather than the few candidates that passed the filter."""
+    from recsys import recommend
+
+    table = pd.read_csv(manifest)
+    query = table[table["artist"] == "Sepultura"]["path"].iloc[0]
+    allowed = int((table["artist"] == artist).sum())
+    exact = recommender.similar_to_cover(query, by="both", where={"artist": artist})
+    monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+    given = []
+    original = recommend.both_candidates
+    monkeypatch.setattr(recommend, "both_candidates", lambda *a: given.append(rows := original(*a)) or rows)
+    found = recommender.similar_to_cover(query, by="both", where={"artist": artist})
+    assert given == [None]
+    assert len(found) == min(10, allowed)
+    assert set(found["artist"]) == {artist}
+    assert found["path"].tolist() == exact["path"].tolist()
+    assert np.allclose(found["score"], exact["score"])
+
+
+def test_collection_scores_score_each_candidate_once_per_query_cover(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """both_candidates' feedback and both_scores' share one CollectionScores: scoring a query cover again over
+    grown candidates reads the words of the covers that joined only, and gives what scoring afresh gives."""
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model = recommender._text_model
+    statistics = hybrid.candidate_statistics(embeddings, sample=5)
+    scores = hybrid.CollectionScores(statistics, model)
+    first, grown = np.arange(0, 20), np.arange(0, 36)
+    scores.scores(3, first, embeddings[first], embeddings[3], texts[3])
+    read = []
+    original = textsearch.words_similarity
+    monkeypatch.setattr(textsearch, "words_similarity",
+                        lambda model, text, rows=None: read.append(rows) or original(model, text, rows))
+    after = scores.scores(3, grown, embeddings[grown], embeddings[3], texts[3])
+    assert len(read) == 1 and read[0].tolist() == list(range(20, 36))
+    afresh = hybrid.CollectionScores(statistics, model).scores(3, grown, embeddings[grown], embeddings[3], texts[3])
+    for kept, fresh in zip(after, afresh):
+        assert np.allclose(kept, fresh, atol=1e-6)
