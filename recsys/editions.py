@@ -163,7 +163,8 @@ def perceptual_hashes(metadata: pd.DataFrame, cache_dir: str | Path | None = Non
     with writing_in(folder):
         folder.mkdir(parents=True, exist_ok=True)
         with FileLock(folder / f".{HASHES_FILE}.lock"):
-            known = pd.read_parquet(target) if target.is_file() else pd.DataFrame(columns=["content_hash", "phash", "dhash"])
+            empty = pd.DataFrame(columns=["content_hash", "phash", "dhash"])
+            known = pd.read_parquet(target) if target.is_file() else empty
             wanted = metadata.drop_duplicates("content_hash")
             missing = wanted[~wanted["content_hash"].isin(known["content_hash"])]
             new = _hash_files(missing)

@@ -437,7 +437,8 @@ def test_a_search_process_on_a_stored_words_model_imports_no_sklearn(text_index:
         "import json, runpy, sys\n"
         f"sys.argv = ['cli.py', 'search', 'sepultura', '--index', {str(text_index)!r}, "
         "'-k', '3', '--json']\n"
-        "try:\n    runpy.run_path('cli.py', run_name='__main__')\nexcept SystemExit as exit:\n    assert not exit.code\n"
+        "try:\n    runpy.run_path('cli.py', run_name='__main__')\n"
+        "except SystemExit as exit:\n    assert not exit.code\n"
         "print(json.dumps('sklearn' in {m.split('.')[0] for m in sys.modules}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
