@@ -125,12 +125,8 @@ def candidate_statistics(embeddings: np.ndarray, sample: int = WORDS_SAMPLE) -> 
     count = len(embeddings)
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(count, STATISTICS_ROWS, replace=False)) if count > STATISTICS_ROWS else slice(None)
-    vectors = np.asarray(embeddings[rows], dtype=np.float32)
-    mean_vector = vectors.mean(axis=0, dtype=np.float64)
-    centred = (vectors - mean_vector).astype(np.float32)
-    covariance = (centred.T @ centred) / len(vectors)
-    words_sample = np.sort(np.random.default_rng(0).choice(count, min(sample, count), replace=False))
-    return Statistics(mean_vector.astype(np.float32), covariance.astype(np.float32), words_sample, count)
+    mean_vector, covariance = look_moments(np.asarray(embeddings[rows], dtype=np.float32))
+    return Statistics(mean_vector.astype(np.float32), covariance, words_sample(count, sample), count)
 
 
 def _moments_of(
@@ -339,7 +335,7 @@ def candidate_neighbour_graph(
     nearest = nearest_by_look(vectors, min(look_candidates, count - 1))
     postings = model.covers.tocsc()  # one column per n-gram: the covers that print it
     lines = _Lines.of(model)
-    sampled = np.sort(np.random.default_rng(0).choice(count, min(sample, count), replace=False))
+    sampled = words_sample(count, sample)
     sample_lines = lines.of_covers(sampled)
     heads, tails, weights = [], [], []
     for start in range(0, count, GRAPH_BLOCK):
@@ -427,16 +423,28 @@ def _mutual_graph(heads: np.ndarray, tails: np.ndarray, weights: np.ndarray, cou
 def look_statistics(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each cover v, the mean and standard deviation of v.v_j over all covers j (itself included): v.mu and
     sqrt(v^T Sigma v), from the collection's mean vector mu and covariance Sigma, without comparing any pair."""
-    mean_vector = vectors.mean(axis=0, dtype=np.float64)
-    covariance = np.zeros((vectors.shape[1],) * 2)
+    mean_vector, covariance = look_moments(vectors)
     step = 65_536
-    for start in range(0, len(vectors), step):
-        centred = (vectors[start : start + step] - mean_vector).astype(np.float32)
-        covariance += centred.T @ centred
-    covariance = (covariance / len(vectors)).astype(np.float32)
     variance = np.concatenate([np.einsum("ij,ij->i", vectors[start : start + step] @ covariance,
                                          vectors[start : start + step]) for start in range(0, len(vectors), step)])
     return vectors @ mean_vector.astype(np.float32), np.sqrt(np.maximum(variance, 0.0))
+
+
+def look_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean vector (float64) and covariance (float32) of ``vectors``, accumulated 65,536 rows at a time so
+    that a memory-mapped collection is never copied whole."""
+    mean_vector = vectors.mean(axis=0, dtype=np.float64)
+    covariance = np.zeros((vectors.shape[1],) * 2)
+    for start in range(0, len(vectors), 65_536):
+        centred = (vectors[start : start + 65_536] - mean_vector).astype(np.float32)
+        covariance += centred.T @ centred
+    return mean_vector, (covariance / len(vectors)).astype(np.float32)
+
+
+def words_sample(count: int, size: int) -> np.ndarray:
+    """A fixed random sample of ``size`` of ``count`` rows (ascending), the same on every run: the covers whose
+    words stand for the rest of the collection in the graph's and the queries' statistics."""
+    return np.sort(np.random.default_rng(0).choice(count, min(size, count), replace=False))
 
 
 def nearest_by_look(vectors: np.ndarray, count: int) -> np.ndarray:
