@@ -189,11 +189,8 @@ class Recommender:
         if not textsearch.normalise(query):
             raise QueryError("the search needs at least one letter or digit")
         allowed = row_mask(self.index.metadata, genre, where)
-        rows, scores = textsearch.words_scores(self._text_model, query, self._words_engine, allowed, k)
-        matched = np.flatnonzero(scores > 0)
-        best = matched[np.argsort(-scores[matched], kind="stable")[:k]]
-        top = rows[best]
-        result = self._frame(top, scores[best])
+        top, scores = textsearch.best_by_words(self._text_model, query, self._words_engine, allowed, k)
+        result = self._frame(top, scores)
         result.insert(4, "text", [" / ".join(str(self.texts[row]).splitlines()) for row in top])
         return result
 
@@ -323,10 +320,8 @@ class Recommender:
         fused scores ("both"); ``match`` is "both" for a cover in the top ``shown`` by look and by words."""
         query_text = self.text_of(query)
         if by == "words":
-            candidates, words = textsearch.words_scores(self._text_model, query_text, self._words_engine, allowed, k)
-            matched = np.flatnonzero(words > 0)
-            top = matched[np.argsort(-words[matched], kind="stable")[:k]]
-            return candidates[top], words[top], np.full(len(top), "words", dtype=object)
+            top, words = textsearch.best_by_words(self._text_model, query_text, self._words_engine, allowed, k)
+            return top, words, np.full(len(top), "words", dtype=object)
         engine, candidates, collection = self._words_engine, None, None
         if engine is not None and np.count_nonzero(allowed) > BOTH_EXACT_MAX:
             collection = hybrid.CollectionScores(self._statistics, self._text_model)

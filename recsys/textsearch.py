@@ -274,3 +274,14 @@ def words_scores(
     if np.count_nonzero(scores > 0) < k and len(found) == CANDIDATES:
         return every, words_similarity(model, text)[every]
     return rows, scores
+
+
+def best_by_words(
+    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, scores) of the best ``k`` ``allowed`` covers that share any words with ``text``, best first (ties
+    in row order), through the candidate stage (words_scores)."""
+    rows, scores = words_scores(model, text, engine, allowed, k)
+    matched = np.flatnonzero(scores > 0)
+    best = matched[np.argsort(-scores[matched], kind="stable")[:k]]
+    return rows[best], scores[best]
