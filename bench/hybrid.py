@@ -154,9 +154,8 @@ def compare_candidates(args: argparse.Namespace, index, texts, labels, hashes, e
         write_engine(Path(scratch) / "engine", model.terms, model.covers.indices, model.covers.indptr)
         engine = WordsEngine(Path(scratch) / "engine", len(texts))
 
-        def nearest(vector: np.ndarray, count: int) -> np.ndarray:
-            rows = index.faiss_index.search(vector[None].astype(np.float32), count)[1][0]
-            return rows[rows >= 0]
+        def nearest(vectors: np.ndarray, count: int) -> np.ndarray:
+            return index.faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), count)[1]
 
         for row, text in enumerate(texts):
             allowed = hashes != hashes[row]

@@ -123,14 +123,14 @@ def single_queries(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-K ids of each query, searched one at a time with sleeve's ``search``, and the seconds each took."""
     for query in queries[:WARMUP_QUERIES]:
-        faiss_index.search(index, query, K, exact_vectors)
+        faiss_index.search(index, query[None], K, exact_vectors)
     found = np.empty((len(queries), K), dtype=np.int64)
     seconds = np.empty(len(queries))
     for row, query in enumerate(queries):
         started = time.perf_counter()
-        _, ids = faiss_index.search(index, query, K, exact_vectors)
+        _, ids = faiss_index.search(index, query[None], K, exact_vectors)
         seconds[row] = time.perf_counter() - started
-        found[row] = ids
+        found[row] = ids[0]
     return found, seconds
 
 

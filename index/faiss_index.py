@@ -121,26 +121,30 @@ def train_ivfpq(sample: np.ndarray, count: int) -> tuple[faiss.IndexIVFPQ, dict[
 
 
 def search(
-    index: faiss.Index, query: np.ndarray, k: int, exact_vectors: np.ndarray | None = None
+    index: faiss.Index, queries: np.ndarray, k: int, exact_vectors: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top ``k`` (scores, row ids) for one unit ``query``; ids of -1 mean fewer than k were found.
+    """Top ``k`` (scores, row ids) of each unit query in ``queries`` (n, d), one row each (n, k); ids of -1 mean
+    fewer than k were found. FAISS answers a matrix of queries in one call, much faster than one call each.
 
-    Given ``exact_vectors`` (the index's rows, e.g. memory-mapped), ``RERANK_FACTOR * k`` candidates are
-    re-scored exactly: a compressed index then ranks as well as its candidate list allows, while the
-    full vectors stay on disk and only the candidates' rows are read.
+    Given ``exact_vectors`` (the index's rows, e.g. memory-mapped), ``RERANK_FACTOR * k`` candidates per query
+    are re-scored exactly: a compressed index then ranks as well as its candidate lists allow, while the
+    full vectors stay on disk and only the candidates' rows are read, once however many queries share them.
     """
-    query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+    queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, index.d)
     if exact_vectors is None:
-        scores, ids = index.search(query, k)
-        return scores[0], ids[0]
-    _, candidates = index.search(query, k * RERANK_FACTOR)
-    candidates = np.sort(candidates[0][candidates[0] >= 0])  # ascending rows read the file front to back
-    exact = np.asarray(exact_vectors[candidates]) @ query[0]
-    top = np.argsort(-exact, kind="stable")[:k]
-    scores = np.full(k, -np.inf, dtype=np.float32)
-    ids = np.full(k, -1, dtype=np.int64)
-    scores[: len(top)], ids[: len(top)] = exact[top], candidates[top]
-    return scores, ids
+        return index.search(queries, k)
+    _, candidates = index.search(queries, k * RERANK_FACTOR)
+    missing = candidates < 0
+    # each query's candidates ascending (missing last): a tie keeps the lower row
+    candidates = np.sort(np.where(missing, np.iinfo(np.int64).max, candidates), axis=1)
+    missing = np.sort(missing, axis=1)
+    rows = np.unique(candidates[~missing])  # ascending rows read the file front to back
+    exact = np.full((len(queries), len(rows) + 1), -np.inf, dtype=np.float32)  # the last column: missing
+    exact[:, :-1] = (np.asarray(exact_vectors[rows]) @ queries.T).T
+    scores = np.take_along_axis(exact, np.where(missing, len(rows), np.searchsorted(rows, candidates)), axis=1)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    scores = np.take_along_axis(scores, top, axis=1)
+    return scores, np.where(np.isfinite(scores), np.take_along_axis(candidates, top, axis=1), -1)
 
 
 def apply_search_params(index: faiss.Index, params: dict[str, Any]) -> None:

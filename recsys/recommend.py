@@ -284,13 +284,15 @@ class Recommender:
 
     def _nearest(self, vector: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the top ``k`` (at most the index's size) not ``excluded``, from the FAISS index."""
-        compressed = INDEX_TYPES[self.index.info.index_type].rescore
-        found_scores, found_rows = search(
-            self.index.faiss_index, vector, k + int(excluded.sum()),
-            exact_vectors=self.index.embeddings if compressed else None,
-        )
+        found_scores, found_rows = (found[0] for found in self._search(vector[None], k + int(excluded.sum())))
         keep = (found_rows >= 0) & ~excluded[np.maximum(found_rows, 0)]
         return found_rows[keep][:k], found_scores[keep][:k]
+
+    def _search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of each of ``vectors``' top ``k`` from the FAISS index in one batched search, one row
+        each; rows of -1 where fewer were found."""
+        compressed = INDEX_TYPES[self.index.info.index_type].rescore
+        return search(self.index.faiss_index, vectors, k, exact_vectors=self.index.embeddings if compressed else None)
 
     def _excluded(self, query: QueryCover) -> np.ndarray:
         """The rows that are the query cover itself (same content or same path)."""
@@ -325,10 +327,9 @@ class Recommender:
         engine, candidates, collection = self._words_engine, None, None
         if engine is not None and np.count_nonzero(allowed) > BOTH_EXACT_MAX:
             collection = hybrid.CollectionScores(self._statistics, self._text_model)
-            none = np.zeros(len(allowed), dtype=bool)
             candidates = both_candidates(
                 self.index.embeddings, self._text_model, self.texts, allowed, query.vector, query_text,
-                lambda vector, count: self._nearest(vector, count, none)[0], engine, self._graph, collection, k,
+                lambda vectors, count: self._search(vectors, count)[1], engine, self._graph, collection, k,
             )
         if candidates is None:  # few covers, or a filter that leaves the candidates too few: score every one
             candidates, collection = np.flatnonzero(allowed), None
@@ -350,7 +351,8 @@ BOTH_EXACT_MAX = 8_000
 crossover of warm similar_to_cover(by="both") p50, every cover vs candidates (bench/both_crossover.py,
 docs/words.md, 2 shared cores under load, OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1): 35 vs 52 ms at 4,450 real
 covers, 60 vs 62 ms at 7,000 and 87 vs 82 ms at 10,000 (bench/collection_scale.py collections); the
-candidates' own cost is mostly one FAISS search per query cover, a full scan on a flat index."""
+candidates' own cost is mostly the feedback covers' words scoring and two batched FAISS searches (full scans
+on a flat index)."""
 LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
 """both_candidates takes this many nearest covers by look and best by the words engine for the query and for
@@ -379,27 +381,30 @@ def both_candidates(
     k: int,
 ) -> np.ndarray | None:
     """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
-    look (``nearest(vector, count)``: index rows, from the FAISS index) and the words ``engine``'s
-    WORDS_NEIGHBOURS best for its text, the same for each cover the feedback rounds take among them, and the
-    covers linked in the neighbour ``graph`` to the GRAPH_SEEDS best of them (after feedback), through which
-    the spreading reaches them. None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are
-    allowed: then only scoring every allowed cover finds its best ``k``."""
+    look (``nearest(vectors, count)``: each of the (n, d) ``vectors``' nearest index rows, (n, count), -1 where
+    fewer; one batched FAISS search) and the words ``engine``'s WORDS_NEIGHBOURS best for its text, the same for
+    the covers the feedback rounds take among them (their look searched together), and the covers linked in the
+    neighbour ``graph`` to the GRAPH_SEEDS best of them (after feedback), through which the spreading reaches
+    them. None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only scoring
+    every allowed cover finds its best ``k``."""
 
-    def around(row_vector: np.ndarray, row_text: str) -> list[np.ndarray]:
-        found = [nearest(row_vector, LOOK_NEIGHBOURS)]
-        if textsearch.normalise(row_text):
-            found.append(engine.candidates(textsearch.known_grams(model, row_text), WORDS_NEIGHBOURS))
+    def around(vectors: np.ndarray, row_texts: Sequence[str]) -> list[np.ndarray]:
+        found = [nearest(vectors, LOOK_NEIGHBOURS).ravel()]
+        for row_text in row_texts:
+            if textsearch.normalise(row_text):
+                found.append(engine.candidates(textsearch.known_grams(model, row_text), WORDS_NEIGHBOURS))
         return found
 
     def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
-        rows = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        rows = np.unique(np.concatenate(parts))
+        rows = rows[rows >= 0]
         return rows[allowed[rows]]
 
-    candidates = allowed_of(around(vector, text))
+    candidates = allowed_of(around(vector[None], [text]))
     if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
         return None
     fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)
-    found = [part for row in fed for part in around(np.asarray(embeddings[row]), texts[row])]
+    found = around(np.asarray(embeddings[fed]), [texts[row] for row in fed]) if len(fed) else []
     if graph is not None:
         found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)
     return allowed_of([candidates, *found])

@@ -167,17 +167,35 @@ def test_unknown_index_type_is_a_config_error(vectors: np.ndarray) -> None:
 def test_exact_re_rank_lifts_ivfpq_recall_and_keeps_exact_scores(built, vectors, queries, truth) -> None:
     index, _ = built["ivfpq"]
     plain = recall(index, queries, truth)
-    reranked = np.array([search(index, q, 10, exact_vectors=vectors)[1] for q in queries])
+    reranked = search(index, queries, 10, exact_vectors=vectors)[1]
     reranked_recall = float(np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(reranked, truth)]))
     assert reranked_recall > plain + 0.1
-    scores, ids = search(index, queries[0], 10, exact_vectors=vectors)
-    np.testing.assert_allclose(scores, vectors[ids] @ queries[0], rtol=1e-5)
-    assert np.all(np.diff(scores) <= 0)
+    scores, ids = search(index, queries[:1], 10, exact_vectors=vectors)
+    np.testing.assert_allclose(scores[0], vectors[ids[0]] @ queries[0], rtol=1e-5)
+    assert np.all(np.diff(scores[0]) <= 0)
 
 
 def test_search_without_re_rank_is_the_plain_faiss_answer(built, queries) -> None:
     index, _ = built["hnsw"]
-    scores, ids = search(index, queries[3], 10)
+    scores, ids = search(index, queries[3:4], 10)
     expected_scores, expected_ids = index.search(queries[3][None], 10)
-    np.testing.assert_array_equal(ids, expected_ids[0])
-    np.testing.assert_array_equal(scores, expected_scores[0])
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_array_equal(scores, expected_scores)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+def test_a_batch_of_queries_finds_what_each_query_alone_finds(built, vectors, queries, kind) -> None:
+    """Searching many queries in one call (as recommend's both candidates do) changes no answer, re-ranked or
+    not; a query with fewer than k candidates (k above the index's size) is padded with -1 in both."""
+    index, _ = built[kind]
+    rerank = vectors if kind == "ivfpq" else None
+    batch = queries[:20]
+    scores, ids = search(index, batch, K, exact_vectors=rerank)
+    for row, query in enumerate(batch):
+        alone_scores, alone_ids = search(index, query[None], K, exact_vectors=rerank)
+        np.testing.assert_array_equal(ids[row], alone_ids[0])
+        np.testing.assert_allclose(scores[row], alone_scores[0], rtol=1e-5)
+    small = faiss.IndexFlatIP(DIM)
+    small.add(vectors[:3])
+    scores, ids = search(small, batch[:2], 5, exact_vectors=vectors[:3])
+    assert (ids[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all() and (ids[:, :3] >= 0).all()

@@ -626,6 +626,39 @@ def test_both_from_candidates_under_a_narrow_filter_ranks_every_allowed_cover(
     assert np.allclose(found["score"], exact["score"])
 
 
+def test_both_candidates_search_the_feedback_covers_look_in_one_batch_and_find_what_one_at_a_time_finds(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look side of both_candidates is two FAISS searches (the query, then every feedback cover together),
+    and the candidates are the ones a search per cover finds."""
+    from recsys import recommend
+
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
+    monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    statistics = hybrid.candidate_statistics(embeddings)
+    batches: list[int] = []
+
+    def batched(vectors: np.ndarray, count: int) -> np.ndarray:
+        batches.append(len(vectors))
+        return recommender._search(vectors, count)[1]
+
+    def one_at_a_time(vectors: np.ndarray, count: int) -> np.ndarray:
+        return np.concatenate([recommender._search(vector[None], count)[1] for vector in vectors])
+
+    for row in (0, 13, 30):
+        allowed = np.arange(len(texts)) != row
+        found = []
+        for nearest in (batched, one_at_a_time):
+            collection = hybrid.CollectionScores(statistics, recommender._text_model)
+            found.append(recommend.both_candidates(
+                embeddings, recommender._text_model, texts, allowed, embeddings[row], texts[row], nearest,
+                recommender._words_engine, recommender._graph, collection, 10))
+        assert found[0] is not None and found[0].tolist() == found[1].tolist()
+    assert batches[::2] == [1, 1, 1] and all(size > 1 for size in batches[1::2]), batches
+
+
 def test_collection_scores_score_each_candidate_once_per_query_cover(
     recommender: Recommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
