@@ -111,7 +111,8 @@ def _vectorise(
     """(rows of ``texts``, rows of their printed lines, the text of each line) over the vocabulary ``terms``."""
     grams = _gram_codes(texts)
     columns, known = _columns(terms, grams.codes)
-    covers, lines, owner = _counts(dataclasses.replace(grams, line=grams.line[known]), columns[known], len(terms))
+    in_vocabulary = dataclasses.replace(grams, codes=grams.codes[known], line=grams.line[known])
+    covers, lines, owner = _counts(in_vocabulary, columns[known], len(terms))
     return _tfidf(covers, idf), _tfidf(lines, idf), owner
 
 
@@ -150,9 +151,9 @@ def unknown_grams(model: TextModel, texts: Sequence[str]) -> tuple[int, int]:
 
 @dataclasses.dataclass(frozen=True)
 class _Grams:
-    """The n-grams of ``texts`` texts (_analyse's, in its order): each one's code (_gram_codes) and the printed
-    line it comes from (``line``, an index into ``owner`` and ``length``); each printed line's text and its
-    normalised length."""
+    """The n-grams of a number of ``texts`` (_analyse's, in its order): each one's code (_gram_codes) and the
+    printed line it comes from (``line``, an index into ``owner`` and ``length``); each printed line's text and
+    its normalised length."""
 
     texts: int
     codes: np.ndarray
@@ -206,7 +207,7 @@ def _counts(grams: _Grams, columns: np.ndarray, width: int) -> tuple[
     sparse.csr_matrix, sparse.csr_matrix, np.ndarray
 ]:
     """(n-gram counts of each text, of each of its printed lines of at least MIN_LINE_CHARS, the text of each
-    such line) from ``grams`` and the column of each n-gram (``grams.line``, maybe fewer than its codes)."""
+    such line) from ``grams`` and the column of each of its n-grams."""
     covers = _count(grams.owner[grams.line], columns, (grams.texts, width))
     long = grams.length >= MIN_LINE_CHARS
     row = np.cumsum(long) - 1  # of each long line, among the long ones
