@@ -19,15 +19,21 @@ import numpy as np
 if TYPE_CHECKING:
     from scipy import sparse
 
-NGRAM = (3, 3)
+NGRAM = 3
+"""Characters per n-gram: three, so that an n-gram packs into one int64 (_gram_codes)."""
 MIN_LINE_CHARS = 4
 """Printed lines shorter than this ("CD", "2") are too common to say that two covers share words."""
+_NOT_A_LETTER = re.compile(r"[\W_]+")
+_CODE_BITS = 21
+"""Bits of one character in an n-gram's code: every code point is below 2**21."""
 
 
 def normalise(text: str) -> str:
     """Lower case, accents stripped, only letters and digits, words joined: "Alan  JACKSON!" -> "alanjackson"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return re.sub(r"[\W_]+", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
+    kept = _NOT_A_LETTER.sub("", unicodedata.normalize("NFKD", text.lower()))
+    # both filters drop single characters, so their order does not matter; OCR text is mostly ASCII, which
+    # holds no combining marks, so the slow per-character test only runs on what else is left
+    return kept if kept.isascii() else "".join(c for c in kept if not unicodedata.combining(c))
 
 
 def printed_lines(text: str) -> list[str]:
@@ -38,18 +44,26 @@ def printed_lines(text: str) -> list[str]:
 
 
 def _lines(text: str) -> list[str]:
-    """The normalised printed lines of a cover text (see printed_lines)."""
-    return [normalise(line) for line in printed_lines(text)]
+    """The normalised printed lines of a cover text (see printed_lines), each line normalised once."""
+    raw, lines = [], []
+    for line in text.splitlines():
+        if normalised := normalise(line):
+            raw.append(line)
+            lines.append(normalised)
+    # an ASCII pair normalises to its lines' forms joined; others may not ("ΑΣ" + "Β": a final sigma no more)
+    pairs = [lines[i] + lines[i + 1] if raw[i].isascii() and raw[i + 1].isascii() else normalise(raw[i] + raw[i + 1])
+             for i in range(len(raw) - 1)]
+    return lines + pairs
 
 
 def _analyse(text: str) -> list[str]:
     """Character n-grams of each printed line and adjacent pair (never across lines further apart, whose
-    order OCR does not fix)."""
+    order OCR does not fix): the definition of what a row counts, as sklearn's analyzer; _gram_codes computes
+    the same for many texts at once."""
     grams = []
     for line in _lines(text):
         padded = f" {line} "
-        for n in range(NGRAM[0], NGRAM[1] + 1):
-            grams.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+        grams.extend(padded[i : i + NGRAM] for i in range(len(padded) - NGRAM + 1))
     return grams
 
 
@@ -70,31 +84,36 @@ class TextModel:
 def fit_text_vectors(texts: Sequence[str]) -> TextModel:
     """Fit the collection's TF-IDF model (IDF over covers) and vectorise every cover and printed line, as
     sklearn's ``TfidfVectorizer(analyzer=_analyse, sublinear_tf=True, dtype=np.float32)`` would (the same
-    vocabulary, smoothed IDF and rows; tests/test_words.py compares them)."""
-    grams, rows = _ngrams(texts)
-    terms, columns = np.unique(grams, return_inverse=True)
-    counts = _count(rows, columns, (len(texts), len(terms)))
-    document_frequency = np.bincount(counts.indices, minlength=len(terms)).astype(np.float32) + 1
+    vocabulary, smoothed IDF and rows; tests/test_words.py compares them). Each printed line's n-grams are found
+    once, as integer codes, for its cover's row and its own: what lets build-index fit a million covers."""
+    grams = _gram_codes(texts)
+    codes = np.unique(grams.codes)
+    terms = _terms(codes)
+    columns = np.searchsorted(codes, grams.codes)  # faster than np.unique's inverse (a sort of every n-gram)
+    covers, lines, owner = _counts(grams, columns, len(terms))
+    document_frequency = np.bincount(covers.indices, minlength=len(terms)).astype(np.float32) + 1
     idf = np.full_like(document_frequency, len(texts) + 1)  # smoothed, in float32, as sklearn computes it
     idf /= document_frequency
     np.log(idf, out=idf)
     idf += 1
-    lines, owner = _split_lines(texts)
-    return TextModel(terms, idf, _tfidf(counts, idf), _vectorise(terms, idf, lines), owner)
+    return TextModel(terms, idf, _tfidf(covers, idf), _tfidf(lines, idf), owner)
 
 
 def vectorise(model: TextModel, texts: Sequence[str]) -> sparse.csr_matrix:
     """TF-IDF rows of ``texts`` over the model's vocabulary (n-grams it lacks are dropped): 1 + log of each
     n-gram's count, times its IDF, each row scaled to unit length."""
-    return _vectorise(model.terms, model.idf, texts)
+    return _vectorise(model.terms, model.idf, texts)[0]
 
 
-def _vectorise(terms: np.ndarray, idf: np.ndarray, texts: Sequence[str]) -> sparse.csr_matrix:
-    grams, rows = _ngrams(texts)
-    columns = np.searchsorted(terms, grams)
-    known = columns < len(terms)
-    known[known] = terms[columns[known]] == grams[known]
-    return _tfidf(_count(rows[known], columns[known], (len(texts), len(terms))), idf)
+def _vectorise(
+    terms: np.ndarray, idf: np.ndarray, texts: Sequence[str]
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+    """(rows of ``texts``, rows of their printed lines, the text of each line) over the vocabulary ``terms``."""
+    grams = _gram_codes(texts)
+    columns, known = _columns(terms, grams.codes)
+    in_vocabulary = dataclasses.replace(grams, codes=grams.codes[known], line=grams.line[known])
+    covers, lines, owner = _counts(in_vocabulary, columns[known], len(terms))
+    return _tfidf(covers, idf), _tfidf(lines, idf), owner
 
 
 def update_text_vectors(model: TextModel, kept: np.ndarray, texts: Sequence[str]) -> TextModel:
@@ -106,12 +125,11 @@ def update_text_vectors(model: TextModel, kept: np.ndarray, texts: Sequence[str]
     collection."""
     kept = np.asarray(kept, dtype=np.int64)
     added = np.flatnonzero(kept < 0)
-    new_texts = [texts[row] for row in added]
-    new_lines, new_owner = _split_lines(new_texts)
+    new_covers, new_lines, new_owner = _vectorise(model.terms, model.idf, [texts[row] for row in added])
     from scipy import sparse
 
-    covers = sparse.vstack([model.covers, _vectorise(model.terms, model.idf, new_texts)], format="csr")
-    lines = sparse.vstack([model.lines, _vectorise(model.terms, model.idf, new_lines)], format="csr")
+    covers = sparse.vstack([model.covers, new_covers], format="csr")
+    lines = sparse.vstack([model.lines, new_lines], format="csr")
     source = kept.copy()
     source[added] = model.covers.shape[0] + np.arange(len(added))
     # each cover's run of lines in the stacked rows: the stored ones, then the added covers' after them
@@ -126,22 +144,76 @@ def update_text_vectors(model: TextModel, kept: np.ndarray, texts: Sequence[str]
 def unknown_grams(model: TextModel, texts: Sequence[str]) -> tuple[int, int]:
     """(n-grams of ``texts`` missing from the model's vocabulary, all their n-grams), occurrences counted: how
     far new covers' words stray from what the model was fitted on."""
-    grams, _ = _ngrams(texts)
-    columns = np.searchsorted(model.terms, grams)
-    known = columns < len(model.terms)
-    known[known] = model.terms[columns[known]] == grams[known]
-    return int(len(grams) - known.sum()), len(grams)
+    codes = _gram_codes(texts).codes
+    _, known = _columns(model.terms, codes)
+    return int(len(codes) - known.sum()), len(codes)
 
 
-def _ngrams(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Every n-gram of every text (_analyse) and the index of the text it comes from."""
-    grams: list[str] = []
+@dataclasses.dataclass(frozen=True)
+class _Grams:
+    """The n-grams of a number of ``texts`` (_analyse's, in its order): each one's code (_gram_codes) and the
+    printed line it comes from (``line``, an index into ``owner`` and ``length``); each printed line's text and
+    its normalised length."""
+
+    texts: int
+    codes: np.ndarray
+    line: np.ndarray
+    owner: np.ndarray
+    length: np.ndarray
+
+
+def _gram_codes(texts: Sequence[str]) -> _Grams:
+    """The n-grams of ``texts``: each printed line normalised once (_lines), all of them padded and joined
+    into one array of code points, and each n-gram's characters read from it at once and packed into an int64
+    (``_CODE_BITS`` a character) whose order is the n-gram's string order."""
+    lines: list[str] = []
     sizes = []
     for text in texts:
-        found = _analyse(text)
-        grams.extend(found)
+        found = _lines(text)
+        lines.extend(found)
         sizes.append(len(found))
-    return np.array(grams, dtype=str), np.repeat(np.arange(len(texts)), sizes)
+    length = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+    chars = np.frombuffer("".join(f" {line} " for line in lines).encode("utf-32-le"), dtype=np.uint32)
+    per_line = length + 3 - NGRAM  # n-grams of each padded line
+    line = np.repeat(np.arange(len(lines)), per_line)
+    first_char = np.cumsum(length + 2) - (length + 2)
+    first_gram = np.cumsum(per_line) - per_line
+    starts = np.repeat(first_char - first_gram, per_line) + np.arange(len(line))
+    codes = np.zeros(len(line), dtype=np.int64)
+    for offset in range(NGRAM):
+        codes <<= _CODE_BITS
+        codes |= chars[starts + offset]
+    return _Grams(len(texts), codes, line, np.repeat(np.arange(len(texts)), sizes), length)
+
+
+def _terms(codes: np.ndarray) -> np.ndarray:
+    """The n-grams (strings) of ``codes`` (_gram_codes)."""
+    chars = np.empty((len(codes), NGRAM), dtype=np.uint32)
+    for offset in range(NGRAM):
+        chars[:, offset] = (codes >> (_CODE_BITS * (NGRAM - 1 - offset))) & ((1 << _CODE_BITS) - 1)
+    return chars.view(f"<U{NGRAM}").ravel()
+
+
+def _columns(terms: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(column of each n-gram of ``codes`` in the sorted vocabulary ``terms``, whether it is there at all)."""
+    grams = _terms(codes)
+    columns = np.searchsorted(terms, grams)
+    known = columns < len(terms)
+    known[known] = terms[columns[known]] == grams[known]
+    return columns, known
+
+
+def _counts(grams: _Grams, columns: np.ndarray, width: int) -> tuple[
+    sparse.csr_matrix, sparse.csr_matrix, np.ndarray
+]:
+    """(n-gram counts of each text, of each of its printed lines of at least MIN_LINE_CHARS, the text of each
+    such line) from ``grams`` and the column of each of its n-grams."""
+    covers = _count(grams.owner[grams.line], columns, (grams.texts, width))
+    long = grams.length >= MIN_LINE_CHARS
+    row = np.cumsum(long) - 1  # of each long line, among the long ones
+    mine = long[grams.line]
+    lines = _count(row[grams.line[mine]], columns[mine], (int(long.sum()), width))
+    return covers, lines, grams.owner[long]
 
 
 def _count(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:

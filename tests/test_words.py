@@ -4,9 +4,11 @@ fusion's plain functions, on a few dozen real covers of ../shared/artist-covers 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -352,6 +354,57 @@ def test_the_words_model_is_sklearns_tfidf_without_sklearn_at_query_time() -> No
     for mine, theirs in [(model.covers, reference.transform(texts)), (model.lines, reference.transform(lines)),
                          (textsearch.vectorise(model, queries), reference.transform(queries))]:
         assert mine.shape == theirs.shape and abs(mine - theirs).max() < 1e-6
+
+
+_OCR_LIKE = [
+    "PETER TOSH\r\nMYSTIC MAN", "Sepultura — Roots!!\n\n(Remastered 2017)", "ÉTÉ été\n2\nÇa va", "", "\n \n", "CD",
+    "ΟΔΥΣΣΕΑΣ\nΣΟΦΟΣ",  # joined, the first line's last sigma is no final one: "οδυσσεασσοφος", not "...ςσοφος"
+    "a\u0301bc\n\u0327\u0301def",  # combining marks, also at a line's start (the joined pair drops them too)
+    "Motörhead\nAce of Spades", "ﬁnal ½ Straße", "坂本龍一\n戦場のメリークリスマス", "İstanbul\u2028Live\x0bat\x1cBudokan",
+    "x_y_z\n___\n!!!\nA", "ALANIACKSON\nALAN\nJACKSON",
+]
+
+
+def _plain_normalise(text: str) -> str:
+    """textsearch.normalise as its docstring says it, one character at a time."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return re.sub(r"[\W_]+", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def _plain_grams(text: str) -> list[str]:
+    """The 3-grams of a cover text as the words model defines them, one line at a time: each printed line
+    and each adjacent pair, normalised, padded with a space each side."""
+    lines = [line for line in text.splitlines() if _plain_normalise(line)]
+    grams = []
+    for line in lines + [first + second for first, second in zip(lines, lines[1:])]:
+        padded = f" {_plain_normalise(line)} "
+        grams.extend(padded[i : i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+def test_the_fit_counts_the_n_grams_of_each_printed_line_as_their_plain_definition_does() -> None:
+    """The fit finds n-grams for every text at once as integer codes: the same n-grams in the same order as
+    the plain per-line definition, on OCR-like texts with accents, combining marks, Greek sigmas, ligatures,
+    CJK, punctuation, odd line breaks and empty text, and the same vocabulary, rows and line rows as sklearn
+    fitted with that definition."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    for text in _OCR_LIKE:
+        assert textsearch._analyse(text) == _plain_grams(text), text
+    grams = textsearch._gram_codes(_OCR_LIKE)
+    assert list(textsearch._terms(grams.codes)) == [gram for text in _OCR_LIKE for gram in _plain_grams(text)]
+    model = textsearch.fit_text_vectors(_OCR_LIKE)
+    reference = TfidfVectorizer(analyzer=_plain_grams, sublinear_tf=True, dtype=np.float32).fit(_OCR_LIKE)
+    assert list(model.terms) == list(reference.get_feature_names_out())
+    assert np.abs(model.idf - reference.idf_).max() < 1e-6
+    lines = [line for text in _OCR_LIKE for line in textsearch.printed_lines(text) if len(_plain_normalise(line)) >= 4]
+    for mine, theirs in [(model.covers, reference.transform(_OCR_LIKE)), (model.lines, reference.transform(lines))]:
+        theirs = theirs.tocsr()
+        theirs.sort_indices()
+        assert np.array_equal(mine.indptr, theirs.indptr) and np.array_equal(mine.indices, theirs.indices)
+        assert np.abs(mine.data - theirs.data).max() < 1e-6
+    assert model.covers[_OCR_LIKE.index("")].nnz == 0 and model.covers[_OCR_LIKE.index("\n \n")].nnz == 0
+    assert np.array_equal(model.line_owner, textsearch._split_lines(_OCR_LIKE)[1])
 
 
 def _same_scores(one: textsearch.TextModel, other: textsearch.TextModel, queries: list[str]) -> None:
