@@ -1,20 +1,19 @@
 """The stored words model of an index (``words-<generation>.npz``): named arrays, memory-mapped when read.
 
-The file is an ordinary uncompressed ``.npz`` (``numpy.load`` reads it), written so that each array's data starts
-on a 64-byte boundary; a reader maps every member in place instead of copying it, so a query process pays for the
-pages it touches, not for the whole model. What the arrays mean (the vocabulary, IDF and sparse rows of
+The file is an aligned ``.npz`` (index.arrays) whose members a reader maps in place, so a query process pays for
+the pages it touches, not for the whole model. What the arrays mean (the vocabulary, IDF and sparse rows of
 recsys.textsearch) is checked here only as far as a damaged file could break a query: sizes that agree with each
 other and with the index, and indices inside their arrays.
 """
 
 from __future__ import annotations
 
-import struct
-import zipfile
 from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from index.arrays import ArrayFileError, map_member, member_names, write_arrays
 
 WORDS_ARRAYS = (
     "terms", "idf", "covers_data", "covers_indices", "covers_indptr",
@@ -25,13 +24,9 @@ arrays, and each line's cover."""
 FIT_STATE = "fit_state"
 """An optional member: [covers at the model's last full fit, covers added or removed since], what
 recsys.textstore's refit rule reads; a file without it was fitted on exactly its index's covers."""
-_ALIGN = 64
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then name and extra-field lengths
-_ZIP64_EXTRA = 20  # what zipfile adds to a local header written with force_zip64
-_PADDING_ID = 0xA220  # an extra-field id zip readers skip (Android's zipalign uses one the same way)
 
 
-class WordsFileError(ValueError):
+class WordsFileError(ArrayFileError):
     """A words file that cannot be read or does not fit its index; the message says what is wrong."""
 
 
@@ -40,26 +35,18 @@ def write_words(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     .npz with aligned data."""
     if not _members_fit(set(arrays)):
         raise ValueError(f"a words file holds {', '.join(WORDS_ARRAYS)} (and {FIT_STATE}), not {', '.join(arrays)}")
-    with open(path, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name in [*WORDS_ARRAYS, *[FIT_STATE][: FIT_STATE in arrays]]:
-            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            fixed = handle.tell() + _LOCAL_HEADER.size + len(member.filename.encode()) + _ZIP64_EXTRA + 4
-            padding = -fixed % _ALIGN
-            member.extra = struct.pack("<HH", _PADDING_ID, padding) + bytes(padding)
-            with archive.open(member, "w", force_zip64=True) as stream:
-                np.lib.format.write_array(stream, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+    write_arrays(path, {name: arrays[name] for name in [*WORDS_ARRAYS, *[FIT_STATE][: FIT_STATE in arrays]]})
 
 
 def read_words(handle: IO[bytes], count: int) -> dict[str, np.ndarray]:
     """The arrays of an open words file, memory-mapped, checked against the index's ``count`` covers."""
     try:
-        with zipfile.ZipFile(handle) as archive:
-            members = {Path(info.filename).stem: info for info in archive.infolist()}
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise WordsFileError(f"not a words file ({error})") from None
+        members = member_names(handle)
+        arrays = {name: map_member(handle, info) for name, info in members.items()}
+    except ArrayFileError as error:
+        raise WordsFileError(str(error)) from None
     if not _members_fit(set(members)):
         raise WordsFileError(f"holds {', '.join(sorted(members))[:80]}, not the words model's arrays")
-    arrays = {name: _map_member(handle, info) for name, info in members.items()}
     problem = _words_problem(arrays, count)
     if problem:
         raise WordsFileError(problem)
@@ -69,32 +56,6 @@ def read_words(handle: IO[bytes], count: int) -> dict[str, np.ndarray]:
 def _members_fit(names: set[str]) -> bool:
     """Whether ``names`` are a words file's members: all of WORDS_ARRAYS, FIT_STATE optionally."""
     return names - {FIT_STATE} == set(WORDS_ARRAYS)
-
-
-def _map_member(handle: IO[bytes], info: zipfile.ZipInfo) -> np.ndarray:
-    """Memory-map one stored .npy member of the archive in place."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise WordsFileError(f"{info.filename} is compressed, so it cannot be mapped")
-    handle.seek(info.header_offset)
-    try:
-        signature, name_length, extra_length = _LOCAL_HEADER.unpack(handle.read(_LOCAL_HEADER.size))
-        if signature != b"PK\x03\x04":
-            raise ValueError("no local header")
-        start = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
-        handle.seek(start)
-        version = np.lib.format.read_magic(handle)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read_header(handle)
-    except (ValueError, OSError, EOFError, SyntaxError, struct.error) as error:
-        raise WordsFileError(f"{info.filename} is not a .npy array ({error})") from None
-    if fortran or dtype.hasobject or len(shape) != 1:
-        raise WordsFileError(f"{info.filename} is not a flat array of numbers or strings")
-    offset, size = handle.tell(), shape[0] * dtype.itemsize
-    if offset + size != start + info.file_size:
-        raise WordsFileError(f"{info.filename}: {shape[0]} {dtype} values do not fill its {info.file_size} bytes")
-    if size == 0:
-        return np.zeros(shape, dtype)  # an empty file region cannot be mapped
-    return np.asarray(np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=shape))
 
 
 def _words_problem(arrays: dict[str, np.ndarray], count: int) -> str | None:
