@@ -33,12 +33,13 @@ from typing import IO, Any, TypeVar
 import faiss
 import numpy as np
 import pandas as pd
-import pyarrow
 from filelock import FileLock, Timeout
 
 from index.atomic import atomic_path, write_json
 from index.errors import SleeveError
 from index.faiss_index import SearchParamsError, apply_search_params
+from index.rowtext import RowTexts, RowTextsError, read_row_texts, texts_of_rows, write_row_texts
+from index.table import ROW_GROUP_ROWS, TABLE_ERRORS, Table
 from index.words import WordsFileError, read_words, write_words
 from index.words_engine import WordsEngine, WordsEngineError, write_engine
 
@@ -56,15 +57,17 @@ RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "
 """Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
 _DATA_PATTERNS = (
     "vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet", "neighbours-*.parquet",
-    "words-*.npz", "words-*.tantivy",
+    "words-*.npz", "words-*.tantivy", "rowtext-*.npz",
 )
 _FILE_KINDS = ("faiss", "metadata", "embeddings")
 _TABLE_KINDS = ("text", "neighbours")
-_OPTIONAL_KINDS = (*_TABLE_KINDS, "words")
+_OPTIONAL_KINDS = (*_TABLE_KINDS, "words", "rowtext")
 _ENGINE = "words_engine"
 """The kind of the words candidate engine: a folder (index.words_engine), written with the words file."""
 NEIGHBOUR_COLUMNS = ("row", "neighbour", "weight")
 _LOAD_ATTEMPTS = 3
+_READ_ON_DEMAND = ("metadata", "text")
+"""The tables whose files stay open after loading, decoded as far as a query asks (index.table)."""
 
 
 class IndexStoreError(SleeveError):
@@ -129,23 +132,46 @@ class IndexInfo:
 
 @dataclasses.dataclass
 class CoverIndex:
-    """A loaded or in-memory index: every file of a loaded one read at load time (``embeddings`` memory-mapped
-    from a handle opened then); an in-memory one (``folder`` None, see recsys.memory_index) is written with
-    :meth:`save`."""
+    """A loaded or in-memory index. Every file of a loaded one is opened and checked at load time, but a query
+    process pays only for what it reads: ``embeddings``, the words model and the row texts are memory-mapped, as
+    are a flat or HNSW index's vectors where the system allows (:func:`_read_faiss`), and the metadata and text
+    tables are decoded as far as asked (index.table). An in-memory one (``folder`` None, see
+    recsys.memory_index) is written with :meth:`save`."""
 
     folder: Path | None
     info: IndexInfo
-    metadata: pd.DataFrame
+    table: Table
+    """The metadata (:attr:`metadata`), read whole, by column or by rows."""
     embeddings: np.ndarray
     faiss_index: faiss.Index
-    texts: pd.DataFrame | None = None
-    """The printed text of each cover (content_hash, text, reader), when built with --read-text."""
+    text_table: Table | None = None
+    """The printed text of each cover (:attr:`texts`), when built with --read-text."""
     neighbours: pd.DataFrame | None = None
     """The look-and-words neighbour graph of the rows (row, neighbour, weight; recsys.textstore), with text."""
     words: dict[str, np.ndarray] | None = None
     """The fitted words model's arrays (index.words.WORDS_ARRAYS, memory-mapped; recsys.textsearch), with text."""
     words_engine: WordsEngine | None = None
     """The words model's candidate engine (index.words_engine), with the words model of an index that has one."""
+    row_texts: RowTexts | None = None
+    """Each row's printed text, decoded per row (index.rowtext); None for an index without text or written
+    before sleeve stored it (its :attr:`texts` then give them)."""
+
+    @property
+    def metadata(self) -> pd.DataFrame:
+        """One row per cover: sleeve's columns (SLEEVE_COLUMNS) and the manifest's (``user:`` prefixed)."""
+        return self.table.frame()
+
+    @property
+    def texts(self) -> pd.DataFrame | None:
+        """The printed text of each distinct cover (content_hash, text, reader), when built with --read-text."""
+        return None if self.text_table is None else self.text_table.frame()
+
+    @classmethod
+    def in_memory(
+        cls, info: IndexInfo, metadata: pd.DataFrame, embeddings: np.ndarray, faiss_index: faiss.Index
+    ) -> CoverIndex:
+        """An index held in memory (recsys.memory_index), without text."""
+        return cls(None, info, Table(metadata), embeddings, faiss_index)
 
     def save(self, folder: str | Path) -> CoverIndex:
         """Write this index as an index folder (atomically and under the writer lock, as build-index does) and
@@ -342,6 +368,8 @@ def write_index(
     tables = {kind: table for kind, table in (("text", texts), ("neighbours", neighbours)) if table is not None}
     for kind in tables:
         files[kind] = f"{kind}-{generation}.parquet"
+    if texts is not None:
+        files["rowtext"] = f"rowtext-{generation}.npz"
     if words is not None:
         files["words"] = f"words-{generation}.npz"
         files[_ENGINE] = f"words-{generation}.tantivy"
@@ -349,11 +377,14 @@ def write_index(
         with atomic_path(folder / files["faiss"]) as temporary:
             _write_faiss(faiss_index, temporary)
         with atomic_path(folder / files["metadata"]) as temporary:
-            metadata.to_parquet(temporary, index=False)
+            metadata.to_parquet(temporary, index=False, row_group_size=ROW_GROUP_ROWS)
         _write_embeddings(embeddings, folder / files["embeddings"])
         for kind, table in tables.items():
             with atomic_path(folder / files[kind]) as temporary:
-                table.to_parquet(temporary, index=False)
+                table.to_parquet(temporary, index=False, row_group_size=ROW_GROUP_ROWS)
+        if texts is not None:
+            with atomic_path(folder / files["rowtext"]) as temporary:
+                write_row_texts(temporary, texts_of_rows(metadata["content_hash"], texts))
         if words is not None:
             with atomic_path(folder / files["words"]) as temporary:
                 write_words(temporary, words)
@@ -476,10 +507,15 @@ def load_index(folder: str | Path, expected_model_key: str | None = None) -> Cov
             ) from None
         except OSError as error:
             raise IndexFormatError(f"cannot open the index in {folder}: {error}") from None
-        with contextlib.ExitStack() as stack:
+        try:
+            loaded = _read_generation(folder, info, handles)
+        except BaseException:
             for handle in handles.values():
-                stack.enter_context(handle)
-            return dataclasses.replace(_read_generation(folder, info, handles), words_engine=engine)
+                handle.close()
+            raise
+        for kind in set(handles) - set(_READ_ON_DEMAND):
+            handles[kind].close()  # mapped or read: what stays open is the tables'
+        return dataclasses.replace(loaded, words_engine=engine)
     raise IndexFormatError(f"the index in {folder} changed {_LOAD_ATTEMPTS} times while it was being opened; try again")
 
 
@@ -508,20 +544,18 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
     def damaged(kind: str, why: str) -> IndexDamagedError:
         return IndexDamagedError(folder, f"index in {folder} is damaged ({info.files[kind]}: {why})")
 
-    try:
-        metadata = pd.read_parquet(handles["metadata"])
-    except (OSError, ValueError, pyarrow.ArrowException) as error:
-        raise damaged("metadata", f"unreadable table: {_first_line(error)}") from None
-    if len(metadata) != info.count:
-        raise damaged("metadata", f"{len(metadata)} rows, index.json says {info.count}")
-    missing = [c for c in SLEEVE_COLUMNS if c not in metadata.columns]
+    table = Table(handle=handles["metadata"], damaged=lambda why: damaged("metadata", why))
+    if table.count != info.count:
+        raise damaged("metadata", f"{table.count} rows, index.json says {info.count}")
+    missing = [c for c in SLEEVE_COLUMNS if c not in table.columns]
     if missing:
         raise damaged("metadata", f"lacks the column(s) {', '.join(missing)}")
     if info.format_version == 1:  # the manifest's columns were stored beside sleeve's without a prefix
-        metadata = metadata.rename(columns={c: USER_PREFIX + c for c in metadata.columns if c not in SLEEVE_COLUMNS})
+        renamed = {c: USER_PREFIX + c for c in table.columns if c not in SLEEVE_COLUMNS}
+        table = Table(handle=handles["metadata"], renamed=renamed, damaged=lambda why: damaged("metadata", why))
     embeddings = _map_embeddings(handles["embeddings"], info, damaged)
     try:
-        index = faiss.read_index(faiss.PyCallbackIOReader(handles["faiss"].read))
+        index = _read_faiss(handles["faiss"])
     except RuntimeError as error:
         raise damaged("faiss", f"truncated or not a FAISS index: {_first_line(error)}") from None
     if index.ntotal != info.count or index.d != info.dim:
@@ -531,14 +565,15 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
         apply_search_params(index, info.search_params)
     except SearchParamsError as error:
         raise IndexDamagedError(folder, f"{folder / INDEX_JSON} is damaged (search_params: {error})") from None
-    tables: dict[str, pd.DataFrame | None] = dict.fromkeys(_TABLE_KINDS)
-    for kind in _TABLE_KINDS:
-        if kind in handles:
-            try:
-                tables[kind] = pd.read_parquet(handles[kind])
-            except (OSError, ValueError, pyarrow.ArrowException) as error:
-                raise damaged(kind, f"unreadable table: {_first_line(error)}") from None
-    neighbours = tables["neighbours"]
+    texts = None
+    if "text" in handles:
+        texts = Table(handle=handles["text"], damaged=lambda why: damaged("text", why))
+    neighbours = None
+    if "neighbours" in handles:
+        try:
+            neighbours = pd.read_parquet(handles["neighbours"])
+        except TABLE_ERRORS as error:
+            raise damaged("neighbours", f"unreadable table: {_first_line(error)}") from None
     if neighbours is not None:
         if list(neighbours.columns) != list(NEIGHBOUR_COLUMNS):
             raise damaged("neighbours", f"columns {', '.join(map(str, neighbours.columns))[:80]}")
@@ -551,7 +586,23 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
             words = read_words(handles["words"], info.count)
         except WordsFileError as error:
             raise damaged("words", str(error)) from None
-    return CoverIndex(folder, info, metadata, embeddings, index, tables["text"], neighbours, words)
+    row_texts = None
+    if "rowtext" in handles:
+        try:
+            row_texts = read_row_texts(handles["rowtext"], info.count)
+        except RowTextsError as error:
+            raise damaged("rowtext", str(error)) from None
+    return CoverIndex(folder, info, table, embeddings, index, texts, neighbours, words, row_texts=row_texts)
+
+
+def _read_faiss(handle: IO[bytes]) -> faiss.Index:
+    """The FAISS index of an open file, its vectors memory-mapped (IO_FLAG_MMAP_IFC: flat and HNSW) where the
+    system names an open file by a path, so that a query process holds the pages a search touches rather than
+    every vector; read whole elsewhere. The mapping outlives the file's deletion, as an open handle does."""
+    by_descriptor = Path(f"/proc/self/fd/{handle.fileno()}")
+    if by_descriptor.exists():
+        return faiss.read_index(str(by_descriptor), faiss.IO_FLAG_MMAP_IFC)
+    return faiss.read_index(faiss.PyCallbackIOReader(handle.read))
 
 
 def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, str], Exception]) -> np.ndarray:

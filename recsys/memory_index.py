@@ -43,7 +43,7 @@ def index_vectors(
         spec.to_dict() if spec is not None else {}, spec.key if spec is not None else UNKNOWN_MODEL,
         int(vectors.shape[1]), len(vectors), index_type, params, files={},
     )
-    return CoverIndex(folder=None, info=info, metadata=table, embeddings=vectors, faiss_index=built)
+    return CoverIndex.in_memory(info, table, vectors, built)
 
 
 def _metadata(metadata: pd.DataFrame | None, count: int) -> pd.DataFrame:

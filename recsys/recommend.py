@@ -39,7 +39,7 @@ from recsys.textstore import (
     no_text_message,
     read_cover_texts,
     reader_settings_of,
-    texts_by_row,
+    row_texts_of,
 )
 
 if TYPE_CHECKING:
@@ -125,9 +125,9 @@ class Recommender:
         return "text" in self.index.info.files
 
     @cached_property
-    def texts(self) -> np.ndarray:
-        """Each index row's cover text ("" where none was found)."""
-        texts = texts_by_row(self.index)
+    def texts(self) -> Sequence[str]:
+        """Each index row's cover text ("" where none was found), indexed by a row or an array of rows."""
+        texts = row_texts_of(self.index)
         if texts is None:
             raise NoTextError(no_text_message(self.index.folder))
         return texts
@@ -169,7 +169,7 @@ class Recommender:
                 raise QueryError(f"cannot read {printable_path(str(cover))}: {error}") from None
         if path is None:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
-        rows = np.flatnonzero((self.index.metadata["content_hash"] == digest).to_numpy())
+        rows = np.flatnonzero(self.index.table.equals("content_hash", digest))
         if rows.size and self.has_text:
             return str(self.texts[rows[0]])
         files = pd.DataFrame({"path": [path], "content_hash": [digest]})
@@ -188,7 +188,7 @@ class Recommender:
             raise QueryError("k must be at least 1")
         if not textsearch.normalise(query):
             raise QueryError("the search needs at least one letter or digit")
-        allowed = row_mask(self.index.metadata, genre, where)
+        allowed = self._allowed(genre, where)
         top, scores = textsearch.best_by_words(self._text_model, query, self._words_engine, allowed, k)
         result = self._frame(top, scores)
         result.insert(4, "text", [" / ".join(str(self.texts[row]).splitlines()) for row in top])
@@ -229,7 +229,7 @@ class Recommender:
         if groups is not None:
             excluded |= np.isin(groups, groups[excluded & (groups >= 0)])
         filtered = bool(where) or genre is not None
-        allowed = (row_mask(self.index.metadata, genre, where) if filtered else True) & ~excluded
+        allowed = self._allowed(genre, where) & ~excluded
         # Each folded row hides one grouped cover, so this many candidates always leave k after folding.
         wanted = k if groups is None else k + int(np.count_nonzero(allowed & (groups >= 0)))
         if by != "look":
@@ -275,12 +275,11 @@ class Recommender:
         (one whose name sleeve uses itself, such as ``score``, is shown as ``user:score``)."""
         if k < 1:
             raise QueryError("k must be at least 1")
-        metadata = self.index.metadata
         # An index built in memory may know its covers by path only, without content hashes.
-        excluded = (metadata["content_hash"] == exclude_hash).to_numpy() | _stored_at(metadata, exclude_path)
+        excluded = self._rows_of(exclude_hash, exclude_path)
         if genre is not None:
-            return self._frame(*self._exact(vector, k, row_mask(metadata, genre) & ~excluded))
-        return self._frame(*self._nearest(vector, min(k, len(metadata)), excluded))
+            return self._frame(*self._exact(vector, k, self._allowed(genre) & ~excluded))
+        return self._frame(*self._nearest(vector, min(k, self.index.info.count), excluded))
 
     def _nearest(self, vector: np.ndarray, k: int, excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the top ``k`` (at most the index's size) not ``excluded``, from the FAISS index."""
@@ -296,14 +295,28 @@ class Recommender:
 
     def _excluded(self, query: QueryCover) -> np.ndarray:
         """The rows that are the query cover itself (same content or same path)."""
-        metadata = self.index.metadata
-        if query.path is None:
-            return np.zeros(len(metadata), dtype=bool)
-        return (metadata["content_hash"] == query.content_hash).to_numpy() | _stored_at(metadata, query.path)
+        return self._rows_of(query.content_hash, query.path)
+
+    def _rows_of(self, content_hash: str | None, path: str | None) -> np.ndarray:
+        """A mask of the rows of that content or stored at that path (neither when None). A name that is not
+        UTF-8 matches none: build-index never stores one, and the metadata's text column cannot even compare
+        with it."""
+        rows = np.zeros(self.index.info.count, dtype=bool)
+        if content_hash is not None:
+            rows |= self.index.table.equals("content_hash", content_hash)
+        if path is not None and printable_path(path) == path:
+            rows |= self.index.table.equals("path", path)
+        return rows
+
+    def _allowed(self, genre: str | None, where: dict[str, str] | None = None) -> np.ndarray:
+        """The rows a query may return: all without a filter (the metadata is then not read), else row_mask's."""
+        if genre is None and not where:
+            return np.ones(self.index.info.count, dtype=bool)
+        return row_mask(self.index.metadata, genre, where)
 
     def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         """Result rows: rank, score, genre, path, then the manifest's own columns."""
-        found = self.index.metadata.iloc[rows].reset_index(drop=True)
+        found = self.index.table.rows(rows)
         result = pd.DataFrame({"rank": range(1, len(found) + 1), "score": np.round(scores.astype(float), 4)})
         extra = found[user_columns(found)].rename(columns=shown_name)
         return pd.concat([result, found[["genre", "path"]], extra], axis=1)
@@ -430,11 +443,3 @@ def fold_editions(
     kept = np.flatnonzero(first)[:k]
     folded = np.where(group[kept] >= 0, sizes[np.maximum(group[kept], 0)] - 1, 0)
     return kept, folded.astype(np.int64)
-
-
-def _stored_at(metadata: pd.DataFrame, path: str | None) -> np.ndarray:
-    """The rows indexed under ``path``. A name that is not UTF-8 matches none: build-index never stores one, and
-    the metadata's text column cannot even compare with it."""
-    if path is None or printable_path(path) != path:
-        return np.zeros(len(metadata), dtype=bool)
-    return (metadata["path"] == path).to_numpy()

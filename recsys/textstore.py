@@ -9,7 +9,7 @@ run OCR on indexed covers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from index.errors import SleeveError
+from index.rowtext import texts_of_rows
 from index.store import CoverIndex, load_index
 from index.words import FIT_STATE
 from recsys import hybrid, textsearch
@@ -105,14 +106,21 @@ def reader_settings_of(index: CoverIndex | None, asked: str | None = None) -> Re
 def row_texts(content_hashes: Iterable[str], texts: pd.DataFrame) -> np.ndarray:
     """The cover text of each of ``content_hashes`` ("" where none was found) from ``texts``, one row per content
     hash as read_cover_texts returns it and the index stores it."""
-    by_hash = dict(zip(texts["content_hash"], texts["text"]))
-    return np.array([str(by_hash.get(h, "")) for h in content_hashes], dtype=object)
+    return np.array(texts_of_rows(content_hashes, texts), dtype=object)
 
 
 def texts_by_row(index: CoverIndex) -> np.ndarray | None:
     """Each index row's cover text ("" where none was found), or None when the index holds no text."""
-    stored = index.texts  # read with the rest of the generation at load time
+    if index.row_texts is not None:
+        return np.array(list(index.row_texts), dtype=object)
+    stored = index.texts
     return None if stored is None else row_texts(index.metadata["content_hash"], stored)
+
+
+def row_texts_of(index: CoverIndex) -> Sequence[str] | None:
+    """Each index row's cover text as a query reads it: decoded per row from the stored row texts, or all at
+    once for an index written before sleeve stored them; None when the index holds no text."""
+    return index.row_texts if index.row_texts is not None else texts_by_row(index)
 
 
 def words_model(metadata: pd.DataFrame, texts: pd.DataFrame) -> textsearch.TextModel:

@@ -1,0 +1,110 @@
+"""A table of an index folder (its metadata, its cover texts), read from its parquet file only as far as asked.
+
+A query that shows ten covers needs ten rows, and one that leaves the query cover out of its results needs one
+column compared with one value; reading the whole table for them made a query process grow with the collection.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import IO
+
+import numpy as np
+import pandas as pd
+import pyarrow
+import pyarrow.compute
+import pyarrow.parquet
+
+ROW_GROUP_ROWS = 8_192
+"""Rows per parquet row group of the tables sleeve writes: showing k covers decodes at most k groups of this many
+rows. A table written with larger groups (an older index) still reads, decoding more."""
+TABLE_ERRORS = (OSError, ValueError, pyarrow.ArrowException)
+"""What pyarrow raises for a table file it cannot read."""
+
+
+class Table:
+    """One table: a frame in memory, or an open parquet file decoded as asked: whole (:meth:`frame`, then kept),
+    one column compared with a value (:meth:`equals`) or some rows (:meth:`rows`). ``renamed`` maps stored column
+    names to the names the table is read under; ``damaged`` makes the error for a file that fails to decode."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame | None = None,
+        handle: IO[bytes] | None = None,
+        renamed: dict[str, str] | None = None,
+        damaged: Callable[[str], Exception] | None = None,
+    ) -> None:
+        self._frame, self._handle = frame, handle
+        self._renamed = renamed or {}
+        self._damaged = damaged or ValueError
+        self._lock = threading.Lock()  # one file position, shared by the threads of a server
+        self._file: pyarrow.parquet.ParquetFile | None = None
+        if frame is None:
+            try:
+                self._file = pyarrow.parquet.ParquetFile(handle)
+            except TABLE_ERRORS as error:
+                raise self._damaged(f"unreadable table: {_first_line(error)}") from None
+
+    @property
+    def count(self) -> int:
+        return len(self._frame) if self._frame is not None else self._file.metadata.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names, as the table is read."""
+        if self._frame is not None:
+            return list(self._frame.columns)
+        return [self._renamed.get(name, name) for name in self._file.schema_arrow.names]
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the whole table is in memory (given so, or read by :meth:`frame`)."""
+        return self._frame is not None
+
+    def frame(self) -> pd.DataFrame:
+        """The whole table, decoded once."""
+        if self._frame is None:
+            with self._lock:
+                if self._frame is None:
+                    self._handle.seek(0)
+                    self._frame = self._decode(lambda: pd.read_parquet(self._handle)).rename(columns=self._renamed)
+        return self._frame
+
+    def equals(self, column: str, value: object) -> np.ndarray:
+        """A mask of the rows whose ``column`` equals ``value`` (False where it is missing)."""
+        if self._frame is not None:
+            return (self._frame[column] == value).fillna(False).to_numpy(dtype=bool)
+        stored = {shown: name for name, shown in self._renamed.items()}.get(column, column)
+        with self._lock:
+            values = self._decode(lambda: self._file.read(columns=[stored]).column(0))
+        found = pyarrow.compute.equal(values, pyarrow.scalar(value, values.type)).fill_null(False)
+        return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+    def rows(self, rows: np.ndarray) -> pd.DataFrame:
+        """The table's ``rows`` (positions, in their order), decoding only the row groups that hold them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._frame is not None:
+            return self._frame.iloc[rows].reset_index(drop=True)
+        if not len(rows):
+            return self._file.schema_arrow.empty_table().to_pandas().rename(columns=self._renamed)
+        sizes = [self._file.metadata.row_group(g).num_rows for g in range(self._file.metadata.num_row_groups)]
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        group_of = np.searchsorted(starts, rows, side="right") - 1
+        groups = np.unique(group_of)
+        read_at = np.concatenate([[0], np.cumsum(np.asarray(sizes)[groups])])  # each group's start once read
+        taken = read_at[np.searchsorted(groups, group_of)] + rows - starts[group_of]
+        with self._lock:
+            table = self._decode(lambda: self._file.read_row_groups(groups.tolist()))
+        return self._decode(lambda: table.take(taken).to_pandas()).rename(columns=self._renamed)
+
+    def _decode(self, read: Callable[[], object]) -> object:
+        try:
+            return read()
+        except TABLE_ERRORS as error:
+            raise self._damaged(f"unreadable table: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:160] if text else type(error).__name__
