@@ -131,7 +131,8 @@ def candidate_statistics(embeddings: np.ndarray, sample: int = WORDS_SAMPLE) -> 
     count = len(embeddings)
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(count, STATISTICS_ROWS, replace=False)) if count > STATISTICS_ROWS else slice(None)
-    mean_vector, covariance = look_moments(np.asarray(embeddings[rows], dtype=np.float32))
+    vectors = np.array(embeddings[rows], dtype=np.float32)  # a copy of its own, centred in place
+    mean_vector, covariance = look_moments(vectors, overwrite=True)
     return Statistics(mean_vector.astype(np.float32), covariance, words_sample(count, sample), count)
 
 
@@ -440,13 +441,17 @@ def look_statistics(
     return vectors @ mean_vector.astype(np.float32), np.sqrt(np.maximum(variance, 0.0))
 
 
-def look_moments(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def look_moments(vectors: np.ndarray, overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The mean vector (float64) and covariance (float32) of ``vectors``, accumulated 65,536 rows at a time so
-    that a memory-mapped collection is never copied whole."""
+    that a memory-mapped collection is never copied whole, each block centred 1,024 rows at a time so that no
+    float64 copy of it is held. ``overwrite``: ``vectors`` is the caller's own float32 copy, centred in place."""
     mean_vector = vectors.mean(axis=0, dtype=np.float64)
     covariance = np.zeros((vectors.shape[1],) * 2)
     for start in range(0, len(vectors), 65_536):
-        centred = (vectors[start : start + 65_536] - mean_vector).astype(np.float32)
+        block = vectors[start : start + 65_536]
+        centred = block if overwrite else np.empty(block.shape, dtype=np.float32)
+        for piece in range(0, len(block), 1_024):
+            centred[piece : piece + 1_024] = block[piece : piece + 1_024] - mean_vector
         covariance += centred.T @ centred
     return mean_vector, (covariance / len(vectors)).astype(np.float32)
 

@@ -102,3 +102,15 @@ def test_a_collection_above_ten_thousand_covers_gets_a_graph() -> None:
                             textsearch.fit_text_vectors(texts))
     linked = set(zip(table["row"], table["neighbour"]))
     assert all((row, row + 1) in linked and (row + 1, row) in linked for row in range(0, len(texts), 2))
+
+
+def test_look_moments_centred_in_place_equal_the_plain_moments() -> None:
+    """A query centres its own copy of the sample in place (no second copy): the same mean and covariance."""
+    vectors = np.random.default_rng(5).standard_normal((3_000, 24)).astype(np.float32) + 0.4
+    mean, covariance = hybrid.look_moments(vectors)
+    in_place = vectors.copy()
+    same_mean, same_covariance = hybrid.look_moments(in_place, overwrite=True)
+    assert np.array_equal(mean, same_mean) and np.array_equal(covariance, same_covariance)
+    np.testing.assert_allclose(mean, vectors.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(covariance, np.cov(vectors.T, bias=True), rtol=1e-4, atol=1e-5)
+    assert np.allclose(in_place.mean(axis=0), 0.0, atol=1e-5)  # the copy was centred, the input kept
