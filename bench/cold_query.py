@@ -17,6 +17,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,16 +39,36 @@ def planted_query(index: Path) -> tuple[str, str]:
     return str(first["user:artist"]), str(first["path"])
 
 
-def cold(checkout: Path, command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak MB) of ``python cli.py COMMAND`` run from ``checkout``; exits on failure."""
+def cold(checkout: Path, command: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MB, peak RssAnon MB) of ``python cli.py COMMAND`` run from ``checkout``; exits on
+    failure. Peak RSS counts the mapped pages of the index files a query touched (page cache the kernel may
+    drop), RssAnon (sampled every 5 ms) only the process's own heap."""
     started = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "cli.py", *command], cwd=checkout,
-                          capture_output=True, text=True, env=os.environ | THREADS | {"PYTHONPATH": str(checkout)})
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"{checkout}: cli.py {' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    return seconds, peak_kb / 1024
+    with tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(["/usr/bin/time", "-v", sys.executable, "cli.py", *command], cwd=checkout,
+                                   stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                   env=os.environ | THREADS | {"PYTHONPATH": str(checkout)})
+        anon = 0
+        while process.poll() is None:
+            anon = max(anon, _child_kib(process.pid, "RssAnon"))
+            time.sleep(0.005)
+        seconds = time.perf_counter() - started
+        err.seek(0)
+        report = err.read()
+    if process.returncode:
+        raise SystemExit(f"{checkout}: cli.py {' '.join(command)} failed:\n{report[-2000:]}")
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", report).group(1))
+    return seconds, peak_kb / 1024, anon / 1024
+
+
+def _child_kib(parent: int, field: str) -> int:
+    """``field`` of /proc/PID/status (kB) of ``parent``'s child process (time's python), 0 when gone."""
+    try:
+        child = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()[0]
+        with open(f"/proc/{child}/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
+    except (OSError, IndexError, StopIteration):
+        return 0
 
 
 def main() -> None:
@@ -59,7 +80,7 @@ def main() -> None:
     machine = describe_machine()
     print(f"machine: {machine_line(machine)}")
     queries = {index: planted_query(index) for _, index in pairs}
-    runs: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    runs: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
     for _ in range(args.runs):
         for number, (checkout, index) in enumerate(pairs):
             artist, cover = queries[index]
@@ -68,11 +89,12 @@ def main() -> None:
                 ("recommend --by both", ["recommend", "--cover", cover, "--by", "both", "--index", str(index)]),
             ):
                 runs.setdefault((number, name), []).append(cold(checkout, command))
-    print("| checkout | index | command | wall s (median) | peak MB (max) |\n|---|---|---|---:|---:|")
+    print("| checkout | index | command | wall s (median) | peak RSS MB | peak RssAnon MB |\n"
+          "|---|---|---|---:|---:|---:|")
     for (number, name), measured in runs.items():
         checkout, index = pairs[number]
-        print(f"| {checkout} | {index} | {name} | {statistics.median(s for s, _ in measured):.2f} | "
-              f"{max(mb for _, mb in measured):,.0f} |")
+        print(f"| {checkout} | {index} | {name} | {statistics.median(m[0] for m in measured):.2f} | "
+              f"{max(m[1] for m in measured):,.0f} | {max(m[2] for m in measured):,.0f} |")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 
