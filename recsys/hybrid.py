@@ -332,6 +332,8 @@ def candidate_neighbour_graph(
     exact_neighbour_graph's; bench/graph.py measures how far apart they are otherwise."""
     from scipy import sparse  # only when a graph is built: a look query stays light
 
+    from recsys import pairscore
+
     count = len(texts)
     if count < 2:
         return sparse.csr_matrix((count, count))
@@ -350,10 +352,8 @@ def candidate_neighbour_graph(
         rows = np.arange(start, min(start + GRAPH_BLOCK, count))
         head, tail = _candidate_pairs(rows, nearest, model.covers, postings, words_candidates)
         local = head - start
-        segments = np.searchsorted(local, np.arange(len(rows) + 1))
-        look = np.concatenate([vectors[tail[segments[i] : segments[i + 1]]] @ vectors[row]
-                               for i, row in enumerate(rows)])
-        words = _floored(lines.pair_words(model, head, tail))
+        look, words = pairscore.pair_scores(vectors, model, lines.bounds, head, tail)
+        words = _floored(words)
         # the sample, scored densely; where a sampled cover is a candidate it counts once, as a candidate
         sample_look = vectors[rows] @ vectors[sampled].T
         sample_words = _floored(lines.words_between(model, rows, sampled, sample_lines))
@@ -532,32 +532,6 @@ class _Lines:
         """The line rows of ``covers`` in order, and the position in ``covers`` of each line's cover."""
         sizes = self.bounds[covers + 1] - self.bounds[covers]
         return _ranges(self.bounds[covers], self.bounds[covers + 1]), np.repeat(np.arange(len(covers)), sizes)
-
-    def pair_words(self, model: textsearch.TextModel, heads: np.ndarray, tails: np.ndarray) -> np.ndarray:
-        """textsearch.words_similarity of indexed cover heads[p] against tails[p], for each pair p, computed
-        for the pairs alone. ``heads`` should be few distinct covers (one block): each gets its own copy of the
-        n-gram columns, so one product compares only lines of the same head."""
-        from scipy import sparse
-
-        whole = np.asarray(model.covers[heads].multiply(model.covers[tails]).sum(axis=1)).ravel()
-        best = np.zeros(len(heads))
-        mine, slot = np.unique(heads, return_inverse=True)
-        width = model.lines.shape[1]
-
-        def moved(covers: np.ndarray, slots: np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
-            rows, owner = self.of_covers(covers)
-            lines = model.lines[rows]
-            columns = lines.indices + np.repeat(slots[owner].astype(np.int64) * width, np.diff(lines.indptr))
-            shape = (len(owner), len(mine) * width)
-            return sparse.csr_matrix((lines.data, columns, lines.indptr), shape=shape), owner
-
-        left, _ = moved(mine, np.arange(len(mine)))
-        right, pair = moved(tails, slot)
-        if left.shape[0] and right.shape[0]:
-            per_line = np.asarray((right @ left.T).max(axis=1).toarray()).ravel()  # best of the head's lines
-            firsts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-            best[pair[firsts]] = np.maximum.reduceat(per_line, firsts)  # and of the tail's
-        return 0.5 * whole + 0.5 * best
 
     def words_between(
         self, model: textsearch.TextModel, rows: np.ndarray, columns: np.ndarray,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from recsys import hybrid, textsearch
+from recsys import hybrid, pairscore, textsearch
 from recsys.textstore import neighbour_table
 
 NAMES = ["PETER TOSH", "SEPULTURA", "SONNY ROLLINS", "NINA SIMONE", "IRON MAIDEN", "ALAN JACKSON", "BOB MARLEY",
@@ -71,13 +71,16 @@ def test_a_collection_up_to_the_crossover_gets_the_exact_graph_and_a_larger_one_
     assert (hybrid.neighbour_graph(vectors, model, texts) != exact).nnz == 0  # far below EXACT_GRAPH_MAX
 
 
-def test_pair_words_are_words_similarity_for_those_pairs() -> None:
+def test_pair_scores_are_the_look_product_and_words_similarity_of_those_pairs() -> None:
+    """Heads in runs and out of order, a head twice apart, covers without text and with one line."""
     texts = ["ALAN\nJACKSON\nDrive", "", "ALANIACKSON\nLive", "CD", "Iron Maiden\nKillers\n\nLive", "JACKSON"]
     model = textsearch.fit_text_vectors(texts)
-    heads, tails = np.array([0, 0, 0, 2, 2, 4]), np.array([2, 5, 1, 0, 4, 3])
-    got = hybrid._Lines.of(model).pair_words(model, heads, tails)
+    vectors = np.random.default_rng(0).standard_normal((len(texts), 24)).astype(np.float32)
+    heads, tails = np.array([0, 0, 0, 2, 2, 4, 0, 5, 1]), np.array([2, 5, 1, 0, 4, 3, 4, 0, 2])
+    look, words = pairscore.pair_scores(vectors, model, hybrid._Lines.of(model).bounds, heads, tails)
     full = textsearch.words_similarity_rows(model, np.arange(len(texts)))
-    assert np.allclose(got, full[heads, tails], atol=1e-6)
+    assert np.allclose(words, full[heads, tails], atol=1e-6) and words[[0, 3, 7]].min() > 0.3
+    assert np.allclose(look, np.einsum("ij,ij->i", vectors[heads], vectors[tails]), atol=1e-5)
 
 
 def test_look_statistics_are_the_mean_and_spread_over_every_cover() -> None:
