@@ -93,8 +93,9 @@ class StyleFeatures(torch.nn.Module):
         return torch.cat([unit(torch.cat(pooled, dim=1)), STYLE_WEIGHT * style], dim=1)
 
 
-def read_pca(path: Path = PCA_FILE) -> tuple[np.ndarray, np.ndarray]:
-    """The shipped PCA's mean and components, as float16 arrays."""
+def read_pca(path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The PCA's mean and components (float16), by default the shipped :data:`PCA_FILE`."""
+    path = PCA_FILE if path is None else path
     if not path.is_file():
         raise WeightsUnavailableError(
             f"{FAMILY} needs its style PCA {path}, which is missing from this installation; "
