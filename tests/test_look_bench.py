@@ -69,3 +69,18 @@ def test_svm_macro_f1_separates_what_is_separable_and_is_cached(tmp_path):
     assert look.svm_macro_f1(x, collection, split, tmp_path) == pytest.approx(separable)
     noise = look.svm_macro_f1(rng.standard_normal((180, 16)), collection, split, tmp_path)
     assert noise[0] < 0.7 and len(list(tmp_path.glob("svm-*.json"))) == 2
+
+
+def test_the_shipped_candidate_is_sleeves_lite2_style_encoder(images):
+    from recsys.encoders import lite_style
+    from recsys.encoders.lite_style import EfficientNetLite2StyleEncoder
+
+    look.define_parts()
+    network = look.load_network("lite2")
+    pixels = np.stack([look.preprocess_for("lite2")(image) for image in images])
+    candidate = look.Candidate(look.SHIPPED, [("lite2 multi-layer GeM", 1.0), (
+        f"lite2 Gram b{lite_style.GRAM_BLOCK} shipped PCA{look.PROJECTED}", lite_style.STYLE_WEIGHT)])
+    features = look.network_features(network, "lite2", torch.from_numpy(pixels), candidate.needs())
+    theirs = EfficientNetLite2StyleEncoder().encode_images(pixels)
+    cosines = np.sum(look.candidate_matrix(candidate, features) * theirs, axis=1)
+    assert cosines.min() > 0.9999  # the bench keeps Gram numbers as float16

@@ -46,7 +46,7 @@ def create_encoder(
             if position == len(families) - 1:
                 raise
             first_line = str(error).splitlines()[0].rstrip(".")
-            log.warning("%s; using the offline encoder %s", first_line, families[-1])
+            log.warning("%s; using the offline encoder %s", first_line, families[position + 1])
             continue
         return with_runtime(base, runtime, cache_dir)
     raise EncoderError("no encoder family is registered")
