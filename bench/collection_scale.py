@@ -12,9 +12,10 @@ The collection is synthetic except for 755 real covers planted in it:
 
 Each stage is what ``build-index --read-text`` runs (recsys/build.py): recsys.textstore.words_model,
 index.words_engine.write_engine (as index.store.write_index writes it), recsys.textstore.neighbour_table, then
-recsys.memory_index.index_vectors (FAISS, ``auto`` type) and index.store.write_index for the folder. Each of
-the three words stages runs in a child process of its own, so its peak memory (ru_maxrss) is its own; the
-child's memory before the stage (its inputs loaded) is given beside it.
+recsys.memory_index.index_vectors (FAISS, ``auto`` type) and index.store.write_index for the folder (with the
+look statistics, recsys.hybrid.sampled_look_moments). Each of the three words stages runs in a child process
+of its own, so its peak memory (ru_maxrss) is its own; the child's memory before the stage (its inputs loaded)
+is given beside it.
 
 Per N it prints: build seconds and peak MB of each stage; the folder's size on disk; cold ``cli.py search`` and
 ``cli.py recommend --by both`` (whole process: wall seconds, median of ``--cold-runs``, and peak MB); warm
@@ -195,6 +196,7 @@ def run_stage(stage: str, scratch: Path) -> dict[str, float]:
             scratch / "index", built.faiss_index, built.metadata, np.asarray(built.embeddings), spec.to_dict(),
             spec.key, built.info.index_type, built.info.search_params, texts=texts,
             neighbours=pd.read_parquet(scratch / "neighbours.parquet"), words=words,
+            look=hybrid.sampled_look_moments(built.embeddings),
         )
         result["seconds"] = time.perf_counter() - started
         result["index_type"] = built.info.index_type

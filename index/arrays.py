@@ -1,6 +1,7 @@
 """Files of named flat arrays that a reader maps in place: an uncompressed ``.npz`` (``numpy.load`` reads it)
 written so that each array's data starts on a 64-byte boundary. A query process then pays for the pages it
-touches, not for the whole file. The words model (index.words) and the covers' texts (index.rowtext) use it.
+touches, not for the whole file. The words model (index.words), the covers' texts (index.rowtext) and the
+look statistics (index.lookstats) use it.
 """
 
 from __future__ import annotations

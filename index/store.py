@@ -38,6 +38,7 @@ from filelock import FileLock, Timeout
 from index.atomic import atomic_path, write_json
 from index.errors import SleeveError
 from index.faiss_index import SearchParamsError, apply_search_params
+from index.lookstats import LookMoments, LookStatsError, read_look_stats, write_look_stats
 from index.rowtext import RowTexts, RowTextsError, read_row_texts, texts_of_rows, write_row_texts
 from index.table import ROW_GROUP_ROWS, TABLE_ERRORS, Table
 from index.words import WordsFileError, read_words, write_words
@@ -57,11 +58,11 @@ RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "
 """Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
 _DATA_PATTERNS = (
     "vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet", "neighbours-*.parquet",
-    "words-*.npz", "words-*.tantivy", "rowtext-*.npz",
+    "words-*.npz", "words-*.tantivy", "rowtext-*.npz", "lookstats-*.npz",
 )
 _FILE_KINDS = ("faiss", "metadata", "embeddings")
 _TABLE_KINDS = ("text", "neighbours")
-_OPTIONAL_KINDS = (*_TABLE_KINDS, "words", "rowtext")
+_OPTIONAL_KINDS = (*_TABLE_KINDS, "words", "rowtext", "lookstats")
 _ENGINE = "words_engine"
 """The kind of the words candidate engine: a folder (index.words_engine), written with the words file."""
 NEIGHBOUR_COLUMNS = ("row", "neighbour", "weight")
@@ -155,6 +156,9 @@ class CoverIndex:
     row_texts: RowTexts | None = None
     """Each row's printed text, decoded per row (index.rowtext); None for an index without text or written
     before sleeve stored it (its :attr:`texts` then give them)."""
+    look_moments: LookMoments | None = None
+    """The embeddings' mean vector and covariance (index.lookstats, memory-mapped), stored with the words model
+    for ``--by both``; None for an index without text or written before sleeve stored them."""
 
     @property
     def metadata(self) -> pd.DataFrame:
@@ -180,7 +184,7 @@ class CoverIndex:
             write_index(
                 folder, self.faiss_index, self.metadata, np.asarray(self.embeddings), self.info.model,
                 self.info.model_key, self.info.index_type, self.info.search_params, texts=self.texts,
-                neighbours=self.neighbours, words=self.words,
+                neighbours=self.neighbours, words=self.words, look=self.look_moments,
             )
         return load_index(folder)
 
@@ -344,6 +348,7 @@ def write_index(
     texts: pd.DataFrame | None = None,
     neighbours: pd.DataFrame | None = None,
     words: dict[str, np.ndarray] | None = None,
+    look: LookMoments | None = None,
 ) -> IndexInfo:
     """Write a new generation of the index in ``folder`` and switch ``index.json`` to it.
 
@@ -351,7 +356,8 @@ def write_index(
     and ``neighbours`` (columns row, neighbour, weight: the rows' neighbour graph) are stored beside the
     vectors as ``files["text"]`` and ``files["neighbours"]`` when given, and ``words`` (the fitted words model's
     arrays, index.words) as ``files["words"]``, with its candidate engine (index.words_engine) as
-    ``files["words_engine"]``. Staged ``embeddings`` (:func:`stage_embeddings`) become the generation's file by
+    ``files["words_engine"]``, and ``look`` (the embeddings' mean vector and covariance, index.lookstats) as
+    ``files["lookstats"]``. Staged ``embeddings`` (:func:`stage_embeddings`) become the generation's file by
     a rename; an array is written out.
     """
     folder = Path(folder)
@@ -373,6 +379,8 @@ def write_index(
     if words is not None:
         files["words"] = f"words-{generation}.npz"
         files[_ENGINE] = f"words-{generation}.tantivy"
+    if look is not None:
+        files["lookstats"] = f"lookstats-{generation}.npz"
     try:
         with atomic_path(folder / files["faiss"]) as temporary:
             _write_faiss(faiss_index, temporary)
@@ -389,6 +397,9 @@ def write_index(
             with atomic_path(folder / files["words"]) as temporary:
                 write_words(temporary, words)
             _write_engine(folder / files[_ENGINE], words)
+        if look is not None:
+            with atomic_path(folder / files["lookstats"]) as temporary:
+                write_look_stats(temporary, look)
         info = IndexInfo.new(
             model, model_key, int(vectors.shape[1]), len(metadata), index_type, search_params, files
         )
@@ -592,7 +603,14 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
             row_texts = read_row_texts(handles["rowtext"], info.count)
         except RowTextsError as error:
             raise damaged("rowtext", str(error)) from None
-    return CoverIndex(folder, info, table, embeddings, index, texts, neighbours, words, row_texts=row_texts)
+    look_moments = None
+    if "lookstats" in handles:
+        try:
+            look_moments = read_look_stats(handles["lookstats"], info.dim)
+        except LookStatsError as error:
+            raise damaged("lookstats", str(error)) from None
+    return CoverIndex(folder, info, table, embeddings, index, texts, neighbours, words, row_texts=row_texts,
+                      look_moments=look_moments)
 
 
 def _read_faiss(handle: IO[bytes]) -> faiss.Index:

@@ -35,7 +35,7 @@ from index.store import (
     write_skipped,
 )
 from index.words import FIT_STATE
-from recsys import textsearch
+from recsys import hybrid, textsearch
 from recsys.cache import EmbeddingCache
 from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
 from recsys.embed import embed_missing
@@ -143,13 +143,14 @@ def build_index(
         vectors = staged.rows  # memory-mapped: the build holds no copy of every vector besides the FAISS index's
 
     chosen_type = INDEX_TYPES.resolve(index_type, count=len(table), dim=image_encoder.spec.dim)
-    texts = neighbours = words = None
+    texts = neighbours = words = look = None
     if read_text or (existing is not None and "text" in existing.info.files):
         reader = reader_settings_of(existing, ocr)
         texts, _ = read_cover_texts(table, settings.cache, settings.progress, distributor=distributor, settings=reader)
         model, fit_state = updated_words_model(table, texts, existing)  # refitted once it drifts (REFIT_SHARE)
         neighbours = neighbour_table(table, vectors, texts, model)  # the graph and engine follow the model
         words = textsearch.model_arrays(model) | {FIT_STATE: fit_state}
+        look = hybrid.sampled_look_moments(vectors)  # of this generation's vectors: --by both reads no sample
     faiss_index, search_params = _faiss_index(vectors, chosen_type)
     write_index(
         index_dir, faiss_index, table, staged, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,
@@ -157,6 +158,7 @@ def build_index(
         texts=texts,
         neighbours=neighbours,
         words=words,
+        look=look,
     )
     skipped = pd.concat([left_out, unreadable, report.failed], ignore_index=True).sort_values("path")
     write_skipped(index_dir, skipped)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.lookstats import LookMoments
 from recsys import textsearch
 
 if TYPE_CHECKING:
@@ -122,18 +123,31 @@ class Statistics:
 
 
 STATISTICS_ROWS = 50_000
-"""candidate_statistics reads at most this many covers (a fixed random sample above it) for the mean vector and
-covariance: exact up to it, and a query process does not read every vector of a large collection."""
+"""sampled_look_moments reads at most this many covers (a fixed random sample above it) for the mean vector and
+covariance: exact up to it, and an index written without stored moments does not make a query process read
+every vector of a large collection."""
 
 
-def candidate_statistics(embeddings: np.ndarray, sample: int = WORDS_SAMPLE) -> Statistics:
-    """The collection's look moments and words sample (Statistics), computed once per index."""
+def candidate_statistics(
+    embeddings: np.ndarray, sample: int = WORDS_SAMPLE, stored: LookMoments | None = None
+) -> Statistics:
+    """The collection's look moments and words sample (Statistics), computed once per index: the ``stored``
+    moments where the index holds them (index.lookstats, written by build-index), so that no vector is read,
+    else sampled_look_moments of the ``embeddings``."""
+    count = len(embeddings)
+    moments = sampled_look_moments(embeddings) if stored is None else stored
+    return Statistics(moments.mean_vector, moments.covariance, words_sample(count, sample), count)
+
+
+def sampled_look_moments(embeddings: np.ndarray) -> LookMoments:
+    """The mean vector and covariance (float32) of the ``embeddings``, over at most STATISTICS_ROWS of them:
+    what build-index stores with an index for candidate_statistics."""
     count = len(embeddings)
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(count, STATISTICS_ROWS, replace=False)) if count > STATISTICS_ROWS else slice(None)
     vectors = np.array(embeddings[rows], dtype=np.float32)  # a copy of its own, centred in place
     mean_vector, covariance = look_moments(vectors, overwrite=True)
-    return Statistics(mean_vector.astype(np.float32), covariance, words_sample(count, sample), count)
+    return LookMoments(mean_vector.astype(np.float32), covariance)
 
 
 def _moments_of(

@@ -355,8 +355,9 @@ class Recommender:
 
     @cached_property
     def _statistics(self) -> hybrid.Statistics:
-        """The collection's statistics for z-scoring ``--by both`` over candidates, computed once."""
-        return hybrid.candidate_statistics(self.index.embeddings)
+        """The collection's statistics for z-scoring ``--by both`` over candidates, computed once (from the
+        moments the index stores, where it does)."""
+        return hybrid.candidate_statistics(self.index.embeddings, stored=self.index.look_moments)
 
 
 BOTH_EXACT_MAX = 8_000

@@ -481,6 +481,8 @@ def test_incremental_builds_store_the_words_model_of_the_new_collection(
     _same_scores(stored, refit, ["sepultura", "Peter Tosh", "rollins", "zzzz"])
     files = read_info(tmp_path / "index").files
     assert [p.name for p in (tmp_path / "index").glob("words-*.npz")] == [files["words"]]
+    assert [p.name for p in (tmp_path / "index").glob("lookstats-*.npz")] == [files["lookstats"]]
+    _same_moments(recommender.index.look_moments, hybrid.sampled_look_moments(recommender.index.embeddings))
 
 
 def test_a_search_process_on_a_stored_words_model_imports_no_sklearn(text_index: Path) -> None:
@@ -732,3 +734,69 @@ def test_collection_scores_score_each_candidate_once_per_query_cover(
     afresh = hybrid.CollectionScores(statistics, model).scores(3, grown, embeddings[grown], embeddings[3], texts[3])
     for kept, fresh in zip(after, afresh):
         assert np.allclose(kept, fresh, atol=1e-6)
+
+
+def _same_moments(stored: object, computed: object) -> None:
+    """Two LookMoments equal bit for bit, in float32."""
+    assert stored is not None
+    for name in ("mean_vector", "covariance"):
+        a, b = getattr(stored, name), getattr(computed, name)
+        assert a.dtype == b.dtype == np.float32 and a.shape == b.shape and np.array_equal(a, b), name
+
+
+def _as_written_before_look_statistics(folder: Path) -> None:
+    """The index folder as sleeve wrote it before it stored look statistics."""
+    info = json.loads((folder / "index.json").read_text())
+    (folder / info["files"].pop("lookstats")).unlink()
+    (folder / "index.json").write_text(json.dumps(info))
+
+
+def _both_from_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``--by both`` score candidates with collection-wide statistics on these few covers."""
+    from recsys import recommend
+
+    monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
+    monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+
+
+def test_both_reads_the_stored_look_statistics_instead_of_the_vectors(
+    text_index: Path, cache: Path, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build-index --read-text stores the embeddings' mean vector and covariance (mapped when loaded), equal bit
+    for bit to what a query would compute from the vectors; a ``--by both`` query then computes none."""
+    recommender = Recommender.open(text_index, Settings(cache_dir=cache))
+    stored = recommender.index.look_moments
+    assert read_info(text_index).files["lookstats"].startswith("lookstats-")
+    assert isinstance(stored.covariance.base.base, np.memmap)  # a (d, d) view of the mapped flat array
+    _same_moments(stored, hybrid.sampled_look_moments(recommender.index.embeddings))
+
+    def no_sample(embeddings: object) -> None:
+        raise AssertionError("a query computed the look statistics from the vectors")
+
+    monkeypatch.setattr(hybrid, "sampled_look_moments", no_sample)
+    _both_from_candidates(monkeypatch)
+    query = pd.read_csv(manifest)["path"].iloc[0]
+    assert len(recommender.similar_to_cover(query, k=5, by="both")) == 5
+
+
+def test_an_index_without_look_statistics_computes_them_and_answers_the_same(
+    text_index: Path, cache: Path, manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index written before sleeve stored the look statistics samples the vectors at the first ``--by both``
+    query, as before, and gets the stored statistics bit for bit and the same answers."""
+    older = tmp_path / "older"
+    shutil.copytree(text_index, older)
+    _as_written_before_look_statistics(older)
+    new, old = (Recommender.open(folder, Settings(cache_dir=cache)) for folder in (text_index, older))
+    assert old.index.look_moments is None
+    sampled = []
+    original = hybrid.sampled_look_moments
+    monkeypatch.setattr(hybrid, "sampled_look_moments", lambda embeddings: sampled.append(1) or original(embeddings))
+    _both_from_candidates(monkeypatch)
+    for path in pd.read_csv(manifest)["path"][::7]:
+        pd.testing.assert_frame_equal(old.similar_to_cover(path, by="both"), new.similar_to_cover(path, by="both"))
+    assert sampled == [1]  # once per process, by the index without them
+    _same_moments(new._statistics, old._statistics)
+    assert np.array_equal(new._statistics.sample, old._statistics.sample)
