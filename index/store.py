@@ -591,24 +591,18 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
         ends = neighbours[["row", "neighbour"]].to_numpy()
         if ends.size and (ends.min() < 0 or ends.max() >= info.count):
             raise damaged("neighbours", f"links rows outside 0-{info.count - 1}")
-    words = None
-    if "words" in handles:
+    def optional(kind: str, read: Callable[[IO[bytes]], Any], error: type[Exception]) -> Any:
+        """The generation's ``kind`` file read by ``read``; None when the index has none (an older index)."""
+        if kind not in handles:
+            return None
         try:
-            words = read_words(handles["words"], info.count)
-        except WordsFileError as error:
-            raise damaged("words", str(error)) from None
-    row_texts = None
-    if "rowtext" in handles:
-        try:
-            row_texts = read_row_texts(handles["rowtext"], info.count)
-        except RowTextsError as error:
-            raise damaged("rowtext", str(error)) from None
-    look_moments = None
-    if "lookstats" in handles:
-        try:
-            look_moments = read_look_stats(handles["lookstats"], info.dim)
-        except LookStatsError as error:
-            raise damaged("lookstats", str(error)) from None
+            return read(handles[kind])
+        except error as problem:
+            raise damaged(kind, str(problem)) from None
+
+    words = optional("words", lambda handle: read_words(handle, info.count), WordsFileError)
+    row_texts = optional("rowtext", lambda handle: read_row_texts(handle, info.count), RowTextsError)
+    look_moments = optional("lookstats", lambda handle: read_look_stats(handle, info.dim), LookStatsError)
     return CoverIndex(folder, info, table, embeddings, index, texts, neighbours, words, row_texts=row_texts,
                       look_moments=look_moments)
 

@@ -206,3 +206,12 @@ def read_only_folder(folder: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def rewrite_npz(path: Path, **changes: np.ndarray | None) -> None:
+    """An index .npz file with some arrays replaced (or removed, given None), otherwise well formed: the
+    damage a writer of another version or a careless edit leaves."""
+    with open(path, "rb") as handle:
+        arrays = {name: np.array(values) for name, values in np.load(handle).items()}
+    arrays.update(changes)
+    np.savez(path, **{name: values for name, values in arrays.items() if values is not None})

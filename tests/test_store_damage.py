@@ -15,7 +15,7 @@ import pytest
 from index import store
 from index.faiss_index import build_faiss_index
 from index.store import IndexBusyError, IndexFormatError, load_index, write_index, writer_lock
-from tests.bad_inputs import INDEX_DAMAGES, faiss_file_on_a_full_disk
+from tests.bad_inputs import INDEX_DAMAGES, faiss_file_on_a_full_disk, rewrite_npz
 
 DIM = 8
 
@@ -73,27 +73,19 @@ def _words_arrays(count: int) -> dict[str, np.ndarray]:
     return textsearch.model_arrays(textsearch.fit_text_vectors(texts[:count]))
 
 
-def _rewrite_words(path: Path, **changes: np.ndarray) -> None:
-    """The words file with some arrays replaced (or removed, given None), otherwise well formed."""
-    with open(path, "rb") as handle:
-        arrays = {name: np.array(values) for name, values in np.load(handle).items()}
-    arrays.update(changes)
-    np.savez(path, **{name: values for name, values in arrays.items() if values is not None})
-
-
 _WORDS_DAMAGES = {
     "truncated": lambda path: path.write_bytes(path.read_bytes()[:200]),
     "not a zip": lambda path: path.write_bytes(b"\x89PNG not a words file" * 40),
-    "an array missing": lambda path: _rewrite_words(path, line_owner=None),
-    "an array of objects": lambda path: _rewrite_words(path, idf=np.array([{"a": 1}], dtype=object)),
-    "a model of other covers": lambda path: _rewrite_words(path, covers_indptr=np.array([0, 1, 2], np.int32)),
-    "a term index past the vocabulary": lambda path: _rewrite_words(
+    "an array missing": lambda path: rewrite_npz(path, line_owner=None),
+    "an array of objects": lambda path: rewrite_npz(path, idf=np.array([{"a": 1}], dtype=object)),
+    "a model of other covers": lambda path: rewrite_npz(path, covers_indptr=np.array([0, 1, 2], np.int32)),
+    "a term index past the vocabulary": lambda path: rewrite_npz(
         path, covers_indices=np.full(len(np.load(path)["covers_indices"]), 10_000, np.int32)),
-    "a line of a cover the index lacks": lambda path: _rewrite_words(
+    "a line of a cover the index lacks": lambda path: rewrite_npz(
         path, line_owner=np.full(len(np.load(path)["line_owner"]), 99)),
-    "rows running backwards": lambda path: _rewrite_words(
+    "rows running backwards": lambda path: rewrite_npz(
         path, lines_indptr=np.load(path)["lines_indptr"][::-1].copy()),
-    "a fit state that is not two counts": lambda path: _rewrite_words(path, fit_state=np.array([6.0, 1.0, 2.0])),
+    "a fit state that is not two counts": lambda path: rewrite_npz(path, fit_state=np.array([6.0, 1.0, 2.0])),
 }
 
 

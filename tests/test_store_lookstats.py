@@ -13,6 +13,7 @@ from index.faiss_index import build_faiss_index
 from index.lookstats import LookMoments, write_look_stats
 from index.store import IndexFormatError, IndexInfo, load_index, write_index
 from recsys import hybrid
+from tests.bad_inputs import rewrite_npz
 
 DIM = 12
 
@@ -80,22 +81,14 @@ def test_moments_of_mismatched_shapes_are_refused_when_written(tmp_path: Path) -
         write_look_stats(tmp_path / "x.npz", LookMoments(np.zeros(DIM, np.float32), np.zeros((DIM, 3), np.float32)))
 
 
-def _rewrite(path: Path, **changes: np.ndarray | None) -> None:
-    """The look-statistics file with some arrays replaced (or removed, given None), otherwise well formed."""
-    with open(path, "rb") as handle:
-        arrays = {name: np.array(values) for name, values in np.load(handle).items()}
-    arrays.update(changes)
-    np.savez(path, **{name: values for name, values in arrays.items() if values is not None})
-
-
 _DAMAGES = {
     "truncated": lambda path: path.write_bytes(path.read_bytes()[:200]),
     "not a zip": lambda path: path.write_bytes(b"\x89PNG not a statistics file" * 40),
-    "an array missing": lambda path: _rewrite(path, covariance=None),
-    "a foreign array": lambda path: _rewrite(path, extra=np.zeros(3)),
-    "moments of another dimension": lambda path: _rewrite(path, mean_vector=np.zeros(DIM + 1, np.float32)),
-    "a covariance of float64": lambda path: _rewrite(path, covariance=np.zeros(DIM * DIM)),
-    "a covariance that is not finite": lambda path: _rewrite(path, covariance=np.full(DIM * DIM, np.nan, np.float32)),
+    "an array missing": lambda path: rewrite_npz(path, covariance=None),
+    "a foreign array": lambda path: rewrite_npz(path, extra=np.zeros(3)),
+    "moments of another dimension": lambda path: rewrite_npz(path, mean_vector=np.zeros(DIM + 1, np.float32)),
+    "a covariance of float64": lambda path: rewrite_npz(path, covariance=np.zeros(DIM * DIM)),
+    "a covariance that is not finite": lambda path: rewrite_npz(path, covariance=np.full(DIM * DIM, np.nan, np.float32)),
     "a compressed file": lambda path: np.savez_compressed(path, **dict(np.load(path))),
 }
 
