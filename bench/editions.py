@@ -6,7 +6,7 @@ sticker with words ("DELUXE EDITION", "REMASTERED"...) drawn on, colour and cont
 box in a corner, a scan rotated 1-3 degrees. Each of BASES_PER_ARTIST albums per artist gets EDITS edited
 copies (kinds drawn at random, fixed seed); up to OTHER_ALBUMS other covers of each artist stay as they are,
 the hard negatives (a subset of the 755: OCR time). One index of all of them is built with --read-text
-(efficientnet-lite0).
+(``--model``, efficientnet-lite0 unless told: the look thresholds are cosines of one family).
 
 Thresholds are chosen on the families of half A of the artists (sorted names, every other one) and the
 table reports half B. Pairs are counted within a half; a predicted pair is two covers in one group.
@@ -16,17 +16,21 @@ table reports half B. Pairs are counted within a half; a predicted pair is two c
 - "hash alone": phash distance over every pair (imagededup's brute force); "look alone": look cosine over the
   FAISS neighbour pairs; "words alone": the words both ways (recsys.editions.pair_words' ``words_both``, the
   smaller containment: the larger joins every album that prints the artist's name alone) over the words
-  neighbour pairs; "sleeve": the rules of recsys.editions over its candidates, chosen by pair F1 on half A and,
-  among rules that tie (half A's families are often all found), by the F1 of the joined pairs themselves
-  before groups are formed (more true pairs joined directly: a family held by more than one link).
+  neighbour pairs; "sleeve (today's rules)": the rules of recsys.editions over its candidates at their
+  defaults (EditionRules()); "sleeve (rules chosen on half A)": the same rules with the thresholds chosen by
+  pair F1 on half A and, among rules that tie (half A's families are often all found), by the F1 of the
+  joined pairs themselves before groups are formed (more true pairs joined directly: a family held by more
+  than one link).
 
     python bench/editions.py --work /tmp/editions-bench
+    python bench/editions.py --work /tmp/editions-lite2 --model efficientnet-lite2-style
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
 from pathlib import Path
@@ -220,19 +224,29 @@ def best_threshold(values: np.ndarray, pairs: np.ndarray, grid: np.ndarray, abov
     return max(results)[1]
 
 
+def index_family(index: Path) -> str | None:
+    """The encoder family ``index`` was built with, None where no index is there yet."""
+    record = index / "index.json"
+    return json.loads(record.read_text())["model"]["family"] if record.is_file() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="folder for the edited covers, index and cache")
+    parser.add_argument("--model", default="efficientnet-lite0", help="encoder family of the index built here")
     args = parser.parse_args()
     work = args.work
     if not (work / "manifest.csv").is_file():
         make_collection(work)
     settings = Settings(cache_dir=work / "cache", progress=False)
-    if not (work / "index" / "index.json").is_file():
+    family = index_family(work / "index")
+    if family is None:
         started = time.perf_counter()
-        build_index(work / "index", manifest=work / "manifest.csv", encoder="efficientnet-lite0", read_text=True,
+        build_index(work / "index", manifest=work / "manifest.csv", encoder=args.model, read_text=True,
                     settings=settings)
         print(f"index built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    elif family != args.model:
+        parser.error(f"{work / 'index'} holds {family} vectors, not {args.model}: use another --work")
     index = load_index(work / "index")
     metadata = index.metadata.rename(columns=shown_name)
     truth = truth_of(metadata)
@@ -273,14 +287,17 @@ def main() -> None:
         "look alone (cosine >=)": lambda t, h: look_pairs[look_values >= t],
         "words alone (both ways >=)": lambda t, h: words_pairs[words_values >= t],
     }
-    rules = choose_rules(signals, judge["A"], truth, rows["A"])
-    joined = signals[pd.notna(editions.join_reasons(signals, rules))][["a", "b"]].to_numpy()
+    chosen_rules = choose_rules(signals, judge["A"], truth, rows["A"])
+    rules = {"today's rules": editions.EditionRules(), "rules chosen on half A": chosen_rules}
+    joined = {name: signals[pd.notna(editions.join_reasons(signals, r))][["a", "b"]].to_numpy()
+              for name, r in rules.items() if r is not None}
 
     print(f"# {machine_line(describe_machine())}")
+    print(f"encoder: {index.info.model_key}")
     print(f"collection: {len(metadata)} covers ({int((metadata['kind'] != 'original').sum())} edited copies in "
           f"{int(pd.to_numeric(metadata['family']).max()) + 1} families), {len(candidates)} candidate pairs; signals in "
           f"{seconds:.1f} s (hashes and words model included)")
-    print(f"sleeve rules chosen on half A: {rules}")
+    print(f"sleeve rules chosen on half A: {chosen_rules or 'none of RULE_GRID joins at most 2% same-artist pairs'}")
     print()
     header = ["signal", "threshold (half A)", "half", "pair precision", "pair recall", "group precision",
               "group recall", "same artist joined"]
@@ -289,7 +306,8 @@ def main() -> None:
     for half in ("A", "B"):
         for name, threshold in chosen.items():
             _row(name, f"{threshold:.2f}", half, judge[half](pairs_of[name](threshold, half)))
-        _row("sleeve (rules)", "see above", half, judge[half](joined))
+        for name, pairs in joined.items():
+            _row(f"sleeve ({name})", "see above" if "chosen" in name else "defaults", half, judge[half](pairs))
     kinds = metadata["kind"].to_numpy()
     missed = [kinds[r] for r in rows["B"] if kinds[r] != "original"]
     print(f"\nedit kinds in half B: {pd.Series(missed).value_counts().to_dict()}")
@@ -299,16 +317,27 @@ def _row(name: str, threshold: str, half: str, scores: dict[str, float]) -> None
     print(f"| {name} | {threshold} | {half} | " + " | ".join(f"{v:.3f}" for v in scores.values()) + " |")
 
 
-def choose_rules(signals: pd.DataFrame, judge, truth: np.ndarray, rows: np.ndarray) -> editions.EditionRules:
-    """The rules with the best pair F1 on half A (``rows``) over a small grid around the defaults, among those
-    joining at most 2% of same-artist different-album pairs; ties broken by the F1 of the joined pairs
+RULE_GRID = (
+    (6, 10, 14),                 # hash_distance
+    (0.80, 0.85, 0.90, 0.95),    # look_near
+    (0.90, 0.92, 0.94, 0.96),    # look_alone
+    (0.80, 0.85, 0.90, 0.95),    # look_same
+    (0.6, 0.7),                  # words_same
+    (0.7, 0.8),                  # words_strict
+    (0.75, 0.80, 0.85, 0.90),    # look_floor
+)
+"""The thresholds tried, in EditionRules' order. The look thresholds reach above lite0's defaults because
+another encoder family puts the same pairs at other cosines (efficientnet-lite2-style's are higher)."""
+
+
+def choose_rules(signals: pd.DataFrame, judge, truth: np.ndarray, rows: np.ndarray) -> editions.EditionRules | None:
+    """The rules of RULE_GRID with the best pair F1 on half A (``rows``), among those joining at most 2% of
+    same-artist different-album pairs (None where no rule does); ties broken by the F1 of the joined pairs
     themselves (see the module's docstring)."""
     inside = signals[np.isin(signals["a"], rows) & np.isin(signals["b"], rows)]
     true = truth[inside["a"]] == truth[inside["b"]]
-    best = ((-1.0, -1.0), editions.EditionRules())
-    for values in itertools.product(
-        (6, 10, 14), (0.80, 0.85), (0.88, 0.90, 0.92), (0.80, 0.85), (0.6, 0.7), (0.7, 0.8), (0.70, 0.75, 0.80)
-    ):
+    best: tuple[tuple[float, float], editions.EditionRules | None] = ((-1.0, -1.0), None)
+    for values in itertools.product(*RULE_GRID):
         rules = editions.EditionRules(*values)
         joined = pd.notna(editions.join_reasons(inside, rules))
         scores = judge(inside[joined][["a", "b"]].to_numpy())

@@ -6,6 +6,8 @@ Three figures, on an index of the shared covers (4,450, efficientnet-lite0 on ON
   process, wall time from start to exit, alternated in one run with the import-only yardstick
   ``python -c "import numpy, faiss, onnxruntime, PIL.Image, pandas"`` (the libraries any query needs), so
   both see the same load; median of ``--pairs`` pairs, and the ratio of the medians. X changes every pair.
+  With ``--index`` given more than once (an index of each encoder family, say), every pair runs one
+  recommend on each index right after its yardstick, so the indexes are compared under the same load.
 - peak memory: the largest resident set (``ru_maxrss`` from ``os.wait4``) of any of those processes.
 - warm query: ``Recommender.similar_to_cover(cover, k=10)`` in this process through the Python API,
   encoding the cover included; median and 95th percentile over ``--queries`` different covers after a
@@ -15,6 +17,7 @@ The machine is shared with other agents (their load is in the machine line): run
 
     python bench/query.py                          # builds /tmp/sleeve-query-idx once, then measures
     python bench/query.py --index /tmp/perf-idx --pairs 7 --json out.json
+    python bench/query.py --index /tmp/lite0-idx --index /tmp/lite2-style-idx --pairs 7
 """
 
 from __future__ import annotations
@@ -74,26 +77,32 @@ def ensure_index(index: Path, covers: Path, model: str) -> None:
     )
 
 
-def cold(index: Path, covers: list[str]) -> dict[str, Any]:
-    """Alternate yardstick and recommend processes, one pair per cover."""
-    yardstick, recommend = [], []
+def cold(indexes: list[Path], covers: list[str]) -> list[dict[str, Any]]:
+    """Alternate yardstick and recommend processes: per cover the yardstick, then one recommend on each index
+    in turn; one result per index, each against the same yardstick runs."""
+    yardstick: list[tuple[float, int]] = []
+    recommend: list[list[tuple[float, int]]] = [[] for _ in indexes]
     for cover in covers:
         yardstick.append(timed_process([sys.executable, "-c", YARDSTICK]))
-        recommend.append(timed_process(
-            [sys.executable, "cli.py", "recommend", "--cover", cover, "-k", "10", "--index", str(index)]
-        ))
+        for runs, index in zip(recommend, indexes):
+            runs.append(timed_process(
+                [sys.executable, "cli.py", "recommend", "--cover", cover, "-k", "10", "--index", str(index)]
+            ))
     yard_s = statistics.median(s for s, _ in yardstick)
-    rec_s = statistics.median(s for s, _ in recommend)
-    return {
-        "pairs": len(covers),
-        "yardstick_s": round(yard_s, 3),
-        "recommend_s": round(rec_s, 3),
-        "ratio": round(rec_s / yard_s, 2),
-        "yardstick_peak_mb": max(mb for _, mb in yardstick),
-        "recommend_peak_mb": max(mb for _, mb in recommend),
-        "recommend_runs_s": [round(s, 3) for s, _ in recommend],
-        "yardstick_runs_s": [round(s, 3) for s, _ in yardstick],
-    }
+    results = []
+    for runs in recommend:
+        rec_s = statistics.median(s for s, _ in runs)
+        results.append({
+            "pairs": len(covers),
+            "yardstick_s": round(yard_s, 3),
+            "recommend_s": round(rec_s, 3),
+            "ratio": round(rec_s / yard_s, 2),
+            "yardstick_peak_mb": max(mb for _, mb in yardstick),
+            "recommend_peak_mb": max(mb for _, mb in runs),
+            "recommend_runs_s": [round(s, 3) for s, _ in runs],
+            "yardstick_runs_s": [round(s, 3) for s, _ in yardstick],
+        })
+    return results
 
 
 def warm(index: Path, covers: list[str], warmup: int = 3) -> dict[str, Any]:
@@ -120,8 +129,9 @@ def warm(index: Path, covers: list[str], warmup: int = 3) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", type=Path, default=Path("/tmp/sleeve-query-idx"),
-                        help="Index folder; built from --covers when it does not exist.")
+    parser.add_argument("--index", type=Path, action="append",
+                        help="Index folder, built from --covers when it does not exist (default "
+                             "/tmp/sleeve-query-idx); give it more than once to compare indexes in one run.")
     parser.add_argument("--covers", type=Path, default=SHARED_COVERS)
     parser.add_argument("--model", default="efficientnet-lite0", help="Model of an index built here.")
     parser.add_argument("--pairs", type=int, default=5, help="Cold yardstick/recommend pairs (at least 5).")
@@ -132,29 +142,35 @@ def main() -> None:
     if args.pairs < 5:
         parser.error("--pairs must be at least 5 (the median of fewer runs is noise on a shared machine)")
 
-    ensure_index(args.index, args.covers, args.model)
+    indexes = args.index or [Path("/tmp/sleeve-query-idx")]
+    for index in indexes:
+        ensure_index(index, args.covers, args.model)
     covers = query_covers(args.covers, args.pairs + args.queries + 3, args.seed)
     machine = describe_machine()  # before the runs: the load they start on
-    results = {"cold": cold(args.index, covers[: args.pairs]), "warm": warm(args.index, covers[args.pairs:])}
+    colds = cold(indexes, covers[: args.pairs])
+    warms = [warm(index, covers[args.pairs:]) for index in indexes]
     machine_after = describe_machine()
-    index_info = json.loads((args.index / "index.json").read_text())
 
-    c, w = results["cold"], results["warm"]
     print(f"# machine: {machine_line(machine)} (shared with other agents; load after: "
           f"{machine_after['load_average_1m']})")
-    print(f"# index: {args.index}, {index_info['count']:,} covers, {index_info['model_key']}, "
-          f"{index_info['index_type']}")
-    print("| measure | value |")
-    print("|---|---|")
-    print(f"| yardstick `python -c \"{YARDSTICK}\"`, median of {c['pairs']} | {c['yardstick_s']:.2f} s |")
-    print(f"| cold `cli.py recommend --cover X -k 10`, median of {c['pairs']} | {c['recommend_s']:.2f} s |")
-    print(f"| cold recommend / yardstick | {c['ratio']:.2f}x |")
-    print(f"| peak memory, recommend (yardstick) | {c['recommend_peak_mb']} MB ({c['yardstick_peak_mb']} MB) |")
-    print(f"| warm `Recommender.similar_to_cover`, median (p95) of {w['queries']} covers | "
-          f"{w['median_ms']:.1f} ms ({w['p95_ms']:.1f} ms) |")
+    results = []
+    for index, c, w in zip(indexes, colds, warms):
+        index_info = json.loads((index / "index.json").read_text())
+        print(f"# index: {index}, {index_info['count']:,} covers, {index_info['model_key']}, "
+              f"{index_info['index_type']}")
+        print("| measure | value |")
+        print("|---|---|")
+        print(f"| yardstick `python -c \"{YARDSTICK}\"`, median of {c['pairs']} | {c['yardstick_s']:.2f} s |")
+        print(f"| cold `cli.py recommend --cover X -k 10`, median of {c['pairs']} | {c['recommend_s']:.2f} s |")
+        print(f"| cold recommend / yardstick | {c['ratio']:.2f}x |")
+        print(f"| peak memory, recommend (yardstick) | {c['recommend_peak_mb']} MB ({c['yardstick_peak_mb']} MB) |")
+        print(f"| warm `Recommender.similar_to_cover`, median (p95) of {w['queries']} covers | "
+              f"{w['median_ms']:.1f} ms ({w['p95_ms']:.1f} ms) |")
+        results.append({"index": str(index), "cold": c, "warm": w})
     if args.json:
         args.json.write_text(json.dumps(
-            {"machine": machine, "machine_after": machine_after, "index": str(args.index), **results}, indent=2
+            {"machine": machine, "machine_after": machine_after,
+             **(results[0] if len(results) == 1 else {"indexes": results})}, indent=2
         ))
 
 
