@@ -361,12 +361,13 @@ def candidate_neighbour_graph(
     lines = _Lines.of(model)
     sampled = words_sample(count, sample)
     sample_lines = lines.of_covers(sampled)
+    scorer = pairscore.PairScorer(vectors, model, lines.bounds)
     heads, tails, weights = [], [], []
     for start in range(0, count, GRAPH_BLOCK):
         rows = np.arange(start, min(start + GRAPH_BLOCK, count))
         head, tail = _candidate_pairs(rows, nearest, model.covers, postings, words_candidates)
         local = head - start
-        look, words = pairscore.pair_scores(vectors, model, lines.bounds, head, tail)
+        look, words = scorer(head, tail)
         words = _floored(words)
         # the sample, scored densely; where a sampled cover is a candidate it counts once, as a candidate
         sample_look = vectors[rows] @ vectors[sampled].T

@@ -83,6 +83,37 @@ def test_pair_scores_are_the_look_product_and_words_similarity_of_those_pairs() 
     assert np.allclose(look, np.einsum("ij,ij->i", vectors[heads], vectors[tails]), atol=1e-5)
 
 
+def test_pair_scores_cut_into_chunks_equal_one_serial_pass() -> None:
+    """The graph's candidate pairs of several blocks and a few pairs with heads out of order, cut into 1 to 7
+    chunks (more than a block's heads: empty chunks): every score equal to one chunk's, bit for bit, and each
+    chunk's dense arrays left clean for the next call."""
+    vectors, texts = collection(20)
+    model = textsearch.fit_text_vectors(texts)
+    lines = hybrid._Lines.of(model)
+    nearest = hybrid.nearest_by_look(vectors, 15)
+    postings = model.covers.tocsc()
+    blocks = [hybrid._candidate_pairs(rows, nearest, model.covers, postings, 40)
+              for rows in (np.arange(0, 64), np.arange(64, 70), np.array([3, 150, 200]))]
+    blocks.append((np.array([5, 5, 2, 2, 5, 9, 9]), np.array([1, 7, 5, 0, 2, 9, 3])))
+    serial = pairscore.PairScorer(vectors, model, lines.bounds, chunks=1)
+    for chunks in (2, 3, 7):
+        scorer = pairscore.PairScorer(vectors, model, lines.bounds, chunks=chunks)
+        for heads, tails in blocks:
+            for got, expected in zip(scorer(heads, tails), serial(heads, tails)):
+                assert len(got) == len(heads) and np.array_equal(got, expected)
+        assert not scorer._head_weight.any() and (scorer._first == -1).all()
+    full = textsearch.words_similarity_rows(model, np.arange(len(texts)))
+    heads, tails = blocks[0]
+    assert np.allclose(serial(heads, tails)[1], full[heads, tails], atol=1e-6)
+
+
+def test_pair_cuts_fall_between_runs_of_one_head() -> None:
+    heads = np.array([4, 4, 4, 4, 1, 1, 7, 7, 7, 2])
+    cuts = pairscore._cuts(heads, 3)
+    assert list(cuts) == [0, 4, 6, 10]
+    assert list(pairscore._cuts(heads, 1)) == [0, 10] and list(pairscore._cuts(heads[:0], 2)) == [0, 0, 0]
+
+
 def test_look_statistics_are_the_mean_and_spread_over_every_cover() -> None:
     vectors, _ = collection(5)
     mean, std = hybrid.look_statistics(vectors)
