@@ -211,8 +211,9 @@ def shown_name(stored: str) -> str:
     return stored if name in RESERVED_NAMES or name.startswith(USER_PREFIX) else name
 
 
-def user_columns(metadata: pd.DataFrame) -> list[str]:
-    """The stored names of the manifest's own columns, in manifest order."""
+def user_columns(metadata: pd.DataFrame | Table) -> list[str]:
+    """The stored names of the manifest's own columns, in manifest order (of a frame or of a table not yet
+    decoded)."""
     return [column for column in metadata.columns if column.startswith(USER_PREFIX)]
 
 

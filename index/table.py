@@ -7,7 +7,7 @@ column compared with one value; reading the whole table for them made a query pr
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO
 
 import numpy as np
@@ -81,13 +81,21 @@ class Table:
         found = pyarrow.compute.equal(values, pyarrow.scalar(value, values.type)).fill_null(False)
         return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
-    def rows(self, rows: np.ndarray) -> pd.DataFrame:
-        """The table's ``rows`` (positions, in their order), decoding only the row groups that hold them."""
+    def rows(self, rows: np.ndarray, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The table's ``rows`` (positions, in their order), decoding only the row groups that hold them and,
+        when given, only ``columns`` (as read): the rows shown by a query are spread over most row groups, so
+        the columns it leaves out (content hashes above all) are most of what it would decode."""
         rows = np.asarray(rows, dtype=np.int64)
         if self._frame is not None:
-            return self._frame.iloc[rows].reset_index(drop=True)
+            found = self._frame.iloc[rows].reset_index(drop=True)
+            return found if columns is None else found[list(columns)]
+        stored = None
+        if columns is not None:
+            names = {shown: name for name, shown in self._renamed.items()}
+            stored = [names.get(column, column) for column in columns]
         if not len(rows):
-            return self._file.schema_arrow.empty_table().to_pandas().rename(columns=self._renamed)
+            empty = self._file.schema_arrow.empty_table()
+            return (empty if stored is None else empty.select(stored)).to_pandas().rename(columns=self._renamed)
         sizes = [self._file.metadata.row_group(g).num_rows for g in range(self._file.metadata.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes)])
         group_of = np.searchsorted(starts, rows, side="right") - 1
@@ -95,7 +103,7 @@ class Table:
         read_at = np.concatenate([[0], np.cumsum(np.asarray(sizes)[groups])])  # each group's start once read
         taken = read_at[np.searchsorted(groups, group_of)] + rows - starts[group_of]
         with self._lock:
-            table = self._decode(lambda: self._file.read_row_groups(groups.tolist()))
+            table = self._decode(lambda: self._file.read_row_groups(groups.tolist(), columns=stored))
         return self._decode(lambda: table.take(taken).to_pandas()).rename(columns=self._renamed)
 
     def _decode(self, read: Callable[[], object]) -> object:

@@ -24,7 +24,7 @@ from PIL import Image
 
 from index.faiss_index import search
 from index.registry import INDEX_TYPES
-from index.store import CoverIndex, ModelMismatchError, load_index, shown_name, user_columns
+from index.store import SHOWN_FIELDS, CoverIndex, ModelMismatchError, load_index, shown_name, user_columns
 from recsys import hybrid, textsearch
 from recsys.encoders import Encoder, ModelSpec
 from recsys.encoders.base import stack_preprocessed
@@ -316,7 +316,8 @@ class Recommender:
 
     def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         """Result rows: rank, score, genre, path, then the manifest's own columns."""
-        found = self.index.table.rows(rows)
+        table = self.index.table
+        found = table.rows(rows, columns=[*SHOWN_FIELDS, *user_columns(table)])
         result = pd.DataFrame({"rank": range(1, len(found) + 1), "score": np.round(scores.astype(float), 4)})
         extra = found[user_columns(found)].rename(columns=shown_name)
         return pd.concat([result, found[["genre", "path"]], extra], axis=1)

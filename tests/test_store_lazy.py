@@ -86,6 +86,18 @@ def test_table_rows_read_only_their_row_groups_and_equal_the_whole(
     assert loaded.table.decoded
 
 
+def test_table_rows_of_some_columns_equal_those_of_the_whole_and_of_a_decoded_table(tmp_path: Path) -> None:
+    _write(tmp_path)
+    loaded = load_index(tmp_path)
+    rows, columns = np.array([12, 3, 58]), ["path", "user:artist", "genre"]
+    shown = loaded.table.rows(rows, columns=columns)
+    assert list(shown.columns) == columns and not loaded.table.decoded
+    expected = loaded.metadata.iloc[rows].reset_index(drop=True)[columns]
+    pd.testing.assert_frame_equal(shown, expected)
+    pd.testing.assert_frame_equal(loaded.table.rows(rows, columns=columns), expected)  # now from memory
+    assert list(load_index(tmp_path).table.rows(np.array([], dtype=int), columns=columns).columns) == columns
+
+
 def test_a_words_query_decodes_neither_the_metadata_nor_the_text_table(tmp_path: Path) -> None:
     _write(tmp_path)
     loaded = load_index(tmp_path)
