@@ -275,11 +275,19 @@ def words_similarity(model: TextModel, text: str, rows: np.ndarray | None = None
     and the best cosine between any printed line of each (a name printed on both covers counts fully even
     when the rest of the text differs). Only the covers ``rows`` (in their order) when given: their rows and
     their printed lines' rows are all a query then touches, whatever the collection's size."""
+    query, query_lines, _ = _vectorise(model.terms, model.idf, [text])
+    return _similarity(model, query, query_lines, rows)
+
+
+def _similarity(
+    model: TextModel, query: sparse.csr_matrix, query_lines: sparse.csr_matrix, rows: np.ndarray | None
+) -> np.ndarray:
+    """words_similarity of a query already vectorised: its row and its printed lines' rows (_vectorise), so
+    that a words query finds its n-grams once for the candidate engine and the scoring both."""
     covers = model.covers if rows is None else model.covers[rows]
-    whole = np.asarray((covers @ vectorise(model, [text]).T).toarray()).ravel()
-    lines, _ = _split_lines([text])
+    whole = np.asarray((covers @ query.T).toarray()).ravel()
     best_line = np.zeros(covers.shape[0], dtype=np.float32)
-    if lines and model.lines.shape[0]:
+    if query_lines.shape[0] and model.lines.shape[0]:
         if rows is None:
             own_lines, owner = model.lines, model.line_owner
         else:  # a cover's lines are contiguous: each row's run of lines, found by bisection
@@ -287,7 +295,7 @@ def words_similarity(model: TextModel, text: str, rows: np.ndarray | None = None
             sizes = np.searchsorted(model.line_owner, rows, side="right") - starts
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
-        pairs = (own_lines @ vectorise(model, lines).T).toarray().max(axis=1, initial=0.0)
+        pairs = (own_lines @ query_lines.T).toarray().max(axis=1, initial=0.0)
         np.maximum.at(best_line, owner, pairs.astype(np.float32))
     return 0.5 * whole + 0.5 * best_line
 
@@ -336,15 +344,16 @@ def words_scores(
     CANDIDATES covers; all allowed covers when they are that few anyway, without an engine, or when a filter
     leaves fewer than ``k`` candidates that share any words (the engine ranks before the filter)."""
     every = np.flatnonzero(allowed)
+    query, query_lines, _ = _vectorise(model.terms, model.idf, [text])
     if len(every) <= CANDIDATES:
-        return every, words_similarity(model, text, every)
+        return every, _similarity(model, query, query_lines, every)
     if engine is None:
-        return every, words_similarity(model, text)[every]
-    found = engine.candidates(known_grams(model, text), CANDIDATES)
+        return every, _similarity(model, query, query_lines, None)[every]
+    found = engine.candidates(model.terms[query.indices], CANDIDATES)  # known_grams
     rows = found[allowed[found]]
-    scores = words_similarity(model, text, rows)
+    scores = _similarity(model, query, query_lines, rows)
     if np.count_nonzero(scores > 0) < k and len(found) == CANDIDATES:
-        return every, words_similarity(model, text)[every]
+        return every, _similarity(model, query, query_lines, None)[every]
     return rows, scores
 
 
