@@ -462,9 +462,10 @@ def serve_command(index_dir: str, settings: Any, **options: Any) -> None:
 @friendly_errors
 @index_option
 @click.option("--threshold", "thresholds", multiple=True, metavar="RULE=VALUE",
-              help="Change a rule's threshold, e.g. --threshold look_same=0.9; repeatable. Rules and defaults: "
-              "hash_distance=14, look_near=0.85, look_alone=0.90, look_same=0.85, words_same=0.60, "
-              "words_strict=0.80, look_floor=0.75 (recsys.editions.EditionRules; chosen in docs/editions.md).")
+              help="Change a rule's threshold, e.g. --threshold look_same=0.9; repeatable. The defaults are the "
+              "index's encoder family's (recsys.editions.FAMILY_RULES, chosen in docs/editions.md); for "
+              "efficientnet-lite0: hash_distance=14, look_near=0.85, look_alone=0.90, look_same=0.85, "
+              "words_same=0.60, words_strict=0.80, look_floor=0.75.")
 @click.option("-k", "--neighbours", default=10, show_default=True, type=click.IntRange(1),
               help="Candidates per cover by look and by words.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the groups to this CSV file.")

@@ -16,11 +16,11 @@ table reports half B. Pairs are counted within a half; a predicted pair is two c
 - "hash alone": phash distance over every pair (imagededup's brute force); "look alone": look cosine over the
   FAISS neighbour pairs; "words alone": the words both ways (recsys.editions.pair_words' ``words_both``, the
   smaller containment: the larger joins every album that prints the artist's name alone) over the words
-  neighbour pairs; "sleeve (today's rules)": the rules of recsys.editions over its candidates at their
-  defaults (EditionRules()); "sleeve (rules chosen on half A)": the same rules with the thresholds chosen by
-  pair F1 on half A and, among rules that tie (half A's families are often all found), by the F1 of the
-  joined pairs themselves before groups are formed (more true pairs joined directly: a family held by more
-  than one link).
+  neighbour pairs; "sleeve (default rules)": the rules of recsys.editions over its candidates at the
+  defaults of the index's family (recsys.editions.FAMILY_RULES); "sleeve (rules chosen on half A)": the
+  same rules with the thresholds chosen by pair F1 on half A and, among rules that tie (half A's families
+  are often all found), by the F1 of the joined pairs themselves before groups are formed (more true pairs
+  joined directly: a family held by more than one link).
 
     python bench/editions.py --work /tmp/editions-bench
     python bench/editions.py --work /tmp/editions-lite2 --model efficientnet-lite2-style
@@ -288,7 +288,7 @@ def main() -> None:
         "words alone (both ways >=)": lambda t, h: words_pairs[words_values >= t],
     }
     chosen_rules = choose_rules(signals, judge["A"], truth, rows["A"])
-    rules = {"today's rules": editions.EditionRules(), "rules chosen on half A": chosen_rules}
+    rules = {"default rules": editions.default_rules(index.info.model), "rules chosen on half A": chosen_rules}
     joined = {name: signals[pd.notna(editions.join_reasons(signals, r))][["a", "b"]].to_numpy()
               for name, r in rules.items() if r is not None}
 
@@ -297,6 +297,7 @@ def main() -> None:
     print(f"collection: {len(metadata)} covers ({int((metadata['kind'] != 'original').sum())} edited copies in "
           f"{int(pd.to_numeric(metadata['family']).max()) + 1} families), {len(candidates)} candidate pairs; signals in "
           f"{seconds:.1f} s (hashes and words model included)")
+    print(f"sleeve default rules of {index.info.model['family']}: {rules['default rules']}")
     print(f"sleeve rules chosen on half A: {chosen_rules or 'none of RULE_GRID joins at most 2% same-artist pairs'}")
     print()
     header = ["signal", "threshold (half A)", "half", "pair precision", "pair recall", "group precision",
@@ -318,16 +319,19 @@ def _row(name: str, threshold: str, half: str, scores: dict[str, float]) -> None
 
 
 RULE_GRID = (
-    (6, 10, 14),                 # hash_distance
-    (0.80, 0.85, 0.90, 0.95),    # look_near
-    (0.90, 0.92, 0.94, 0.96),    # look_alone
-    (0.80, 0.85, 0.90, 0.95),    # look_same
-    (0.6, 0.7),                  # words_same
-    (0.7, 0.8),                  # words_strict
-    (0.75, 0.80, 0.85, 0.90),    # look_floor
+    (6, 10, 14),                                 # hash_distance
+    (0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95),  # look_near
+    (0.90, 0.92, 0.94, 0.96, 0.98),              # look_alone
+    (0.80, 0.85, 0.90, 0.95, 0.97),              # look_same
+    (0.6, 0.7),                                  # words_same
+    (0.7, 0.8),                                  # words_strict
+    (0.75, 0.80, 0.85, 0.90, 0.93, 0.96),        # look_floor
 )
 """The thresholds tried, in EditionRules' order. The look thresholds reach above lite0's defaults because
-another encoder family puts the same pairs at other cosines (efficientnet-lite2-style's are higher)."""
+another encoder family puts the same pairs at other cosines (efficientnet-lite2-style's are higher), and past
+each value efficientnet-lite2-style chose at an edge of a narrower grid. Rules that tie on both scores keep
+the first in this order, so a look_near at the grid's low edge can mean only that half A cannot tell it from
+higher ones (docs/editions.md)."""
 
 
 def choose_rules(signals: pd.DataFrame, judge, truth: np.ndarray, rows: np.ndarray) -> editions.EditionRules | None:

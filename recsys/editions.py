@@ -6,8 +6,9 @@ index), the covers it shares content with, and, when the index holds cover text,
 its words (sparse products of the words model, recsys.textsearch). Each candidate pair gets four signals
 (pixel-identical, perceptual-hash distance, look cosine, how much of one's printed lines the other holds),
 :class:`EditionRules` joins it with a reason or not, and the groups are the connected components of the
-joined pairs. The default thresholds were chosen on half of the artists of bench/editions.py and checked on the
-other half (docs/editions.md).
+joined pairs. The look thresholds are cosines of one encoder family, so each family has its own default
+rules (FAMILY_RULES, looked up from the model the index names), chosen on half of the artists of
+bench/editions.py and checked on the other half (docs/editions.md).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,16 +80,46 @@ class EditionRules:
     look_floor: float = 0.75
 
 
+MEASURED_FAMILY = "efficientnet-lite0"
+"""The family EditionRules' own defaults were chosen for; families without rules of their own get them."""
+FAMILY_RULES: dict[str, EditionRules] = {
+    MEASURED_FAMILY: EditionRules(),
+    "efficientnet-lite2-style": EditionRules(
+        hash_distance=10, look_near=0.80, look_alone=0.96, look_same=0.95, words_same=0.60, words_strict=0.70,
+        look_floor=0.93,
+    ),
+}
+"""The default rules of each encoder family, chosen on half A of bench/editions.py with that family's vectors
+(docs/editions.md): efficientnet-lite2-style puts different covers at higher cosines (lite0's rules join 7.9%
+of one artist's different albums there), so most of its look thresholds are higher. Half A cannot choose its
+look_near: 0.65 to 0.90 join the same pairs on both halves, and 0.90 parts real reissues on the 4,450 shared
+covers that 0.65-0.80 join, so it keeps 0.80."""
+
+
+def default_rules(model: Mapping[str, Any]) -> EditionRules:
+    """The default rules for vectors of ``model`` (an index's ``info.model``, a ModelSpec as a dict): its
+    family's FAMILY_RULES, else MEASURED_FAMILY's with a warning, as their cosines may mean otherwise there."""
+    family = str(model.get("family", ""))
+    if family in FAMILY_RULES:
+        return FAMILY_RULES[family]
+    log.warning("no edition rules were measured for %s vectors: using the defaults measured on %s, whose look "
+                "thresholds may be loose or strict for this model (adjust them with --threshold)",
+                family or "this model's", MEASURED_FAMILY)
+    return FAMILY_RULES[MEASURED_FAMILY]
+
+
 def find_editions(
     index: CoverIndex,
-    rules: EditionRules = EditionRules(),
+    rules: EditionRules | None = None,
     neighbours: int = NEIGHBOURS,
     cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """The edition groups of ``index``: one row per member (group, id, path, reason, score), group 1 the
     largest. ``reason`` is the strongest reason that joined the member, ``score`` that link's score (see
-    :func:`pair_scores`). Covers in no group are not listed. Without cover text, only look and hashes are used
-    (and a warning says how to add the words)."""
+    :func:`pair_scores`). Covers in no group are not listed. ``rules`` default to the index's family's
+    (:func:`default_rules`). Without cover text, only look and hashes are used (and a warning says how to add
+    the words)."""
+    rules = default_rules(index.info.model) if rules is None else rules
     texts = texts_by_row(index)
     if texts is None:
         log.warning("the index in %s holds no cover text: editions are grouped by look and hashes only; add "
@@ -340,10 +372,10 @@ def editions_of(
     index_dir: str | Path, thresholds: Sequence[str] = (), neighbours: int = NEIGHBOURS,
     cache_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """find_editions on the index in ``index_dir`` with the default rules changed by ``thresholds``
+    """find_editions on the index in ``index_dir`` with its family's default rules changed by ``thresholds``
     (NAME=VALUE, see :func:`rules_from`), less the groups dismissed: what ``python cli.py editions`` prints."""
-    rules = rules_from(thresholds)
     index = load_index(index_dir)
+    rules = rules_from(thresholds, default_rules(index.info.model))
     return without_dismissed(index, find_editions(index, rules, neighbours, cache_dir))
 
 

@@ -3,6 +3,7 @@ cover and its edited copies (banner, crop, recolour, re-encode) against two othe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -131,6 +132,48 @@ def test_the_cli_writes_a_csv_and_refuses_an_unknown_rule(text_index: Path, cach
     assert len(pd.read_csv(tmp_path / "e.csv")) == 5
     run = subprocess.run([*base, "--threshold", "colour=0.3"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "no rule named 'colour'" in run.stderr
+
+
+def _relabelled(index: Path, family: str, folder: Path) -> Path:
+    """A copy of ``index`` whose record names ``family`` as its encoder (its vectors stay lite0's): the rules
+    follow the name the index records, and building a lite2-style or CLIP index here would take minutes."""
+    shutil.copytree(index, folder)
+    record = json.loads((folder / "index.json").read_text())
+    record["model"] = {**record["model"], "family": family, "arch": family}
+    record["model_key"] = f"{family}:{family}:{record['model']['weights_sha256'][:16]}"
+    (folder / "index.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_each_family_gets_its_own_rules_by_default_and_thresholds_change_them(
+    text_index: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used: list[editions.EditionRules] = []
+    judge = editions.join_reasons
+    monkeypatch.setattr(editions, "join_reasons", lambda signals, rules: used.append(rules) or judge(signals, rules))
+    assert editions.FAMILY_RULES["efficientnet-lite2-style"] != editions.FAMILY_RULES["efficientnet-lite0"]
+    for family, rules in editions.FAMILY_RULES.items():
+        folder = _relabelled(text_index, family, tmp_path / family)
+        editions.find_editions(load_index(folder), cache_dir=cache)
+        editions.editions_of(folder, cache_dir=cache)
+        editions.editions_of(folder, ["look_same=0.5", "hash_distance=3"], cache_dir=cache)
+        assert used[-3:] == [rules, rules, dataclasses.replace(rules, look_same=0.5, hash_distance=3)], family
+
+
+def test_a_family_without_measured_rules_gets_lite0s_and_one_line_saying_so(
+    text_index: Path, cache: Path, tmp_path: Path
+) -> None:
+    def groups(folder: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "cli.py", "editions", "--index", str(folder), "--cache", str(cache), "--json"],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+        )
+
+    clip, lite0 = groups(_relabelled(text_index, "clip", tmp_path / "clip")), groups(text_index)
+    assert clip.returncode == 0 and lite0.returncode == 0, clip.stderr + lite0.stderr
+    assert clip.stderr.strip().count("\n") == 0 and "measured on efficientnet-lite0" in clip.stderr, clip.stderr
+    assert "clip" in clip.stderr and not lite0.stderr.strip(), lite0.stderr
+    assert json.loads(clip.stdout)["groups"] == json.loads(lite0.stdout)["groups"] != []
 
 
 def _signals(texts: list[str], look: float, hash_distance: int = 24) -> pd.DataFrame:
