@@ -29,6 +29,7 @@ from index.store import (
     ModelMismatchError,
     load_index,
     one_writer,
+    read_info,
     set_aside,
     stage_embeddings,
     write_index,
@@ -189,19 +190,28 @@ def _source_options(covers: str | Path | None, manifest: str | Path | None) -> s
 def _encoder_for_rebuild(
     index_dir: str | Path, asked: str | Encoder, options: dict[str, str], settings: Settings, source: str
 ) -> Encoder:
-    """The index's own model when the index loads and that model can still be made exactly; otherwise the
-    index's files go aside (damaged index, unknown family, other weights) and the requested model is used."""
+    """The model ``index.json`` names when it can still be made exactly, even when the data files are damaged
+    (a repair keeps the index's model and its cached vectors); files that cannot be reused go aside, and with
+    no usable model the requested one is used."""
     try:
-        spec = ModelSpec.from_dict(load_index(index_dir).info.model)
+        load_index(index_dir)
+        problem = None
+    except IndexNotFoundError:  # nothing to reuse or set aside (leftover data files were removed under the lock)
+        return _choose_encoder(None, index_dir, asked, options, settings, source)
+    except IndexFormatError as error:
+        problem = str(error)
+    try:
+        spec = ModelSpec.from_dict(read_info(index_dir).model)
         own = settings.encoder_for(spec)
-    except IndexNotFoundError:
-        own = None  # nothing to reuse or set aside (leftover data files were removed under the lock)
     except (IndexFormatError, ModelUnavailableError, TypeError, ValueError) as error:
-        set_aside(index_dir, f"build-index --rebuild could not reuse this index: {error}")
-        own = None
+        problem, own = problem or str(error), None
+    if problem is not None:
+        set_aside(index_dir, f"build-index --rebuild could not reuse this index: {problem}")
     if own is None:
         return _choose_encoder(None, index_dir, asked, options, settings, source)
-    return own if asked == "auto" else _choose_encoder(spec, index_dir, asked, options, settings, source)
+    if asked == "auto":
+        return own
+    return _choose_encoder(None if problem else spec, index_dir, asked, options, settings, source)
 
 
 def _choose_encoder(
