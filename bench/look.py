@@ -275,7 +275,7 @@ def fit_style_pca(collections: dict, target: Path) -> None:
 
 def shipped_pca(f: dict) -> np.ndarray:
     """The Gram part projected by the PCA that ships with sleeve's efficientnet-lite2-style encoder."""
-    mean, components = (a.astype(np.float32) for a in lite_style.read_pca())
+    mean, components = lite_style.read_pca()
     return (unit(f[f"lite2.b{lite_style.GRAM_BLOCK}.gram"].astype(np.float32)) - mean) @ components.T
 
 

@@ -115,9 +115,22 @@ def test_auto_falls_back_to_the_offline_encoder_with_a_notice(monkeypatch, caplo
     monkeypatch.setattr("recsys.encoders.clip.resolve_checkpoint", unavailable)
     with caplog.at_level(logging.WARNING):
         encoder = create_encoder("auto", runtime="torch")
+    assert encoder.spec.family == "efficientnet-lite2-style"
+    notices = [r.getMessage() for r in caplog.records]
+    assert len(notices) == 1 and "efficientnet-lite2-style" in notices[0] and "\n" not in notices[0]
+
+
+def test_auto_falls_back_to_lite0_when_the_style_pca_is_missing(monkeypatch, caplog, tmp_path: Path) -> None:
+    def unavailable(*args, **kwargs):
+        raise WeightsUnavailableError("CLIP weights ViT-B-32/laion2b_s34b_b79k are not in the local cache.")
+
+    monkeypatch.setattr("recsys.encoders.clip.resolve_checkpoint", unavailable)
+    monkeypatch.setattr("recsys.encoders.lite_style.PCA_FILE", tmp_path / "missing.npz")
+    with caplog.at_level(logging.WARNING):
+        encoder = create_encoder("auto", runtime="torch")
     assert encoder.spec.family == "efficientnet-lite0"
     notices = [r.getMessage() for r in caplog.records]
-    assert len(notices) == 1 and "efficientnet-lite0" in notices[0] and "\n" not in notices[0]
+    assert len(notices) == 2 and "style PCA" in notices[1] and "efficientnet-lite0" in notices[1]
 
 
 def test_index_model_is_rebuilt_and_other_weights_are_refused(effnet) -> None:

