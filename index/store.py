@@ -40,6 +40,7 @@ from index.errors import SleeveError
 from index.faiss_index import SearchParamsError, apply_search_params
 from index.lookstats import LookMoments, LookStatsError, read_look_stats, write_look_stats
 from index.rowtext import RowTexts, RowTextsError, read_row_texts, texts_of_rows, write_row_texts
+from index.shown import ShownRowsError, read_shown_rows, write_shown_rows
 from index.table import ROW_GROUP_ROWS, TABLE_ERRORS, Table
 from index.words import WordsFileError, read_words, write_words
 from index.words_engine import WordsEngine, WordsEngineError, write_engine
@@ -58,11 +59,13 @@ RESERVED_NAMES = frozenset({*SLEEVE_COLUMNS, "rank", "score", "match", "text", "
 """Names a manifest column is never shown under, as result frames (and JSON) use them for sleeve's fields."""
 _DATA_PATTERNS = (
     "vectors-*.faiss", "metadata-*.parquet", "embeddings-*.npy", "text-*.parquet", "neighbours-*.parquet",
-    "words-*.npz", "words-*.tantivy", "rowtext-*.npz", "lookstats-*.npz",
+    "words-*.npz", "words-*.tantivy", "rowtext-*.npz", "lookstats-*.npz", "shown-*.arrow",
 )
 _FILE_KINDS = ("faiss", "metadata", "embeddings")
 _TABLE_KINDS = ("text", "neighbours")
-_OPTIONAL_KINDS = (*_TABLE_KINDS, "words", "rowtext", "lookstats")
+_OPTIONAL_KINDS = (*_TABLE_KINDS, "words", "rowtext", "lookstats", "shown")
+"""Files an index may lack: ``shown`` (index.shown) is written with every index, but one written before sleeve
+stored it reads its shown rows from the metadata table."""
 _ENGINE = "words_engine"
 """The kind of the words candidate engine: a folder (index.words_engine), written with the words file."""
 NEIGHBOUR_COLUMNS = ("row", "neighbour", "weight")
@@ -358,7 +361,8 @@ def write_index(
     vectors as ``files["text"]`` and ``files["neighbours"]`` when given, and ``words`` (the fitted words model's
     arrays, index.words) as ``files["words"]``, with its candidate engine (index.words_engine) as
     ``files["words_engine"]``, and ``look`` (the embeddings' mean vector and covariance, index.lookstats) as
-    ``files["lookstats"]``. Staged ``embeddings`` (:func:`stage_embeddings`) become the generation's file by
+    ``files["lookstats"]``. The columns every result shows are stored row-addressable as ``files["shown"]``
+    (index.shown). Staged ``embeddings`` (:func:`stage_embeddings`) become the generation's file by
     a rename; an array is written out.
     """
     folder = Path(folder)
@@ -371,6 +375,7 @@ def write_index(
         "faiss": f"vectors-{generation}.faiss",
         "metadata": f"metadata-{generation}.parquet",
         "embeddings": f"embeddings-{generation}.npy",
+        "shown": f"shown-{generation}.arrow",
     }
     tables = {kind: table for kind, table in (("text", texts), ("neighbours", neighbours)) if table is not None}
     for kind in tables:
@@ -387,6 +392,8 @@ def write_index(
             _write_faiss(faiss_index, temporary)
         with atomic_path(folder / files["metadata"]) as temporary:
             metadata.to_parquet(temporary, index=False, row_group_size=ROW_GROUP_ROWS)
+        with atomic_path(folder / files["shown"]) as temporary:
+            write_shown_rows(temporary, folder / files["metadata"], [*SHOWN_FIELDS, *user_columns(metadata)])
         _write_embeddings(embeddings, folder / files["embeddings"])
         for kind, table in tables.items():
             with atomic_path(folder / files[kind]) as temporary:
@@ -556,15 +563,29 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
     def damaged(kind: str, why: str) -> IndexDamagedError:
         return IndexDamagedError(folder, f"index in {folder} is damaged ({info.files[kind]}: {why})")
 
-    table = Table(handle=handles["metadata"], damaged=lambda why: damaged("metadata", why))
+    def optional(kind: str, read: Callable[[IO[bytes]], Any], error: type[Exception]) -> Any:
+        """The generation's ``kind`` file read by ``read``; None when the index has none (an older index)."""
+        if kind not in handles:
+            return None
+        try:
+            return read(handles[kind])
+        except error as problem:
+            raise damaged(kind, str(problem)) from None
+
+    shown = optional("shown", lambda handle: read_shown_rows(handle, info.count), ShownRowsError)
+    table = Table(handle=handles["metadata"], damaged=lambda why: damaged("metadata", why), shown=shown,
+                  shown_damaged=lambda why: damaged("shown", why))
     if table.count != info.count:
         raise damaged("metadata", f"{table.count} rows, index.json says {info.count}")
     missing = [c for c in SLEEVE_COLUMNS if c not in table.columns]
     if missing:
         raise damaged("metadata", f"lacks the column(s) {', '.join(missing)}")
+    if shown is not None and shown.columns != [*SHOWN_FIELDS, *user_columns(table)]:
+        raise damaged("shown", f"columns {', '.join(shown.columns)[:80]}, not the metadata's shown columns")
     if info.format_version == 1:  # the manifest's columns were stored beside sleeve's without a prefix
         renamed = {c: USER_PREFIX + c for c in table.columns if c not in SLEEVE_COLUMNS}
-        table = Table(handle=handles["metadata"], renamed=renamed, damaged=lambda why: damaged("metadata", why))
+        table = Table(handle=handles["metadata"], renamed=renamed, damaged=lambda why: damaged("metadata", why),
+                      shown=shown, shown_damaged=lambda why: damaged("shown", why))
     embeddings = _map_embeddings(handles["embeddings"], info, damaged)
     try:
         index = _read_faiss(handles["faiss"])
@@ -592,15 +613,6 @@ def _read_generation(folder: Path, info: IndexInfo, handles: dict[str, IO[bytes]
         ends = neighbours[["row", "neighbour"]].to_numpy()
         if ends.size and (ends.min() < 0 or ends.max() >= info.count):
             raise damaged("neighbours", f"links rows outside 0-{info.count - 1}")
-    def optional(kind: str, read: Callable[[IO[bytes]], Any], error: type[Exception]) -> Any:
-        """The generation's ``kind`` file read by ``read``; None when the index has none (an older index)."""
-        if kind not in handles:
-            return None
-        try:
-            return read(handles[kind])
-        except error as problem:
-            raise damaged(kind, str(problem)) from None
-
     words = optional("words", lambda handle: read_words(handle, info.count), WordsFileError)
     row_texts = optional("rowtext", lambda handle: read_row_texts(handle, info.count), RowTextsError)
     look_moments = optional("lookstats", lambda handle: read_look_stats(handle, info.dim), LookStatsError)

@@ -16,6 +16,8 @@ import pyarrow
 import pyarrow.compute
 import pyarrow.parquet
 
+from index.shown import ShownRows, ShownRowsError
+
 ROW_GROUP_ROWS = 8_192
 """Rows per parquet row group of the tables sleeve writes: showing k covers decodes at most k groups of this many
 rows. A table written with larger groups (an older index) still reads, decoding more."""
@@ -26,7 +28,9 @@ TABLE_ERRORS = (OSError, ValueError, pyarrow.ArrowException)
 class Table:
     """One table: a frame in memory, or an open parquet file decoded as asked: whole (:meth:`frame`, then kept),
     one column compared with a value (:meth:`equals`) or some rows (:meth:`rows`). ``renamed`` maps stored column
-    names to the names the table is read under; ``damaged`` makes the error for a file that fails to decode."""
+    names to the names the table is read under; ``damaged`` makes the error for a file that fails to decode.
+    ``shown`` (index.shown), where given, holds some of the file's columns row-addressable: :meth:`rows` of
+    those columns takes them from there, decoding no row group; ``shown_damaged`` makes its error."""
 
     def __init__(
         self,
@@ -34,8 +38,11 @@ class Table:
         handle: IO[bytes] | None = None,
         renamed: dict[str, str] | None = None,
         damaged: Callable[[str], Exception] | None = None,
+        shown: ShownRows | None = None,
+        shown_damaged: Callable[[str], Exception] | None = None,
     ) -> None:
         self._frame, self._handle = frame, handle
+        self._shown, self._shown_damaged = shown, shown_damaged or ValueError
         self._renamed = renamed or {}
         self._damaged = damaged or ValueError
         self._lock = threading.Lock()  # one file position, shared by the threads of a server
@@ -93,6 +100,11 @@ class Table:
         if columns is not None:
             names = {shown: name for name, shown in self._renamed.items()}
             stored = [names.get(column, column) for column in columns]
+        if stored is not None and self._shown is not None and self._shown.holds(stored):
+            try:
+                return self._shown.rows(rows, stored).rename(columns=self._renamed)
+            except ShownRowsError as error:
+                raise self._shown_damaged(str(error)) from None
         if not len(rows):
             empty = self._file.schema_arrow.empty_table()
             return (empty if stored is None else empty.select(stored)).to_pandas().rename(columns=self._renamed)

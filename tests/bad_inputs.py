@@ -14,6 +14,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc
 import pytest
 from PIL import Image
 
@@ -131,6 +133,28 @@ def _fewer_faiss_rows(folder: Path) -> None:
     faiss.write_index(index, str(_index_file(folder, "faiss")))
 
 
+def rewrite_shown(path: Path, change: Callable[[pa.Table], pa.Table]) -> None:
+    """A shown-rows file (index.shown) rewritten with ``change`` applied to its table, still a well-formed Arrow
+    file: the damage a writer of another version or a careless edit leaves."""
+    table = pa.ipc.open_file(pa.BufferReader(path.read_bytes())).read_all()  # a copy: the file is rewritten
+    table = change(table)
+    with pa.ipc.new_file(str(path), table.schema) as writer:
+        writer.write_table(table)
+
+
+def text_offsets_out_of_order(table: pa.Table, column: str = "genre") -> pa.Table:
+    """``table`` whose ``column`` (text) has its second value offset past the end of its bytes: an Arrow file
+    whose layout checks pass, but whose rows would be read outside the file."""
+    values = table.column(column).combine_chunks()
+    validity, offsets, data = values.buffers()
+    width = np.int64 if values.type in (pa.large_string(), pa.large_binary()) else np.int32
+    moved = np.frombuffer(offsets, dtype=width).copy()
+    moved[values.offset + 1] = moved[-1] + 4096
+    broken = pa.Array.from_buffers(values.type, len(values), [validity, pa.py_buffer(moved.tobytes()), data],
+                                   offset=values.offset)
+    return table.set_column(table.schema.get_field_index(column), table.schema.field(column), broken)
+
+
 def _edit_info(**changes: object) -> Callable[[Path], None]:
     def edit(folder: Path) -> None:
         info = json.loads((folder / "index.json").read_text())
@@ -166,6 +190,10 @@ INDEX_DAMAGES: dict[str, Callable[[Path], None]] = {
     "index.json is a folder": lambda f: ((f / "index.json").unlink(), (f / "index.json").mkdir()),
     "non-integer search parameter": _edit_info(search_params={"efSearch": "many"}),
     "nprobe on a flat index": _edit_info(search_params={"nprobe": 8}),
+    "truncated shown rows": lambda f: _truncate(_index_file(f, "shown")),
+    "shown rows of another index": lambda f: rewrite_shown(_index_file(f, "shown"), lambda t: t.slice(0, 2)),
+    "shown rows without a path": lambda f: rewrite_shown(_index_file(f, "shown"), lambda t: t.drop_columns("path")),
+    "shown text offsets out of order": lambda f: rewrite_shown(_index_file(f, "shown"), text_offsets_out_of_order),
 }
 """Ways an index folder gets damaged: each must give one line that says how to repair it."""
 
