@@ -417,8 +417,9 @@ def test_workers_answer_concurrent_requests_and_stop_together(
     built: tuple[Path, Path, Path], tmp_path: Path, stop_signal: int
 ) -> None:
     index, cache, _ = built
-    running = Server(index, cache, tmp_path / "server.log", None, "--workers", "2")
+    running = Server(index, cache, tmp_path / "server.log", None, "--workers", "2", "--threads", "1")
     try:
+        assert "2 workers, 1 thread a query" in running.log.read_text()
         children = psutil.Process(running.process.pid).children()
         workers = {child.pid for child in children if "spawn_main" in " ".join(child.cmdline())}  # not the tracker
         answered_by: set[int] = set()
