@@ -6,15 +6,11 @@ error and the server goes on answering; a rebuild while queries run fails none o
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -29,6 +25,7 @@ import psutil
 import pytest
 from PIL import Image
 
+from api.process import ServerProcess
 from recsys import Settings, build_index, train_classifier
 from recsys.answer import QueryAnswerer
 from tests.conftest import make_cover
@@ -65,67 +62,15 @@ def answerer(built: tuple[Path, Path, Path]) -> QueryAnswerer:
     return QueryAnswerer.open(index, Settings(cache_dir=cache, progress=False))
 
 
-class Server:
-    """A ``cli.py serve`` process and how to call it."""
+class Server(ServerProcess):
+    """The server every test runs against (api.process), with a token of the test's choosing (None: none)."""
 
     def __init__(self, index: Path, cache: Path, log: Path, token: str | None, *options: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.token = token
-        self.log = log
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("SLEEVE_API_TOKEN", None)
-        if token:
-            env["SLEEVE_API_TOKEN"] = token
-        command = [sys.executable, str(REPO / "cli.py"), "serve", "--index", str(index), "--port", str(self.port),
-                   "--cache", str(cache), *options]
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, log.read_text()
-            try:
-                if self.call("GET", "/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise AssertionError(f"the server did not get ready: {log.read_text()}")
-
-    def call(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-        token: str | None = "default",
-    ) -> tuple[int, Any]:
-        """(status, JSON answer or bytes) of one request, with the server's token unless ``token`` says."""
-        headers = dict(headers or {})
-        token = self.token if token == "default" else token
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            try:
-                connection.request(method, path, body, headers)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the server answered (413) before the whole body was sent: read its answer
-            response = connection.getresponse()
-            data, kind = response.read(), response.getheader("content-type", "")
-        finally:
-            connection.close()
-        return response.status, json.loads(data) if kind.startswith("application/json") else data
+        super().__init__(index, cache, log, *options, token=token, ready_within=START_TIMEOUT)
 
     def upload(self, path: str, data: bytes, name: str = "cover.jpg", **kwargs: Any) -> tuple[int, Any]:
         body, kind = multipart(name, data)
         return self.call("POST", path, body, {"Content-Type": kind}, **kwargs)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def multipart(name: str, data: bytes, field: str = "cover") -> tuple[bytes, str]:
