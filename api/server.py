@@ -81,7 +81,8 @@ def serve(
     log.info("sleeve API on http://%s:%d (docs /docs); index %s; %d worker%s, %s a query; timeout %g s; token %s; "
              "Ctrl-C stops it", host, port, folder, workers, "" if workers == 1 else "s", threads, timeout, token)
     uvicorn.run("api.server:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="info", server_header=False, timeout_worker_healthcheck=HEALTHCHECK_S)
+                access_log=False, log_level="info", server_header=False, timeout_worker_healthcheck=HEALTHCHECK_S,
+                http="api.nodelay:NoDelayHTTPProtocol")
 
 
 def app_from_environment() -> FastAPI:
