@@ -17,7 +17,7 @@ from index.registry import INDEX_TYPES
 from recsys.classify.catalog import CLASSIFIERS
 from recsys.cli_options import (
     build_settings, cache_option, classifier_source, cnn_training, encoder_options, host_option, index_option,
-    json_option, no_progress_option, query_settings, registry_uri_option, result_options, settings_of,
+    json_option, no_progress_option, query_settings, registry_uri_option, result_options, serve_settings, settings_of,
     where_option, work_settings,
 )
 from recsys.console import (
@@ -443,7 +443,7 @@ def app_command(index_dir: str, host: str, port: int) -> None:
 @click.option("--timeout", default=DEFAULT_TIMEOUT_S, show_default=True, type=click.FloatRange(0, min_open=True),
               metavar="SECONDS",
               help="A request not answered within this gets 504; its query finishes in the background.")
-@query_settings
+@serve_settings
 def serve_command(index_dir: str, settings: Any, **options: Any) -> None:
     """Serve the index as a read-only JSON API over HTTP: look-alikes of an uploaded or indexed cover,
     search by printed words, genre of an upload, index info, thumbnails; docs at /docs.

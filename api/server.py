@@ -77,10 +77,12 @@ def serve(
     })
     _log_to_stderr()
     token = "required" if os.environ.get(TOKEN_ENV) else f"off (set {TOKEN_ENV} to require one)"
-    log.info("sleeve API on http://%s:%d (docs /docs); index %s; %d worker%s; timeout %g s; token %s; Ctrl-C stops it",
-             host, port, folder, workers, "" if workers == 1 else "s", timeout, token)
+    threads = f"{settings.threads} thread{'' if settings.threads == 1 else 's'}" if settings.threads else "all cores"
+    log.info("sleeve API on http://%s:%d (docs /docs); index %s; %d worker%s, %s a query; timeout %g s; token %s; "
+             "Ctrl-C stops it", host, port, folder, workers, "" if workers == 1 else "s", threads, timeout, token)
     uvicorn.run("api.server:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="info", server_header=False, timeout_worker_healthcheck=HEALTHCHECK_S)
+                access_log=False, log_level="info", server_header=False, timeout_worker_healthcheck=HEALTHCHECK_S,
+                http="api.nodelay:NoDelayHTTPProtocol")
 
 
 def app_from_environment() -> FastAPI:

@@ -17,12 +17,18 @@ other engineers' load is in the machine line. The issue asks 60 s a run and a 10
 defaults are shorter to fit a shared machine; ``--seconds 60 --soak-seconds 600 --soak-concurrency 32`` is the
 issue's run.
 
-``--workers 1,2`` measures over HTTP once per ``serve --workers`` count, one server after another (RSS then
-sums the server's processes, and its cores are those of all of them).
+``--workers 1,2x1,1x1`` measures over HTTP once per server configuration, one server after another, into one
+table: ``serve --workers`` and, after an x, ``serve --threads`` (RSS then sums the server's processes, and its
+cores are those of all of them).
+
+An existing ``--index`` is only read (with ``--soak-seconds 0`` nothing is written beside it either). On an
+index with cover text, by words and by id with ``by=both`` are measured too. Queries by id and by upload re-read
+their cover's image file, so they take only covers whose file exists (the real covers planted in a synthetic
+collection of bench/collection_scale.py); with none, only words are measured.
 
     python bench/serve.py                                   # builds /tmp/serve-bench-idx once, then measures
     python bench/serve.py --seconds 60 --concurrency 1,8,32,64 --soak-seconds 600 --soak-concurrency 32
-    python bench/serve.py --seconds 10 --concurrency 1,8 --threads 0 --soak-seconds 0 --workers 1,2
+    python bench/serve.py --seconds 15 --concurrency 1,8 --threads 0 --soak-seconds 0 --workers 1,2x1,1x1
 
 Memory across more generation switches, with and without handing freed memory back: bench/serve_memory.py.
 """
@@ -37,7 +43,6 @@ import json
 import os
 import random
 import shlex
-import socket
 import subprocess
 import sys
 import threading
@@ -54,6 +59,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from api.process import ServerProcess  # noqa: E402
 from bench.machine import describe_machine, machine_line  # noqa: E402
 
 SHARED_COVERS = ROOT.parent / "shared" / "covers"
@@ -102,6 +108,33 @@ class Run:
         return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    """One ``serve`` configuration to measure: its worker processes and each query's threads (0: default)."""
+
+    workers: int = 1
+    threads: int = 0
+
+    @classmethod
+    def parse(cls, item: str) -> ServerConfig:
+        """``WORKERS`` or ``WORKERSxTHREADS``, e.g. ``2x1``."""
+        workers, _, threads = item.strip().partition("x")
+        try:
+            return cls(int(workers), int(threads or 0))
+        except ValueError:
+            raise SystemExit(f"--workers: {item!r} is not WORKERS or WORKERSxTHREADS, e.g. 2x1") from None
+
+    def options(self) -> list[str]:
+        return ["--workers", str(self.workers), "--threads", str(self.threads)]
+
+    def where(self) -> str:
+        """The table's name for it: plain "HTTP" for one worker at the libraries' default threads."""
+        if (self.workers, self.threads) == (1, 0):
+            return "HTTP"
+        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}" if self.threads else "all threads"
+        return f"HTTP, {self.workers} worker{'s' if self.workers > 1 else ''}, {threads}"
+
+
 # -- the index and the server -------------------------------------------------------------------------------
 
 
@@ -121,68 +154,6 @@ def build(command: list[str], index: Path, cache: Path) -> float:
     if done.returncode != 0:
         raise SystemExit(f"{shlex.join(full)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return time.perf_counter() - started
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """A ``python cli.py serve`` process on a free port, ready when its /readyz says so."""
-
-    def __init__(self, index: Path, cache: Path, log: Path, workers: int = 1) -> None:
-        self.port = free_port()
-        command = [sys.executable, "cli.py", "serve", "--index", str(index), "--port", str(self.port),
-                   "--cache", str(cache), "--workers", str(workers)]
-        env = os.environ | {"PYTHONPATH": str(ROOT)}
-        env.pop("SLEEVE_API_TOKEN", None)
-        with log.open("wb") as out:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.ps = psutil.Process(self.process.pid)
-        self.log = log
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server stopped ({self.process.returncode}): {log.read_text()[-2000:]}")
-            try:
-                if self.get("/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise SystemExit(f"the server was not ready in 300 s: {log.read_text()[-2000:]}")
-
-    def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"{}")
-        finally:
-            connection.close()
-
-    def processes(self) -> list[psutil.Process]:
-        """The server and any processes it started (its workers)."""
-        return [self.ps, *self.ps.children(recursive=True)]
-
-    def rss_mb(self) -> float:
-        """Resident memory of the server and its workers, summed: pages they share count once per process."""
-        return sum(p.memory_info().rss for p in self.processes()) / 2**20
-
-    def cpu_seconds(self) -> float:
-        """CPU seconds of the server and its workers so far."""
-        return sum(sum(p.cpu_times()[:2]) for p in self.processes())
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 # -- the queries ---------------------------------------------------------------------------------------------
@@ -205,10 +176,15 @@ def kinds_of(answerer: Any, queries: int, seed: int) -> tuple[list[Kind], str]:
     recommender = answerer.recommender
     metadata = recommender.index.metadata
     rng = random.Random(seed)
-    rows = rng.sample(range(len(metadata)), min(queries, len(metadata)))
+    with_files = [row for row, path in enumerate(metadata["path"]) if Path(path).is_file()]
+    rows = rng.sample(with_files, min(queries, len(with_files)))
     ids = [int(metadata.at[row, "id"]) for row in rows]
     paths = [str(metadata.at[row, "path"]) for row in rows]
     uploads = [multipart(Path(path)) for path in paths]
+    notes = []
+    if len(with_files) < len(metadata):
+        notes.append(f"by id and upload over the {len(with_files)} of {len(metadata)} covers whose image file "
+                     "exists (the others have none to re-read)")
 
     def generation() -> str:
         return str(recommender.index.info.created)
@@ -220,9 +196,12 @@ def kinds_of(answerer: Any, queries: int, seed: int) -> tuple[list[Kind], str]:
     kinds = [
         Kind("by id (look)", by_id, lambda i: Request("GET", f"/covers/{ids[i % len(ids)]}/look-alikes?k=10&by=look")),
         Kind("by upload (look)", by_id, lambda i: uploads[i % len(uploads)]),
-    ]
+    ] if rows else []
+    if not rows:
+        notes.append("no cover's image file exists here: by id, by upload and both not measured")
     if not recommender.has_text:
-        return kinds, "the index holds no cover text (built without --read-text): by words and both not measured"
+        notes.append("the index holds no cover text (built without --read-text): by words and both not measured")
+        return kinds, "; ".join(notes)
     texts = [" ".join(text.split()[:2]) for text in recommender.texts if len(text.split()) >= 2]
     words = rng.sample(texts, min(queries, len(texts)))
 
@@ -234,13 +213,14 @@ def kinds_of(answerer: Any, queries: int, seed: int) -> tuple[list[Kind], str]:
         answerer.answer(paths[i % len(paths)], k=10, by="both")
         return generation()
 
-    kinds += [
-        Kind("by words", by_words, lambda i: Request(
-            "POST", "/search", json.dumps({"text": words[i % len(words)], "k": 10}).encode(),
-            {"Content-Type": "application/json"})),
-        Kind("by id (both)", both, lambda i: Request("GET", f"/covers/{ids[i % len(ids)]}/look-alikes?k=10&by=both")),
-    ]
-    return kinds, f"words: {len(words)} two-word queries taken from the covers' own text"
+    kinds.append(Kind("by words", by_words, lambda i: Request(
+        "POST", "/search", json.dumps({"text": words[i % len(words)], "k": 10}).encode(),
+        {"Content-Type": "application/json"})))
+    if rows:
+        kinds.append(Kind("by id (both)", both,
+                          lambda i: Request("GET", f"/covers/{ids[i % len(ids)]}/look-alikes?k=10&by=both")))
+    notes.append(f"words: {len(words)} two-word queries taken from the covers' own text")
+    return kinds, "; ".join(notes)
 
 
 # -- driving load --------------------------------------------------------------------------------------------
@@ -286,7 +266,7 @@ def in_process(kind: Kind, seconds: float, concurrency: int = 1, lock: threading
     return run
 
 
-def over_http(server: Server, make: Callable[[int], Request], concurrency: int, seconds: float,
+def over_http(server: ServerProcess, make: Callable[[int], Request], concurrency: int, seconds: float,
               until: Callable[[], bool] | None = None) -> Run:
     """``concurrency`` threads, each with one kept-alive connection, sending requests back to back for
     ``seconds`` (and, with ``until``, until it says so too). A request is failed when it gets no answer, a
@@ -359,9 +339,9 @@ def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: in
     first = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifests[0])], soak_index, cache)
     print(f"soak index of {len(table) - len(held_back)} covers built in {first:.0f} s", flush=True)
 
-    server = Server(soak_index, cache, work / "soak-server.log")
+    server = ServerProcess(soak_index, cache, work / "soak-server.log")
     try:
-        _, info = server.get("/info")
+        _, info = server.call("GET", "/info")
         count = int(info["count"])  # ids 0..count-1 stay valid when covers are added
         rng = random.Random(1)
         ids = [rng.randrange(count) for _ in range(queries)]
@@ -400,7 +380,7 @@ def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: in
         done.set()
         sampler.join()
         rss_end = server.rss_mb()
-        _, final = server.get("/info")
+        _, final = server.call("GET", "/info")
     finally:
         server.stop()
     return {"run": run, "rss_cold": rss_cold, "rss_start": rss_start, "rss_end": rss_end, "builds": builds,
@@ -408,7 +388,7 @@ def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: in
             "count_start": count, "count_end": int(final["count"]), "switches": _switches(server.log)}
 
 
-def _sample_rss(server: Server, started: float, samples: list[tuple[float, float]], done: threading.Event,
+def _sample_rss(server: ServerProcess, started: float, samples: list[tuple[float, float]], done: threading.Event,
                 every: float = 2.0) -> None:
     """The server's RSS every ``every`` seconds until ``done``."""
     while not done.wait(every if samples else 0):
@@ -459,11 +439,14 @@ def targets(results: dict[tuple[str, str, int], Run], soaked: dict[str, Any] | N
         over, alone = http1.percentile_ms(50), inproc.percentile_ms(50)
         lines.append(f"| by id over HTTP at 1 within 1.5x in-process p50 + 2 ms | HTTP p50 {over:.1f} ms, "
                      f"limit {limit:.1f} ms (in-process {alone:.1f} ms) | {'yes' if over <= limit else 'no'} |")
+    servers = sorted({key[1] for key in results if key[1].startswith("HTTP")}, key=lambda where: where != "HTTP")
     for kind in sorted({key[0] for key in results}):
-        one, eight = results.get((kind, "HTTP", 1)), results.get((kind, "HTTP", 8))
-        if one and eight and one.rate:
-            lines.append(f"| {kind}: req/s at 8 at least 1.5x at 1 | {eight.rate:.1f} / {one.rate:.1f} = "
-                         f"{eight.rate / one.rate:.2f}x | {'yes' if eight.rate >= 1.5 * one.rate else 'no'} |")
+        for where in servers:
+            one, eight = results.get((kind, where, 1)), results.get((kind, where, 8))
+            if one and eight and one.rate:
+                named = kind if where == "HTTP" else f"{kind}, {where.removeprefix('HTTP, ')}"
+                lines.append(f"| {named}: req/s at 8 at least 1.5x at 1 | {eight.rate:.1f} / {one.rate:.1f} = "
+                             f"{eight.rate / one.rate:.2f}x | {'yes' if eight.rate >= 1.5 * one.rate else 'no'} |")
     if soaked:
         failed = sum(soaked["run"].errors.values())
         growth = soaked["rss_end"] / soaked["rss_start"] - 1
@@ -486,12 +469,15 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=120, help="0: no soak [issue: 600].")
     parser.add_argument("--soak-concurrency", type=int, default=8, help="[issue: 32]")
     parser.add_argument("--threads", type=int, default=8,
-                        help="In-process callers with the server's lock and without it (0: not measured).")
-    parser.add_argument("--workers", default="1", help="Comma-separated serve --workers, one server after another.")
+                        help="In-process callers with the server's lock and without it (0: not measured); not "
+                        "the server's threads, which --workers sets.")
+    parser.add_argument("--workers", default="1", metavar="WORKERS[xTHREADS],...",
+                        help="Server configurations, one server after another: serve --workers, and --threads "
+                        "after an x (none: 0, the libraries' default), e.g. 1,2x1,1x1.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     levels = [int(level) for level in args.concurrency.split(",")]
-    worker_counts = [int(count) for count in args.workers.split(",")]
+    servers = [ServerConfig.parse(item) for item in args.workers.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
     machine = describe_machine()
     print(f"machine: {machine_line(machine)}", flush=True)
@@ -508,13 +494,14 @@ def main() -> None:
 
     results: dict[tuple[str, str, int], Run] = {}
     lines = [HEADER]
-    for workers in worker_counts:
-        server = Server(args.index, args.cache, args.work / f"server-{workers}.log", workers)
-        where = "HTTP" if workers == 1 else f"HTTP, {workers} workers"
+    for position, config in enumerate(servers):
+        log = args.work / f"server-{config.workers}x{config.threads}.log"
+        server = ServerProcess(args.index, args.cache, log, *config.options())
+        where = config.where()
         try:
             for kind in kinds:
-                over_http(server, kind.http, 8 * workers, 2.0)  # warm every worker's encoder sessions
-                if workers == worker_counts[0]:
+                over_http(server, kind.http, 8 * config.workers, 2.0)  # warm every worker's encoder sessions
+                if position == 0:
                     run_in_process(kind, args, results, lines)
                 for level in levels:
                     results[(kind.name, where, level)] = run = over_http(server, kind.http, level, args.seconds)

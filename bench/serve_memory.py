@@ -76,10 +76,11 @@ def follow(work: Path, cache: Path, switches: int, trim: bool) -> list[tuple[int
 
 def worker_memory(index: Path, cache: Path, work: Path, workers: int) -> list[tuple[str, int, float, float, float]]:
     """(role, pid, RSS MB, PSS MB, USS MB) of each process of a warmed ``serve --workers workers``."""
-    from bench.serve import Request, Server, over_http
+    from api.process import ServerProcess
+    from bench.serve import Request, over_http
 
     work.mkdir(parents=True, exist_ok=True)
-    server = Server(index, cache, work / f"memory-server-{workers}.log", workers)
+    server = ServerProcess(index, cache, work / f"memory-server-{workers}.log", "--workers", str(workers))
     try:
         over_http(server, lambda i: Request("GET", f"/covers/{i * 7 % 4000}/look-alikes?k=10&by=look"), 4 * workers,
                   10.0)

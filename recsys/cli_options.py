@@ -91,6 +91,17 @@ encoder_options = option_group(
 """The options each encoder family declares (recsys.encoders.registry), for a new index."""
 query_settings = option_group("settings", settings_of, cache_option, runtime_option, moved_weights_option)
 """How a query cover is encoded (recommend, predict)."""
+serve_settings = option_group(
+    "settings",
+    settings_of,
+    cache_option,
+    runtime_option,
+    moved_weights_option,
+    click.option("--threads", default=0, show_default=True, type=click.IntRange(0, 256),
+                 help="Threads one query may use in ONNX Runtime (the image tower) and FAISS, per worker; 0: one per "
+                 "core. Fewer leave cores to concurrent queries (docs/serve.md)."),
+)
+"""How a server's workers encode query covers and how many threads each query may take."""
 work_settings = option_group(
     "settings", settings_of, cache_option, runtime_option, moved_weights_option, no_progress_option
 )

@@ -90,6 +90,7 @@ class Recommender:
     def open(cls, index_dir: str | Path, settings: Settings | None = None) -> Recommender:
         """The index in ``index_dir`` with its own encoder, built as ``settings`` say."""
         settings = settings or Settings()
+        settings.limit_search_threads()
         index = load_index(index_dir)
         encoder = settings.encoder_for(ModelSpec.from_dict(index.info.model), index_dir)
         return cls(index, encoder, settings.max_pixels, settings.cache)

@@ -35,9 +35,15 @@ class Settings:
     """Images larger than this are refused as decompression bombs."""
     progress: bool = True
     """Progress bars on stderr for long work."""
+    threads: int = 0
+    """Threads one query may use inside ONNX Runtime (the image tower) and FAISS (the search); 0: each library's
+    default, one per core. Concurrent queries in one process, or several processes on one machine, each start
+    that many, so fewer threads each can leave cores to the others (``serve --threads``, docs/serve.md)."""
 
     def __post_init__(self) -> None:
         RUNTIMES.check(self.runtime)
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (the libraries' default) or more, not {self.threads}")
         folder = default_cache_dir() if self.cache_dir is None else Path(self.cache_dir).expanduser()
         object.__setattr__(self, "cache_dir", folder)
 
@@ -47,6 +53,14 @@ class Settings:
         assert self.cache_dir is not None
         return self.cache_dir
 
+    def limit_search_threads(self) -> None:
+        """Give FAISS ``threads`` threads: its OpenMP pool is one per process, so this holds process-wide (it is
+        called where an index is opened for queries)."""
+        if self.threads:
+            import faiss
+
+            faiss.omp_set_num_threads(self.threads)
+
     def encoder_for(self, spec: ModelSpec, index_dir: str | Path | None = None, source: str | None = None) -> Encoder:
         """The encoder that made ``spec``'s vectors, on this runtime (its weights checksum is verified).
 
@@ -55,7 +69,7 @@ class Settings:
         from recsys.encoders.factory import encoder_for_spec
 
         try:
-            return encoder_for_spec(spec, self.runtime, self.cache, self.weights)
+            return encoder_for_spec(spec, self.runtime, self.cache, self.weights, self.threads)
         except ModelUnavailableError as error:
             if index_dir is None:
                 raise

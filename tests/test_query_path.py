@@ -132,6 +132,29 @@ def test_an_export_from_before_the_record_is_checked_once_and_recorded(built, tm
     assert onnx_module.read_export(spec, tmp_path) is not None
 
 
+def test_threads_reach_onnx_runtime_and_faiss(built) -> None:
+    """``Settings.threads`` caps the image tower's ONNX Runtime threads and FAISS's, and the answers stay the
+    same; 0 leaves both libraries at their defaults."""
+    import faiss
+
+    covers, index, cache = built
+    before = faiss.omp_get_max_threads()
+    query = str(next(covers.rglob("*.png")))
+    try:
+        default = Recommender.open(index, Settings(cache_dir=cache, progress=False))
+        assert default.encoder.session.get_session_options().intra_op_num_threads == 0
+        assert faiss.omp_get_max_threads() == before
+        one = Recommender.open(index, Settings(cache_dir=cache, progress=False, threads=1))
+        assert one.encoder.session.get_session_options().intra_op_num_threads == 1
+        assert faiss.omp_get_max_threads() == 1
+        same = default.similar_to_cover(query, k=3)["path"].tolist()
+        assert one.similar_to_cover(query, k=3)["path"].tolist() == same
+    finally:
+        faiss.omp_set_num_threads(before)
+    with pytest.raises(ValueError, match="threads"):
+        Settings(threads=-1)
+
+
 def test_recommend_on_an_onnx_index_imports_no_torch_skops_or_sklearn(built) -> None:
     covers, index, cache = built
     script = (

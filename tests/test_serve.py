@@ -6,15 +6,12 @@ error and the server goes on answering; a rebuild while queries run fails none o
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -29,6 +26,7 @@ import psutil
 import pytest
 from PIL import Image
 
+from api.process import ServerProcess
 from recsys import Settings, build_index, train_classifier
 from recsys.answer import QueryAnswerer
 from tests.conftest import make_cover
@@ -65,67 +63,15 @@ def answerer(built: tuple[Path, Path, Path]) -> QueryAnswerer:
     return QueryAnswerer.open(index, Settings(cache_dir=cache, progress=False))
 
 
-class Server:
-    """A ``cli.py serve`` process and how to call it."""
+class Server(ServerProcess):
+    """The server every test runs against (api.process), with a token of the test's choosing (None: none)."""
 
     def __init__(self, index: Path, cache: Path, log: Path, token: str | None, *options: str) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.token = token
-        self.log = log
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("SLEEVE_API_TOKEN", None)
-        if token:
-            env["SLEEVE_API_TOKEN"] = token
-        command = [sys.executable, str(REPO / "cli.py"), "serve", "--index", str(index), "--port", str(self.port),
-                   "--cache", str(cache), *options]
-        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, log.read_text()
-            try:
-                if self.call("GET", "/readyz")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise AssertionError(f"the server did not get ready: {log.read_text()}")
-
-    def call(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-        token: str | None = "default",
-    ) -> tuple[int, Any]:
-        """(status, JSON answer or bytes) of one request, with the server's token unless ``token`` says."""
-        headers = dict(headers or {})
-        token = self.token if token == "default" else token
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-        try:
-            try:
-                connection.request(method, path, body, headers)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the server answered (413) before the whole body was sent: read its answer
-            response = connection.getresponse()
-            data, kind = response.read(), response.getheader("content-type", "")
-        finally:
-            connection.close()
-        return response.status, json.loads(data) if kind.startswith("application/json") else data
+        super().__init__(index, cache, log, *options, token=token, ready_within=START_TIMEOUT)
 
     def upload(self, path: str, data: bytes, name: str = "cover.jpg", **kwargs: Any) -> tuple[int, Any]:
         body, kind = multipart(name, data)
         return self.call("POST", path, body, {"Content-Type": kind}, **kwargs)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def multipart(name: str, data: bytes, field: str = "cover") -> tuple[bytes, str]:
@@ -417,8 +363,9 @@ def test_workers_answer_concurrent_requests_and_stop_together(
     built: tuple[Path, Path, Path], tmp_path: Path, stop_signal: int
 ) -> None:
     index, cache, _ = built
-    running = Server(index, cache, tmp_path / "server.log", None, "--workers", "2")
+    running = Server(index, cache, tmp_path / "server.log", None, "--workers", "2", "--threads", "1")
     try:
+        assert "2 workers, 1 thread a query" in running.log.read_text()
         children = psutil.Process(running.process.pid).children()
         workers = {child.pid for child in children if "spawn_main" in " ".join(child.cmdline())}  # not the tracker
         answered_by: set[int] = set()
@@ -454,3 +401,34 @@ def test_a_request_over_the_timeout_gets_504_and_the_server_goes_on(
         assert re.search(r'"POST /look-alikes" 504 ', running.log.read_text())
     finally:
         running.stop()
+
+
+
+def test_connections_of_several_workers_have_nagle_off() -> None:
+    """uvicorn's supervisor binds its socket with proto 0, so asyncio leaves Nagle on for what it accepts (about
+    40 ms on every kept-alive request with --workers 2); the server's protocol turns it off on each connection."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from api.nodelay import NoDelayHTTPProtocol
+
+    class Transport(asyncio.Transport):
+        def __init__(self, connection: socket.socket) -> None:
+            super().__init__({"socket": connection, "peername": connection.getpeername(),
+                              "sockname": connection.getsockname()})
+
+    config = uvicorn.Config(app=lambda scope, receive, send: None, http="api.nodelay:NoDelayHTTPProtocol")
+    config.load()
+    assert config.http_protocol_class is NoDelayHTTPProtocol
+    loop = asyncio.new_event_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:  # proto 0, as uvicorn binds it
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        with socket.create_connection(listener.getsockname()), listener.accept()[0] as accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+            protocol = NoDelayHTTPProtocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+            protocol.connection_made(Transport(accepted))
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    loop.close()

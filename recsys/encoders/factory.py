@@ -53,11 +53,16 @@ def create_encoder(
 
 
 def encoder_for_spec(
-    spec: ModelSpec, runtime: str = "auto", cache_dir: str | Path | None = None, weights: str | None = None
+    spec: ModelSpec,
+    runtime: str = "auto",
+    cache_dir: str | Path | None = None,
+    weights: str | None = None,
+    threads: int = 0,
 ) -> Encoder:
     """Rebuild the encoder an index was made with, and refuse weights whose checksum differs.
 
-    ``weights`` is where the CLIP checkpoint is now, if it moved since the index was built. On ONNX Runtime,
+    ``weights`` is where the CLIP checkpoint is now, if it moved since the index was built; ``threads``: ONNX
+    Runtime's threads per image batch (0: one per core). On ONNX Runtime,
     a verified export of exactly these weights in the cache is used as it is: no torch, no PyTorch model.
     """
     try:
@@ -74,10 +79,10 @@ def encoder_for_spec(
         export = read_export(spec, cache_dir)
     if export is not None:
         encoder: Encoder = OnnxEncoder.from_export(
-            export, runtime == "onnx-int8", functools.partial(_base_for_spec, spec, weights)
+            export, runtime == "onnx-int8", functools.partial(_base_for_spec, spec, weights), threads
         )
     else:
-        encoder = with_runtime(_base_for_spec(spec, weights), runtime, cache_dir)
+        encoder = with_runtime(_base_for_spec(spec, weights), runtime, cache_dir, threads)
     if encoder.spec.key != spec.key:
         raise EncoderError(
             f"runtime {runtime!r} gives {encoder.spec.label} vectors, but this index holds {spec.label} vectors"
@@ -96,11 +101,13 @@ def _base_for_spec(spec: ModelSpec, weights: str | None) -> Encoder:
     return base
 
 
-def with_runtime(base: Encoder, runtime: str, cache_dir: str | Path | None = None) -> Encoder:
-    """Wrap ``base`` for ``runtime``; ``auto`` picks the fastest measured one for its family."""
+def with_runtime(base: Encoder, runtime: str, cache_dir: str | Path | None = None, threads: int = 0) -> Encoder:
+    """Wrap ``base`` for ``runtime``; ``auto`` picks the fastest measured one for its family. ``threads``: ONNX
+    Runtime's per image batch (0: one per core)."""
     runtime = RUNTIMES.resolve(runtime, family=base.spec.family)
     if runtime == "torch":
         return base
     from recsys.encoders.onnx import OnnxEncoder
 
-    return OnnxEncoder(base, cache_dir if cache_dir is not None else default_cache_dir(), int8=runtime == "onnx-int8")
+    cache = cache_dir if cache_dir is not None else default_cache_dir()
+    return OnnxEncoder(base, cache, int8=runtime == "onnx-int8", threads=threads)

@@ -59,23 +59,26 @@ class OnnxEncoder(Encoder):
     something needs it (text queries, the tower itself).
     """
 
-    def __init__(self, base: Encoder, cache_dir: str | Path, int8: bool = False) -> None:
+    def __init__(self, base: Encoder, cache_dir: str | Path, int8: bool = False, threads: int = 0) -> None:
         self._base = base
-        self._open(export_tower(base, Path(cache_dir)), int8, lambda: base)
+        self._open(export_tower(base, Path(cache_dir)), int8, lambda: base, threads)
         if self.transform is None:
             self.transform = base.transform
 
     @classmethod
-    def from_export(cls, export: OnnxExport, int8: bool, load_base: Callable[[], Encoder]) -> OnnxEncoder:
-        """The encoder of a cached export; ``load_base`` builds the PyTorch encoder if it is ever needed."""
+    def from_export(
+        cls, export: OnnxExport, int8: bool, load_base: Callable[[], Encoder], threads: int = 0
+    ) -> OnnxEncoder:
+        """The encoder of a cached export; ``load_base`` builds the PyTorch encoder if it is ever needed;
+        ``threads``: ONNX Runtime's per batch (0: one per core)."""
         if export.preprocess is None:
             raise ValueError("an export without numpy preprocessing needs its PyTorch encoder")
         encoder = cls.__new__(cls)
         encoder._base = None
-        encoder._open(export, int8, load_base)
+        encoder._open(export, int8, load_base, threads)
         return encoder
 
-    def _open(self, export: OnnxExport, int8: bool, load_base: Callable[[], Encoder]) -> None:
+    def _open(self, export: OnnxExport, int8: bool, load_base: Callable[[], Encoder], threads: int) -> None:
         self.spec = dataclasses.replace(export.spec, quantization="int8") if int8 else export.spec
         self.input_size = export.input_size
         self.array_transform = export.preprocess
@@ -83,13 +86,13 @@ class OnnxEncoder(Encoder):
         self._supports_text = export.supports_text
         self._load_base = load_base
         try:
-            self.session = _session(quantize_int8(export.path) if int8 else export.path)
+            self.session = _session(quantize_int8(export.path) if int8 else export.path, threads)
         except Exception:
             # A damaged export is only a cache: set aside and made again. If nothing is damaged, the second try
             # raises the failure as it is.
             if set_aside_damaged(export.path, int8):
                 export = export_tower(self.base, export.path.parents[1])
-            self.session = _session(quantize_int8(export.path) if int8 else export.path)
+            self.session = _session(quantize_int8(export.path) if int8 else export.path, threads)
 
     @property
     def base(self) -> Encoder:
@@ -313,9 +316,12 @@ def _quiet_quantiser() -> Iterator[None]:
         log.info("int8 quantisation: %d notes of onnxruntime's quantiser left out (tensors it keeps in float)", dropped)
 
 
-def _session(path: Path) -> ort.InferenceSession:
+def _session(path: Path, threads: int = 0) -> ort.InferenceSession:
+    """A CPU session of the model at ``path`` with ``threads`` intra-op threads (0: ONNX Runtime's default, one
+    per core)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = threads
     # Idle ORT threads otherwise spin for a while after each operator, taking the CPU that the decoding
     # workers need between batches.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
