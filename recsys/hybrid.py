@@ -83,8 +83,9 @@ EXACT_GRAPH_MAX = 3_000
 as fast as the one from candidates (bench/graph.py on synthetic covers, 2 cores at load 12, 2026-12-06: 2,000
 covers 2.3 s all pairs against 2.8 s from candidates, 3,000 covers 4.9 s against 4.3 s, 5,000 covers 24.1 s
 against 11.2 s; docs/words.md)."""
-GRAPH_BLOCK = 64
-"""Covers scored together by the graph: their candidate pairs and line products stay small."""
+GRAPH_BLOCK = 4_096
+"""Covers whose links one call of the graph's compiled pass returns: enough that a call's own cost vanishes
+(a few milliseconds each), few enough that an interrupt is answered within seconds."""
 
 
 def zscore(scores: np.ndarray) -> np.ndarray:
@@ -355,41 +356,18 @@ def candidate_neighbour_graph(
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
     weight = np.array([words_weight(len(textsearch.normalise(text))) for text in texts])
     moments = look_moments(vectors)
-    look_mean, look_std = look_statistics(vectors, moments)
+    statistics = look_statistics(vectors, moments)
     nearest = nearest_by_look(vectors, min(look_candidates, count - 1), moments[1])
-    postings = model.covers.tocsc()  # one column per n-gram: the covers that print it
-    lines = _Lines.of(model)
-    sampled = words_sample(count, sample)
-    sample_lines = lines.of_covers(sampled)
-    scorer = pairscore.PairScorer(vectors, model, lines.bounds)
+    graph_pass = pairscore.GraphPass(vectors, model, line_bounds(model), nearest, words_candidates,
+                                     words_sample(count, sample))
     heads, tails, weights = [], [], []
     for start in range(0, count, GRAPH_BLOCK):
-        rows = np.arange(start, min(start + GRAPH_BLOCK, count))
-        head, tail = _candidate_pairs(rows, nearest, model.covers, postings, words_candidates)
-        local = head - start
-        look, words = scorer(head, tail)
-        words = _floored(words)
-        # the sample, scored densely; where a sampled cover is a candidate it counts once, as a candidate
-        sample_look = vectors[rows] @ vectors[sampled].T
-        sample_words = _floored(lines.words_between(model, rows, sampled, sample_lines))
-        keys, sample_keys = head * count + tail, rows[:, None] * count + sampled[None, :]  # keys sorted
-        only = keys[np.minimum(np.searchsorted(keys, sample_keys), len(keys) - 1)] != sample_keys
-        mean, std = _words_statistics(local, words, sample_words, only, count)
-        head = np.concatenate([head, np.nonzero(only)[0] + start])
-        tail = np.concatenate([tail, np.broadcast_to(sampled, only.shape)[only]])
-        look = np.concatenate([look, sample_look[only]])
-        words = np.concatenate([words, sample_words[only]])
-        local = head - start
-        scores = (1.0 - weight[head]) * _z(look, look_mean[head], look_std[head])
-        scores += weight[head] * _z(words, mean[local], std[local])
-        other = head != tail
-        head, tail, scores = head[other], tail[other], scores[other]
-        order = np.lexsort((-scores, head))
-        head, tail, scores = head[order], tail[order], scores[order]
-        best = np.arange(len(head)) - np.searchsorted(head, head) < k  # among the head's k best
-        heads.append(head[best])
-        tails.append(tail[best])
-        weights.append(np.maximum(scores[best], 0.0))
+        stop = min(start + GRAPH_BLOCK, count)
+        best, best_weights = graph_pass.links(start, stop, k, weight, statistics, WORDS_FLOOR)
+        kept = best >= 0
+        heads.append(np.broadcast_to(np.arange(start, stop)[:, None], best.shape)[kept])
+        tails.append(best[kept])
+        weights.append(best_weights[kept])
     return _mutual_graph(np.concatenate(heads), np.concatenate(tails), np.concatenate(weights), count)
 
 
@@ -500,88 +478,10 @@ def nearest_by_look(vectors: np.ndarray, count: int, covariance: np.ndarray | No
     return index.search(vectors, count + 1)[1]
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The integers of every range [starts[i], ends[i]), concatenated in order."""
-    sizes = ends - starts
-    offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes)
-    return np.arange(int(sizes.sum())) + offsets
-
-
-def _candidate_pairs(
-    rows: np.ndarray, nearest: np.ndarray, covers: sparse.csr_matrix, postings: sparse.csc_matrix, budget: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs (head in ``rows``, tail) to score, sorted: each head with itself, its nearest by look and the
-    covers that share its rarest n-grams, postings taken rarest first while their total stays within ``budget``."""
-    count = covers.shape[0]
-    frequency = np.diff(postings.indptr)
-    starts, ends = covers.indptr[rows], covers.indptr[rows + 1]
-    terms = covers.indices[_ranges(starts, ends)]
-    owner = np.repeat(np.arange(len(rows)), ends - starts)
-    order = np.lexsort((frequency[terms], owner))  # each head's n-grams, rarest first
-    terms, owner = terms[order], owner[order]
-    total = np.cumsum(frequency[terms])
-    first = np.searchsorted(owner, owner)  # where each head's n-grams begin
-    kept = total - total[first] + frequency[terms[first]] <= budget
-    terms, owner = terms[kept], owner[kept]
-    shared = postings.indices[_ranges(postings.indptr[terms], postings.indptr[terms + 1])]
-    shared_heads = rows[np.repeat(owner, frequency[terms])]
-    near = nearest[rows]
-    near_heads = np.broadcast_to(rows[:, None], near.shape)[near >= 0]
-    keys = np.concatenate([rows * count + rows, near_heads * count + near[near >= 0], shared_heads * count + shared])
-    keys = np.unique(keys)
-    return keys // count, keys % count
-
-
-@dataclasses.dataclass(frozen=True)
-class _Lines:
+def line_bounds(model: textsearch.TextModel) -> np.ndarray:
     """Where each cover's printed lines lie in a words model's line rows: cover c's are rows bounds[c] to
     bounds[c + 1] (a cover's lines are contiguous)."""
-
-    bounds: np.ndarray
-
-    @classmethod
-    def of(cls, model: textsearch.TextModel) -> _Lines:
-        return cls(np.searchsorted(model.line_owner, np.arange(model.covers.shape[0] + 1)))
-
-    def of_covers(self, covers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The line rows of ``covers`` in order, and the position in ``covers`` of each line's cover."""
-        sizes = self.bounds[covers + 1] - self.bounds[covers]
-        return _ranges(self.bounds[covers], self.bounds[covers + 1]), np.repeat(np.arange(len(covers)), sizes)
-
-    def words_between(
-        self, model: textsearch.TextModel, rows: np.ndarray, columns: np.ndarray,
-        column_lines: tuple[np.ndarray, np.ndarray],
-    ) -> np.ndarray:
-        """textsearch.words_similarity of each cover in ``rows`` against each in ``columns`` (whose lines
-        of_covers gave as ``column_lines``), one dense row each."""
-        whole = (model.covers[rows] @ model.covers[columns].T).toarray()
-        best = np.zeros_like(whole)
-        row_lines, row_owner = self.of_covers(rows)
-        col_lines, col_owner = column_lines
-        if len(row_lines) and len(col_lines):
-            pairs = (model.lines[row_lines] @ model.lines[col_lines].T).toarray()
-            across = np.flatnonzero(np.r_[True, col_owner[1:] != col_owner[:-1]])
-            down = np.flatnonzero(np.r_[True, row_owner[1:] != row_owner[:-1]])
-            per_pair = np.maximum.reduceat(np.maximum.reduceat(pairs, across, axis=1), down, axis=0)
-            best[np.ix_(row_owner[down], col_owner[across])] = per_pair
-        return 0.5 * whole + 0.5 * best
-
-
-def _words_statistics(
-    local: np.ndarray, words: np.ndarray, sample_words: np.ndarray, only: np.ndarray, count: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each head's mean and standard deviation of its floored words scores over all ``count`` covers: exact
-    over its candidate pairs (``local`` head, ``words``), the mean over the sampled covers that are not its
-    candidates (``sample_words`` where ``only``) standing for each of the covers that are not (none when the
-    sample holds none of them)."""
-    heads = len(sample_words)
-    scored = np.bincount(local, minlength=heads)
-    sampled = only.sum(axis=1)
-    rest = (count - scored) / np.maximum(sampled, 1)
-    outside = np.where(only, sample_words, 0.0)
-    mean = (np.bincount(local, words, heads) + rest * outside.sum(axis=1)) / count
-    square = (np.bincount(local, words**2, heads) + rest * (outside**2).sum(axis=1)) / count
-    return mean, np.sqrt(np.maximum(square - mean**2, 0.0))
+    return np.searchsorted(model.line_owner, np.arange(model.covers.shape[0] + 1))
 
 
 def spread_over(graph: sparse.csr_matrix, seeds: np.ndarray, keep: float = SPREAD) -> np.ndarray:

@@ -1,14 +1,15 @@
-"""The neighbour graph's two scores for a list of cover pairs, compiled (numba): the look's inner product and
-textsearch.words_similarity, computed pair by pair from the rows in place, in parallel over runs of heads.
+"""The neighbour graph's compiled pass (numba): for each cover, its candidates, the look and words scores of
+each candidate pair, its words statistics and its k best, in parallel over runs of covers.
 
-The graph scores a few hundred candidate pairs per cover, nearly all with a different tail. Sparse products
-over all pairs in scipy copy every tail's cover and line rows, build matrices of them and reduce those (three
-to five passes over the copies); here each tail row is read once, against its head scattered into dense
-arrays, so the pairs cost what reading their tails costs (bench/graph.py, docs/scale.md). The pairs are cut
-into one chunk per thread (numba's thread count: the cores, or NUMBA_NUM_THREADS), each cut between two runs
-of heads, and each chunk scatters into dense arrays of its own; a pair's sums run in the same order whatever
-the chunks, so the scores are those of one serial pass. Imported only where a graph is built: compiling takes
-a few seconds, cached on disk after the first run.
+Each cover (head) gathers its candidates (itself, its nearest by look, the covers in the postings of its
+rarest n-grams within a budget) and the fixed sample; each pair's look is the inner product and its words
+textsearch.words_similarity, computed from the rows in place: the head is scattered into dense arrays once and
+each tail row read once against it. Nothing per head is left to numpy: the serial numpy of a block (its pair
+keys' np.unique, the sample's sparse products, the z-scores and the sort of its pairs) cost about 14% of the
+graph on one thread and ran on one core whatever the threads (docs/scale.md). The covers of a call are cut into
+one run per thread (numba's thread count: the cores, or NUMBA_NUM_THREADS), each with dense arrays of its own;
+a cover's sums run in the same order whatever the runs, so the links are those of one serial pass. Imported only
+where a graph is built: compiling takes a few seconds, cached on disk after the first run.
 """
 
 from __future__ import annotations
@@ -22,50 +23,172 @@ if TYPE_CHECKING:
     from recsys import textsearch
 
 
-class PairScorer:
-    """pair_scores over one collection, called once per block of heads: the collection's rows are converted
-    once and the chunks' dense arrays (two of the vocabulary's width each) allocated once and left clean by
-    every call, so a call costs what its pairs cost, not what the collection's size does."""
+class GraphPass:
+    """The graph's links of any run of covers, called once per block: the collection's rows and postings are
+    converted once and each run's dense arrays (two of the vocabulary's width, one of the most lines squared)
+    allocated once and left clean by every call, so a call costs what its covers' pairs cost."""
 
     def __init__(
-        self, vectors: np.ndarray, model: textsearch.TextModel, bounds: np.ndarray, chunks: int | None = None
+        self,
+        vectors: np.ndarray,
+        model: textsearch.TextModel,
+        bounds: np.ndarray,
+        nearest: np.ndarray,
+        budget: int,
+        sample: np.ndarray,
+        chunks: int | None = None,
     ) -> None:
-        """``chunks``: how many parts each call's pairs are cut into, one per numba thread when not given."""
-        covers, lines = model.covers, model.lines
-        self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._rows = (covers.indptr.astype(np.int64), covers.indices, covers.data, lines.indptr.astype(np.int64),
-                      lines.indices, lines.data, np.asarray(bounds, dtype=np.int64))
+        """``bounds``: cover c's line rows are bounds[c] to bounds[c + 1]. ``nearest``: each cover's nearest by
+        look (-1 where none). ``budget``: the most postings a cover's rarest n-grams may bring. ``sample``: the
+        sampled covers (ascending). ``chunks``: how many runs each call's covers are cut into, one per numba
+        thread when not given."""
+        self._rows = _rows(vectors, model, bounds)
+        postings = model.covers.tocsc()  # one column per n-gram: the covers that print it
+        self._candidates = (np.ascontiguousarray(nearest, dtype=np.int64), postings.indptr.astype(np.int64),
+                            postings.indices, np.diff(postings.indptr).astype(np.int64), int(budget),
+                            np.asarray(sample, dtype=np.int64))
         chunks = numba.get_num_threads() if chunks is None else chunks
-        self._head_weight = np.zeros((chunks, covers.shape[1]), dtype=np.float32)
-        self._first = np.full((chunks, covers.shape[1]), -1, dtype=np.int32)
+        width, most = model.covers.shape[1], max(int(np.diff(bounds).max(initial=1)), 1)
+        self._head_weight = np.zeros((chunks, width), dtype=np.float32)
+        self._first = np.full((chunks, width), -1, dtype=np.int32)
+        self._products = np.zeros((chunks, most * most), dtype=np.float64)
 
-    def __call__(self, heads: np.ndarray, tails: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(look, words) of each pair p: vectors[heads[p]] . vectors[tails[p]] and the words similarity of the
-        two covers. Fastest with the pairs grouped by head: each head is scattered once per run of its pairs."""
-        heads = np.asarray(heads, dtype=np.int64)
-        cuts = _cuts(heads, len(self._first))
-        return _pair_scores(self._vectors, heads, np.asarray(tails, dtype=np.int64), *self._rows, cuts,
-                            self._head_weight, self._first)
+    def links(
+        self, start: int, stop: int, k: int, weight: np.ndarray, look_statistics: tuple[np.ndarray, np.ndarray],
+        floor: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Covers start to stop's ``k`` best tails (one row per cover, best first, -1 past the last) and their
+        weights (max(score, 0)). A cover's score of a tail: (1 - weight) times the look's z-score over all
+        covers (``look_statistics``: each cover's mean and spread) plus weight times the words' (words below
+        ``floor`` as none), whose mean and spread are exact over the cover's candidates plus, for every other
+        cover, the mean over the sampled covers that are not candidates. Ties keep the candidates' order
+        (ascending), then the sample's."""
+        look_mean, look_std = look_statistics
+        return _links(start, stop, k, floor, np.asarray(weight, dtype=np.float64),
+                      np.asarray(look_mean, dtype=np.float32), np.asarray(look_std, dtype=np.float32), *self._rows,
+                      *self._candidates, self._head_weight, self._first, self._products)
 
 
 def pair_scores(
     vectors: np.ndarray, model: textsearch.TextModel, bounds: np.ndarray, heads: np.ndarray, tails: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(look, words) of each pair p: vectors[heads[p]] . vectors[tails[p]] and the words similarity of the two
-    indexed covers. ``bounds`` gives each cover's run of line rows (cover c: bounds[c] to bounds[c + 1]).
-    One call; a caller scoring many blocks of pairs keeps a PairScorer."""
-    return PairScorer(vectors, model, bounds)(heads, tails)
+    """(look, words) of each pair p as GraphPass scores it: vectors[heads[p]] . vectors[tails[p]] and the words
+    similarity of the two covers (``bounds`` as GraphPass takes it), serially."""
+    width, most = model.covers.shape[1], max(int(np.diff(bounds).max(initial=1)), 1)
+    return _pair_scores(np.asarray(heads, dtype=np.int64), np.asarray(tails, dtype=np.int64),
+                        *_rows(vectors, model, bounds), np.zeros(width, dtype=np.float32),
+                        np.full(width, -1, dtype=np.int32), np.zeros(most * most, dtype=np.float64))
 
 
-def _cuts(heads: np.ndarray, chunks: int) -> np.ndarray:
-    """Where each of ``chunks`` parts of the pairs begins and ends (chunks + 1 positions, ascending, some parts
-    possibly empty): each cut at the start of a run of one head (or the end) nearest to equal numbers of pairs."""
-    starts = np.r_[np.flatnonzero(np.r_[True, heads[1:] != heads[:-1]]) if len(heads) else [], len(heads)]
-    targets = np.arange(1, chunks) * len(heads) / chunks
-    after = np.searchsorted(starts, targets)
-    before = np.maximum(after - 1, 0)
-    nearest = np.where(targets - starts[before] <= starts[after] - targets, starts[before], starts[after])
-    return np.r_[0, nearest, len(heads)].astype(np.int64)
+def _rows(vectors: np.ndarray, model: textsearch.TextModel, bounds: np.ndarray) -> tuple[np.ndarray, ...]:
+    covers, lines = model.covers, model.lines
+    return (np.ascontiguousarray(vectors, dtype=np.float32), covers.indptr.astype(np.int64), covers.indices,
+            covers.data, lines.indptr.astype(np.int64), lines.indices, lines.data, np.asarray(bounds, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _links(start, stop, k, floor, weight, look_mean, look_std, vectors, cover_ptr, cover_terms, cover_weights,
+           line_ptr, line_terms, line_weights, bounds, nearest, post_ptr, post_covers, frequency, budget, sample,
+           head_weight, first, products):  # pragma: no cover - compiled
+    size = stop - start
+    chunks = len(head_weight)
+    best_tails = np.full((size, k), -1, dtype=np.int64)
+    best_weights = np.zeros((size, k), dtype=np.float64)
+    for chunk in numba.prange(chunks):
+        for head in range(start + size * chunk // chunks, start + size * (chunk + 1) // chunks):
+            tails, scored = _candidates(head, nearest, cover_ptr, cover_terms, post_ptr, post_covers, frequency,
+                                        budget, sample)
+            look = np.empty(len(tails), dtype=np.float32)
+            words = np.empty(len(tails), dtype=np.float64)
+            _score_head(head, tails, vectors, cover_ptr, cover_terms, cover_weights, line_ptr, line_terms,
+                        line_weights, bounds, head_weight[chunk], first[chunk], products[chunk], look, words)
+            _best(head, tails, scored, look, words, len(look_mean), k, floor, weight[head], look_mean[head],
+                  look_std[head], best_tails[head - start], best_weights[head - start])
+    return best_tails, best_weights
+
+
+@numba.njit(cache=True, nogil=True)
+def _candidates(head, nearest, cover_ptr, cover_terms, post_ptr, post_covers, frequency, budget,
+                sample):  # pragma: no cover - compiled
+    """The tails ``head`` is scored against, and how many of them are candidates: the candidates ascending
+    (``head`` itself, its nearest by look, the covers sharing its rarest n-grams, postings taken rarest first
+    while their total stays within ``budget``), then the sampled covers that are not candidates, ascending."""
+    terms = cover_terms[cover_ptr[head] : cover_ptr[head + 1]]
+    often = np.empty(len(terms), dtype=np.int64)
+    for i in range(len(terms)):
+        often[i] = frequency[terms[i]]
+    order = np.argsort(often, kind="mergesort")  # rarest first, ties in the row's order
+    total, taken = 0, 0
+    while taken < len(order) and total + often[order[taken]] <= budget:
+        total += often[order[taken]]
+        taken += 1
+    found = np.empty(1 + nearest.shape[1] + total, dtype=np.int64)
+    found[0] = head
+    n = 1
+    for near in nearest[head]:
+        if near >= 0:
+            found[n] = near
+            n += 1
+    for i in order[:taken]:
+        for e in range(post_ptr[terms[i]], post_ptr[terms[i] + 1]):
+            found[n] = post_covers[e]
+            n += 1
+    candidates = np.unique(found[:n])
+    tails = np.empty(len(candidates) + len(sample), dtype=np.int64)
+    tails[: len(candidates)] = candidates
+    n, c = len(candidates), 0
+    for cover in sample:
+        while c < len(candidates) and candidates[c] < cover:
+            c += 1
+        if c == len(candidates) or candidates[c] != cover:
+            tails[n] = cover
+            n += 1
+    return tails[:n], len(candidates)
+
+
+@numba.njit(cache=True, nogil=True)
+def _best(head, tails, scored, look, words, count, k, floor, weight, look_mean, look_std, best_tails,
+          best_weights):  # pragma: no cover - compiled
+    """``head``'s k best of ``tails`` (the first ``scored`` its candidates, the rest sampled covers standing for
+    the covers that are not candidates) into best_tails and best_weights."""
+    total, square, rest_total, rest_square = 0.0, 0.0, 0.0, 0.0
+    for p in range(len(tails)):
+        if words[p] < floor:
+            words[p] = 0.0
+        if p < scored:
+            total += words[p]
+            square += words[p] ** 2
+        else:
+            rest_total += words[p]
+            rest_square += words[p] ** 2
+    rest = (count - scored) / max(len(tails) - scored, 1)
+    mean = (total + rest * rest_total) / count
+    spread = np.sqrt(max((square + rest * rest_square) / count - mean**2, 0.0))
+    scores = np.empty(len(tails) - 1, dtype=np.float64)
+    others = np.empty(len(tails) - 1, dtype=np.int64)
+    n = 0
+    for p in range(len(tails)):
+        if tails[p] != head:
+            look_z = (look[p] - look_mean) / look_std if look_std > 0 else np.float32(0.0)
+            words_z = (words[p] - mean) / spread if spread > 0 else 0.0
+            scores[n] = (1.0 - weight) * np.float64(look_z) + weight * words_z
+            others[n] = tails[p]
+            n += 1
+    order = np.argsort(-scores[:n], kind="mergesort")
+    for i in range(min(k, n)):
+        best_tails[i] = others[order[i]]
+        best_weights[i] = max(scores[order[i]], 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_scores(heads, tails, vectors, cover_ptr, cover_terms, cover_weights, line_ptr, line_terms, line_weights,
+                 bounds, head_weight, first, products):  # pragma: no cover - compiled
+    look = np.empty(len(heads), dtype=np.float32)
+    words = np.empty(len(heads), dtype=np.float64)
+    for p in range(len(heads)):
+        _score_head(heads[p], tails[p : p + 1], vectors, cover_ptr, cover_terms, cover_weights, line_ptr, line_terms,
+                    line_weights, bounds, head_weight, first, products, look[p : p + 1], words[p : p + 1])
+    return look, words
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -76,51 +199,26 @@ def _dot(vectors: np.ndarray, left: int, right: int) -> float:
     return total
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _pair_scores(vectors, heads, tails, cover_ptr, cover_terms, cover_weights, line_ptr, line_terms, line_weights,
-                 bounds, cuts, head_weight, first):  # pragma: no cover - compiled
-    look = np.empty(len(heads), dtype=np.float32)
-    words = np.empty(len(heads), dtype=np.float64)
-    for chunk in numba.prange(len(cuts) - 1):
-        _score_chunk(vectors, heads, tails, cover_ptr, cover_terms, cover_weights, line_ptr, line_terms,
-                     line_weights, bounds, cuts[chunk], cuts[chunk + 1], head_weight[chunk], first[chunk], look, words)
-    return look, words
-
-
 @numba.njit(cache=True, nogil=True)
-def _score_chunk(vectors, heads, tails, cover_ptr, cover_terms, cover_weights, line_ptr, line_terms, line_weights,
-                 bounds, begin, end, head_weight, first, look, words):  # pragma: no cover - compiled
-    """Pairs begin to end into look and words. ``head_weight`` (the head's cover row, dense) and ``first`` (per
-    n-gram, the head's first line entry printing it) come all zero and -1, and are left so."""
-    if begin == end:
-        return
-    most_head, most_tail = 1, 1
-    for p in range(begin, end):
-        most_head = max(most_head, bounds[heads[p] + 1] - bounds[heads[p]])
-        most_tail = max(most_tail, bounds[tails[p] + 1] - bounds[tails[p]])
-    products = np.zeros(most_head * most_tail, dtype=np.float64)
-    following = np.empty(0, dtype=np.int32)  # per head line entry: the next entry printing its n-gram
-    entry_line = np.empty(0, dtype=np.int64)
-    entry_weight = np.empty(0, dtype=np.float64)
-    head = -1
-    for p in range(begin, end):
-        if heads[p] != head:
-            if head >= 0:
-                _clear(head, cover_ptr, cover_terms, line_ptr, line_terms, bounds, head_weight, first)
-            head = heads[p]
-            for e in range(cover_ptr[head], cover_ptr[head + 1]):
-                head_weight[cover_terms[e]] = cover_weights[e]
-            start, stop = line_ptr[bounds[head]], line_ptr[bounds[head + 1]]
-            following = np.empty(stop - start, dtype=np.int32)
-            entry_line = np.empty(stop - start, dtype=np.int64)
-            entry_weight = np.empty(stop - start, dtype=np.float64)
-            for line in range(bounds[head], bounds[head + 1]):
-                for e in range(line_ptr[line], line_ptr[line + 1]):
-                    slot = e - start
-                    following[slot] = first[line_terms[e]]
-                    first[line_terms[e]] = slot
-                    entry_line[slot] = line - bounds[head]
-                    entry_weight[slot] = line_weights[e]
+def _score_head(head, tails, vectors, cover_ptr, cover_terms, cover_weights, line_ptr, line_terms, line_weights,
+                bounds, head_weight, first, products, look, words):  # pragma: no cover - compiled
+    """The look and words of ``head`` against each of ``tails`` into look and words. ``head_weight`` (the
+    head's cover row, dense), ``first`` (per n-gram, the head's first line entry printing it) and ``products``
+    (line products, at least the most lines squared) come all zero, -1 and zero, and are left so."""
+    for e in range(cover_ptr[head], cover_ptr[head + 1]):
+        head_weight[cover_terms[e]] = cover_weights[e]
+    start, stop = line_ptr[bounds[head]], line_ptr[bounds[head + 1]]
+    following = np.empty(stop - start, dtype=np.int32)  # per head line entry: the next entry printing its n-gram
+    entry_line = np.empty(stop - start, dtype=np.int64)
+    entry_weight = np.empty(stop - start, dtype=np.float64)
+    for line in range(bounds[head], bounds[head + 1]):
+        for e in range(line_ptr[line], line_ptr[line + 1]):
+            slot = e - start
+            following[slot] = first[line_terms[e]]
+            first[line_terms[e]] = slot
+            entry_line[slot] = line - bounds[head]
+            entry_weight[slot] = line_weights[e]
+    for p in range(len(tails)):
         tail = tails[p]
         look[p] = _dot(vectors, head, tail)
         whole = 0.0
@@ -141,13 +239,7 @@ def _score_chunk(vectors, heads, tails, cover_ptr, cover_terms, cover_weights, l
                 best = max(best, products[i])
                 products[i] = 0.0
         words[p] = 0.5 * whole + 0.5 * best
-    _clear(head, cover_ptr, cover_terms, line_ptr, line_terms, bounds, head_weight, first)
-
-
-@numba.njit(cache=True, nogil=True)
-def _clear(head, cover_ptr, cover_terms, line_ptr, line_terms, bounds, head_weight, first):  # pragma: no cover
-    """The dense arrays back to all zero and -1 after ``head``."""
     for e in range(cover_ptr[head], cover_ptr[head + 1]):
         head_weight[cover_terms[e]] = 0.0
-    for e in range(line_ptr[bounds[head]], line_ptr[bounds[head + 1]]):
+    for e in range(start, stop):
         first[line_terms[e]] = -1

@@ -77,41 +77,61 @@ def test_pair_scores_are_the_look_product_and_words_similarity_of_those_pairs() 
     model = textsearch.fit_text_vectors(texts)
     vectors = np.random.default_rng(0).standard_normal((len(texts), 24)).astype(np.float32)
     heads, tails = np.array([0, 0, 0, 2, 2, 4, 0, 5, 1]), np.array([2, 5, 1, 0, 4, 3, 4, 0, 2])
-    look, words = pairscore.pair_scores(vectors, model, hybrid._Lines.of(model).bounds, heads, tails)
+    look, words = pairscore.pair_scores(vectors, model, hybrid.line_bounds(model), heads, tails)
     full = textsearch.words_similarity_rows(model, np.arange(len(texts)))
     assert np.allclose(words, full[heads, tails], atol=1e-6) and words[[0, 3, 7]].min() > 0.3
     assert np.allclose(look, np.einsum("ij,ij->i", vectors[heads], vectors[tails]), atol=1e-5)
 
 
-def test_pair_scores_cut_into_chunks_equal_one_serial_pass() -> None:
-    """The graph's candidate pairs of several blocks and a few pairs with heads out of order, cut into 1 to 7
-    chunks (more than a block's heads: empty chunks): every score equal to one chunk's, bit for bit, and each
-    chunk's dense arrays left clean for the next call."""
+def graph_pass(vectors, model, chunks: int, budget: int = 40, sample: int = 30) -> pairscore.GraphPass:
+    return pairscore.GraphPass(vectors, model, hybrid.line_bounds(model), hybrid.nearest_by_look(vectors, 15),
+                               budget, hybrid.words_sample(len(vectors), sample), chunks=chunks)
+
+
+def test_links_cut_into_chunks_equal_one_serial_pass() -> None:
+    """Runs of covers (a full block, a short one, fewer covers than chunks) cut into 1 to 7 chunks: every tail
+    and weight equal to one chunk's, bit for bit, and each chunk's dense arrays left clean for the next call."""
     vectors, texts = collection(20)
     model = textsearch.fit_text_vectors(texts)
-    lines = hybrid._Lines.of(model)
+    weight = np.array([hybrid.words_weight(len(textsearch.normalise(text))) for text in texts])
+    statistics = hybrid.look_statistics(vectors)
+    serial = graph_pass(vectors, model, chunks=1)
+    for chunks in (2, 3, 7):
+        scorer = graph_pass(vectors, model, chunks=chunks)
+        for start, stop in ((0, 64), (64, 70), (150, 153), (0, len(texts))):
+            got, expected = scorer.links(start, stop, 10, weight, statistics, hybrid.WORDS_FLOOR), \
+                serial.links(start, stop, 10, weight, statistics, hybrid.WORDS_FLOOR)
+            assert got[0].shape == (stop - start, 10) and (got[0] >= 0).all()
+            assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+        assert not scorer._head_weight.any() and (scorer._first == -1).all() and not scorer._products.any()
+
+
+def test_each_cover_is_scored_against_its_candidates_then_the_sample() -> None:
+    """The compiled pass's tails of a cover against the rule written plainly: itself, its nearest by look and
+    the covers sharing its rarest n-grams while their postings total at most the budget (ascending), then the
+    sampled covers that are not among them."""
+    vectors, texts = collection(20)
+    model = textsearch.fit_text_vectors(texts)
     nearest = hybrid.nearest_by_look(vectors, 15)
     postings = model.covers.tocsc()
-    blocks = [hybrid._candidate_pairs(rows, nearest, model.covers, postings, 40)
-              for rows in (np.arange(0, 64), np.arange(64, 70), np.array([3, 150, 200]))]
-    blocks.append((np.array([5, 5, 2, 2, 5, 9, 9]), np.array([1, 7, 5, 0, 2, 9, 3])))
-    serial = pairscore.PairScorer(vectors, model, lines.bounds, chunks=1)
-    for chunks in (2, 3, 7):
-        scorer = pairscore.PairScorer(vectors, model, lines.bounds, chunks=chunks)
-        for heads, tails in blocks:
-            for got, expected in zip(scorer(heads, tails), serial(heads, tails)):
-                assert len(got) == len(heads) and np.array_equal(got, expected)
-        assert not scorer._head_weight.any() and (scorer._first == -1).all()
-    full = textsearch.words_similarity_rows(model, np.arange(len(texts)))
-    heads, tails = blocks[0]
-    assert np.allclose(serial(heads, tails)[1], full[heads, tails], atol=1e-6)
-
-
-def test_pair_cuts_fall_between_runs_of_one_head() -> None:
-    heads = np.array([4, 4, 4, 4, 1, 1, 7, 7, 7, 2])
-    cuts = pairscore._cuts(heads, 3)
-    assert list(cuts) == [0, 4, 6, 10]
-    assert list(pairscore._cuts(heads, 1)) == [0, 10] and list(pairscore._cuts(heads[:0], 2)) == [0, 0, 0]
+    frequency = np.diff(postings.indptr)
+    sample = hybrid.words_sample(len(texts), 30)
+    arrays = (postings.indptr.astype(np.int64), postings.indices, frequency.astype(np.int64), 40, sample)
+    checked = 0
+    for head in range(0, len(texts), 7):
+        terms = model.covers.indices[model.covers.indptr[head] : model.covers.indptr[head + 1]]
+        candidates, total = {head, *nearest[head][nearest[head] >= 0]}, 0
+        for term in sorted(terms, key=lambda term: frequency[term]):
+            if total + frequency[term] > 40:
+                break
+            total += frequency[term]
+            candidates.update(postings.indices[postings.indptr[term] : postings.indptr[term + 1]])
+        checked += total > 0
+        expected = sorted(candidates) + [cover for cover in sample if cover not in candidates]
+        tails, scored = pairscore._candidates(head, nearest.astype(np.int64), model.covers.indptr.astype(np.int64),
+                                              model.covers.indices, *arrays)
+        assert list(tails) == expected and scored == len(candidates)
+    assert checked > 10  # most covers took postings
 
 
 def test_look_statistics_are_the_mean_and_spread_over_every_cover() -> None:
