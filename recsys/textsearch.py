@@ -318,7 +318,7 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
     their order, whatever the other columns; maxima are exact)."""
     covers = model.covers if rows is None else model.covers[rows]
     whole = (covers @ queries.covers.T).toarray()
-    best = np.zeros_like(whole)
+    best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
     if queries.lines.shape[0] and model.lines.shape[0]:
         if rows is None:
             own_lines, owner = model.lines, model.line_owner
@@ -327,13 +327,9 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
             sizes = np.searchsorted(model.line_owner, rows, side="right") - starts
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
-        if len(owner):
-            pairs = (own_lines @ queries.lines.T).toarray()
-            texts, text_lines = np.unique(queries.line_owner, return_index=True)
-            per_text = np.maximum.reduceat(pairs, text_lines, axis=1)  # best over each text's lines
-            covers_with_lines, cover_lines = np.unique(owner, return_index=True)
-            per_cover = np.maximum.reduceat(per_text, cover_lines, axis=0)  # and over each cover's
-            best[np.ix_(covers_with_lines, texts)] = np.maximum(per_cover, 0.0)
+        pairs = own_lines @ queries.lines.T  # sparse: most line pairs share no n-gram
+        cover = np.repeat(owner, np.diff(pairs.indptr))
+        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], pairs.data)
     return 0.5 * whole + 0.5 * best
 
 
@@ -347,7 +343,7 @@ def words_similarity_rows(model: TextModel, rows: np.ndarray) -> np.ndarray:
     few sparse products instead of one query per cover: what a graph over the whole collection needs."""
     rows = np.asarray(rows, dtype=np.int64)
     whole = (model.covers[rows] @ model.covers.T).toarray()
-    best = np.zeros_like(whole)
+    best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
     owner = model.line_owner
     mine = np.flatnonzero(np.isin(owner, rows))  # the lines of ``rows`` (a cover's lines are contiguous)
     if len(mine):
