@@ -841,3 +841,18 @@ def test_an_index_without_look_statistics_computes_them_and_answers_the_same(
     assert sampled == [1]  # once per process, by the index without them
     _same_moments(new._statistics, old._statistics)
     assert np.array_equal(new._statistics.sample, old._statistics.sample)
+
+
+def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(text_index: Path) -> None:
+    """bench/warm_both.py with this checkout as the older one too: one table row per checkout, positive
+    percentiles, and the same answers."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "warm_both.py"), "--index", str(text_index), "--before", str(REPO),
+         "--rounds", "1", "--queries", "2"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3  # the header and two checkouts
+    for row in rows[1:]:
+        assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"
