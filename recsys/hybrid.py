@@ -205,8 +205,9 @@ class CollectionScores:
                  else np.zeros((0, len(self._column)), np.float32))
         for at in fresh:
             vector, column = vectors[at], self._column[keys[at]]
+            weight = words_weight(len(textsearch.normalise(texts[at])))
             known[at] = _Scored(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32),
-                                _floored(words[len(needed):, column]), words_weight(len(textsearch.normalise(texts[at]))),
+                                _floored(words[len(needed):, column]), weight,
                                 float(vector @ self.statistics.mean_vector),
                                 float(np.sqrt(max(float(vector @ self.statistics.covariance @ vector), 0.0))))
         gathered: dict[bytes, np.ndarray] = {}  # the rows' vectors, read once for the keys that need the same

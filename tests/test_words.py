@@ -747,8 +747,9 @@ def test_collection_scores_of_query_covers_together_equal_each_scored_alone(reco
     keys = [hybrid.QUERY, 5, 13, 30]
     together = hybrid.CollectionScores(statistics, model)
     together.scores(keys[:2], first, embeddings, embeddings[[0, 5]], [texts[0], texts[5]])
-    found = together.scores(keys, grown, embeddings, embeddings[[0, 5, 13, 30]], [texts[row] for row in (0, 5, 13, 30)])
-    for key, row, scored in zip(keys, (0, 5, 13, 30), found):
+    rows = [0, 5, 13, 30]
+    found = together.scores(keys, grown, embeddings, embeddings[rows], [texts[row] for row in rows])
+    for key, row, scored in zip(keys, rows, found):
         alone = hybrid.CollectionScores(statistics, model)
         if key in keys[:2]:
             alone.scores([key], first, embeddings, embeddings[[row]], [texts[row]])
