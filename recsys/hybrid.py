@@ -151,75 +151,123 @@ def sampled_look_moments(embeddings: np.ndarray) -> LookMoments:
     return LookMoments(mean_vector.astype(np.float32), covariance)
 
 
-def _moments_of(
-    statistics: Statistics, candidates: np.ndarray, vector: np.ndarray, words: np.ndarray, sample_words: np.ndarray,
-) -> tuple[float, float, float, float]:
-    """(look mean, look std, words mean, words std) of a query cover (``vector``) against the whole collection:
-    the floored ``words`` of the ``candidates`` counted exactly, the sample's other covers (``sample_words``,
-    floored, one per statistics.sample row) standing for the rest."""
-    look_mean = float(vector @ statistics.mean_vector)
-    look_std = float(np.sqrt(max(float(vector @ statistics.covariance @ vector), 0.0)))
-    outside = sample_words[~np.isin(statistics.sample, candidates)]
-    rest = max(statistics.count - len(candidates), 0)
-    total = words.sum() + (rest * outside.mean() if len(outside) else 0.0)
-    squares = (words**2).sum() + (rest * (outside**2).mean() if len(outside) else 0.0)
-    mean = total / statistics.count
-    return look_mean, look_std, mean, float(np.sqrt(max(squares / statistics.count - mean**2, 0.0)))
-
-
 QUERY = -1
 """CollectionScores' key for the query itself (feedback covers are keyed by their row)."""
 
 
 class CollectionScores:
     """One query's scores z-scored against the whole collection (Statistics), remembered per query cover (the
-    query, each feedback cover: its look and words per candidate, and its words over the statistics' sample).
-    both_candidates runs the feedback over the query's own candidates to pick the covers whose neighbours join
-    them; both_scores' feedback over the grown candidates then scores only the covers that joined, and the
-    moments are taken again over the grown candidates from what is kept, as scoring them afresh would."""
+    query, each feedback cover: its text vectorised, its look and words per candidate, its words over the
+    statistics' sample and its look moments). both_candidates runs the feedback over the query's own
+    candidates to pick the covers whose neighbours join them; both_scores' feedback over the grown candidates
+    then scores only the covers that joined, and the moments are taken again over the grown candidates from
+    what is kept, as scoring them afresh would. The query covers of one call are scored together: their
+    words in one sparse product (textsearch.words_similarities), the sample's rows with the candidates'."""
 
     def __init__(self, statistics: Statistics, model: textsearch.TextModel) -> None:
         self.statistics, self.model = statistics, model
         self._scored: dict[int, _Scored] = {}
+        self._queries: textsearch.Queries | None = None
+        self._column: dict[int, int] = {}
+        """Each query cover's text in _queries."""
+
+    def grams(self, key: int, text: str) -> np.ndarray:
+        """The n-grams of query cover ``key``'s ``text`` that the model knows (textsearch.known_grams), from
+        the text as vectorised for its scores."""
+        self._vectorise([key], [text])
+        return self._queries.grams(self.model, self._column[key])
+
+    def _vectorise(self, keys: Sequence[int], texts: Sequence[str]) -> None:
+        """Vectorise the ``texts`` of the ``keys`` not vectorised before, all in one go."""
+        fresh = {key: text for key, text in zip(keys, texts) if key not in self._column}
+        if not fresh:
+            return
+        queries = textsearch.vectorise_queries(self.model, list(fresh.values()))
+        self._column |= {key: len(self._column) + at for at, key in enumerate(fresh)}
+        self._queries = queries if self._queries is None else textsearch.stack_queries(self._queries, queries)
 
     def scores(
-        self, key: int, candidates: np.ndarray, vectors: np.ndarray, vector: np.ndarray, text: str
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fused, look, words) of query cover ``key`` (``vector``, ``text``) over the ``candidates`` (ascending
-        rows; ``vectors`` their embeddings), scoring only those it was not scored against before."""
-        known = self._scored.get(key)
-        if known is None:
-            sample_words = _floored(textsearch.words_similarity(self.model, text, self.statistics.sample))
-            known = _Scored(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32), sample_words,
-                            words_weight(len(textsearch.normalise(text))))
-        new = ~np.isin(candidates, known.rows)
-        rows, look = candidates[new], vectors[new] @ vector
-        words = textsearch.words_similarity(self.model, text, rows) if len(rows) else np.zeros(0, np.float32)
-        if len(rows):
-            merged = [np.concatenate(pair) for pair in zip((known.rows, known.look, known.words), (rows, look, words))]
-            order = np.argsort(merged[0], kind="stable")
-            known = _Scored(*(part[order] for part in merged), known.sample_words, known.weight)
-        self._scored[key] = known
-        at = np.searchsorted(known.rows, candidates)
-        look, words = known.look[at], known.words[at]
-        floored = _floored(words)
-        look_mean, look_std, words_mean, words_std = _moments_of(
-            self.statistics, candidates, vector, floored, known.sample_words)
-        fused = ((1.0 - known.weight) * _z(look, np.float64(look_mean), np.float64(look_std))
-                 + known.weight * _z(floored, np.float64(words_mean), np.float64(words_std)))
-        return fused, look, words
+        self, keys: Sequence[int], candidates: np.ndarray, embeddings: np.ndarray, vectors: np.ndarray,
+        texts: Sequence[str],
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(fused, look, words) over the ``candidates`` (ascending rows of ``embeddings``) of each query cover
+        ``keys[i]`` (``vectors[i]``, ``texts[i]``), scoring each only against the candidates it was not
+        scored against before."""
+        self._vectorise(keys, texts)
+        known = [self._scored.get(key) for key in keys]
+        new = [np.ones(len(candidates), bool) if scored is None else ~np.isin(candidates, scored.rows)
+               for scored in known]
+        needed = candidates[np.logical_or.reduce(new)] if new else candidates[:0]
+        fresh = [at for at, scored in enumerate(known) if scored is None]
+        sample = self.statistics.sample if fresh else self.statistics.sample[:0]
+        rows = np.concatenate([needed, sample])
+        words = (textsearch.words_similarities(self.model, self._queries, rows) if len(rows)
+                 else np.zeros((0, len(self._column)), np.float32))
+        for at in fresh:
+            vector, column = vectors[at], self._column[keys[at]]
+            weight = words_weight(len(textsearch.normalise(texts[at])))
+            known[at] = _Scored(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32),
+                                _floored(words[len(needed):, column]), weight,
+                                float(vector @ self.statistics.mean_vector),
+                                float(np.sqrt(max(float(vector @ self.statistics.covariance @ vector), 0.0))))
+        gathered: dict[bytes, np.ndarray] = {}  # the rows' vectors, read once for the keys that need the same
+        outside = ~np.isin(self.statistics.sample, candidates)
+        results = []
+        for key, vector, scored, mask in zip(keys, vectors, known, new):
+            if mask.any():
+                signature = mask.tobytes()
+                if signature not in gathered:
+                    gathered[signature] = np.asarray(embeddings[candidates[mask]])
+                added = candidates[mask]
+                merged = [np.concatenate(pair) for pair in zip(
+                    (scored.rows, scored.look, scored.words),
+                    (added, gathered[signature] @ vector, words[np.searchsorted(needed, added), self._column[key]]))]
+                order = np.argsort(merged[0], kind="stable")
+                scored = dataclasses.replace(scored, rows=merged[0][order], look=merged[1][order],
+                                             words=merged[2][order])
+            self._scored[key] = scored
+            results.append(scored.over(self.statistics, candidates, outside))
+        return results
 
 
 @dataclasses.dataclass(frozen=True)
 class _Scored:
     """What CollectionScores keeps of one query cover: rows scored (ascending), their look and words scores,
-    its floored words over the statistics' sample, and its words weight."""
+    its floored words over the statistics' sample, its words weight, and the mean and standard deviation of
+    its look over the collection (Statistics)."""
 
     rows: np.ndarray
     look: np.ndarray
     words: np.ndarray
     sample_words: np.ndarray
     weight: float
+    look_mean: float
+    look_std: float
+
+    def over(
+        self, statistics: Statistics, candidates: np.ndarray, outside: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fused, look, words) over the ``candidates``, all scored before; ``outside``: the statistics'
+        sample rows that are not candidates, whose words stand for every cover that is not one."""
+        at = np.searchsorted(self.rows, candidates)
+        look, words = self.look[at], self.words[at]
+        floored = _floored(words)
+        words_mean, words_std = _words_moments(statistics, len(candidates), floored, self.sample_words[outside])
+        fused = ((1.0 - self.weight) * _z(look, np.float64(self.look_mean), np.float64(self.look_std))
+                 + self.weight * _z(floored, np.float64(words_mean), np.float64(words_std)))
+        return fused, look, words
+
+
+def _words_moments(
+    statistics: Statistics, candidates: int, words: np.ndarray, outside: np.ndarray
+) -> tuple[float, float]:
+    """(words mean, words std) of a query cover against the whole collection: the floored ``words`` of the
+    ``candidates`` counted exactly, the sample's other covers (``outside``, floored) standing for the rest."""
+    rest = max(statistics.count - candidates, 0)
+    total = words.sum() + (rest * outside.mean() if len(outside) else 0.0)
+    squares = (words**2).sum() + (rest * (outside**2).mean() if len(outside) else 0.0)
+    mean = total / statistics.count
+    return mean, float(np.sqrt(max(squares / statistics.count - mean**2, 0.0)))
 
 
 def both_scores(
@@ -270,23 +318,29 @@ def _feedback(
     query_vector: np.ndarray, query_text: str, neighbours: int, rounds: int,
     collection: CollectionScores | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(fused scores after the feedback rounds, look, words, the rows fed back) over the ``candidates``."""
-    vectors = np.asarray(embeddings[candidates])  # the candidates' rows only, read once for every round
+    """(fused scores after the feedback rounds, look, words, the rows fed back) over the ``candidates``; the
+    covers a round feeds back are scored together."""
+    if collection is None:
+        vectors = np.asarray(embeddings[candidates])  # the candidates' rows only, read once for every round
 
-    def scores_of(key: int, vector: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def scores_of(
+        keys: list[int], key_vectors: np.ndarray, key_texts: list[str]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         if collection is not None:
-            return collection.scores(key, candidates, vectors, vector, text)
-        look = vectors @ vector
-        words = textsearch.words_similarity(model, text, candidates)
-        return hybrid_scores(look, words, len(textsearch.normalise(text))), look, words
+            return collection.scores(keys, candidates, embeddings, key_vectors, key_texts)
+        words = textsearch.words_similarities(model, textsearch.vectorise_queries(model, key_texts), candidates)
+        looks = [vectors @ vector for vector in key_vectors]
+        return [(hybrid_scores(look, word, len(textsearch.normalise(text))), look, word)
+                for look, word, text in zip(looks, np.ascontiguousarray(words.T), key_texts)]
 
-    first, look, words = scores_of(QUERY, query_vector, query_text)
+    [(first, look, words)] = scores_of([QUERY], query_vector[None], [query_text])
     fused, seen = first, {}  # the second round's best are mostly the first's: score each once
     for _ in range(rounds):
         best = candidates[np.argsort(-fused, kind="stable")[:neighbours]]
-        for row in best:
-            if row not in seen:
-                seen[row] = scores_of(int(row), np.asarray(embeddings[row]), texts[row])[0]
+        fresh = [int(row) for row in best if row not in seen]
+        if fresh:
+            scored = scores_of(fresh, np.asarray(embeddings[fresh]), [texts[row] for row in fresh])
+            seen |= {row: scores[0] for row, scores in zip(fresh, scored)}
         feedback = [seen[row] for row in best]
         if feedback:
             fused = first + FEEDBACK_WEIGHT * np.mean(feedback, axis=0)

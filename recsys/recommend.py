@@ -406,11 +406,11 @@ def both_candidates(
     them. None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only scoring
     every allowed cover finds its best ``k``."""
 
-    def around(vectors: np.ndarray, row_texts: Sequence[str]) -> list[np.ndarray]:
+    def around(vectors: np.ndarray, keys: Sequence[int], row_texts: Sequence[str]) -> list[np.ndarray]:
         found = [nearest(vectors, LOOK_NEIGHBOURS).ravel()]
-        for row_text in row_texts:
-            if textsearch.normalise(row_text):
-                found.append(engine.candidates(textsearch.known_grams(model, row_text), WORDS_NEIGHBOURS))
+        for key, row_text in zip(keys, row_texts):
+            if textsearch.normalise(row_text):  # its n-grams as the collection's scoring vectorises them
+                found.append(engine.candidates(collection.grams(key, row_text), WORDS_NEIGHBOURS))
         return found
 
     def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
@@ -418,11 +418,11 @@ def both_candidates(
         rows = rows[rows >= 0]
         return rows[allowed[rows]]
 
-    candidates = allowed_of(around(vector[None], [text]))
+    candidates = allowed_of(around(vector[None], [hybrid.QUERY], [text]))
     if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
         return None
     fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)
-    found = around(np.asarray(embeddings[fed]), [texts[row] for row in fed]) if len(fed) else []
+    found = around(np.asarray(embeddings[fed]), fed.tolist(), [texts[row] for row in fed]) if len(fed) else []
     if graph is not None:
         found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)
     return allowed_of([candidates, *found])

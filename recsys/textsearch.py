@@ -275,19 +275,51 @@ def words_similarity(model: TextModel, text: str, rows: np.ndarray | None = None
     and the best cosine between any printed line of each (a name printed on both covers counts fully even
     when the rest of the text differs). Only the covers ``rows`` (in their order) when given: their rows and
     their printed lines' rows are all a query then touches, whatever the collection's size."""
-    query, query_lines, _ = _vectorise(model.terms, model.idf, [text])
-    return _similarity(model, query, query_lines, rows)
+    return words_similarities(model, vectorise_queries(model, [text]), rows)[:, 0]
 
 
-def _similarity(
-    model: TextModel, query: sparse.csr_matrix, query_lines: sparse.csr_matrix, rows: np.ndarray | None
-) -> np.ndarray:
-    """words_similarity of a query already vectorised: its row and its printed lines' rows (_vectorise), so
-    that a words query finds its n-grams once for the candidate engine and the scoring both."""
+@dataclasses.dataclass(frozen=True)
+class Queries:
+    """Query texts vectorised over a model once (_vectorise): one row each (``covers``), the rows of their
+    printed lines (``lines``) and the text each line belongs to (``line_owner``, ascending). A query and its
+    feedback covers are scored against the same candidates in one sparse product (words_similarities), and a
+    text vectorised for the candidate engine is not vectorised again for the scoring."""
+
+    covers: sparse.csr_matrix
+    lines: sparse.csr_matrix
+    line_owner: np.ndarray
+
+    def __len__(self) -> int:
+        return self.covers.shape[0]
+
+    def grams(self, model: TextModel, text: int) -> np.ndarray:
+        """The n-grams of query text number ``text`` that the model's vocabulary holds (known_grams)."""
+        return model.terms[self.covers.indices[self.covers.indptr[text] : self.covers.indptr[text + 1]]]
+
+
+def vectorise_queries(model: TextModel, texts: Sequence[str]) -> Queries:
+    """``texts`` vectorised over the model's vocabulary and IDF, as Queries."""
+    return Queries(*_vectorise(model.terms, model.idf, texts))
+
+
+def stack_queries(first: Queries, second: Queries) -> Queries:
+    """The texts of ``first``, then those of ``second``, as one Queries."""
+    from scipy import sparse
+
+    return Queries(sparse.vstack([first.covers, second.covers], format="csr"),
+                   sparse.vstack([first.lines, second.lines], format="csr"),
+                   np.concatenate([first.line_owner, second.line_owner + len(first)]))
+
+
+def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | None = None) -> np.ndarray:
+    """words_similarity of each cover (or of the covers ``rows``, in their order) against each of the
+    ``queries``' texts, one column each (float32): every text in the same two sparse products. Each score
+    is the one words_similarity gives the text alone (a product's entry sums over the cover's n-grams in
+    their order, whatever the other columns; maxima are exact)."""
     covers = model.covers if rows is None else model.covers[rows]
-    whole = np.asarray((covers @ query.T).toarray()).ravel()
-    best_line = np.zeros(covers.shape[0], dtype=np.float32)
-    if query_lines.shape[0] and model.lines.shape[0]:
+    whole = (covers @ queries.covers.T).toarray()
+    best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
+    if queries.lines.shape[0] and model.lines.shape[0]:
         if rows is None:
             own_lines, owner = model.lines, model.line_owner
         else:  # a cover's lines are contiguous: each row's run of lines, found by bisection
@@ -295,9 +327,10 @@ def _similarity(
             sizes = np.searchsorted(model.line_owner, rows, side="right") - starts
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
-        pairs = (own_lines @ query_lines.T).toarray().max(axis=1, initial=0.0)
-        np.maximum.at(best_line, owner, pairs.astype(np.float32))
-    return 0.5 * whole + 0.5 * best_line
+        pairs = own_lines @ queries.lines.T  # sparse: most line pairs share no n-gram
+        cover = np.repeat(owner, np.diff(pairs.indptr))
+        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], pairs.data)
+    return 0.5 * whole + 0.5 * best
 
 
 def known_grams(model: TextModel, text: str) -> np.ndarray:
@@ -310,7 +343,7 @@ def words_similarity_rows(model: TextModel, rows: np.ndarray) -> np.ndarray:
     few sparse products instead of one query per cover: what a graph over the whole collection needs."""
     rows = np.asarray(rows, dtype=np.int64)
     whole = (model.covers[rows] @ model.covers.T).toarray()
-    best = np.zeros_like(whole)
+    best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
     owner = model.line_owner
     mine = np.flatnonzero(np.isin(owner, rows))  # the lines of ``rows`` (a cover's lines are contiguous)
     if len(mine):
@@ -344,16 +377,16 @@ def words_scores(
     CANDIDATES covers; all allowed covers when they are that few anyway, without an engine, or when a filter
     leaves fewer than ``k`` candidates that share any words (the engine ranks before the filter)."""
     every = np.flatnonzero(allowed)
-    query, query_lines, _ = _vectorise(model.terms, model.idf, [text])
+    query = vectorise_queries(model, [text])  # its n-grams found once, for the engine and the scoring both
     if len(every) <= CANDIDATES:
-        return every, _similarity(model, query, query_lines, every)
+        return every, words_similarities(model, query, every)[:, 0]
     if engine is None:
-        return every, _similarity(model, query, query_lines, None)[every]
-    found = engine.candidates(model.terms[query.indices], CANDIDATES)  # known_grams
+        return every, words_similarities(model, query)[every, 0]
+    found = engine.candidates(query.grams(model, 0), CANDIDATES)
     rows = found[allowed[found]]
-    scores = _similarity(model, query, query_lines, rows)
+    scores = words_similarities(model, query, rows)[:, 0]
     if np.count_nonzero(scores > 0) < k and len(found) == CANDIDATES:
-        return every, _similarity(model, query, query_lines, None)[every]
+        return every, words_similarities(model, query)[every, 0]
     return rows, scores
 
 

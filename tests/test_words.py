@@ -724,16 +724,58 @@ def test_collection_scores_score_each_candidate_once_per_query_cover(
     statistics = hybrid.candidate_statistics(embeddings, sample=5)
     scores = hybrid.CollectionScores(statistics, model)
     first, grown = np.arange(0, 20), np.arange(0, 36)
-    scores.scores(3, first, embeddings[first], embeddings[3], texts[3])
+    scores.scores([3], first, embeddings, embeddings[[3]], [texts[3]])
     read = []
-    original = textsearch.words_similarity
-    monkeypatch.setattr(textsearch, "words_similarity",
-                        lambda model, text, rows=None: read.append(rows) or original(model, text, rows))
-    after = scores.scores(3, grown, embeddings[grown], embeddings[3], texts[3])
+    original = textsearch.words_similarities
+    monkeypatch.setattr(textsearch, "words_similarities",
+                        lambda model, queries, rows=None: read.append(rows) or original(model, queries, rows))
+    [after] = scores.scores([3], grown, embeddings, embeddings[[3]], [texts[3]])
     assert len(read) == 1 and read[0].tolist() == list(range(20, 36))
-    afresh = hybrid.CollectionScores(statistics, model).scores(3, grown, embeddings[grown], embeddings[3], texts[3])
+    [afresh] = hybrid.CollectionScores(statistics, model).scores([3], grown, embeddings, embeddings[[3]], [texts[3]])
     for kept, fresh in zip(after, afresh):
         assert np.allclose(kept, fresh, atol=1e-6)
+
+
+def test_collection_scores_of_query_covers_together_equal_each_scored_alone(recommender: Recommender) -> None:
+    """The covers one feedback round takes are scored in one call (their words in one sparse product, the
+    sample's rows with the candidates'), and each gets, bit for bit, what a call for it alone gives, also
+    when some of them were scored over fewer candidates before."""
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model = recommender._text_model
+    statistics = hybrid.candidate_statistics(embeddings, sample=7)
+    first, grown = np.arange(0, 24), np.arange(0, len(texts), 2)
+    keys = [hybrid.QUERY, 5, 13, 30]
+    together = hybrid.CollectionScores(statistics, model)
+    together.scores(keys[:2], first, embeddings, embeddings[[0, 5]], [texts[0], texts[5]])
+    rows = [0, 5, 13, 30]
+    found = together.scores(keys, grown, embeddings, embeddings[rows], [texts[row] for row in rows])
+    for key, row, scored in zip(keys, rows, found):
+        alone = hybrid.CollectionScores(statistics, model)
+        if key in keys[:2]:
+            alone.scores([key], first, embeddings, embeddings[[row]], [texts[row]])
+        for mine, theirs in zip(scored, alone.scores([key], grown, embeddings, embeddings[[row]], [texts[row]])[0]):
+            assert np.array_equal(mine, theirs)
+
+
+def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
+    """words_similarities scores several texts (one with no known n-gram, one of a single short line) in one
+    product, each column bit for bit the plain definition for that text alone: the mean of the texts' cosine
+    and the best cosine of any two of their printed lines, cover by cover, over chosen rows or every cover."""
+    texts = [f"Artist {i % 7}\nAlbum {i}\nRECORDS" if i % 5 else "" for i in range(40)]
+    model = textsearch.fit_text_vectors(texts)
+    queries = ["Artist 3\nAlbum 13", "zzzz", "RECORDS", "Album 2\nArtist 2\nlive"]
+    rows = np.array([39, 3, 0, 17, 17, 8])
+    for chosen in (rows, None):
+        together = textsearch.words_similarities(model, textsearch.vectorise_queries(model, queries), chosen)
+        for column, query in enumerate(queries):
+            vectorised = textsearch.vectorise_queries(model, [query])
+            plain = []
+            for row in range(len(texts)) if chosen is None else chosen:
+                whole = (model.covers[[row]] @ vectorised.covers.T).toarray()[0, 0]
+                pairs = (model.lines[model.line_owner == row] @ vectorised.lines.T).toarray()
+                plain.append(0.5 * whole + 0.5 * pairs.max(initial=np.float32(0.0)))
+            assert np.array_equal(together[:, column], np.array(plain, dtype=np.float32))
+            assert np.array_equal(together[:, column], textsearch.words_similarity(model, query, chosen))
 
 
 def _same_moments(stored: object, computed: object) -> None:
@@ -800,3 +842,18 @@ def test_an_index_without_look_statistics_computes_them_and_answers_the_same(
     assert sampled == [1]  # once per process, by the index without them
     _same_moments(new._statistics, old._statistics)
     assert np.array_equal(new._statistics.sample, old._statistics.sample)
+
+
+def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(text_index: Path) -> None:
+    """bench/warm_both.py with this checkout as the older one too: one table row per checkout, positive
+    percentiles, and the same answers."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "warm_both.py"), "--index", str(text_index), "--before", str(REPO),
+         "--rounds", "1", "--queries", "2"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3  # the header and two checkouts
+    for row in rows[1:]:
+        assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"

@@ -1,0 +1,97 @@
+"""Warm ``similar_to_cover(by="both")`` p50 / p95 of this checkout beside an older one, in the same run.
+
+Each round runs one fresh child process per checkout (PYTHONPATH its checkout), alternating, so the load of a
+shared machine falls on both alike. A child opens the index without an encoder and asks ``--queries`` covers of
+the index that carry text (a fixed random draw) as query covers, their stored vectors standing for the read
+cover (recommend.QueryCover: reading and encoding the cover costs the same in both checkouts and is not part of
+the warm query); the first WARMUP queries load the graph, words model, engine and statistics and are not timed.
+Answers are compared too: each checkout's paths and scores (rounded as shown) of every timed query must agree.
+
+    git -C /path/to/repo archive main | tar -x -C /tmp/before   # the older checkout
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python bench/warm_both.py --before /tmp/before \
+        --index /tmp/idx-10k /tmp/idx-100k --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.machine import describe_machine, machine_line  # noqa: E402
+
+WARMUP = 3
+
+
+def child(folder: Path, queries: int) -> dict[str, list]:
+    """Seconds and answers (paths, scores) of each timed query, in this process's checkout."""
+    from index.store import load_index
+    from recsys.recommend import QueryCover, Recommender
+
+    recommender = Recommender(load_index(folder))
+    table, embeddings, texts = recommender.index.metadata, recommender.index.embeddings, recommender.texts
+    with_text = [row for row in np.random.default_rng(7).permutation(len(table)) if str(texts[row]).strip()]
+    covers = [QueryCover(np.asarray(embeddings[row]), b"", str(table["path"].iloc[row]),
+                         str(table["content_hash"].iloc[row])) for row in with_text[: WARMUP + queries]]
+    for cover in covers[:WARMUP]:
+        recommender.similar_to_cover(cover, by="both")
+    seconds, answers = [], []
+    for cover in covers[WARMUP:]:
+        started = time.perf_counter()
+        found = recommender.similar_to_cover(cover, by="both")
+        seconds.append(time.perf_counter() - started)
+        answers.append([found["path"].tolist(), found["score"].tolist()])
+    return {"seconds": seconds, "answers": answers}
+
+
+def run_child(checkout: Path, folder: Path, queries: int) -> dict[str, list]:
+    environment = dict(os.environ, PYTHONPATH=str(checkout))
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", "--index", str(folder), "--queries", str(queries)],
+        capture_output=True, text=True, env=environment, cwd=checkout, check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, nargs="+", required=True, help="index folders built with --read-text")
+    parser.add_argument("--before", type=Path, help="an older sleeve checkout to time beside this one")
+    parser.add_argument("--queries", type=int, default=50, help="timed queries per child process")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, os.environ.get("PYTHONPATH", str(REPO)))
+        print(json.dumps(child(args.index[0], args.queries)))
+        return
+    checkouts = {"this checkout": REPO} | ({f"before ({args.before})": args.before} if args.before else {})
+    print(f"# warm similar_to_cover(by='both') ms, {args.rounds} rounds x {args.queries} queries; "
+          f"start: {machine_line(describe_machine())}")
+    print("| covers | checkout | p50 | p95 | answers as this checkout's |\n|---:|---|---:|---:|---|")
+    for folder in args.index:
+        runs: dict[str, list[dict[str, list]]] = {name: [] for name in checkouts}
+        for _ in range(args.rounds):
+            for name, checkout in reversed(checkouts.items()):  # the older one first in each round
+                runs[name].append(run_child(checkout, folder, args.queries))
+        count = json.loads((folder / "index.json").read_text())["count"]
+        mine = runs["this checkout"][0]["answers"]
+        for name, done in runs.items():
+            seconds = np.concatenate([run["seconds"] for run in done]) * 1e3
+            same = all(run["answers"] == mine for run in done)
+            print(f"| {count:,} | {name} | {np.percentile(seconds, 50):.1f} | {np.percentile(seconds, 95):.1f} | "
+                  f"{'same' if same else 'DIFFERENT'} |")
+    print(f"# end: {machine_line(describe_machine())}")
+
+
+if __name__ == "__main__":
+    main()
