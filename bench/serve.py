@@ -1,6 +1,6 @@
 """Load held by ``sleeve serve``: the same queries in-process and over HTTP, and a soak across two rebuilds.
 
-On an index of the shared covers (4,450, efficientnet-lite0; built to --index once if absent):
+On an index of the shared covers (4,450, built to --index once if absent with the default encoder):
 
 - in-process: the library call each endpoint makes (``QueryAnswerer.answer`` for look-alikes of an indexed
   cover or of an upload, ``Recommender.search_text`` for words), one caller, for ``--seconds``;
@@ -63,7 +63,6 @@ from api.process import ServerProcess  # noqa: E402
 from bench.machine import describe_machine, machine_line  # noqa: E402
 
 SHARED_COVERS = ROOT.parent / "shared" / "covers"
-MODEL = "efficientnet-lite0"
 SOAK_HELD_BACK = 100
 """Covers the soak index starts without; build-index adds half of them, then the other half."""
 
@@ -146,10 +145,10 @@ def ensure_index(index: Path, cache: Path, covers: Path) -> None:
     build([sys.executable, "cli.py", "build-index", "--covers", str(covers)], index, cache)
 
 
-def build(command: list[str], index: Path, cache: Path) -> float:
+def build(command: list[str], index: Path, cache: Path, model: str = "auto") -> float:
     """Run a ``build-index`` command to its end; its seconds. A failure stops the bench."""
     started = time.perf_counter()
-    full = [*command, "--index", str(index), "--cache", str(cache), "--model", MODEL, "--no-progress"]
+    full = [*command, "--index", str(index), "--cache", str(cache), "--model", model, "--no-progress"]
     done = subprocess.run(full, cwd=ROOT, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
         raise SystemExit(f"{shlex.join(full)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -322,9 +321,10 @@ def over_http(server: ServerProcess, make: Callable[[int], Request], concurrency
 # -- the soak ------------------------------------------------------------------------------------------------
 
 
-def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: int, queries: int,
+def soak(model: str, cache: Path, covers: Path, seconds: float, concurrency: int, queries: int,
          work: Path) -> dict[str, Any]:
-    """Query a second index while build-index adds covers twice; what failed and who answered."""
+    """Query a second index, of the measured index's ``model``, while build-index adds covers twice; what failed
+    and who answered."""
     table = pd.read_csv(covers / "MANIFEST.csv")
     table["path"] = [str((covers / path).resolve()) for path in table["path"]]
     held_back = set(table.sample(SOAK_HELD_BACK, random_state=0).index)
@@ -336,7 +336,7 @@ def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: in
     soak_index = work / "soak-index"
     if soak_index.exists():
         subprocess.run(["rm", "-rf", str(soak_index)], check=True)
-    first = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifests[0])], soak_index, cache)
+    first = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifests[0])], soak_index, cache, model)
     print(f"soak index of {len(table) - len(held_back)} covers built in {first:.0f} s", flush=True)
 
     server = ServerProcess(soak_index, cache, work / "soak-server.log")
@@ -359,7 +359,8 @@ def soak(index: Path, cache: Path, covers: Path, seconds: float, concurrency: in
             for at, manifest in zip((0.2, 0.5), manifests[1:], strict=True):
                 time.sleep(max(0.0, at * seconds - (time.perf_counter() - started)))
                 begun = time.perf_counter() - started
-                took = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifest)], soak_index, cache)
+                took = build([sys.executable, "cli.py", "build-index", "--manifest", str(manifest)],
+                             soak_index, cache, model)
                 builds.append((f"+{SOAK_HELD_BACK // 2} covers, started at {begun:.0f} s", took))
 
         rss_cold = server.rss_mb()
@@ -490,6 +491,7 @@ def main() -> None:
     answerer = QueryAnswerer.open(args.index, Settings(cache_dir=args.cache, progress=False))
     kinds, note = kinds_of(answerer, args.queries, args.seed)
     count = len(answerer.recommender.index.metadata)
+    model = answerer.recommender.index.info.model["family"]
     print(f"index: {args.index}, {count} covers, {answerer.recommender.index.info.model_key}; {note}", flush=True)
 
     results: dict[tuple[str, str, int], Run] = {}
@@ -513,7 +515,7 @@ def main() -> None:
 
     soaked = None
     if args.soak_seconds > 0:
-        soaked = soak(args.index, args.cache, args.covers, args.soak_seconds, args.soak_concurrency,
+        soaked = soak(model, args.cache, args.covers, args.soak_seconds, args.soak_concurrency,
                       args.queries, args.work)
 
     end = describe_machine()
