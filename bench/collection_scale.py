@@ -12,8 +12,9 @@ The collection is synthetic except for 755 real covers planted in it:
 
 Each stage is what ``build-index --read-text`` runs (recsys/build.py): recsys.textstore.words_model,
 index.words_engine.write_engine (as index.store.write_index writes it), recsys.textstore.neighbour_table, then
-recsys.memory_index.index_vectors (FAISS, ``auto`` type) and index.store.write_index for the folder (with the
-look statistics, recsys.hybrid.sampled_look_moments). Each of the three words stages runs in a child process
+the folder as build-index writes it: the unit vectors staged in a memory-mapped file (index.store.stage_embeddings),
+the FAISS index of ``--index-type`` built from those rows (index.sharded.build_from_rows: IVF-PQ in shards, no
+copy of every vector) and index.store.write_index (with the look statistics, recsys.hybrid.sampled_look_moments). Each of the three words stages runs in a child process
 of its own, so its peak memory (ru_maxrss) is its own; the child's memory before the stage (its inputs loaded)
 is given beside it.
 
@@ -28,6 +29,10 @@ the whole collection less covers of the query's content).
 
     python cli.py build-index --manifest ../shared/artist-covers/MANIFEST.csv --index /tmp/artist-idx --read-text
     python bench/collection_scale.py --artist-index /tmp/artist-idx --sizes 10000,100000
+    python bench/collection_scale.py --reuse /tmp/scale1m-run --index-type ivfpq   # a kept folder, measured again
+
+``--reuse`` measures a kept scratch folder (``--keep``) without generating it again, running only the stages
+whose output is not there yet (STAGE_OUTPUTS).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ sys.path.insert(0, str(REPO))
 from bench.machine import describe_machine, machine_line  # noqa: E402
 from bench.search import Mixture  # noqa: E402
 from index.errors import SleeveError  # noqa: E402
+from index.registry import INDEX_TYPES  # noqa: E402
 from index.store import load_index, shown_name  # noqa: E402
 from recsys import hybrid, textsearch  # noqa: E402
 from recsys.textstore import texts_by_row  # noqa: E402
@@ -61,6 +67,13 @@ from recsys.textstore import texts_by_row  # noqa: E402
 K = 10
 STAGES = ("words_model", "words_engine", "graph", "folder")
 """Child-process stages, in order: each reads what the ones before wrote into the scratch folder."""
+STAGE_OUTPUTS = {
+    "words_model": "words.npz",
+    "words_engine": "words.npz",  # timed only: the folder stage writes the engine its index uses
+    "graph": "neighbours.parquet",
+    "folder": "index/index.json",
+}
+"""What each stage leaves in the scratch folder: ``--reuse`` skips a stage whose output is there."""
 WARMUP = 5
 
 
@@ -156,13 +169,10 @@ runpy.run_path(sys.argv[0], run_name='__main__')
 VmHWM (kB) at exit to the file named by SLEEVE_BENCH_PEAK."""
 
 
-def run_stage(stage: str, scratch: Path) -> dict[str, float]:
+def run_stage(stage: str, scratch: Path, index_type: str = "auto") -> dict[str, Any]:
     """One build stage on the inputs in ``scratch``; its outputs go there too. Returns seconds and memory."""
-    from index.store import write_index
     from index.words import read_words, write_words
     from index.words_engine import write_engine
-    from recsys.encoders import ModelSpec
-    from recsys.memory_index import index_vectors
     from recsys.textstore import neighbour_table, words_model
 
     metadata = pd.read_parquet(scratch / "metadata.parquet")
@@ -170,7 +180,7 @@ def run_stage(stage: str, scratch: Path) -> dict[str, float]:
     words = None
     if stage != "words_model":
         words = read_words(open(scratch / "words.npz", "rb"), len(metadata))  # noqa: SIM115 (mapped while used)
-    vectors = np.load(scratch / "vectors.npy") if stage in ("graph", "folder") else None
+    vectors = np.load(scratch / "vectors.npy") if stage == "graph" else None
     result: dict[str, float] = {"inputs_mb": memory_mb()}
     started = time.perf_counter()
     if stage == "words_model":
@@ -188,20 +198,41 @@ def run_stage(stage: str, scratch: Path) -> dict[str, float]:
         result["seconds"] = time.perf_counter() - started
         neighbours.to_parquet(scratch / "neighbours.parquet", index=False)
     elif stage == "folder":
-        spec = ModelSpec.from_dict(json.loads((scratch / "model.json").read_text()))
-        built = index_vectors(vectors, metadata, spec)
-        result["faiss_seconds"] = time.perf_counter() - started
-        started = time.perf_counter()
-        write_index(
-            scratch / "index", built.faiss_index, built.metadata, np.asarray(built.embeddings), spec.to_dict(),
-            spec.key, built.info.index_type, built.info.search_params, texts=texts,
-            neighbours=pd.read_parquet(scratch / "neighbours.parquet"), words=words,
-            look=hybrid.sampled_look_moments(built.embeddings),
-        )
-        result["seconds"] = time.perf_counter() - started
-        result["index_type"] = built.info.index_type
+        result |= write_folder(scratch, metadata, texts, words, index_type)
     result["peak_mb"] = memory_mb("VmHWM")
     return result
+
+
+def write_folder(scratch: Path, metadata: pd.DataFrame, texts: pd.DataFrame, words: Any,
+                 index_type: str) -> dict[str, Any]:
+    """``scratch / "index"`` as build-index writes it: unit vectors staged in the folder, the FAISS index built
+    from those mapped rows, then the generation. Returns the FAISS type, its seconds (staging included) and the
+    writing's."""
+    from index.sharded import SHARD_ROWS, build_from_rows
+    from index.store import remove_leftovers, stage_embeddings, write_index
+    from recsys.encoders import ModelSpec
+    from recsys.encoders.base import l2_normalize
+    from recsys.memory_index import index_table
+
+    spec = ModelSpec.from_dict(json.loads((scratch / "model.json").read_text()))
+    folder = scratch / "index"
+    folder.mkdir(exist_ok=True)
+    remove_leftovers(folder)  # a stopped run's staged vectors
+    source = np.load(scratch / "vectors.npy", mmap_mode="r")
+    started = time.perf_counter()
+    staged = stage_embeddings(folder, *source.shape)
+    for start in range(0, len(source), SHARD_ROWS):
+        staged.rows[start : start + SHARD_ROWS] = l2_normalize(source[start : start + SHARD_ROWS])
+    chosen = INDEX_TYPES.resolve(index_type, count=len(source), dim=source.shape[1])
+    faiss_index, params = build_from_rows(staged.rows, chosen)
+    faiss_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    write_index(
+        folder, faiss_index, index_table(metadata, len(source)), staged, spec.to_dict(), spec.key, chosen, params,
+        texts=texts, neighbours=pd.read_parquet(scratch / "neighbours.parquet"), words=words,
+        look=hybrid.sampled_look_moments(staged.rows),
+    )
+    return {"index_type": chosen, "faiss_seconds": faiss_seconds, "seconds": time.perf_counter() - started}
 
 
 def child(command: list[str]) -> tuple[float, float, str]:
@@ -282,12 +313,15 @@ def measure_queries(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     result["search_p50_ms"], result["search_p95_ms"] = percentiles(search)
     result["both_p50_ms"], result["both_p95_ms"] = percentiles(both)
     result["search_vs_bare"] = result["search_p50_ms"] / result["bare_p50_ms"]
-    result.update(precision(recommender, labels, texts, args.precision_queries))
+    result.update(precision(recommender, labels, texts, args.precision_queries, args.precision == "both"))
     return result
 
 
-def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int | None) -> dict[str, float]:
-    """Same-artist precision@10 of the planted covers by words and by both, as bench/hybrid.py computes it."""
+def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int | None,
+              with_both: bool = True) -> dict[str, float]:
+    """Same-artist precision@10 of the planted covers by words and (``with_both``) by both, as bench/hybrid.py
+    computes it. Without both, only the words of every cover are scored: both reads every cover's vector for
+    each query (a 5 GB gather at 1M 1280-d covers)."""
     embeddings = recommender.index.embeddings
     hashes = recommender.index.metadata["content_hash"].to_numpy()
     model, graph = recommender._text_model, recommender._graph
@@ -298,16 +332,21 @@ def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int
     started = time.perf_counter()
     for row in planted:
         others = np.flatnonzero(hashes != hashes[row])
-        both, _, words = hybrid.both_scores(
-            embeddings, model, texts, others, np.asarray(embeddings[row]), texts[row], graph=graph
-        )
-        for name, scores in (("words", words), ("both", both)):
+        if with_both:
+            both, _, words = hybrid.both_scores(
+                embeddings, model, texts, others, np.asarray(embeddings[row]), texts[row], graph=graph
+            )
+            ranked = {"words": words, "both": both}
+        else:  # both_scores' words, alone: every cover's score is its own row's, so score all and take others
+            query = textsearch.vectorise_queries(model, [texts[row]])
+            ranked = {"words": textsearch.words_similarities(model, query)[others, 0]}
+        for name, scores in ranked.items():
             top = others[np.argsort(-scores, kind="stable")[:K]]
             hits[name].append(float(np.mean(labels[top] == labels[row])))
     return {
         "precision_queries": len(planted),
         "precision_words": float(np.mean(hits["words"])),
-        "precision_both": float(np.mean(hits["both"])),
+        **({"precision_both": float(np.mean(hits["both"]))} if with_both else {}),
         "precision_seconds": time.perf_counter() - started,
     }
 
@@ -332,23 +371,36 @@ def bench_size(size: int, artist: Any, artist_texts: list[str], source_texts: li
         metadata.to_parquet(scratch / "metadata.parquet", index=False)
         texts.to_parquet(scratch / "texts.parquet", index=False)
         (scratch / "model.json").write_text(json.dumps(artist.info.model))
-        row: dict[str, Any] = {"size": size, "generate_s": time.perf_counter() - started}
-        log(f"{size:,}: collection generated in {row['generate_s']:.1f} s")
-        for stage in STAGES:
-            _, _, out = child([__file__, "--stage", stage, "--scratch", str(scratch)])
-            measured = json.loads(out.splitlines()[-1])
-            row |= {f"{stage}_{key}": value for key, value in measured.items()}
-            log(f"{size:,}: {stage} {measured}")
-        index = scratch / "index"
-        row["disk_mb"] = folder_mb(index)
-        row["words_disk_mb"] = folder_mb(index, "words-*")
-        row["graph_disk_mb"] = folder_mb(index, "neighbours-*")
-        row |= measure_queries(index, args)
-        log(f"{size:,}: {row}")
-        return row
+        generate_s = time.perf_counter() - started
+        log(f"{size:,}: collection generated in {generate_s:.1f} s")
+        return {"generate_s": generate_s} | bench_scratch(scratch, args)
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def stages_to_run(scratch: Path, reuse: bool) -> list[str]:
+    """Every stage for a new collection; for a reused one, those whose output is missing."""
+    return [stage for stage in STAGES if not (reuse and (scratch / STAGE_OUTPUTS[stage]).exists())]
+
+
+def bench_scratch(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Run the build stages a scratch folder still needs, then measure its index folder."""
+    size = int(pd.read_parquet(scratch / "metadata.parquet", columns=["content_hash"]).shape[0])
+    row: dict[str, Any] = {"size": size}
+    for stage in stages_to_run(scratch, args.reuse is not None):
+        _, _, out = child([__file__, "--stage", stage, "--scratch", str(scratch), "--index-type", args.index_type])
+        measured = json.loads(out.splitlines()[-1])
+        row |= {f"{stage}_{key}": value for key, value in measured.items()}
+        log(f"{size:,}: {stage} {measured}")
+    index = scratch / "index"
+    row["folder_index_type"] = load_index(index).info.index_type
+    row["disk_mb"] = folder_mb(index)
+    row["words_disk_mb"] = folder_mb(index, "words-*")
+    row["graph_disk_mb"] = folder_mb(index, "neighbours-*")
+    row |= measure_queries(index, args)
+    log(f"{size:,}: {row}")
+    return row
 
 
 LINES = (
@@ -358,7 +410,8 @@ LINES = (
     ("words engine: peak MB (inputs MB)", ("words_engine_peak_mb", "words_engine_inputs_mb"), "{:,.0f} ({:,.0f})"),
     ("neighbour graph: build s", "graph_seconds", "{:.1f}"),
     ("neighbour graph: peak MB (inputs MB)", ("graph_peak_mb", "graph_inputs_mb"), "{:,.0f} ({:,.0f})"),
-    ("FAISS index (auto): type, build s", ("folder_index_type", "folder_faiss_seconds"), "{} {:.1f}"),
+    ("FAISS index: type, build s (vectors staged included)", ("folder_index_type", "folder_faiss_seconds"),
+     "{} {:.1f}"),
     ("write folder (engine written again) s", "folder_seconds", "{:.1f}"),
     ("index on disk MB: all / words+engine / graph", ("disk_mb", "words_disk_mb", "graph_disk_mb"),
      "{:,.0f} / {:,.0f} / {:,.1f}"),
@@ -369,7 +422,8 @@ LINES = (
     ("bare tantivy candidates p50 / p95 ms", ("bare_p50_ms", "bare_p95_ms"), "{:.2f} / {:.2f}"),
     ("`search_text` p50 / bare p50", "search_vs_bare", "{:.1f}x"),
     ("warm `similar_to_cover(by=\"both\")` p50 / p95 ms", ("both_p50_ms", "both_p95_ms"), "{:.0f} / {:.0f}"),
-    ("planted same-artist precision@10, words / both", ("precision_words", "precision_both"), "{:.3f} / {:.3f}"),
+    ("planted same-artist precision@10 by words", "precision_words", "{:.3f}"),
+    ("planted same-artist precision@10 by both", "precision_both", "{:.3f}"),
     ("precision queries (seconds)", ("precision_queries", "precision_seconds"), "{} ({:.0f})"),
 )
 
@@ -380,7 +434,8 @@ def table(rows: list[dict[str, Any]]) -> str:
              "|---|" + "---:|" * len(rows)]
     for label, keys, form in LINES:
         keys = keys if isinstance(keys, tuple) else (keys,)
-        lines.append(f"| {label} | " + " | ".join(form.format(*(row[k] for k in keys)) for row in rows) + " |")
+        cells = [form.format(*(row[k] for k in keys)) if all(k in row for k in keys) else "-" for row in rows]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -399,9 +454,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=100, help="warm queries per kind")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--precision-queries", type=int, help="planted covers to rank (all by default)")
+    parser.add_argument("--precision", choices=("both", "words"), default="both",
+                        help="rank the planted covers by words and both (every cover's vector read per query), or "
+                             "by words alone")
     parser.add_argument("--scratch", type=Path, help="where the index folders are built (a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the built folders")
     parser.add_argument("--json", type=Path, help="also write machine, arguments and rows here")
+    parser.add_argument("--index-type", default="auto", choices=INDEX_TYPES.choices(),
+                        help="FAISS index type of the folder stage (auto: as build-index picks it)")
+    parser.add_argument("--reuse", type=Path, help="measure this kept scratch folder (--keep) instead of generating "
+                        "one; only its missing stages run (--sizes is ignored)")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
@@ -411,9 +473,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.stage:
-        print(json.dumps(run_stage(args.stage, args.scratch)))
+        print(json.dumps(run_stage(args.stage, args.scratch, args.index_type)))
         return
     machine = describe_machine()
+    print(f"# sleeve at collection scale, {machine['date']}")
+    print(f"machine: {machine_line(machine)}; load average {machine['load_average_1m']} at start")
+    print(f"command: python bench/collection_scale.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+    if args.reuse is not None:
+        print(f"reused: {args.reuse} (generated before; only the stages whose output is missing run)\n", flush=True)
+        finish([bench_scratch(args.reuse, args)], machine, args)
+        return
     artist = load_index(args.artist_index)
     artist_texts = texts_by_row(artist)
     if artist_texts is None:
@@ -422,12 +491,14 @@ def main(argv: list[str] | None = None) -> None:
     source = stored_texts(args.lines_index)
     lines_from = args.lines_index if source else args.artist_index
     source = source or artist_texts
-    print(f"# sleeve at collection scale, {machine['date']}")
-    print(f"machine: {machine_line(machine)}; load average {machine['load_average_1m']} at start")
-    print(f"command: python bench/collection_scale.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"planted: {len(artist_texts)} covers of {args.artist_index} ({artist.info.dim}-d, {artist.info.model_key}); "
           f"synthetic texts from the OCR lines of {len(source):,} covers of {lines_from}\n", flush=True)
     rows = [bench_size(size, artist, artist_texts, source, args) for size in args.sizes]
+    finish(rows, machine, args)
+
+
+def finish(rows: list[dict[str, Any]], machine: dict[str, Any], args: argparse.Namespace) -> None:
+    """Print the table and the load at the end; write the JSON where asked."""
     machine["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     print(table(rows))
     print(f"\nload average at end: {machine['load_average_1m_end']}")

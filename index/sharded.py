@@ -21,7 +21,9 @@ import faiss
 import numpy as np
 from faiss.contrib.ondisk import merge_ondisk
 
-from index.faiss_index import apply_search_params, check_ivfpq_count, ivf_lists, train_ivfpq, training_sample
+from index.faiss_index import (
+    apply_search_params, build_faiss_index, check_ivfpq_count, ivf_lists, train_ivfpq, training_sample,
+)
 
 SHARD_ROWS = 65_536
 """Rows a shard adds at once: each thread reads its shard's rows (of a memory-mapped file: pages, not a copy)."""
@@ -59,6 +61,14 @@ def build_ivfpq_in_shards(
     sample = training_sample(vectors, ivf_lists(len(vectors)))
     shards = [vectors[start : start + rows_per_shard] for start in range(0, len(vectors), rows_per_shard)]
     return build_ivfpq_sharded(shards, sample, threads)
+
+
+def build_from_rows(vectors: np.ndarray, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
+    """The FAISS index of ``index_type`` over the (memory-mapped) unit rows ``vectors``: IVF-PQ, which keeps only
+    codes, is added in shards of rows so that no copy of them all is made; the other types hold the vectors."""
+    if index_type == "ivfpq":
+        return build_ivfpq_in_shards(vectors)
+    return build_faiss_index(vectors, index_type)
 
 
 def merge_on_disk(

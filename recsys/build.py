@@ -12,15 +12,11 @@ import logging
 import shlex
 import time
 from pathlib import Path
-from typing import Any
 
-import faiss
-import numpy as np
 import pandas as pd
 
-from index.faiss_index import build_faiss_index
 from index.registry import INDEX_TYPES
-from index.sharded import build_ivfpq_in_shards
+from index.sharded import build_from_rows
 from index.store import (
     USER_PREFIX,
     IndexDamagedError,
@@ -152,7 +148,7 @@ def build_index(
         neighbours = neighbour_table(table, vectors, texts, model)  # the graph and engine follow the model
         words = textsearch.model_arrays(model) | {FIT_STATE: fit_state}
         look = hybrid.sampled_look_moments(vectors)  # of this generation's vectors: --by both reads no sample
-    faiss_index, search_params = _faiss_index(vectors, chosen_type)
+    faiss_index, search_params = build_from_rows(vectors, chosen_type)
     write_index(
         index_dir, faiss_index, table, staged, image_encoder.spec.to_dict(), image_encoder.spec.key, chosen_type,
         search_params,
@@ -231,14 +227,6 @@ def _choose_encoder(
             f"{requested.spec.label} ({requested.spec.key}). Use another --index folder for a new model."
         )
     return requested
-
-
-def _faiss_index(vectors: np.ndarray, index_type: str) -> tuple[faiss.Index, dict[str, Any]]:
-    """The FAISS index of the memory-mapped ``vectors``: IVF-PQ, which keeps only codes, is added in shards of
-    rows (index.sharded) so that no copy of them all is made; the other types hold the vectors themselves."""
-    if index_type == "ivfpq":
-        return build_ivfpq_in_shards(vectors)
-    return build_faiss_index(vectors, index_type)
 
 
 def _metadata_table(collection: pd.DataFrame, good: pd.DataFrame) -> pd.DataFrame:

@@ -36,7 +36,7 @@ def index_vectors(
     vectors = l2_normalize(vectors)
     if spec is not None and spec.dim != vectors.shape[1]:
         raise SleeveError(f"{spec.label} makes {spec.dim}-d vectors, these are {vectors.shape[1]}-d")
-    table = _metadata(metadata, len(vectors))
+    table = index_table(metadata, len(vectors))
     index_type = INDEX_TYPES.resolve(index_type, count=len(vectors), dim=vectors.shape[1])
     built, params = build_faiss_index(vectors, index_type)
     info = IndexInfo.new(
@@ -46,7 +46,7 @@ def index_vectors(
     return CoverIndex.in_memory(info, table, vectors, built)
 
 
-def _metadata(metadata: pd.DataFrame | None, count: int) -> pd.DataFrame:
+def index_table(metadata: pd.DataFrame | None, count: int) -> pd.DataFrame:
     """sleeve's own columns (id, path, content_hash, size, mtime_ns, genre) first, then the caller's other
     columns, stored apart from them under the ``user:`` prefix as build-index stores a manifest's."""
     given = pd.DataFrame(index=range(count)) if metadata is None else metadata.reset_index(drop=True)

@@ -3,12 +3,17 @@ and a reflection that moves the distractors' mean direction without changing any
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from bench.collection_scale import collection, reflect_onto, text_lines
+from bench.collection_scale import STAGES, collection, parse_args, reflect_onto, run_stage, stages_to_run, text_lines
+from index.store import load_index
+from recsys.encoders import ModelSpec
 
 
 def fake_artist_index(count: int = 6, dim: int = 16) -> SimpleNamespace:
@@ -53,3 +58,42 @@ def test_planted_covers_are_whole_and_distractors_print_real_lines():
     assert all(set(text_lines(text)) <= lines for text in others)
     assert max(len(text_lines(text)) for text in others) <= 2  # no more lines than a source cover prints
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def scratch_folder(folder: Path, count: int = 60) -> np.ndarray:
+    """A kept scratch folder as bench_size leaves it before its stages; returns the vectors it holds."""
+    artist = fake_artist_index()
+    artist_texts = ["ALAN JACKSON\nDrive", "", "Miles Davis\nKind of Blue\nStereo", "a", "b", "c"]
+    vectors, metadata, texts = collection(count, artist, artist_texts, ["Greatest Hits\nVol 2", "LIVE", "Blue"])
+    vectors *= 3.0  # not unit: the folder stage normalises, as build-index does
+    np.save(folder / "vectors.npy", vectors)
+    metadata.to_parquet(folder / "metadata.parquet", index=False)
+    texts.to_parquet(folder / "texts.parquet", index=False)
+    (folder / "model.json").write_text(json.dumps(ModelSpec("synthetic", "families", "0" * 64, 16).to_dict()))
+    return vectors
+
+
+def test_folder_stage_writes_the_index_type_asked_from_mapped_rows(tmp_path):
+    vectors = scratch_folder(tmp_path)
+    assert stages_to_run(tmp_path, reuse=True) == list(STAGES)
+    for stage in ("words_model", "graph"):
+        run_stage(stage, tmp_path)
+    assert stages_to_run(tmp_path, reuse=True) == ["folder"]
+    assert stages_to_run(tmp_path, reuse=False) == list(STAGES)
+    result = run_stage("folder", tmp_path, "hnsw")
+    assert result["index_type"] == "hnsw"
+    index = load_index(tmp_path / "index")
+    assert index.info.index_type == "hnsw" and index.faiss_index.ntotal == len(vectors)
+    np.testing.assert_allclose(index.embeddings, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), atol=1e-6)
+    metadata = pd.read_parquet(tmp_path / "metadata.parquet")
+    assert list(index.metadata["content_hash"]) == list(metadata["content_hash"])
+    assert not list((tmp_path / "index").glob(".*.tmp"))  # the staged vectors became the generation's file
+    assert stages_to_run(tmp_path, reuse=True) == []
+    (tmp_path / "neighbours.parquet").unlink()
+    assert stages_to_run(tmp_path, reuse=True) == ["graph"]
+
+
+def test_index_type_must_be_one_build_index_offers():
+    assert parse_args(["--index-type", "ivfpq"]).index_type == "ivfpq"
+    with pytest.raises(SystemExit):
+        parse_args(["--index-type", "lsh"])
