@@ -58,7 +58,7 @@ class DaskDistributor:
         seconds = time.perf_counter() - started
         log.info("workers ready: %d built %s in %.1fs", self.worker_count(), resident.key, seconds)
         futures = {
-            self.client.submit(_run_shard, task, resident.key, shard, key=f"shard-{number}-{uuid4().hex}"): shard
+            self.client.submit(_run_shard, task, resident.key, shard, key=_task_key(resident.key, number)): shard
             for number, shard in enumerate(shards)
         }
         try:
@@ -139,6 +139,11 @@ class _ResidentPlugin(WorkerPlugin):
         host = urlsplit(worker.address).hostname or ""
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.processes_by_host.get(host, 1)))
         self.value = self.resident.build()
+
+
+def _task_key(resident_key: str, number: int) -> str:
+    """A unique Dask key that says what the shard's task does (``encoder:...``, ``hasher:...``) in the dashboard."""
+    return f"shard-{number}-{resident_key}-{uuid4().hex}"
 
 
 def _run_shard(task: Callable[[Any, ShardT], Any], resident_key: str, shard: ShardT) -> Any:
