@@ -54,7 +54,7 @@ def main(verbose: int) -> None:
 @click.option(
     "--cluster",
     metavar="ADDRESS",
-    help="Embed on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
+    help="Hash and embed on a Dask cluster: tcp://HOST:PORT of a running `dask scheduler`, or local:N for N worker "
     "processes here. Workers must see the cover paths (shared file system) and have sleeve installed.",
 )
 @click.option("--shard-size", "files_per_shard", type=click.IntRange(1),

@@ -34,7 +34,7 @@ from index.store import (
 from index.words import FIT_STATE
 from recsys import hybrid, textsearch
 from recsys.cache import EmbeddingCache
-from recsys.distribute import Distributor, EncoderRecipe, embed_distributed
+from recsys.distribute import Distributor, EncoderRecipe, embed_distributed, fingerprint_distributed
 from recsys.embed import embed_missing
 from recsys.encoders import Encoder, ModelSpec, create_encoder
 from recsys.encoders.base import ModelUnavailableError
@@ -98,7 +98,8 @@ def build_index(
     files aside (index.store.set_aside) and builds with the model asked for.
     One writer at a time: a second one raises IndexBusyError (see index.store.one_writer).
     ``settings.weights`` is a local CLIP checkpoint for a new index (or where an index's checkpoint is now).
-    With a ``distributor`` (recsys.dask_cluster) the embedding runs on its workers in shards of ``files_per_shard``.
+    With a ``distributor`` (recsys.dask_cluster) the hashing and the embedding run on its workers in shards of
+    ``files_per_shard``.
     ``read_text`` also reads the text printed on each cover (recsys.textstore); an index that already holds
     text keeps it, so later runs read the new covers' text without being asked again, with the same reader
     unless ``ocr`` names another (recsys.ocr_readers.OCR_READERS: "exact" or "fast"; see textstore.reader_settings_of).
@@ -122,7 +123,11 @@ def build_index(
         image_encoder = _choose_encoder(existing_spec, index_dir, encoder, encoder_options, settings, source)
     previous = existing.metadata if existing is not None else None
 
-    found, unreadable = fingerprint(list(collection["path"]), known=previous)
+    paths = list(collection["path"])
+    if distributor is None:
+        found, unreadable = fingerprint(paths, known=previous)
+    else:  # the workers read and hash their own files; the driver reads none of them
+        found, unreadable = fingerprint_distributed(paths, distributor, previous, files_per_shard, settings.progress)
     with EmbeddingCache(settings.cache) as cache:
         if distributor is None:
             report = embed_missing(

@@ -1,11 +1,13 @@
-"""The Dask distributor: shards of covers embedded on the workers of a Dask cluster, results streamed back.
+"""The Dask distributor: shards of covers hashed, embedded and read on the workers of a Dask cluster, results
+streamed back.
 
 ``tcp://HOST:PORT`` joins a running scheduler (``dask scheduler`` / ``dask worker``, dask-jobqueue,
 dask-kubernetes); ``local:N`` starts a LocalCluster of N worker processes on this machine. Each worker builds
-the resident object (the index's encoder) once, in a worker plugin named by what it builds, and keeps it for
-every shard; workers read the files themselves, so the paths must be the same on every worker (a shared file
-system). Dask re-runs the shard of a worker that dies on another worker; a shard that keeps killing workers is
-given up after the scheduler's ``allowed-failures`` (3 by default) and the build fails with a one-line error.
+the resident object (the hasher, the index's encoder, the OCR reader) once, in a worker plugin named by what it
+builds, and keeps it for every shard; workers read the files themselves, so the paths must be the same on every
+worker (a shared file system). Dask re-runs the shard of a worker that dies on another worker; a shard that keeps
+killing workers is given up after the scheduler's ``allowed-failures`` (3 by default) and the build fails with a
+one-line error.
 Only imported when a user asks for a cluster: a plain build never imports Dask.
 """
 
@@ -24,7 +26,7 @@ from distributed import Client, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from index.errors import SleeveError
-from recsys.distribute import Resident, Shard
+from recsys.distribute import Resident, ShardT
 
 CONNECT_TIMEOUT_S = 5
 """How long to wait for a scheduler before telling the user it cannot be reached."""
@@ -48,15 +50,15 @@ class DaskDistributor:
         return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
     def map_shards(
-        self, task: Callable[[Any, Shard], Any], resident: Resident, shards: Sequence[Shard]
-    ) -> Iterator[tuple[Shard, Any]]:
+        self, task: Callable[[Any, ShardT], Any], resident: Resident, shards: Sequence[ShardT]
+    ) -> Iterator[tuple[ShardT, Any]]:
         """Run ``task`` on every shard next to the worker's copy of ``resident``; yield results as they finish."""
         started = time.perf_counter()
         self.client.register_plugin(_ResidentPlugin(resident, self._processes_by_host()), name=resident.key)
         seconds = time.perf_counter() - started
         log.info("workers ready: %d built %s in %.1fs", self.worker_count(), resident.key, seconds)
         futures = {
-            self.client.submit(_run_shard, task, resident.key, shard, key=f"shard-{number}-{uuid4().hex}"): shard
+            self.client.submit(_run_shard, task, resident.key, shard, key=_task_key(resident.key, number)): shard
             for number, shard in enumerate(shards)
         }
         try:
@@ -139,6 +141,11 @@ class _ResidentPlugin(WorkerPlugin):
         self.value = self.resident.build()
 
 
-def _run_shard(task: Callable[[Any, Shard], Any], resident_key: str, shard: Shard) -> Any:
+def _task_key(resident_key: str, number: int) -> str:
+    """A unique Dask key that says what the shard's task does (``encoder:...``, ``hasher:...``) in the dashboard."""
+    return f"shard-{number}-{resident_key}-{uuid4().hex}"
+
+
+def _run_shard(task: Callable[[Any, ShardT], Any], resident_key: str, shard: ShardT) -> Any:
     """The task Dask runs on a worker: ``task`` with the object the worker built for ``resident_key``."""
     return task(get_worker().plugins[resident_key].value, shard)

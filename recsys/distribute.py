@@ -1,4 +1,4 @@
-"""Embedding and OCR spread over other processes or machines: shards of files, results committed here.
+"""Hashing, embedding and OCR spread over other processes or machines: shards of files, results committed here.
 
 A distributor runs a per-shard function next to a resident object that each worker builds once (the encoder,
 or for cover text the OCR reader) and hands back each shard's result as soon as it is done, in any order. The
@@ -15,7 +15,7 @@ import functools
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 from tqdm import tqdm
@@ -24,6 +24,7 @@ from recsys.cache import EmbeddingCache
 from recsys.embed import Embedded, EmbedReport, embed_files, embed_rounds
 from recsys.encoders import Encoder, ModelSpec
 from recsys.images import DEFAULT_MAX_PIXELS, BadImageError
+from recsys.ingest import FileRow, KnownFile, fingerprint_frames, fingerprint_rows, known_files
 from recsys.ocr import (
     MIN_SCORE,
     OPENVINO,
@@ -53,6 +54,19 @@ class Shard:
     paths: tuple[str, ...]
 
 
+@dataclasses.dataclass(frozen=True)
+class FileShard:
+    """Files to fingerprint together: where they start in the input, their paths, and what an earlier build
+    knew of each (size, mtime_ns, content hash, or None), so that a worker re-reads only new or changed files."""
+
+    start: int
+    paths: tuple[str, ...]
+    known: tuple[KnownFile | None, ...]
+
+
+ShardT = TypeVar("ShardT", Shard, FileShard)
+
+
 class Resident(Protocol):
     """A picklable recipe for the object a worker keeps for all its shards; ``key`` names what it builds."""
 
@@ -68,8 +82,56 @@ class Distributor(Protocol):
     def worker_count(self) -> int: ...
 
     def map_shards(
-        self, task: Callable[[Any, Shard], Any], resident: Resident, shards: Sequence[Shard]
-    ) -> Iterator[tuple[Shard, Any]]: ...
+        self, task: Callable[[Any, ShardT], Any], resident: Resident, shards: Sequence[ShardT]
+    ) -> Iterator[tuple[ShardT, Any]]: ...
+
+
+Hasher = Callable[[list[str], list[KnownFile | None]], list[FileRow]]
+
+
+@dataclasses.dataclass(frozen=True)
+class HasherRecipe:
+    """What a worker keeps for fingerprinting: recsys.ingest's per-file rule on ``threads`` threads, so that the
+    reads of a shard overlap on the worker as they do in one process (recsys.ingest.fingerprint)."""
+
+    threads: int = 4
+
+    @property
+    def key(self) -> str:
+        return f"hasher:{self.threads}"
+
+    def build(self) -> Hasher:
+        return functools.partial(fingerprint_rows, workers=self.threads)
+
+
+def hash_shard(hasher: Hasher, shard: FileShard) -> list[FileRow]:
+    """Runs on a worker: stat and hash the shard's files, reusing the known hashes of unchanged ones."""
+    return hasher(list(shard.paths), list(shard.known))
+
+
+def fingerprint_distributed(
+    paths: list[str],
+    distributor: Distributor,
+    known: pd.DataFrame | None = None,
+    files_per_shard: int | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """recsys.ingest.fingerprint on workers: each reads and hashes its shard's files, so the driver reads none;
+    the rows come back in the order of ``paths``, as the same ``(found, unreadable)`` frames."""
+    previous = known_files(known)
+    size = files_per_shard or shard_size(len(paths), distributor.worker_count())
+    shards = []
+    for start in range(0, len(paths), size):
+        part = tuple(paths[start : start + size])
+        shards.append(FileShard(start, part, tuple(previous.get(path) for path in part)))
+    done: dict[int, list[FileRow]] = {}
+    if shards:
+        bar = tqdm(total=len(paths), unit="file", desc="hashing on workers", file=sys.stderr, disable=not progress)
+        with bar:
+            for shard, rows in distributor.map_shards(hash_shard, HasherRecipe(), shards):
+                done[shard.start] = rows
+                bar.update(len(shard.paths))
+    return fingerprint_frames([row for start in sorted(done) for row in done[start]])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -143,48 +143,70 @@ def content_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(
-    paths: list[str], known: pd.DataFrame | None = None, workers: int = 4
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Hash files, reusing ``known`` hashes (columns path, size, mtime_ns, content_hash) when the file's
-    size and modification time are unchanged.
+KnownFile = tuple[int, int, str]
+"""What an earlier build saw of a file: size, mtime_ns, content hash."""
+FileRow = tuple[str, int, int, str | None, str | None]
+"""One fingerprinted file: path, size, mtime_ns, content hash (None when unreadable), reason (None when read)."""
 
-    Returns ``(found, unreadable)``: found has path, size, mtime_ns, content_hash; unreadable has path, reason.
-    """
-    previous = {}
-    if known is not None and len(known):
-        previous = {
-            row.path: (row.size, row.mtime_ns, row.content_hash)
-            for row in known[["path", "size", "mtime_ns", "content_hash"]].itertuples(index=False)
-        }
 
-    def one(path: str) -> tuple[str, int, int, str | None, str | None]:
-        try:
-            found = os.stat(path)  # follows links; never opens, so a FIFO or device cannot hang the run
-            if not stat.S_ISREG(found.st_mode):
-                return path, -1, -1, None, special_file_reason(path) or "not a regular file"
-            old = previous.get(path)
-            if old is not None and old[0] == found.st_size and old[1] == found.st_mtime_ns:
-                return path, found.st_size, found.st_mtime_ns, old[2], None
-            return path, found.st_size, found.st_mtime_ns, content_hash(path), None
-        except FileNotFoundError:
-            return path, -1, -1, None, "file not found"
-        except IsADirectoryError:
-            return path, -1, -1, None, "is a directory"
-        except PermissionError:
-            return path, -1, -1, None, "permission denied"
-        except OSError as error:
-            return path, -1, -1, None, f"unreadable: {error.strerror or error}"
-        except ValueError as error:  # e.g. a NUL byte in a manifest's path cell
-            return path, -1, -1, None, f"not a usable path: {error}"
+def known_files(known: pd.DataFrame | None) -> dict[str, KnownFile]:
+    """``known`` (columns path, size, mtime_ns, content_hash) by path, as :func:`fingerprint_file` reuses it."""
+    if known is None or not len(known):
+        return {}
+    return {
+        row.path: (row.size, row.mtime_ns, row.content_hash)
+        for row in known[["path", "size", "mtime_ns", "content_hash"]].itertuples(index=False)
+    }
 
+
+def fingerprint_file(path: str, old: KnownFile | None) -> FileRow:
+    """Stat and hash one file, reusing ``old``'s hash while size and mtime are unchanged; the one per-file rule
+    of both the local and the distributed fingerprint, so that they report the same hashes and reasons."""
+    try:
+        found = os.stat(path)  # follows links; never opens, so a FIFO or device cannot hang the run
+        if not stat.S_ISREG(found.st_mode):
+            return path, -1, -1, None, special_file_reason(path) or "not a regular file"
+        if old is not None and old[0] == found.st_size and old[1] == found.st_mtime_ns:
+            return path, found.st_size, found.st_mtime_ns, old[2], None
+        return path, found.st_size, found.st_mtime_ns, content_hash(path), None
+    except FileNotFoundError:
+        return path, -1, -1, None, "file not found"
+    except IsADirectoryError:
+        return path, -1, -1, None, "is a directory"
+    except PermissionError:
+        return path, -1, -1, None, "permission denied"
+    except OSError as error:
+        return path, -1, -1, None, f"unreadable: {error.strerror or error}"
+    except ValueError as error:  # e.g. a NUL byte in a manifest's path cell
+        return path, -1, -1, None, f"not a usable path: {error}"
+
+
+def fingerprint_rows(paths: list[str], olds: list[KnownFile | None], workers: int = 4) -> list[FileRow]:
+    """:func:`fingerprint_file` of each path with its known row, on ``workers`` threads (reading overlaps), in order."""
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        results = list(pool.map(one, paths))
+        return list(pool.map(fingerprint_file, paths, olds))
     finally:  # on Ctrl-C, do not wait for thousands of queued files
         pool.shutdown(wait=False, cancel_futures=True)
-    table = pd.DataFrame(results, columns=["path", "size", "mtime_ns", "content_hash", "reason"])
+
+
+def fingerprint_frames(rows: list[FileRow]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(found, unreadable)`` of fingerprinted rows: found has path, size, mtime_ns, content_hash;
+    unreadable has path, reason."""
+    table = pd.DataFrame(rows, columns=["path", "size", "mtime_ns", "content_hash", "reason"])
     failed = table["reason"].notna()
     found = table.loc[~failed, ["path", "size", "mtime_ns", "content_hash"]].reset_index(drop=True)
     unreadable = table.loc[failed, ["path", "reason"]].reset_index(drop=True)
     return found.astype({"size": "int64", "mtime_ns": "int64"}), unreadable
+
+
+def fingerprint(
+    paths: list[str], known: pd.DataFrame | None = None, workers: int = 4
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hash files, reusing ``known`` hashes (columns path, size, mtime_ns, content_hash) when the file's
+    size and modification time are unchanged. recsys.distribute.fingerprint_distributed does the same on workers.
+
+    Returns ``(found, unreadable)``: found has path, size, mtime_ns, content_hash; unreadable has path, reason.
+    """
+    previous = known_files(known)
+    return fingerprint_frames(fingerprint_rows(paths, [previous.get(path) for path in paths], workers))

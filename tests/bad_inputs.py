@@ -119,6 +119,44 @@ def write_hostile_files(folder: Path) -> None:
     Image.new("RGB", (1, 1), (0, 0, 0)).save(folder / "dot.png")
 
 
+def files_to_fingerprint(folder: Path) -> tuple[list[str], pd.DataFrame, dict[str, str]]:
+    """Paths of every kind fingerprinting meets, with the rows an earlier build would know of them, and the
+    reason each unreadable one must get: (paths, known, reasons by file name).
+
+    Among the known rows: ``remembered.png`` unchanged under a wrong hash, which survives only if the file is not
+    read again, and ``changed.png`` whose modification time moved on, which must be hashed again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, name in enumerate(["a.png", "b.png", "remembered.png", "changed.png"]):
+        gradient(40 + seed, 30).save(folder / name)
+    (folder / "copy.png").write_bytes((folder / "a.png").read_bytes())
+    (folder / "dir.jpg").mkdir()
+    os.mkfifo(folder / "pipe.jpg")
+    (folder / "zero.jpg").symlink_to("/dev/zero")
+    (folder / "dangling.jpg").symlink_to(folder / "nowhere.jpg")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(folder / "socket.png"))
+    reasons = {
+        "gone.jpg": "file not found",
+        "dir.jpg": "is a directory",
+        "pipe.jpg": "not a regular file (named pipe)",
+        "zero.jpg": "not a regular file (character device)",
+        "dangling.jpg": "file not found",
+        "socket.png": "not a regular file (socket)",
+        "x" * 300 + ".jpg": "unreadable: File name too long",
+        "nul\0.jpg": "not a usable path: embedded null byte",
+    }
+    names = ["a.png", "gone.jpg", "copy.png", "dir.jpg", "remembered.png", "pipe.jpg", "b.png", "zero.jpg",
+             "changed.png", "dangling.jpg", "socket.png", "x" * 300 + ".jpg", "nul\0.jpg"]  # fmt: skip
+    remembered, changed = (folder / "remembered.png").stat(), (folder / "changed.png").stat()
+    known = pd.DataFrame({
+        "path": [str(folder / "remembered.png"), str(folder / "changed.png"), str(folder / "vanished.png")],
+        "size": [remembered.st_size, changed.st_size, 10],
+        "mtime_ns": [remembered.st_mtime_ns, changed.st_mtime_ns - 1_000_000_000, 1],
+        "content_hash": ["remembered, not read again", "stale", "vanished"],
+    })  # fmt: skip
+    return [str(folder / name) for name in names], known, reasons
+
+
 def _index_file(folder: Path, kind: str) -> Path:
     return folder / json.loads((folder / "index.json").read_text())["files"][kind]
 

@@ -68,15 +68,18 @@ def _remember(path: Path, versions: dict[str, bytes]) -> None:
 
 
 def _rewrite_after_fingerprint(monkeypatch: pytest.MonkeyPatch, rewrite: Callable[[], None]) -> None:
-    """Run ``rewrite`` once, between hashing the collection and embedding it."""
-    original = recsys.build.fingerprint
+    """Run ``rewrite`` once, between hashing the collection (here or on the workers) and embedding it."""
+    for name in ("fingerprint", "fingerprint_distributed"):
+        monkeypatch.setattr(recsys.build, name, _then(getattr(recsys.build, name), rewrite))
 
+
+def _then(original: Callable[..., Any], rewrite: Callable[[], None]) -> Callable[..., Any]:
     def then_rewrite(*args: Any, **kwargs: Any) -> Any:
         found = original(*args, **kwargs)
         rewrite()
         return found
 
-    monkeypatch.setattr(recsys.build, "fingerprint", then_rewrite)
+    return then_rewrite
 
 
 def _clean_vector(encoder: Encoder, data: bytes) -> np.ndarray:

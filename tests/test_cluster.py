@@ -1,8 +1,8 @@
 """build-index --cluster against a real Dask scheduler and workers, started as a user starts them.
 
-The vectors, ids, metadata and skipped files of a cluster build equal those of the single-process build, also
-when a worker is killed in the middle of the build; a driver killed mid-build leaves finished shards in the
-cache and a re-run embeds only the rest.
+The vectors, ids, metadata and skipped files of a cluster build equal those of the single-process build, with
+every file hashed on the workers, also when a worker is killed in the middle of the build; a driver killed
+mid-build leaves finished shards in the cache and a re-run embeds only the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import pytest
 from index.store import load_index
 from recsys.build import build_index
 from recsys.settings import Settings
+from tests.bad_inputs import files_to_fingerprint
 
 distributed = pytest.importorskip("distributed", reason="Dask is the 'cluster' extra: pip install -e '.[cluster]'")
 
@@ -133,6 +134,11 @@ def cached_vectors(cache: Path) -> int:
         return 0
 
 
+def embedding_on(client: distributed.Client, worker: str) -> bool:
+    """Whether ``worker`` holds a shard to embed now (its hashing shards take milliseconds, too short to aim at)."""
+    return any("encoder:" in str(key) for key in client.processing(workers=[worker]).get(worker, ()))
+
+
 def test_a_plain_build_never_imports_dask() -> None:
     code = ("import sys, cli, recsys.build; "
             "sys.exit(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
@@ -196,6 +202,41 @@ def test_cluster_build_equals_single_process(tmp_path, covers, reference, schedu
     assert_same_index(tmp_path / "index", reference[0])
 
 
+def test_workers_fingerprint_as_one_process_does(tmp_path, scheduler) -> None:
+    """Real workers hash every kind of path as recsys.ingest.fingerprint does, frames equal column for column and
+    in input order; a known unchanged file keeps its known (wrong) hash, so the workers did not read it again."""
+    from recsys.dask_cluster import open_distributor
+    from recsys.distribute import fingerprint_distributed
+    from recsys.ingest import fingerprint
+
+    paths, known, reasons = files_to_fingerprint(tmp_path / "files")
+    with open_distributor(scheduler[0]) as distributor:
+        distributed = fingerprint_distributed(paths, distributor, known, files_per_shard=2, progress=False)
+    for got, expected in zip(distributed, fingerprint(paths, known=known), strict=True):
+        pd.testing.assert_frame_equal(got, expected)
+    assert "remembered, not read again" in set(distributed[0]["content_hash"])
+    assert sorted(distributed[1]["reason"]) == sorted(reasons.values())
+
+
+def test_cluster_build_fingerprints_nothing_on_the_driver(tmp_path, covers, reference, scheduler, monkeypatch) -> None:
+    """The driver's per-file rule fails here, so every file of this build is stat'ed and hashed on the workers;
+    the index holds the same hashes, ids and skipped files as the single-process build."""
+    import recsys.ingest
+    from recsys.dask_cluster import open_distributor
+
+    def on_the_driver(path: str, old: object) -> None:
+        raise AssertionError(f"the driver fingerprinted {path}")
+
+    monkeypatch.setattr(recsys.ingest, "fingerprint_file", on_the_driver)
+    shutil.copytree(reference[1], tmp_path / "cache")  # every vector cached: the hashing is what is tested here
+    settings = Settings(cache_dir=tmp_path / "cache", progress=False)
+    with open_distributor(scheduler[0]) as distributor:
+        summary = build_index(tmp_path / "index", covers=covers, encoder="efficientnet-lite0", settings=settings,
+                              distributor=distributor, files_per_shard=8)  # fmt: skip
+    assert summary.embedded == 0 and summary.skipped == 2
+    assert_same_index(tmp_path / "index", reference[0])
+
+
 def test_worker_killed_mid_build_changes_nothing(tmp_path, covers, reference, scheduler) -> None:
     address, _ = scheduler
     cache = fresh_cache(tmp_path / "cache", reference[1])
@@ -207,10 +248,10 @@ def test_worker_killed_mid_build_changes_nothing(tmp_path, covers, reference, sc
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         try:
             deadline = time.monotonic() + 240
-            while not client.processing(workers=[victim]).get(victim) and time.monotonic() < deadline:
-                assert build.poll() is None, "the build ended before the worker had a shard"
+            while not (busy := embedding_on(client, victim)) and time.monotonic() < deadline:
+                assert build.poll() is None, "the build ended before the worker had a shard to embed"
                 time.sleep(0.01)
-            assert client.processing(workers=[victim]).get(victim), "the worker never got a shard"
+            assert busy, "the worker never got a shard to embed"
             os.kill(victim_pid, signal.SIGKILL)  # its nanny starts a fresh worker
             stdout, stderr = build.communicate(timeout=300)
         finally:

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
+from recsys.distribute import fingerprint_distributed
 from recsys.ingest import CollectionError, content_hash, fingerprint, read_collection, read_manifest, scan_folder
+from tests.bad_inputs import files_to_fingerprint
 from tests.conftest import make_cover
 
 
@@ -91,3 +95,38 @@ def test_fingerprint_reuses_known_hashes_only_while_size_and_mtime_match(tmp_pat
     os.utime(a, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     found, _ = fingerprint([str(a)], known=known)
     assert found.loc[0, "content_hash"] == content_hash(a)
+
+
+class ShardsBackwards:
+    """A ``Distributor`` that runs every shard here, last shard first: results that arrive out of input order."""
+
+    def worker_count(self) -> int:
+        return 3
+
+    def map_shards(self, task: Callable[[Any, Any], Any], resident: Any, shards: Sequence[Any]) -> Iterator:
+        value = resident.build()
+        for shard in reversed(shards):
+            yield shard, task(value, shard)
+
+
+def test_fingerprint_reports_every_kind_of_path_and_reuses_only_unchanged_known_rows(tmp_path: Path) -> None:
+    paths, known, reasons = files_to_fingerprint(tmp_path / "covers")
+    found, unreadable = fingerprint(paths, known=known)
+    assert dict(zip(unreadable["path"].map(lambda p: Path(p).name), unreadable["reason"])) == reasons
+    hashes = dict(zip(found["path"].map(lambda p: Path(p).name), found["content_hash"]))
+    assert hashes["remembered.png"] == "remembered, not read again"
+    assert hashes["changed.png"] == content_hash(tmp_path / "covers" / "changed.png")
+    assert hashes["copy.png"] == hashes["a.png"] == content_hash(tmp_path / "covers" / "a.png")
+
+
+@pytest.mark.parametrize("files_per_shard", [1, 4, None])
+def test_distributed_fingerprint_equals_the_local_one_in_input_order(tmp_path: Path, files_per_shard: int) -> None:
+    paths, known, _ = files_to_fingerprint(tmp_path / "covers")
+    distributed = fingerprint_distributed(paths, ShardsBackwards(), known, files_per_shard, progress=False)
+    for got, expected in zip(distributed, fingerprint(paths, known=known), strict=True):
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_distributed_fingerprint_of_nothing_is_empty_frames() -> None:
+    for got, expected in zip(fingerprint_distributed([], ShardsBackwards(), progress=False), fingerprint([])):
+        pd.testing.assert_frame_equal(got, expected)
