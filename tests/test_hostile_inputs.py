@@ -191,7 +191,8 @@ def test_manifest_columns_of_any_name_stay_apart_from_sleeves_fields(built, tmp_
     manifest.write_text("\n".join([header, *rows]) + "\n")
     index = tmp_path / "index"
     build = CliRunner().invoke(main, ["build-index", "--manifest", str(manifest), "--index", str(index), "--cache",
-                                      str(cache), "--workers", "0", "--no-progress", "--json"])
+                                      str(cache), "--model", "efficientnet-lite0", "--workers", "0", "--no-progress",
+                                      "--json"])
     assert build.exit_code == 0, build.output
     summary = json.loads(build.stdout)
     assert (summary["covers"], summary["skipped"]) == (4, 2)
@@ -281,7 +282,7 @@ def test_a_damaged_onnx_export_is_set_aside_and_made_again(
     covers, index, cache = built
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
-    (export,) = (copy / "onnx").glob("*.onnx")
+    (export,) = (copy / "onnx").glob("efficientnet-lite0_*.onnx")  # the index's model; other tests add others
     export.write_bytes(export.read_bytes()[:5000])
     query = ["recommend", "--index", str(index), "--cache", str(copy), "--cover", str(covers / "rock" / "rock-1.png")]
     with caplog.at_level(logging.WARNING):
