@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -317,6 +318,29 @@ def measure_queries(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def planted_queries(labels: np.ndarray, limit: int | None) -> np.ndarray:
+    """The planted rows (a label) that rank the collection in a precision run: all, or a fixed sample of
+    ``limit``."""
+    planted = np.flatnonzero(labels != "")
+    if limit is not None and limit < len(planted):
+        planted = np.sort(np.random.default_rng(11).choice(planted, limit, replace=False))
+    return planted
+
+
+def planted_hits(labels: np.ndarray, hashes: np.ndarray, rows: np.ndarray,
+                 rank: Callable[[int, np.ndarray], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Same-label precision@10 of each query ``row`` for each ranking ``rank(row, others)`` returns (name ->
+    one score per cover of ``others``: every cover whose content is not the query's), as bench/hybrid.py
+    counts it. One array per name, one value per query."""
+    hits: dict[str, list[float]] = {}
+    for row in rows:
+        others = np.flatnonzero(hashes != hashes[row])
+        for name, scores in rank(int(row), others).items():
+            top = others[np.argsort(-scores, kind="stable")[:K]]
+            hits.setdefault(name, []).append(float(np.mean(labels[top] == labels[row])))
+    return {name: np.array(values) for name, values in hits.items()}
+
+
 def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int | None,
               with_both: bool = True) -> dict[str, float]:
     """Same-artist precision@10 of the planted covers by words and (``with_both``) by both, as bench/hybrid.py
@@ -325,24 +349,20 @@ def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int
     embeddings = recommender.index.embeddings
     hashes = recommender.index.metadata["content_hash"].to_numpy()
     model, graph = recommender._text_model, recommender._graph
-    planted = np.flatnonzero(labels != "")
-    if limit is not None and limit < len(planted):
-        planted = np.sort(np.random.default_rng(11).choice(planted, limit, replace=False))
-    hits: dict[str, list[float]] = {"words": [], "both": []}
-    started = time.perf_counter()
-    for row in planted:
-        others = np.flatnonzero(hashes != hashes[row])
+    planted = planted_queries(labels, limit)
+
+    def rank(row: int, others: np.ndarray) -> dict[str, np.ndarray]:
         if with_both:
             both, _, words = hybrid.both_scores(
                 embeddings, model, texts, others, np.asarray(embeddings[row]), texts[row], graph=graph
             )
-            ranked = {"words": words, "both": both}
-        else:  # both_scores' words, alone: every cover's score is its own row's, so score all and take others
-            query = textsearch.vectorise_queries(model, [texts[row]])
-            ranked = {"words": textsearch.words_similarities(model, query)[others, 0]}
-        for name, scores in ranked.items():
-            top = others[np.argsort(-scores, kind="stable")[:K]]
-            hits[name].append(float(np.mean(labels[top] == labels[row])))
+            return {"words": words, "both": both}
+        # both_scores' words, alone: every cover's score is its own row's, so score all and take others
+        query = textsearch.vectorise_queries(model, [texts[row]])
+        return {"words": textsearch.words_similarities(model, query)[others, 0]}
+
+    started = time.perf_counter()
+    hits = planted_hits(labels, hashes, planted, rank)
     return {
         "precision_queries": len(planted),
         "precision_words": float(np.mean(hits["words"])),
