@@ -13,6 +13,9 @@ collection_scale's precision does):
 
 Precision@10 is collection_scale's (planted_hits), split by the artists of half A and half B as
 bench/hybrid.py splits them (sorted labels, every other one), and by whether the query prints any text.
+``--set NAME=VALUE`` overrides a recsys.hybrid constant (words floor, feedback, spreading) for one run, to
+measure a change before making it. The neighbour graph is the stored one: a constant the graph was built with
+changes the queries' side only.
 
     python bench/both_stages.py --index /tmp/bothscale/sleeve-scale-10000-*/index
     python bench/both_stages.py --index /tmp/s21/artist-idx          # no distractors
@@ -43,15 +46,21 @@ def stage_ranker(embeddings: np.ndarray, model: textsearch.TextModel, texts: lis
 
     def rank(row: int, others: np.ndarray) -> dict[str, np.ndarray]:
         vector, text = np.asarray(embeddings[row]), texts[row]
-        fusion, look, words = hybrid.both_scores(embeddings, model, texts, others, vector, text, rounds=0)
+
+        def both(rounds: int, with_graph: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            # the module's constants read now, so that --set reaches the defaults bound at definition too
+            return hybrid.both_scores(embeddings, model, texts, others, vector, text,
+                                      neighbours=hybrid.FEEDBACK_NEIGHBOURS, rounds=rounds,
+                                      graph=graph if with_graph else None, spread=hybrid.SPREAD)
+
+        fusion, look, words = both(0, False)
         return {
             "words": words,
             "look": look,
             "fusion": fusion,
-            "fusion + feedback": hybrid.both_scores(embeddings, model, texts, others, vector, text)[0],
-            "fusion + spread": hybrid.both_scores(embeddings, model, texts, others, vector, text, rounds=0,
-                                                  graph=graph)[0],
-            "both": hybrid.both_scores(embeddings, model, texts, others, vector, text, graph=graph)[0],
+            "fusion + feedback": both(hybrid.FEEDBACK_ROUNDS, False)[0],
+            "fusion + spread": both(0, True)[0],
+            "both": both(hybrid.FEEDBACK_ROUNDS, True)[0],
         }
 
     return rank
@@ -62,7 +71,14 @@ def main() -> None:
     parser.add_argument("--index", type=Path, required=True, help="index folder built with --read-text")
     parser.add_argument("--label", default="artist", help="metadata column a good neighbour shares ('' = none)")
     parser.add_argument("--queries", type=int, help="planted covers to rank (all by default)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a recsys.hybrid constant for this run (e.g. FEEDBACK_WEIGHT=0.5)")
     args = parser.parse_args()
+    for setting in args.set:
+        name, value = setting.split("=", 1)
+        if not hasattr(hybrid, name):
+            raise SystemExit(f"recsys.hybrid has no constant {name}")
+        setattr(hybrid, name, type(getattr(hybrid, name))(value))
 
     from recsys.recommend import Recommender
 
@@ -82,7 +98,8 @@ def main() -> None:
     half_a = np.isin(labels[rows], np.unique(labels[labels != ""])[::2])
     has_text = np.array([bool(textsearch.normalise(texts[row])) for row in rows])
     print(f"# same-{args.label} precision@10 of {len(rows)} planted covers among {len(texts):,} covers of "
-          f"{args.index}; {machine_line(machine)}; load average {machine['load_average_1m']} at start")
+          f"{args.index}; {machine_line(machine)}; load average {machine['load_average_1m']} at start"
+          + (f"; set {', '.join(args.set)}" if args.set else ""))
     print(f"| stage | all | half A ({half_a.sum()}) / half B ({(~half_a).sum()}) | with text ({has_text.sum()}) / "
           f"without ({(~has_text).sum()}) |")
     print("|---|---:|---:|---:|")
