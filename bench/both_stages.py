@@ -11,8 +11,9 @@ collection_scale's precision does):
 - ``fusion + spread``: the spreading over the index's stored neighbour graph, no feedback;
 - ``both``: feedback, then spreading (what ``recommend --by both`` ranks by).
 
-Precision@10 is collection_scale's (planted_hits), split by the artists of half A and half B as
-bench/hybrid.py splits them (sorted labels, every other one), and by whether the query prints any text.
+Precision@10 is collection_scale's (planted_tops, same_label), split by the artists of half A and half B as
+bench/hybrid.py splits them (sorted labels, every other one), and by whether the query prints any text; beside it, what the
+other places of the top 10 hold: distractors (no label) or other artists' covers.
 ``--set NAME=VALUE`` overrides a recsys.hybrid constant (words floor, feedback, spreading) for one run, to
 measure a change before making it. The neighbour graph is the stored one: a constant the graph was built with
 changes the queries' side only.
@@ -33,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.collection_scale import planted_hits, planted_queries  # noqa: E402
+from bench.collection_scale import planted_queries, planted_tops, same_label  # noqa: E402
 from bench.machine import describe_machine, machine_line  # noqa: E402
 from index.store import load_index, shown_name  # noqa: E402
 from recsys import hybrid, textsearch  # noqa: E402
@@ -42,7 +43,7 @@ Ranker = Callable[[int, np.ndarray], dict[str, np.ndarray]]
 
 
 def stage_ranker(embeddings: np.ndarray, model: textsearch.TextModel, texts: list[str], graph) -> Ranker:
-    """rank(row, others) for planted_hits: each stage's scores of the ``others`` for query cover ``row``."""
+    """rank(row, others) for planted_tops: each stage's scores of the ``others`` for query cover ``row``."""
 
     def rank(row: int, others: np.ndarray) -> dict[str, np.ndarray]:
         vector, text = np.asarray(embeddings[row]), texts[row]
@@ -92,7 +93,7 @@ def main() -> None:
     graph = recommender._graph
     rows = planted_queries(labels, args.queries)
     started = time.perf_counter()
-    hits = planted_hits(labels, hashes, rows, stage_ranker(embeddings, recommender._text_model, texts, graph))
+    tops = planted_tops(hashes, rows, stage_ranker(embeddings, recommender._text_model, texts, graph))
     seconds = time.perf_counter() - started
 
     half_a = np.isin(labels[rows], np.unique(labels[labels != ""])[::2])
@@ -101,11 +102,14 @@ def main() -> None:
           f"{args.index}; {machine_line(machine)}; load average {machine['load_average_1m']} at start"
           + (f"; set {', '.join(args.set)}" if args.set else ""))
     print(f"| stage | all | half A ({half_a.sum()}) / half B ({(~half_a).sum()}) | with text ({has_text.sum()}) / "
-          f"without ({(~has_text).sum()}) |")
-    print("|---|---:|---:|---:|")
-    for name, h in hits.items():
+          f"without ({(~has_text).sum()}) | top 10: distractors / other artists |")
+    print("|---|---:|---:|---:|---:|")
+    for name, top in tops.items():
+        h = same_label(labels, rows, top)
+        distractors = float(np.mean(labels[top] == ""))
         print(f"| {name} | {h.mean():.3f} | {h[half_a].mean():.3f} / {h[~half_a].mean():.3f} | "
-              f"{h[has_text].mean():.3f} / {h[~has_text].mean() if (~has_text).any() else float('nan'):.3f} |")
+              f"{h[has_text].mean():.3f} / {h[~has_text].mean() if (~has_text).any() else float('nan'):.3f} | "
+              f"{distractors:.3f} / {1 - h.mean() - distractors:.3f} |")
     print(f"\n{seconds:.0f} s for {len(rows)} queries; graph: "
           f"{'none' if graph is None else f'{graph.nnz // 2:,} mutual links'}")
 
