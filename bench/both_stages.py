@@ -12,8 +12,8 @@ collection_scale's precision does):
 - ``both``: feedback, then spreading (what ``recommend --by both`` ranks by).
 
 Precision@10 is collection_scale's (planted_tops, same_label), split by the artists of half A and half B as
-bench/hybrid.py splits them (sorted labels, every other one), and by whether the query prints any text; beside it, what the
-other places of the top 10 hold: distractors (no label) or other artists' covers.
+bench/hybrid.py splits them (sorted labels, every other one), and by whether the query prints any text;
+beside it, what the other places of the top 10 hold: distractors (no label) or other artists' covers.
 ``--set NAME=VALUE`` overrides a recsys.hybrid constant (words floor, feedback, spreading) for one run, to
 measure a change before making it. The neighbour graph is the stored one: a constant the graph was built with
 changes the queries' side only.
