@@ -5,6 +5,8 @@ The collection is synthetic except for 755 real covers planted in it:
 - distractor vectors: bench/search.py's Mixture (clustered like real embeddings), in the artist index's own
   dimension, reflected (one Householder reflection, which keeps every cosine among them) so that their mean
   direction is the real covers' mean direction: the planted covers are not set apart by look for free;
+  or, with ``--distractor-looks real``, the real vectors of ``--lines-index`` (resampled_looks: the Mixture's lie
+  apart from real covers of efficientnet-lite2-style, so that the look alone finds the planted ones);
 - distractor texts: real OCR lines (of ``--lines-index``'s stored texts), as many per cover as a real cover
   of that index prints (drawn from its covers' line counts, none included), each line drawn at random;
 - planted covers: every cover of ``--artist-index`` (755 of ../shared/artist-covers, built with --read-text)
@@ -48,6 +50,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -105,21 +108,48 @@ def reflect_onto(vectors: np.ndarray, source: np.ndarray, target: np.ndarray) ->
         chunk -= 2.0 * (chunk @ axis)[:, None] * axis[None, :]
 
 
-def collection(size: int, artist: Any, artist_texts: list[str], source_texts: list[str], seed: int = 0) -> tuple[
-    np.ndarray, pd.DataFrame, pd.DataFrame
-]:
+RESAMPLE_STEP = 0.3
+"""resampled_looks moves a real vector reused by this many times a step of the real covers' own spread."""
+
+
+def resampled_looks(source: np.ndarray, count: int, seed: int = 2) -> np.ndarray:
+    """``count`` unit vectors (float32) that look like the real covers ``source``: each source vector once, in
+    random order, while they last; then source vectors moved by RESAMPLE_STEP * (s_b - s_c) / sqrt(2), a step
+    whose covariance is RESAMPLE_STEP**2 times the real covers' own, so reused ones are no duplicates and stay
+    where real covers lie. The Mixture's vectors do not: with efficientnet-lite2-style, a planted cover's
+    cosine is 0.75 to another planted cover on average and 0.52 to a Mixture distractor, and none of its 10
+    nearest by look is one, so the look alone tells every planted cover from the distractors."""
+    rng = np.random.default_rng(seed)
+    source = np.asarray(source, dtype=np.float32)
+    first = min(count, len(source))
+    out = np.empty((count, source.shape[1]), dtype=np.float32)
+    out[:first] = source[rng.permutation(len(source))[:first]]
+    for start in range(first, count, 50_000):
+        stop = min(start + 50_000, count)
+        base, a = rng.integers(0, len(source), (2, stop - start))
+        b = (a + rng.integers(1, len(source), stop - start)) % len(source)  # never a itself: a step, always
+        moved = source[base] + RESAMPLE_STEP * (source[a] - source[b]) / np.sqrt(2.0)
+        out[start:stop] = moved / np.linalg.norm(moved, axis=1, keepdims=True)
+    return out
+
+
+def collection(size: int, artist: Any, artist_texts: list[str], source_texts: list[str], seed: int = 0,
+               source_vectors: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """(vectors, metadata with path/content_hash/genre/artist, texts as read_cover_texts returns them) of
-    ``size`` covers: the artist index's covers planted at random rows among synthetic ones."""
+    ``size`` covers: the artist index's covers planted at random rows among synthetic ones, whose vectors are
+    the Mixture's or, given real ``source_vectors``, resampled_looks of them."""
     planted = len(artist.metadata)
     if size < planted:
         raise SystemExit(f"--sizes must be at least the {planted} planted covers")
     rng = np.random.default_rng(seed)
     real = np.asarray(artist.embeddings, dtype=np.float32)
-    mixture = Mixture.fitted(real.shape[1])
-    vectors = mixture.sample(size, seed=1)
-    synthetic_mean = vectors.mean(axis=0)
-    real_mean = real.mean(axis=0)
-    reflect_onto(vectors, synthetic_mean / np.linalg.norm(synthetic_mean), real_mean / np.linalg.norm(real_mean))
+    if source_vectors is not None:
+        vectors = resampled_looks(source_vectors, size)
+    else:
+        vectors = Mixture.fitted(real.shape[1]).sample(size, seed=1)
+        synthetic_mean = vectors.mean(axis=0)
+        real_mean = real.mean(axis=0)
+        reflect_onto(vectors, synthetic_mean / np.linalg.norm(synthetic_mean), real_mean / np.linalg.norm(real_mean))
     rows = np.sort(rng.choice(size, planted, replace=False))
     vectors[rows] = real
 
@@ -317,6 +347,33 @@ def measure_queries(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def planted_queries(labels: np.ndarray, limit: int | None) -> np.ndarray:
+    """The planted rows (a label) that rank the collection in a precision run: all, or a fixed sample of
+    ``limit``."""
+    planted = np.flatnonzero(labels != "")
+    if limit is not None and limit < len(planted):
+        planted = np.sort(np.random.default_rng(11).choice(planted, limit, replace=False))
+    return planted
+
+
+def planted_tops(hashes: np.ndarray, rows: np.ndarray,
+                 rank: Callable[[int, np.ndarray], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The 10 best covers of each query ``row`` for each ranking ``rank(row, others)`` returns (name -> one
+    score per cover of ``others``: every cover whose content is not the query's), as bench/hybrid.py ranks
+    them. One (queries, 10) array of rows per name."""
+    tops: dict[str, list[np.ndarray]] = {}
+    for row in rows:
+        others = np.flatnonzero(hashes != hashes[row])
+        for name, scores in rank(int(row), others).items():
+            tops.setdefault(name, []).append(others[np.argsort(-scores, kind="stable")[:K]])
+    return {name: np.array(found) for name, found in tops.items()}
+
+
+def same_label(labels: np.ndarray, rows: np.ndarray, tops: np.ndarray) -> np.ndarray:
+    """Precision@10 of each query ``rows[i]``: the share of its ``tops[i]`` that carry its label."""
+    return np.mean(labels[tops] == labels[rows][:, None], axis=1)
+
+
 def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int | None,
               with_both: bool = True) -> dict[str, float]:
     """Same-artist precision@10 of the planted covers by words and (``with_both``) by both, as bench/hybrid.py
@@ -325,28 +382,23 @@ def precision(recommender: Any, labels: np.ndarray, texts: list[str], limit: int
     embeddings = recommender.index.embeddings
     hashes = recommender.index.metadata["content_hash"].to_numpy()
     model, graph = recommender._text_model, recommender._graph
-    planted = np.flatnonzero(labels != "")
-    if limit is not None and limit < len(planted):
-        planted = np.sort(np.random.default_rng(11).choice(planted, limit, replace=False))
-    hits: dict[str, list[float]] = {"words": [], "both": []}
-    started = time.perf_counter()
-    for row in planted:
-        others = np.flatnonzero(hashes != hashes[row])
+    planted = planted_queries(labels, limit)
+
+    def rank(row: int, others: np.ndarray) -> dict[str, np.ndarray]:
         if with_both:
             both, _, words = hybrid.both_scores(
                 embeddings, model, texts, others, np.asarray(embeddings[row]), texts[row], graph=graph
             )
-            ranked = {"words": words, "both": both}
-        else:  # both_scores' words, alone: every cover's score is its own row's, so score all and take others
-            query = textsearch.vectorise_queries(model, [texts[row]])
-            ranked = {"words": textsearch.words_similarities(model, query)[others, 0]}
-        for name, scores in ranked.items():
-            top = others[np.argsort(-scores, kind="stable")[:K]]
-            hits[name].append(float(np.mean(labels[top] == labels[row])))
+            return {"words": words, "both": both}
+        # both_scores' words, alone: every cover's score is its own row's, so score all and take others
+        query = textsearch.vectorise_queries(model, [texts[row]])
+        return {"words": textsearch.words_similarities(model, query)[others, 0]}
+
+    started = time.perf_counter()
+    tops = planted_tops(hashes, planted, rank)
     return {
         "precision_queries": len(planted),
-        "precision_words": float(np.mean(hits["words"])),
-        **({"precision_both": float(np.mean(hits["both"]))} if with_both else {}),
+        **{f"precision_{name}": float(same_label(labels, planted, top).mean()) for name, top in tops.items()},
         "precision_seconds": time.perf_counter() - started,
     }
 
@@ -361,11 +413,12 @@ def folder_mb(folder: Path, pattern: str = "*") -> float:
 
 
 def bench_size(size: int, artist: Any, artist_texts: list[str], source_texts: list[str],
-               args: argparse.Namespace) -> dict[str, Any]:
+               args: argparse.Namespace, source_vectors: np.ndarray | None = None) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix=f"sleeve-scale-{size}-", dir=args.scratch))
     try:
         started = time.perf_counter()
-        vectors, metadata, texts = collection(size, artist, artist_texts, source_texts)
+        vectors, metadata, texts = collection(size, artist, artist_texts, source_texts,
+                                              source_vectors=source_vectors)
         np.save(scratch / "vectors.npy", vectors)
         del vectors
         metadata.to_parquet(scratch / "metadata.parquet", index=False)
@@ -457,6 +510,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=("both", "words"), default="both",
                         help="rank the planted covers by words and both (every cover's vector read per query), or "
                              "by words alone")
+    parser.add_argument("--distractor-looks", choices=("mixture", "real"), default="mixture",
+                        help="distractor vectors from bench/search.py's Mixture, or resampled from the real vectors "
+                             "of --lines-index (resampled_looks; same encoder as --artist-index)")
     parser.add_argument("--scratch", type=Path, help="where the index folders are built (a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the built folders")
     parser.add_argument("--json", type=Path, help="also write machine, arguments and rows here")
@@ -491,9 +547,16 @@ def main(argv: list[str] | None = None) -> None:
     source = stored_texts(args.lines_index)
     lines_from = args.lines_index if source else args.artist_index
     source = source or artist_texts
+    source_vectors = None
+    if args.distractor_looks == "real":
+        source_vectors = np.asarray(load_index(args.lines_index).embeddings)
+        if source_vectors.shape[1] != artist.info.dim:
+            raise SystemExit(f"{args.lines_index} holds {source_vectors.shape[1]}-d vectors, {args.artist_index} "
+                             f"{artist.info.dim}-d: --distractor-looks real needs the same encoder")
     print(f"planted: {len(artist_texts)} covers of {args.artist_index} ({artist.info.dim}-d, {artist.info.model_key}); "
           f"synthetic texts from the OCR lines of {len(source):,} covers of {lines_from}\n", flush=True)
-    rows = [bench_size(size, artist, artist_texts, source, args) for size in args.sizes]
+    print(f"distractor looks: {args.distractor_looks}\n", flush=True)
+    rows = [bench_size(size, artist, artist_texts, source, args, source_vectors) for size in args.sizes]
     finish(rows, machine, args)
 
 

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.collection_scale import STAGES, collection, parse_args, reflect_onto, run_stage, stages_to_run, text_lines
+from bench.collection_scale import (
+    STAGES, collection, parse_args, reflect_onto, resampled_looks, run_stage, stages_to_run, text_lines,
+)
 from index.store import load_index
 from recsys.encoders import ModelSpec
 
@@ -97,3 +99,27 @@ def test_index_type_must_be_one_build_index_offers():
     assert parse_args(["--index-type", "ivfpq"]).index_type == "ivfpq"
     with pytest.raises(SystemExit):
         parse_args(["--index-type", "lsh"])
+
+
+def test_real_looks_use_each_source_vector_once_then_stay_near_them():
+    rng = np.random.default_rng(3)
+    source = rng.standard_normal((30, 8)).astype(np.float32) + 1.5
+    source /= np.linalg.norm(source, axis=1, keepdims=True)
+    looks = resampled_looks(source, 100)
+    assert looks.shape == (100, 8)
+    np.testing.assert_allclose(np.linalg.norm(looks, axis=1), 1.0, atol=1e-5)
+    first = np.sort(looks[:30], axis=0)  # the sources themselves, in another order
+    np.testing.assert_allclose(first, np.sort(source, axis=0), atol=1e-6)
+    nearest = (looks[30:] @ source.T).max(axis=1)
+    assert (nearest < 1.0 - 1e-4).all()  # moved: no duplicate of a source
+    assert nearest.min() > 0.8
+
+
+def test_collection_plants_real_covers_among_real_looks():
+    artist = fake_artist_index()
+    source = np.random.default_rng(4).standard_normal((20, 16)).astype(np.float32)
+    source /= np.linalg.norm(source, axis=1, keepdims=True)
+    vectors, metadata, _ = collection(40, artist, ["x"] * 6, ["a\nb"], source_vectors=source)
+    planted = metadata["artist"].to_numpy() != ""
+    np.testing.assert_allclose(vectors[planted], artist.embeddings)
+    assert np.isclose(vectors[~planted] @ source.T, 1.0, atol=1e-5).any(axis=1).sum() >= 14
