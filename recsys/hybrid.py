@@ -53,13 +53,16 @@ SPREAD_SEEDS = 0
 """How many of the best candidates seed the spreading (the rest seed 0); 0 seeds every candidate with a
 positive score. Kept at 0: 10, 20, 50 and 100 seeds lost at 10,000 covers or gained nothing at 30,000 (N = 10
 gained at 30k, lost 0.010 at 10k; docs/scale.md, bench/both_stages.py --variant)."""
-SPREAD_FOCUS = 0.0
-SPREAD_POOL = 50
-"""A spreading strength that follows the candidates: the top 10's share of the positive scores of the
-SPREAD_POOL best (1 when the best stand apart, 0.2 when 50 tie) over SPREAD_FOCUS, at most 1, scales SPREAD.
-0 keeps SPREAD whatever the candidates. Kept at 0: 0.5 (chosen on half A) gained 0.037 / 0.010 on halves A / B
-at 30,000 covers but lost 0.009 on half B at 10,000; no threshold or pool (20, 50, 100) kept half B at 10k
-(docs/scale.md, bench/both_stages.py --variant)."""
+SPREAD_FOCUS = 0.22
+SPREAD_POOL = 100
+"""A spreading strength that follows the candidates: SPREAD is scaled by min(1, s / SPREAD_FOCUS), s the top
+10's share of the positive scores of the SPREAD_POOL best (1 when the best stand apart, 0.1 when 100 tie), so that
+a query whose best are a crowd of near-ties (distractors, in a large collection) spreads less; 0 keeps SPREAD
+whatever the candidates. Chosen on the planted artist covers (bench/both_stages.py --variant, docs/scale.md):
+pools of 20, 50 and 100 and thresholds 0.2 to 0.8, kept only where 10,000 covers with real-look distractors stay
+at least at today's on both halves (0.3 and above with pool 50 lost up to 0.009 on half B there, 0.25 with pool
+100 lost 0.003); 0.22 beat 0.2 on half A at 30,000 covers (0.418 against 0.413, 0.406 with a constant SPREAD),
+half B confirmed it there (0.487 against 0.483) and with no distractors (0.661, unchanged)."""
 SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 LOOK_CANDIDATES = 50

@@ -880,3 +880,5 @@ def test_the_spreading_weakens_when_the_best_candidates_do_not_stand_apart() -> 
     weak = hybrid.spread_from(whole, np.arange(63), with_tie, 63, keep=0.5, focus_at=0.5)[:3]
     same = hybrid.spread_from(whole, np.arange(63), with_tie, 63, keep=0.5, focus_at=0.0)[:3]
     assert np.allclose(same, strong) and weak[2] < strong[2] / 2
+    default = hybrid.spread_from(whole, np.arange(63), with_tie, 63, keep=0.5)[:3]
+    assert weak[2] < default[2] < same[2]  # the default spreads less among ties too, not as little as 0.5
