@@ -20,6 +20,7 @@ changes the queries' side only.
 
     python bench/both_stages.py --index /tmp/bothscale/sleeve-scale-10000-*/index
     python bench/both_stages.py --index /tmp/s21/artist-idx          # no distractors
+    python bench/both_stages.py --index /tmp/s21/artist-idx --variant SPREAD_SEEDS=20 --variant SPREAD=0.5
 """
 
 from __future__ import annotations
@@ -42,8 +43,37 @@ from recsys import hybrid, textsearch  # noqa: E402
 Ranker = Callable[[int, np.ndarray], dict[str, np.ndarray]]
 
 
-def stage_ranker(embeddings: np.ndarray, model: textsearch.TextModel, texts: list[str], graph) -> Ranker:
-    """rank(row, others) for planted_tops: each stage's scores of the ``others`` for query cover ``row``."""
+def with_constants(settings: dict[str, str], work: Callable[[], np.ndarray]) -> np.ndarray:
+    """``work()`` with recsys.hybrid's constants set to ``settings`` (NAME -> VALUE) meanwhile."""
+    before = {name: getattr(hybrid, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            setattr(hybrid, name, type(before[name])(value))
+        return work()
+    finally:
+        for name, value in before.items():
+            setattr(hybrid, name, value)
+
+
+def stage_ranker(embeddings: np.ndarray, model: textsearch.TextModel, texts: list[str], graph,
+                 variants: list[str]) -> Ranker:
+    """rank(row, others) for planted_tops: each stage's scores of the ``others`` for query cover ``row``. With
+    ``variants`` (each "NAME=VALUE[,NAME=VALUE]"), only feedback, both and both's spreading under each variant's
+    constants, all from one feedback run: a spreading change costs no feedback rounds."""
+
+    def rank_variants(row: int, others: np.ndarray) -> dict[str, np.ndarray]:
+        fed = hybrid.both_scores(embeddings, model, texts, others, np.asarray(embeddings[row]), texts[row],
+                                 neighbours=hybrid.FEEDBACK_NEIGHBOURS, rounds=hybrid.FEEDBACK_ROUNDS)[0]
+
+        def spread() -> np.ndarray:
+            return hybrid.spread_from(graph, others, fed, len(texts), hybrid.SPREAD, hybrid.SPREAD_SEEDS,
+                                      hybrid.SPREAD_FOCUS)
+
+        found = {"fusion + feedback": fed, "both": spread()}
+        for variant in variants:
+            settings = dict(setting.split("=", 1) for setting in variant.split(","))
+            found[f"both, {variant}"] = with_constants(settings, spread)
+        return found
 
     def rank(row: int, others: np.ndarray) -> dict[str, np.ndarray]:
         vector, text = np.asarray(embeddings[row]), texts[row]
@@ -64,7 +94,7 @@ def stage_ranker(embeddings: np.ndarray, model: textsearch.TextModel, texts: lis
             "both": both(hybrid.FEEDBACK_ROUNDS, True)[0],
         }
 
-    return rank
+    return rank_variants if variants else rank
 
 
 def main() -> None:
@@ -74,6 +104,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, help="planted covers to rank (all by default)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a recsys.hybrid constant for this run (e.g. FEEDBACK_WEIGHT=0.5)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=VALUE[,NAME=VALUE]",
+                        help="also rank by both with these recsys.hybrid spreading constants, from the same "
+                             "feedback (repeatable); then only feedback, both and the variants are ranked")
     args = parser.parse_args()
     for setting in args.set:
         name, value = setting.split("=", 1)
@@ -93,7 +126,7 @@ def main() -> None:
     graph = recommender._graph
     rows = planted_queries(labels, args.queries)
     started = time.perf_counter()
-    tops = planted_tops(hashes, rows, stage_ranker(embeddings, recommender._text_model, texts, graph))
+    tops = planted_tops(hashes, rows, stage_ranker(embeddings, recommender._text_model, texts, graph, args.variant))
     seconds = time.perf_counter() - started
 
     half_a = np.isin(labels[rows], np.unique(labels[labels != ""])[::2])

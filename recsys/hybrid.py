@@ -49,6 +49,20 @@ SPREAD = 0.8
 a cover keeps SPREAD of what its neighbours score at each step of the spreading. Chosen on half A of the
 artists among 5, 10, 15 and 20 neighbours and 0.5 to 0.95 (10 and 15 tied at 0.8 there; the smaller graph
 kept), then confirmed on half B and on same-genre precision (bench/hybrid.py, docs/words.md)."""
+SPREAD_SEEDS = 0
+"""How many of the best candidates seed the spreading (the rest seed 0); 0 seeds every candidate with a
+positive score. Kept at 0: 10, 20, 50 and 100 seeds lost at 10,000 covers or gained nothing at 30,000 (N = 10
+gained at 30k, lost 0.010 at 10k; docs/scale.md, bench/both_stages.py --variant)."""
+SPREAD_FOCUS = 0.22
+SPREAD_POOL = 100
+"""A spreading strength that follows the candidates: SPREAD is scaled by min(1, s / SPREAD_FOCUS), s the top
+10's share of the positive scores of the SPREAD_POOL best (1 when the best stand apart, 0.1 when 100 tie), so that
+a query whose best are a crowd of near-ties (distractors, in a large collection) spreads less; 0 keeps SPREAD
+whatever the candidates. Chosen on the planted artist covers (bench/both_stages.py --variant, docs/scale.md):
+pools of 20, 50 and 100 and thresholds 0.2 to 0.8, kept only where 10,000 covers with real-look distractors stay
+at least at today's on both halves (0.3 and above with pool 50 lost up to 0.009 on half B there, 0.25 with pool
+100 lost 0.003); 0.22 beat 0.2 on half A at 30,000 covers (0.418 against 0.413, 0.406 with a constant SPREAD),
+half B confirmed it there (0.487 against 0.483) and with no distractors (0.661, unchanged)."""
 SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 LOOK_CANDIDATES = 50
@@ -293,13 +307,40 @@ def both_scores(
     fused, look, words, _ = _feedback(embeddings, model, texts, candidates, query_vector, query_text,
                                       neighbours, rounds, collection)
     if graph is not None and spread > 0:
-        if collection is None:
-            seeds = np.zeros(len(texts))
-            seeds[candidates] = np.maximum(fused, 0.0)
-            fused = spread_over(graph, seeds, spread)[candidates]
-        else:
-            fused = spread_over(subgraph(graph, candidates), np.maximum(fused, 0.0), spread)
+        fused = spread_from(graph, candidates, fused, len(texts), spread, exact=collection is None)
     return fused, look, words
+
+
+def spread_from(graph: sparse.csr_matrix, candidates: np.ndarray, fused: np.ndarray, covers: int,
+                keep: float = SPREAD, seeds: int = SPREAD_SEEDS, focus_at: float = SPREAD_FOCUS,
+                exact: bool = True) -> np.ndarray:
+    """The ``candidates``' ``fused`` scores spread over the neighbour ``graph`` of ``covers`` covers, seeded
+    by the ``seeds`` best (all positive ones when 0), with ``keep`` scaled by focus(fused, ``focus_at``): over the
+    whole graph when ``exact``, else over its links among the candidates only. One value per candidate."""
+    start = seed_scores(fused, seeds)
+    keep = keep * focus(fused, focus_at)
+    if not exact:
+        return spread_over(subgraph(graph, candidates), start, keep)
+    whole = np.zeros(covers)
+    whole[candidates] = start
+    return spread_over(graph, whole, keep)[candidates]
+
+
+def focus(fused: np.ndarray, threshold: float) -> float:
+    """How much of SPREAD the spreading keeps: the top 10's share of the SPREAD_POOL best positive ``fused``
+    scores over ``threshold``, at most 1 (1 when ``threshold`` is 0 or no score is positive)."""
+    pool = np.sort(np.maximum(fused, 0.0))[::-1][:SPREAD_POOL]
+    if threshold <= 0 or pool.sum() <= 0:
+        return 1.0
+    return min(1.0, float(pool[:10].sum() / pool.sum()) / threshold)
+
+
+def seed_scores(fused: np.ndarray, seeds: int) -> np.ndarray:
+    """The spreading's seeds: the positive ``fused`` scores of the ``seeds`` best (every one when 0), else 0."""
+    start = np.maximum(fused, 0.0)
+    if 0 < seeds < len(fused):
+        start[np.argsort(-fused, kind="stable")[seeds:]] = 0.0
+    return start
 
 
 def feedback_rows(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from index.store import read_info
 from recsys import hybrid, textsearch
@@ -857,3 +858,27 @@ def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(tex
     assert len(rows) == 3  # the header and two checkouts
     for row in rows[1:]:
         assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"
+
+
+def test_the_spreading_seeds_only_the_best_candidates_when_told() -> None:
+    fused = np.array([3.0, -1.0, 2.0, 0.5, 1.0])
+    assert np.array_equal(hybrid.seed_scores(fused, 0), [3.0, 0.0, 2.0, 0.5, 1.0])  # every positive one
+    assert np.array_equal(hybrid.seed_scores(fused, 2), [3.0, 0.0, 2.0, 0.0, 0.0])  # the two best only
+
+
+def test_the_spreading_weakens_when_the_best_candidates_do_not_stand_apart() -> None:
+    apart = np.r_[np.full(10, 5.0), np.full(40, 0.1), np.zeros(50)]  # top 10 hold 0.93 of the best 50's score
+    tied = np.r_[np.full(50, 1.0), np.zeros(50)]  # top 10 hold 0.2
+    assert hybrid.focus(apart, 0.5) == 1.0 and hybrid.focus(tied, 0.0) == 1.0
+    assert hybrid.focus(tied, 0.5) == pytest.approx(0.4)
+    # a path of three covers: the spreading lifts the unseeded end less when the seeds tie
+    graph = sparse.csr_matrix(np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=np.float64))
+    fused = np.array([1.0, 0.0, 0.0])
+    strong = hybrid.spread_from(graph, np.arange(3), fused, 3, keep=0.5)
+    with_tie = np.r_[fused, np.ones(60)]  # 60 more covers as good as the first: no focus
+    whole = sparse.block_diag([graph, sparse.csr_matrix((60, 60))]).tocsr()
+    weak = hybrid.spread_from(whole, np.arange(63), with_tie, 63, keep=0.5, focus_at=0.5)[:3]
+    same = hybrid.spread_from(whole, np.arange(63), with_tie, 63, keep=0.5, focus_at=0.0)[:3]
+    assert np.allclose(same, strong) and weak[2] < strong[2] / 2
+    default = hybrid.spread_from(whole, np.arange(63), with_tie, 63, keep=0.5)[:3]
+    assert weak[2] < default[2] < same[2]  # the default spreads less among ties too, not as little as 0.5
