@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from index.faiss_index import build_faiss_index
+from index.store import IndexFormatError
 
 # name -> reason fragment expected in the skip report
 BAD_FILES = {
@@ -155,6 +156,16 @@ def files_to_fingerprint(folder: Path) -> tuple[list[str], pd.DataFrame, dict[st
         "content_hash": ["remembered, not read again", "stale", "vanished"],
     })  # fmt: skip
     return [str(folder / name) for name in names], known, reasons
+
+
+@contextlib.contextmanager
+def raises_repair_error(file_prefix: str) -> Iterator[None]:
+    """The block must raise IndexFormatError in one line that names the damaged ``file_prefix`` file and says
+    to build again with --rebuild."""
+    with pytest.raises(IndexFormatError) as caught:
+        yield
+    message = str(caught.value)
+    assert "\n" not in message and file_prefix in message and "--rebuild" in message, message
 
 
 def _index_file(folder: Path, kind: str) -> Path:

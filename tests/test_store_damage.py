@@ -15,7 +15,7 @@ import pytest
 from index import store
 from index.faiss_index import build_faiss_index
 from index.store import IndexBusyError, IndexFormatError, load_index, write_index, writer_lock
-from tests.bad_inputs import INDEX_DAMAGES, faiss_file_on_a_full_disk, rewrite_npz
+from tests.bad_inputs import INDEX_DAMAGES, faiss_file_on_a_full_disk, raises_repair_error, rewrite_npz
 
 DIM = 8
 
@@ -60,10 +60,8 @@ def test_a_damaged_neighbour_graph_gives_one_error_and_a_sound_one_loads(tmp_pat
     info = _write(tmp_path, 6, neighbours=links)
     pd.testing.assert_frame_equal(load_index(tmp_path).neighbours, links)
     _GRAPH_DAMAGES[damage](tmp_path / info.files["neighbours"])
-    with pytest.raises(IndexFormatError) as caught:
+    with raises_repair_error("neighbours-"):
         load_index(tmp_path)
-    message = str(caught.value)
-    assert "\n" not in message and "neighbours-" in message and "--rebuild" in message, message
 
 
 def _words_arrays(count: int) -> dict[str, np.ndarray]:
@@ -114,10 +112,8 @@ def test_a_words_file_may_say_when_its_model_was_fitted(tmp_path: Path) -> None:
 def test_a_damaged_words_model_gives_one_error_that_says_how_to_repair(tmp_path: Path, damage: str) -> None:
     info = _write(tmp_path, 6, words=_words_arrays(6))
     _WORDS_DAMAGES[damage](tmp_path / info.files["words"])
-    with pytest.raises(IndexFormatError) as caught:
+    with raises_repair_error("words-"):
         load_index(tmp_path)
-    message = str(caught.value)
-    assert "\n" not in message and "words-" in message and "--rebuild" in message, message
 
 
 def test_a_format_1_folder_still_loads_with_its_manifest_columns_as_user_columns(tmp_path: Path) -> None:

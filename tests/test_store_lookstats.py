@@ -11,9 +11,9 @@ import pytest
 
 from index.faiss_index import build_faiss_index
 from index.lookstats import LookMoments, write_look_stats
-from index.store import IndexFormatError, IndexInfo, load_index, write_index
+from index.store import IndexInfo, load_index, write_index
 from recsys import hybrid
-from tests.bad_inputs import rewrite_npz
+from tests.bad_inputs import raises_repair_error, rewrite_npz
 
 DIM = 12
 
@@ -98,7 +98,5 @@ def test_damaged_look_statistics_give_one_error_that_says_how_to_repair(tmp_path
     vectors = _vectors(20)
     info = _write(tmp_path, vectors, hybrid.sampled_look_moments(vectors))
     _DAMAGES[damage](tmp_path / info.files["lookstats"])
-    with pytest.raises(IndexFormatError) as caught:
+    with raises_repair_error("lookstats-"):
         load_index(tmp_path)
-    message = str(caught.value)
-    assert "\n" not in message and "lookstats-" in message and "--rebuild" in message, message

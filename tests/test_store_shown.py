@@ -15,11 +15,11 @@ import pytest
 
 from index import store
 from index.faiss_index import build_faiss_index
-from index.store import IndexFormatError, IndexInfo, load_index, write_index
+from index.store import IndexInfo, load_index, write_index
 from recsys import textsearch
 from recsys.memory_index import index_vectors
 from recsys.recommend import Recommender
-from tests.bad_inputs import rewrite_shown, text_offsets_out_of_order
+from tests.bad_inputs import raises_repair_error, rewrite_shown, text_offsets_out_of_order
 
 COUNT = 50
 WORDS = ["PETER TOSH", "SEPULTURA", "Sonny Rollins", "Bush Doctor", "Roots", "Ça ira"]
@@ -150,10 +150,8 @@ _SHOWN_DAMAGES = {
 def test_a_damaged_shown_file_gives_one_error_that_says_how_to_repair(tmp_path: Path, damage: str) -> None:
     info = _write(tmp_path)
     _SHOWN_DAMAGES[damage](tmp_path / info.files["shown"])
-    with pytest.raises(IndexFormatError) as caught:
+    with raises_repair_error("shown-"):
         load_index(tmp_path)
-    message = str(caught.value)
-    assert "\n" not in message and "shown-" in message and "--rebuild" in message, message
 
 
 def test_text_that_is_not_utf8_is_one_error_when_its_row_is_shown(tmp_path: Path) -> None:
@@ -170,7 +168,5 @@ def test_text_that_is_not_utf8_is_one_error_when_its_row_is_shown(tmp_path: Path
     rewrite_shown(tmp_path / info.files["shown"], garble)
     loaded = load_index(tmp_path)
     assert loaded.table.rows(np.array([1, 2]), columns=["path"])["path"].tolist() == ["/c/1.jpg", "/c/2.jpg"]
-    with pytest.raises(IndexFormatError) as caught:
+    with raises_repair_error("shown-"):
         loaded.table.rows(np.array([2, 0]), columns=["path"])
-    message = str(caught.value)
-    assert "\n" not in message and "shown-" in message and "--rebuild" in message, message

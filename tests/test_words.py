@@ -598,16 +598,19 @@ def test_incremental_builds_keep_the_stored_model_until_the_collection_drifts(
     _same_scores(third._text_model, textsearch.fit_text_vectors(list(third.texts)), ["sepultura", "rollins"])
 
 
+def _bench_table_rows(script: str, *args: str) -> list[list[str]]:
+    """Run bench/``script`` with ``args`` to a successful end; the cells of each row of the table it prints."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+
+
 def test_the_incremental_bench_compares_updates_with_refits(text_index: Path) -> None:
     """bench/words_incremental.py runs on an index with text: one table row per update, its top-10 overlap and
     both precisions in [0, 1]."""
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "words_incremental.py"), "--index", str(text_index), "--label",
-         "artist", "--steps", "2", "--churn"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = _bench_table_rows("words_incremental.py", "--index", str(text_index), "--label", "artist", "--steps", "2",
+                             "--churn")
     assert len(rows) == 3  # the header and two updates
     for row in rows[1:]:
         overlap, precisions = float(row[3]), [float(p) for p in row[4].split("/")]
@@ -848,13 +851,8 @@ def test_an_index_without_look_statistics_computes_them_and_answers_the_same(
 def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(text_index: Path) -> None:
     """bench/warm_both.py with this checkout as the older one too: one table row per checkout, positive
     percentiles, and the same answers."""
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "warm_both.py"), "--index", str(text_index), "--before", str(REPO),
-         "--rounds", "1", "--queries", "2"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    rows = _bench_table_rows("warm_both.py", "--index", str(text_index), "--before", str(REPO), "--rounds", "1",
+                             "--queries", "2")
     assert len(rows) == 3  # the header and two checkouts
     for row in rows[1:]:
         assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"
