@@ -237,9 +237,16 @@ def _run_on_openvino(engine: Any, settings: ReaderSettings) -> None:
     engine.text_det.get_preprocess = lambda longest_side: _DetectorInput(preprocess_for(longest_side))
 
 
+@functools.cache
+def _wheel_version() -> str:
+    """RapidOCR's wheel version, looked up once per process: importlib.metadata scans sys.path, which Streamlit's
+    script threads modify while they run, so a lookup per query could miss the package (PackageNotFoundError)."""
+    return version("rapidocr-onnxruntime")
+
+
 def reader_key(min_score: float = MIN_SCORE, settings: ReaderSettings = OPENVINO) -> str:
     """The cache key of a reader's readings, known without loading its models (the wheel's version pins them)."""
-    key = f"rapidocr-onnxruntime-{version('rapidocr-onnxruntime')}:cls0:score{min_score:g}"
+    key = f"rapidocr-onnxruntime-{_wheel_version()}:cls0:score{min_score:g}"
     return key if settings.tag() == TODAY.tag() else f"{key}:{settings.tag()}"
 
 

@@ -173,6 +173,22 @@ def test_a_query_is_read_on_the_runtime_that_starts_first_and_a_collection_on_op
     assert settings_for(1, FAST) == FAST  # only exact readings have a second runtime that gives the same
 
 
+def test_a_reader_key_does_not_scan_installed_packages_per_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streamlit's script threads modify sys.path while they run; a package-metadata scan per query in another
+    session's thread could then miss RapidOCR's wheel (a PackageNotFoundError seen in the two-session app test)."""
+    from importlib.metadata import PackageNotFoundError
+
+    from recsys import ocr
+
+    first = ocr.reader_key()
+
+    def missing(name: str) -> str:
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(ocr, "version", missing)
+    assert ocr.reader_key() == first and ocr.reader_name(first) == "exact"
+
+
 def test_the_fast_reader_has_its_own_key_and_still_reads_printed_words(tmp_path: Path) -> None:
     from recsys.ocr import FAST, OPENVINO, reader_key, reader_name
     from recsys.ocr_readers import OCR_READERS

@@ -278,16 +278,21 @@ def test_two_sessions_at_once_share_one_loaded_index_and_see_their_own_results(
     originals = {genre: sorted((shared_subset / genre).iterdir())[6] for genre in ["country", "hip-hop"]}
     apps = {genre: start() for genre in originals}
     seen: dict[str, list[str]] = {}
+    failures: list[BaseException] = []
 
     def query(genre: str) -> None:
-        for _ in range(3):
-            seen[genre] = result_names(upload(apps[genre], f"{genre}.jpg", cover_bytes(originals[genre])))
+        try:
+            for _ in range(3):
+                seen[genre] = result_names(upload(apps[genre], f"{genre}.jpg", cover_bytes(originals[genre])))
+        except BaseException as failure:  # a thread's failure would otherwise only be printed
+            failures.append(failure)
 
     threads = [threading.Thread(target=query, args=(genre,)) for genre in originals]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert not failures, failures
     assert {genre: names[0] for genre, names in seen.items()} == {g: p.name for g, p in originals.items()}
     assert len(loads) == 1
 
