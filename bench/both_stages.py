@@ -67,7 +67,7 @@ def stage_ranker(embeddings: np.ndarray, model: textsearch.TextModel, texts: lis
 
         def spread() -> np.ndarray:
             return hybrid.spread_from(graph, others, fed, len(texts), hybrid.SPREAD, hybrid.SPREAD_SEEDS,
-                                      hybrid.SPREAD_FOCUS)
+                                      hybrid.SPREAD_FOCUS, links_at=hybrid.SPREAD_LINKS_AT)
 
         found = {"fusion + feedback": fed, "both": spread()}
         for variant in variants:

@@ -63,6 +63,14 @@ pools of 20, 50 and 100 and thresholds 0.2 to 0.8, kept only where 10,000 covers
 at least at today's on both halves (0.3 and above with pool 50 lost up to 0.009 on half B there, 0.25 with pool
 100 lost 0.003); 0.22 beat 0.2 on half A at 30,000 covers (0.418 against 0.413, 0.406 with a constant SPREAD),
 half B confirmed it there (0.487 against 0.483) and with no distractors (0.661, unchanged)."""
+SPREAD_LINKS_AT = 0.0
+SPREAD_LINK_SEEDS = 10
+SPREAD_LINK_POOL = 100
+"""A spreading strength that follows the graph around the seeds: SPREAD is also scaled by min(1, s /
+SPREAD_LINKS_AT), s the share of the SPREAD_LINK_SEEDS best candidates' link weight that ends at one of the
+SPREAD_LINK_POOL best candidates, so that seeds whose links lead out of the query's strong candidates (to
+distractors, in a large collection) spread less; 0 keeps SPREAD whatever the graph (bench/both_stages.py
+--variant, docs/scale.md)."""
 SPREAD_STEPS = 30
 """Steps of the spreading: SPREAD ** 30 is 0.001, the rest changes no ranking."""
 LOOK_CANDIDATES = 50
@@ -313,12 +321,15 @@ def both_scores(
 
 def spread_from(graph: sparse.csr_matrix, candidates: np.ndarray, fused: np.ndarray, covers: int,
                 keep: float = SPREAD, seeds: int = SPREAD_SEEDS, focus_at: float = SPREAD_FOCUS,
-                exact: bool = True) -> np.ndarray:
+                exact: bool = True, links_at: float = SPREAD_LINKS_AT) -> np.ndarray:
     """The ``candidates``' ``fused`` scores spread over the neighbour ``graph`` of ``covers`` covers, seeded
-    by the ``seeds`` best (all positive ones when 0), with ``keep`` scaled by focus(fused, ``focus_at``): over the
-    whole graph when ``exact``, else over its links among the candidates only. One value per candidate."""
+    by the ``seeds`` best (all positive ones when 0), with ``keep`` scaled by focus(fused, ``focus_at``) and by
+    min(1, link_share / ``links_at``) (see SPREAD_LINKS_AT; 0 leaves it): over the whole graph when ``exact``,
+    else over its links among the candidates only. One value per candidate."""
     start = seed_scores(fused, seeds)
     keep = keep * focus(fused, focus_at)
+    if links_at > 0:
+        keep *= min(1.0, link_share(graph, candidates, fused) / links_at)
     if not exact:
         return spread_over(subgraph(graph, candidates), start, keep)
     whole = np.zeros(covers)
@@ -333,6 +344,20 @@ def focus(fused: np.ndarray, threshold: float) -> float:
     if threshold <= 0 or pool.sum() <= 0:
         return 1.0
     return min(1.0, float(pool[:10].sum() / pool.sum()) / threshold)
+
+
+def link_share(graph: sparse.csr_matrix, candidates: np.ndarray, fused: np.ndarray) -> float:
+    """The share of the SPREAD_LINK_SEEDS best ``candidates``' link weight in ``graph`` that ends at one of the
+    SPREAD_LINK_POOL best: how much of what the best seeds spread stays among the query's strong candidates
+    (1 when they have no links, as there is nothing to spread then)."""
+    pool = min(SPREAD_LINK_POOL, len(fused))
+    best = np.argpartition(-fused, pool - 1)[:pool] if pool < len(fused) else np.arange(len(fused))
+    best = best[np.argsort(-fused[best], kind="stable")]
+    links = graph[candidates[best[:SPREAD_LINK_SEEDS]]]
+    if links.sum() <= 0:
+        return 1.0
+    inside = np.isin(links.indices, candidates[best])
+    return float(links.data[inside].sum() / links.data.sum())
 
 
 def seed_scores(fused: np.ndarray, seeds: int) -> np.ndarray:

@@ -880,3 +880,20 @@ def test_the_spreading_weakens_when_the_best_candidates_do_not_stand_apart() -> 
     assert np.allclose(same, strong) and weak[2] < strong[2] / 2
     default = hybrid.spread_from(whole, np.arange(63), with_tie, 63, keep=0.5)[:3]
     assert weak[2] < default[2] < same[2]  # the default spreads less among ties too, not as little as 0.5
+
+
+def test_the_spreading_weakens_when_the_best_seeds_link_out_of_the_strong_candidates(monkeypatch) -> None:
+    monkeypatch.setattr(hybrid, "SPREAD_LINK_SEEDS", 1)
+    monkeypatch.setattr(hybrid, "SPREAD_LINK_POOL", 2)
+    # cover 0 (the best) links to cover 1 (the second best, inside the pool) and to cover 3 (weak, outside)
+    graph = sparse.csr_matrix(np.array([[0, 1, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=np.float64))
+    fused = np.array([3.0, 2.0, 0.5, 0.0])
+    assert hybrid.link_share(graph, np.arange(4), fused) == pytest.approx(0.5)
+    inside = sparse.csr_matrix(np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float64))
+    assert hybrid.link_share(inside, np.arange(4), fused) == 1.0
+    assert hybrid.link_share(sparse.csr_matrix((4, 4)), np.arange(4), fused) == 1.0  # no links: nothing to judge
+    halved = hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.5, focus_at=0.0, links_at=1.0)
+    assert np.allclose(halved, hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.25, focus_at=0.0))
+    full = hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.5, focus_at=0.0, links_at=0.5)
+    assert np.allclose(full, hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.5, focus_at=0.0))
+    assert halved[3] < full[3]  # the weak cover the best seed links to rises less
