@@ -369,12 +369,12 @@ BOTH_EXACT_MAX = 8_000
 crossover of warm similar_to_cover(by="both") p50, every cover vs candidates (bench/both_crossover.py,
 docs/words.md, 2 shared cores under load, OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1): 35 vs 52 ms at 4,450 real
 covers, 60 vs 62 ms at 7,000 and 87 vs 82 ms at 10,000 (bench/collection_scale.py collections); the
-candidates' own cost is mostly the feedback covers' words scoring and two batched FAISS searches (full scans
-on a flat index)."""
+candidates' own cost was then mostly the feedback covers' words scoring and two batched FAISS searches (full
+scans on a flat index; one search since, the query's)."""
 LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
-"""both_candidates takes this many nearest covers by look and best by the words engine for the query and for
-each cover its feedback takes."""
+"""both_candidates takes this many nearest covers by look for the query, and best by the words engine for the
+query and for each cover its feedback takes."""
 BOTH_MIN_CANDIDATES = LOOK_NEIGHBOURS // 2
 """both_candidates gives up (the allowed covers are all scored) when a filter leaves fewer than this many of
 the query's own look neighbours and words matches: the look and words searches rank before the filter, so a
@@ -400,29 +400,29 @@ def both_candidates(
 ) -> np.ndarray | None:
     """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
     look (``nearest(vectors, count)``: each of the (n, d) ``vectors``' nearest index rows, (n, count), -1 where
-    fewer; one batched FAISS search) and the words ``engine``'s WORDS_NEIGHBOURS best for its text, the same for
-    the covers the feedback rounds take among them (their look searched together), and the covers linked in the
-    neighbour ``graph`` to the GRAPH_SEEDS best of them (after feedback), through which the spreading reaches
-    them. None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only scoring
-    every allowed cover finds its best ``k``."""
+    fewer; one FAISS search) and the words ``engine``'s WORDS_NEIGHBOURS best for its text, the words engine's
+    best for the covers the feedback rounds take among them, and the covers linked in the neighbour ``graph``
+    to the GRAPH_SEEDS best of them (after feedback), through which the spreading reaches them. The feedback
+    covers' own look neighbours are not searched: that second FAISS search was half a warm query's time at
+    100k covers and moved the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Fewer look
+    searches"). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
+    scoring every allowed cover finds its best ``k``."""
 
-    def around(vectors: np.ndarray, keys: Sequence[int], row_texts: Sequence[str]) -> list[np.ndarray]:
-        found = [nearest(vectors, LOOK_NEIGHBOURS).ravel()]
-        for key, row_text in zip(keys, row_texts):
-            if textsearch.normalise(row_text):  # its n-grams as the collection's scoring vectorises them
-                found.append(engine.candidates(collection.grams(key, row_text), WORDS_NEIGHBOURS))
-        return found
+    def by_words(keys: Sequence[int], row_texts: Sequence[str]) -> list[np.ndarray]:
+        # each text's n-grams as the collection's scoring vectorises them
+        return [engine.candidates(collection.grams(key, row_text), WORDS_NEIGHBOURS)
+                for key, row_text in zip(keys, row_texts) if textsearch.normalise(row_text)]
 
     def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
         rows = np.unique(np.concatenate(parts))
         rows = rows[rows >= 0]
         return rows[allowed[rows]]
 
-    candidates = allowed_of(around(vector[None], [hybrid.QUERY], [text]))
+    candidates = allowed_of([nearest(vector[None], LOOK_NEIGHBOURS).ravel(), *by_words([hybrid.QUERY], [text])])
     if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
         return None
     fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)
-    found = around(np.asarray(embeddings[fed]), fed.tolist(), [texts[row] for row in fed]) if len(fed) else []
+    found = by_words(fed.tolist(), [texts[row] for row in fed])
     if graph is not None:
         found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)
     return allowed_of([candidates, *found])
