@@ -159,8 +159,10 @@ class Recommender:
                         "without it; run build-index on it again to add it", self.index.folder)
         return graph
 
-    def text_of(self, cover: str | Path | QueryCover) -> str:
-        """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR."""
+    def text_of(self, cover: str | Path | QueryCover, same_content: np.ndarray | None = None) -> str:
+        """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR.
+        ``same_content``: the mask of the index rows of the cover's content where the caller has it already
+        (a column compare per query, that grows with the collection)."""
         if isinstance(cover, QueryCover):
             path, digest = cover.path, cover.content_hash
         else:
@@ -170,7 +172,9 @@ class Recommender:
                 raise QueryError(f"cannot read {printable_path(str(cover))}: {error}") from None
         if path is None:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
-        rows = np.flatnonzero(self.index.table.equals("content_hash", digest))
+        if same_content is None:
+            same_content = self.index.table.equals("content_hash", digest)
+        rows = np.flatnonzero(same_content)
         if rows.size and self.has_text:
             return str(self.texts[rows[0]])
         files = pd.DataFrame({"path": [path], "content_hash": [digest]})
@@ -225,7 +229,8 @@ class Recommender:
         if by != "look" and in_memory:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
         query = cover if isinstance(cover, QueryCover) else self.read_query(cover)
-        excluded = self._excluded(query)
+        same_content = self._rows_of(query.content_hash, None)
+        excluded = same_content | self._rows_of(None, query.path)  # the query cover itself
         groups = self.edition_rows() if collapse_editions else None
         if groups is not None:
             excluded |= np.isin(groups, groups[excluded & (groups >= 0)])
@@ -234,7 +239,7 @@ class Recommender:
         # Each folded row hides one grouped cover, so this many candidates always leave k after folding.
         wanted = k if groups is None else k + int(np.count_nonzero(allowed & (groups >= 0)))
         if by != "look":
-            rows, scores, match = self._by_words(query, wanted, allowed, by, k)
+            rows, scores, match = self._by_words(query, wanted, allowed, by, k, same_content)
         elif filtered:
             rows, scores = self._exact(query.vector, wanted, allowed)
             match = np.full(len(rows), "look", dtype=object)
@@ -294,10 +299,6 @@ class Recommender:
         compressed = INDEX_TYPES[self.index.info.index_type].rescore
         return search(self.index.faiss_index, vectors, k, exact_vectors=self.index.embeddings if compressed else None)
 
-    def _excluded(self, query: QueryCover) -> np.ndarray:
-        """The rows that are the query cover itself (same content or same path)."""
-        return self._rows_of(query.content_hash, query.path)
-
     def _rows_of(self, content_hash: str | None, path: str | None) -> np.ndarray:
         """A mask of the rows of that content or stored at that path (neither when None). A name that is not
         UTF-8 matches none: build-index never stores one, and the metadata's text column cannot even compare
@@ -333,11 +334,12 @@ class Recommender:
         return candidates[top], scores[top]
 
     def _by_words(
-        self, query: QueryCover, k: int, allowed: np.ndarray, by: str, shown: int
+        self, query: QueryCover, k: int, allowed: np.ndarray, by: str, shown: int, same_content: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, scores, match) of the top ``k`` ``allowed`` covers by text similarity ("words") or by the
-        fused scores ("both"); ``match`` is "both" for a cover in the top ``shown`` by look and by words."""
-        query_text = self.text_of(query)
+        fused scores ("both"); ``match`` is "both" for a cover in the top ``shown`` by look and by words.
+        ``same_content``: the rows of the query's content (text_of)."""
+        query_text = self.text_of(query, same_content)
         if by == "words":
             top, words = textsearch.best_by_words(self._text_model, query_text, self._words_engine, allowed, k)
             return top, words, np.full(len(top), "words", dtype=object)
