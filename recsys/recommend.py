@@ -406,8 +406,8 @@ def both_candidates(
     best for the covers the feedback rounds take among them, and the covers linked in the neighbour ``graph``
     to the GRAPH_SEEDS best of them (after feedback), through which the spreading reaches them. The feedback
     covers' own look neighbours are not searched: that second FAISS search was half a warm query's time at
-    100k covers and moved the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Fewer look
-    searches"). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
+    100k covers and moved the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Warm `both`
+    for the planted covers: one look search"). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
     scoring every allowed cover finds its best ``k``."""
 
     def by_words(keys: Sequence[int], row_texts: Sequence[str]) -> list[np.ndarray]:

@@ -885,6 +885,20 @@ def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(tex
         assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"
 
 
+def test_the_planted_precision_bench_ranks_the_covers_with_an_artist(text_index: Path, tmp_path: Path) -> None:
+    """bench/planted_precision.py asks the covers with an artist through similar_to_cover: a precision in
+    [0, 1] over as many queries as asked, and each query's ten distinct paths written."""
+    answers = tmp_path / "answers.json"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "planted_precision.py"), "--index", str(text_index),
+                           "--queries", "5", "--answers", str(answers)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"precision@10 by both ([0-9.]+) over (\d+) planted covers", done.stdout)
+    assert found and 0.0 <= float(found.group(1)) <= 1.0 and found.group(2) == "5"
+    tops = json.loads(answers.read_text())
+    assert len(tops) == 5 and all(len(top) == 10 and len(set(top)) == 10 for top in tops)
+
+
 def test_the_warm_both_bench_asks_the_planted_covers_when_told() -> None:
     """--planted: only covers with an artist (stored as user:artist) and text, in the same fixed order as the
     random draw; without an artist column it says so rather than asking random covers."""
