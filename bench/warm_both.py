@@ -2,7 +2,8 @@
 
 Each round runs one fresh child process per checkout (PYTHONPATH its checkout), alternating, so the load of a
 shared machine falls on both alike. A child opens the index without an encoder and asks ``--queries`` covers of
-the index that carry text (a fixed random draw) as query covers, their stored vectors standing for the read
+the index that carry text (a fixed random draw; ``--planted``: the planted real covers, those with an artist, as
+bench/collection_scale.py asks, whose real texts share n-grams with many covers: the slow case) as query covers, their stored vectors standing for the read
 cover (recommend.QueryCover: reading and encoding the cover costs the same in both checkouts and is not part of
 the warm query); the first WARMUP queries load the graph, words model, engine and statistics and are not timed.
 Answers are compared too: each checkout's paths and scores (rounded as shown) of every timed query must agree.
@@ -20,9 +21,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -32,14 +35,26 @@ from bench.machine import describe_machine, machine_line  # noqa: E402
 WARMUP = 3
 
 
-def child(folder: Path, queries: int) -> dict[str, list]:
+def query_rows(table: pd.DataFrame, texts: Sequence[str], planted: bool) -> list[int]:
+    """Rows whose covers carry text, in a fixed random order; only the planted ones (an artist) when asked."""
+    from index.store import shown_name
+
+    table = table.rename(columns=shown_name)  # the manifest's artist column is stored as user:artist
+    artists = table["artist"].fillna("").astype(str) if planted and "artist" in table else None
+    if planted and artists is None:
+        raise SystemExit("--planted needs an index whose metadata has an artist column (bench/collection_scale.py)")
+    return [int(row) for row in np.random.default_rng(7).permutation(len(table))
+            if str(texts[row]).strip() and (artists is None or artists.iloc[row] != "")]
+
+
+def child(folder: Path, queries: int, planted: bool) -> dict[str, list]:
     """Seconds and answers (paths, scores) of each timed query, in this process's checkout."""
     from index.store import load_index
     from recsys.recommend import QueryCover, Recommender
 
     recommender = Recommender(load_index(folder))
     table, embeddings, texts = recommender.index.metadata, recommender.index.embeddings, recommender.texts
-    with_text = [row for row in np.random.default_rng(7).permutation(len(table)) if str(texts[row]).strip()]
+    with_text = query_rows(table, texts, planted)
     covers = [QueryCover(np.asarray(embeddings[row]), b"", str(table["path"].iloc[row]),
                          str(table["content_hash"].iloc[row])) for row in with_text[: WARMUP + queries]]
     for cover in covers[:WARMUP]:
@@ -53,10 +68,11 @@ def child(folder: Path, queries: int) -> dict[str, list]:
     return {"seconds": seconds, "answers": answers}
 
 
-def run_child(checkout: Path, folder: Path, queries: int) -> dict[str, list]:
+def run_child(checkout: Path, folder: Path, queries: int, planted: bool) -> dict[str, list]:
     environment = dict(os.environ, PYTHONPATH=str(checkout))
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", "--index", str(folder), "--queries", str(queries)],
+        [sys.executable, str(Path(__file__).resolve()), "--child", "--index", str(folder), "--queries", str(queries),
+         *(["--planted"] if planted else [])],
         capture_output=True, text=True, env=environment, cwd=checkout, check=True,
     )
     return json.loads(done.stdout.splitlines()[-1])
@@ -68,21 +84,24 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="an older sleeve checkout to time beside this one")
     parser.add_argument("--queries", type=int, default=50, help="timed queries per child process")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--planted", action="store_true",
+                        help="ask the planted covers (an artist in the metadata) instead of random covers with text")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, os.environ.get("PYTHONPATH", str(REPO)))
-        print(json.dumps(child(args.index[0], args.queries)))
+        print(json.dumps(child(args.index[0], args.queries, args.planted)))
         return
     checkouts = {"this checkout": REPO} | ({f"before ({args.before})": args.before} if args.before else {})
-    print(f"# warm similar_to_cover(by='both') ms, {args.rounds} rounds x {args.queries} queries; "
+    print(f"# warm similar_to_cover(by='both') ms, {args.rounds} rounds x {args.queries} "
+          f"{'planted' if args.planted else 'random'} queries; "
           f"start: {machine_line(describe_machine())}")
     print("| covers | checkout | p50 | p95 | answers as this checkout's |\n|---:|---|---:|---:|---|")
     for folder in args.index:
         runs: dict[str, list[dict[str, list]]] = {name: [] for name in checkouts}
         for _ in range(args.rounds):
             for name, checkout in reversed(checkouts.items()):  # the older one first in each round
-                runs[name].append(run_child(checkout, folder, args.queries))
+                runs[name].append(run_child(checkout, folder, args.queries, args.planted))
         count = json.loads((folder / "index.json").read_text())["count"]
         mine = runs["this checkout"][0]["answers"]
         for name, done in runs.items():

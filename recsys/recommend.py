@@ -159,8 +159,10 @@ class Recommender:
                         "without it; run build-index on it again to add it", self.index.folder)
         return graph
 
-    def text_of(self, cover: str | Path | QueryCover) -> str:
-        """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR."""
+    def text_of(self, cover: str | Path | QueryCover, same_content: np.ndarray | None = None) -> str:
+        """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR.
+        ``same_content``: the mask of the index rows of the cover's content where the caller has it already
+        (a column compare per query, that grows with the collection)."""
         if isinstance(cover, QueryCover):
             path, digest = cover.path, cover.content_hash
         else:
@@ -170,7 +172,9 @@ class Recommender:
                 raise QueryError(f"cannot read {printable_path(str(cover))}: {error}") from None
         if path is None:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
-        rows = np.flatnonzero(self.index.table.equals("content_hash", digest))
+        if same_content is None:
+            same_content = self.index.table.equals("content_hash", digest)
+        rows = np.flatnonzero(same_content)
         if rows.size and self.has_text:
             return str(self.texts[rows[0]])
         files = pd.DataFrame({"path": [path], "content_hash": [digest]})
@@ -225,7 +229,8 @@ class Recommender:
         if by != "look" and in_memory:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
         query = cover if isinstance(cover, QueryCover) else self.read_query(cover)
-        excluded = self._excluded(query)
+        same_content = self._rows_of(query.content_hash, None)
+        excluded = same_content | self._rows_of(None, query.path)  # the query cover itself
         groups = self.edition_rows() if collapse_editions else None
         if groups is not None:
             excluded |= np.isin(groups, groups[excluded & (groups >= 0)])
@@ -234,7 +239,7 @@ class Recommender:
         # Each folded row hides one grouped cover, so this many candidates always leave k after folding.
         wanted = k if groups is None else k + int(np.count_nonzero(allowed & (groups >= 0)))
         if by != "look":
-            rows, scores, match = self._by_words(query, wanted, allowed, by, k)
+            rows, scores, match = self._by_words(query, wanted, allowed, by, k, same_content)
         elif filtered:
             rows, scores = self._exact(query.vector, wanted, allowed)
             match = np.full(len(rows), "look", dtype=object)
@@ -294,10 +299,6 @@ class Recommender:
         compressed = INDEX_TYPES[self.index.info.index_type].rescore
         return search(self.index.faiss_index, vectors, k, exact_vectors=self.index.embeddings if compressed else None)
 
-    def _excluded(self, query: QueryCover) -> np.ndarray:
-        """The rows that are the query cover itself (same content or same path)."""
-        return self._rows_of(query.content_hash, query.path)
-
     def _rows_of(self, content_hash: str | None, path: str | None) -> np.ndarray:
         """A mask of the rows of that content or stored at that path (neither when None). A name that is not
         UTF-8 matches none: build-index never stores one, and the metadata's text column cannot even compare
@@ -333,11 +334,12 @@ class Recommender:
         return candidates[top], scores[top]
 
     def _by_words(
-        self, query: QueryCover, k: int, allowed: np.ndarray, by: str, shown: int
+        self, query: QueryCover, k: int, allowed: np.ndarray, by: str, shown: int, same_content: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows, scores, match) of the top ``k`` ``allowed`` covers by text similarity ("words") or by the
-        fused scores ("both"); ``match`` is "both" for a cover in the top ``shown`` by look and by words."""
-        query_text = self.text_of(query)
+        fused scores ("both"); ``match`` is "both" for a cover in the top ``shown`` by look and by words.
+        ``same_content``: the rows of the query's content (text_of)."""
+        query_text = self.text_of(query, same_content)
         if by == "words":
             top, words = textsearch.best_by_words(self._text_model, query_text, self._words_engine, allowed, k)
             return top, words, np.full(len(top), "words", dtype=object)
@@ -369,12 +371,12 @@ BOTH_EXACT_MAX = 8_000
 crossover of warm similar_to_cover(by="both") p50, every cover vs candidates (bench/both_crossover.py,
 docs/words.md, 2 shared cores under load, OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1): 35 vs 52 ms at 4,450 real
 covers, 60 vs 62 ms at 7,000 and 87 vs 82 ms at 10,000 (bench/collection_scale.py collections); the
-candidates' own cost is mostly the feedback covers' words scoring and two batched FAISS searches (full scans
-on a flat index)."""
+candidates' own cost was then mostly the feedback covers' words scoring and two batched FAISS searches (full
+scans on a flat index; one search since, the query's)."""
 LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
-"""both_candidates takes this many nearest covers by look and best by the words engine for the query and for
-each cover its feedback takes."""
+"""both_candidates takes this many nearest covers by look for the query, and best by the words engine for the
+query and for each cover its feedback takes."""
 BOTH_MIN_CANDIDATES = LOOK_NEIGHBOURS // 2
 """both_candidates gives up (the allowed covers are all scored) when a filter leaves fewer than this many of
 the query's own look neighbours and words matches: the look and words searches rank before the filter, so a
@@ -400,29 +402,29 @@ def both_candidates(
 ) -> np.ndarray | None:
     """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
     look (``nearest(vectors, count)``: each of the (n, d) ``vectors``' nearest index rows, (n, count), -1 where
-    fewer; one batched FAISS search) and the words ``engine``'s WORDS_NEIGHBOURS best for its text, the same for
-    the covers the feedback rounds take among them (their look searched together), and the covers linked in the
-    neighbour ``graph`` to the GRAPH_SEEDS best of them (after feedback), through which the spreading reaches
-    them. None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only scoring
-    every allowed cover finds its best ``k``."""
+    fewer; one FAISS search) and the words ``engine``'s WORDS_NEIGHBOURS best for its text, the words engine's
+    best for the covers the feedback rounds take among them, and the covers linked in the neighbour ``graph``
+    to the GRAPH_SEEDS best of them (after feedback), through which the spreading reaches them. The feedback
+    covers' own look neighbours are not searched: that second FAISS search was half a warm query's time at
+    100k covers and moved the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Warm `both`
+    for the planted covers: one look search"). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
+    scoring every allowed cover finds its best ``k``."""
 
-    def around(vectors: np.ndarray, keys: Sequence[int], row_texts: Sequence[str]) -> list[np.ndarray]:
-        found = [nearest(vectors, LOOK_NEIGHBOURS).ravel()]
-        for key, row_text in zip(keys, row_texts):
-            if textsearch.normalise(row_text):  # its n-grams as the collection's scoring vectorises them
-                found.append(engine.candidates(collection.grams(key, row_text), WORDS_NEIGHBOURS))
-        return found
+    def by_words(keys: Sequence[int], row_texts: Sequence[str]) -> list[np.ndarray]:
+        # each text's n-grams as the collection's scoring vectorises them
+        return [engine.candidates(collection.grams(key, row_text), WORDS_NEIGHBOURS)
+                for key, row_text in zip(keys, row_texts) if textsearch.normalise(row_text)]
 
     def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
         rows = np.unique(np.concatenate(parts))
         rows = rows[rows >= 0]
         return rows[allowed[rows]]
 
-    candidates = allowed_of(around(vector[None], [hybrid.QUERY], [text]))
+    candidates = allowed_of([nearest(vector[None], LOOK_NEIGHBOURS).ravel(), *by_words([hybrid.QUERY], [text])])
     if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
         return None
     fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)
-    found = around(np.asarray(embeddings[fed]), fed.tolist(), [texts[row] for row in fed]) if len(fed) else []
+    found = by_words(fed.tolist(), [texts[row] for row in fed])
     if graph is not None:
         found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)
     return allowed_of([candidates, *found])

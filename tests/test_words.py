@@ -685,37 +685,64 @@ def test_both_from_candidates_under_a_narrow_filter_ranks_every_allowed_cover(
     assert np.allclose(found["score"], exact["score"])
 
 
-def test_both_candidates_search_the_feedback_covers_look_in_one_batch_and_find_what_one_at_a_time_finds(
+def test_a_both_query_compares_the_content_hashes_once_and_reads_the_stored_text(
+    recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query cover's own rows (left out of its results) and its stored text come from one compare of the
+    content hash column, a cost that grows with the collection; the text is the one text_of finds alone."""
+    path = str(pd.read_csv(manifest)["path"].iloc[4])
+    query = recommender.read_query(path)
+    expected = recommender.similar_to_cover(query, by="both")
+    table = recommender.index.table
+    compared: list[str] = []
+    original = table.equals
+    monkeypatch.setattr(table, "equals", lambda column, value: compared.append(column) or original(column, value))
+    found = recommender.similar_to_cover(query, by="both")
+    assert sorted(compared) == ["content_hash", "path"]
+    pd.testing.assert_frame_equal(found, expected)
+    assert path not in found["path"].tolist()
+    same = original("content_hash", query.content_hash)
+    assert same.any() and recommender.text_of(query, same) == recommender.text_of(path) != ""
+
+
+def test_both_candidates_search_the_look_of_the_query_alone_and_the_words_of_its_feedback_covers(
     recommender: Recommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The look side of both_candidates is two FAISS searches (the query, then every feedback cover together),
-    and the candidates are the ones a search per cover finds."""
+    """The look side of both_candidates is one FAISS search (the query's); its candidates are exactly the
+    query's look neighbours and words matches, the words matches of the covers its feedback takes, and the
+    graph links of the best GRAPH_SEEDS after feedback, the query itself left out."""
     from recsys import recommend
 
     monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
     monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
     monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+    monkeypatch.setattr(recommend, "GRAPH_SEEDS", 5)
     embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model, engine, graph = recommender._text_model, recommender._words_engine, recommender._graph
     statistics = hybrid.candidate_statistics(embeddings)
-    batches: list[int] = []
+    searched: list[int] = []
 
-    def batched(vectors: np.ndarray, count: int) -> np.ndarray:
-        batches.append(len(vectors))
+    def nearest(vectors: np.ndarray, count: int) -> np.ndarray:
+        searched.append(len(vectors))
         return recommender._search(vectors, count)[1]
 
-    def one_at_a_time(vectors: np.ndarray, count: int) -> np.ndarray:
-        return np.concatenate([recommender._search(vector[None], count)[1] for vector in vectors])
-
+    grown = 0
     for row in (0, 13, 30):
         allowed = np.arange(len(texts)) != row
-        found = []
-        for nearest in (batched, one_at_a_time):
-            collection = hybrid.CollectionScores(statistics, recommender._text_model)
-            found.append(recommend.both_candidates(
-                embeddings, recommender._text_model, texts, allowed, embeddings[row], texts[row], nearest,
-                recommender._words_engine, recommender._graph, collection, 10))
-        assert found[0] is not None and found[0].tolist() == found[1].tolist()
-    assert batches[::2] == [1, 1, 1] and all(size > 1 for size in batches[1::2]), batches
+        found = recommend.both_candidates(embeddings, model, texts, allowed, embeddings[row], texts[row], nearest,
+                                          engine, graph, hybrid.CollectionScores(statistics, model), 10)
+        collection = hybrid.CollectionScores(statistics, model)
+        own = np.unique(np.r_[recommender._search(embeddings[row][None], 11)[1].ravel(),
+                              engine.candidates(collection.grams(hybrid.QUERY, texts[row]), 8)])
+        own = own[(own >= 0) & allowed[np.maximum(own, 0)]]
+        fed, fused = hybrid.feedback_rows(embeddings, model, texts, own, embeddings[row], texts[row], collection)
+        words = [engine.candidates(collection.grams(key, texts[key]), 8)
+                 for key in fed if textsearch.normalise(texts[key])]
+        linked = graph[own[np.argsort(-fused, kind="stable")[:5]]].indices
+        expected = np.unique(np.r_[own, np.concatenate([*words, linked]).astype(np.int64)])
+        assert found is not None and found.tolist() == expected[allowed[expected]].tolist()
+        grown += len(found) > len(own)
+    assert searched == [1, 1, 1] and grown > 0
 
 
 def test_collection_scores_score_each_candidate_once_per_query_cover(
@@ -856,6 +883,34 @@ def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(tex
     assert len(rows) == 3  # the header and two checkouts
     for row in rows[1:]:
         assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"
+
+
+def test_the_planted_precision_bench_ranks_the_covers_with_an_artist(text_index: Path, tmp_path: Path) -> None:
+    """bench/planted_precision.py asks the covers with an artist through similar_to_cover: a precision in
+    [0, 1] over as many queries as asked, and each query's ten distinct paths written."""
+    answers = tmp_path / "answers.json"
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "planted_precision.py"), "--index", str(text_index),
+                           "--queries", "5", "--answers", str(answers)],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"precision@10 by both ([0-9.]+) over (\d+) planted covers", done.stdout)
+    assert found and 0.0 <= float(found.group(1)) <= 1.0 and found.group(2) == "5"
+    tops = json.loads(answers.read_text())
+    assert len(tops) == 5 and all(len(top) == 10 and len(set(top)) == 10 for top in tops)
+
+
+def test_the_warm_both_bench_asks_the_planted_covers_when_told() -> None:
+    """--planted: only covers with an artist (stored as user:artist) and text, in the same fixed order as the
+    random draw; without an artist column it says so rather than asking random covers."""
+    from bench.warm_both import query_rows
+
+    table = pd.DataFrame({"path": list("abcdef"), "user:artist": ["x", "", "y", None, "z", "w"]})
+    texts = ["one", "two", "", "four", "five", "six"]
+    every, planted = query_rows(table, texts, False), query_rows(table, texts, True)
+    assert sorted(every) == [0, 1, 3, 4, 5] and sorted(planted) == [0, 4, 5]
+    assert planted == [row for row in every if row in planted]
+    with pytest.raises(SystemExit, match="artist"):
+        query_rows(table.drop(columns="user:artist"), texts, True)
 
 
 def test_the_spreading_seeds_only_the_best_candidates_when_told() -> None:
