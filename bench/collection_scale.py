@@ -343,7 +343,8 @@ def measure_queries(folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     result["search_p50_ms"], result["search_p95_ms"] = percentiles(search)
     result["both_p50_ms"], result["both_p95_ms"] = percentiles(both)
     result["search_vs_bare"] = result["search_p50_ms"] / result["bare_p50_ms"]
-    result.update(precision(recommender, labels, texts, args.precision_queries, args.precision == "both"))
+    if args.precision != "none":
+        result.update(precision(recommender, labels, texts, args.precision_queries, args.precision == "both"))
     return result
 
 
@@ -507,9 +508,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--queries", type=int, default=100, help="warm queries per kind")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--precision-queries", type=int, help="planted covers to rank (all by default)")
-    parser.add_argument("--precision", choices=("both", "words"), default="both",
-                        help="rank the planted covers by words and both (every cover's vector read per query), or "
-                             "by words alone")
+    parser.add_argument("--precision", choices=("both", "words", "none"), default="both",
+                        help="rank the planted covers by words and both (every cover's vector read per query), "
+                             "by words alone, or not (to measure the queries again without the precision's wait)")
     parser.add_argument("--distractor-looks", choices=("mixture", "real"), default="mixture",
                         help="distractor vectors from bench/search.py's Mixture, or resampled from the real vectors "
                              "of --lines-index (resampled_looks; same encoder as --artist-index)")

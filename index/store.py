@@ -39,6 +39,7 @@ from index.atomic import atomic_path, write_json
 from index.errors import SleeveError
 from index.faiss_index import SearchParamsError, apply_search_params
 from index.lookstats import LookMoments, LookStatsError, read_look_stats, write_look_stats
+from index.mapped_rows import MappedRows
 from index.rowtext import RowTexts, RowTextsError, read_row_texts, texts_of_rows, write_row_texts
 from index.shown import ShownRowsError, read_shown_rows, write_shown_rows
 from index.table import ROW_GROUP_ROWS, TABLE_ERRORS, Table
@@ -644,7 +645,7 @@ def _map_embeddings(handle: IO[bytes], info: IndexInfo, damaged: Callable[[str, 
     size = os.fstat(handle.fileno()).st_size
     if size != offset + info.count * info.dim * 4:
         raise damaged("embeddings", f"{size:,} bytes, {offset + info.count * info.dim * 4:,} expected (truncated?)")
-    return np.memmap(handle, dtype=np.float32, mode="r", offset=offset, shape=(info.count, info.dim))
+    return MappedRows.open(handle, np.float32, offset, (info.count, info.dim))
 
 
 def _first_line(error: BaseException) -> str:
