@@ -16,6 +16,7 @@ import pyarrow
 import pyarrow.compute
 import pyarrow.parquet
 
+from index.lookup import TextRows, holds_text, text_chunks
 from index.shown import ShownRows, ShownRowsError
 
 ROW_GROUP_ROWS = 8_192
@@ -46,6 +47,8 @@ class Table:
         self._renamed = renamed or {}
         self._damaged = damaged or ValueError
         self._lock = threading.Lock()  # one file position, shared by the threads of a server
+        self._lookups: dict[str, TextRows | None] = {}  # per column; None: not text, compared instead
+        self._lookups_lock = threading.Lock()
         self._file: pyarrow.parquet.ParquetFile | None = None
         if frame is None:
             try:
@@ -87,6 +90,37 @@ class Table:
             values = self._decode(lambda: self._file.read(columns=[stored]).column(0))
         found = pyarrow.compute.equal(values, pyarrow.scalar(value, values.type)).fill_null(False)
         return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+    def rows_equal(self, column: str, value: object) -> np.ndarray:
+        """The rows (ascending) whose ``column`` equals ``value``: those of ``equals``, found for a text value of a
+        text column by the column's hash lookup (index.lookup, built on the first call) and a check of their
+        values instead of a compare of the whole column."""
+        lookup = self._lookup(column) if isinstance(value, str) else None
+        if lookup is None:
+            return np.flatnonzero(self.equals(column, value))
+        rows = lookup.candidates(value)
+        if not rows.size:
+            return rows
+        found = self.rows(rows, columns=[column])[column]
+        return rows[(found == value).fillna(False).to_numpy(dtype=bool)]
+
+    def _lookup(self, column: str) -> TextRows | None:
+        if column not in self._lookups:
+            with self._lookups_lock:
+                if column not in self._lookups:
+                    self._lookups[column] = self._build_lookup(column)
+        return self._lookups[column]
+
+    def _build_lookup(self, column: str) -> TextRows | None:
+        if self._frame is not None:
+            values = self._frame[column]
+            return TextRows(text_chunks(values), len(values)) if holds_text(values) else None
+        stored = {shown: name for name, shown in self._renamed.items()}.get(column, column)
+        with self._lock:
+            values = self._decode(lambda: self._file.read(columns=[stored]).column(0))
+        if not (pyarrow.types.is_string(values.type) or pyarrow.types.is_large_string(values.type)):
+            return None
+        return TextRows((chunk.to_numpy(zero_copy_only=False) for chunk in values.chunks), self.count)
 
     def rows(self, rows: np.ndarray, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The table's ``rows`` (positions, in their order), decoding only the row groups that hold them and,

@@ -685,24 +685,29 @@ def test_both_from_candidates_under_a_narrow_filter_ranks_every_allowed_cover(
     assert np.allclose(found["score"], exact["score"])
 
 
-def test_a_both_query_compares_the_content_hashes_once_and_reads_the_stored_text(
+def test_a_both_query_looks_its_rows_up_without_comparing_a_column_and_reads_the_stored_text(
     recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The query cover's own rows (left out of its results) and its stored text come from one compare of the
-    content hash column, a cost that grows with the collection; the text is the one text_of finds alone."""
+    """The query cover's own rows (left out of its results) and its stored text come from one lookup of its
+    content hash and one of its path, no compare of a column (a cost that grows with the collection); the
+    rows are the compare's and the text the one text_of finds alone."""
     path = str(pd.read_csv(manifest)["path"].iloc[4])
     query = recommender.read_query(path)
     expected = recommender.similar_to_cover(query, by="both")
     table = recommender.index.table
     compared: list[str] = []
-    original = table.equals
+    looked_up: list[str] = []
+    original, rows_equal = table.equals, table.rows_equal
     monkeypatch.setattr(table, "equals", lambda column, value: compared.append(column) or original(column, value))
+    monkeypatch.setattr(table, "rows_equal",
+                        lambda column, value: looked_up.append(column) or rows_equal(column, value))
     found = recommender.similar_to_cover(query, by="both")
-    assert sorted(compared) == ["content_hash", "path"]
+    assert compared == [] and sorted(looked_up) == ["content_hash", "path"]
     pd.testing.assert_frame_equal(found, expected)
     assert path not in found["path"].tolist()
     same = original("content_hash", query.content_hash)
-    assert same.any() and recommender.text_of(query, same) == recommender.text_of(path) != ""
+    assert same.any() and rows_equal("content_hash", query.content_hash).tolist() == np.flatnonzero(same).tolist()
+    assert recommender.text_of(query, same) == recommender.text_of(path) != ""
 
 
 def test_both_candidates_search_the_look_of_the_query_alone_and_the_words_of_its_feedback_covers(
