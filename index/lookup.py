@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow
 
 HASH_CHUNK_ROWS = 1 << 16
 """Values hashed at a time while building: a chunk of Python strings, not the column's, is held at once."""
@@ -58,10 +59,13 @@ class TextRows:
         return np.sort(self.rows[start:stop].astype(np.int64))
 
 
-def text_chunks(values: pd.Series) -> Iterable[np.ndarray]:
-    """A frame column as TextRows reads it, HASH_CHUNK_ROWS values at a time."""
+def text_chunks(values: pd.Series | pyarrow.ChunkedArray) -> Iterable[np.ndarray]:
+    """A frame's or an Arrow column as TextRows reads it, HASH_CHUNK_ROWS values at a time."""
     for start in range(0, len(values), HASH_CHUNK_ROWS):
-        yield values.iloc[start:start + HASH_CHUNK_ROWS].to_numpy(dtype=object)
+        if isinstance(values, pd.Series):
+            yield values.iloc[start:start + HASH_CHUNK_ROWS].to_numpy(dtype=object)
+        else:
+            yield values.slice(start, HASH_CHUNK_ROWS).to_numpy()
 
 
 def holds_text(values: pd.Series) -> bool:
