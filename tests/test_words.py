@@ -774,8 +774,10 @@ def test_collection_scores_score_each_candidate_once_per_query_cover(
 
 def test_collection_scores_of_query_covers_together_equal_each_scored_alone(recommender: Recommender) -> None:
     """The covers one feedback round takes are scored in one call (their words in one sparse product, the
-    sample's rows with the candidates'), and each gets, bit for bit, what a call for it alone gives, also
-    when some of them were scored over fewer candidates before."""
+    sample's rows with the candidates'; their looks and look moments in one dense product each), and each gets
+    what a call for it alone gives, also when some of them were scored over fewer candidates before: the words
+    bit for bit, the looks and fused scores up to float rounding (a matrix product sums in another order than
+    one cover's)."""
     embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
     model = recommender._text_model
     statistics = hybrid.candidate_statistics(embeddings, sample=7)
@@ -789,8 +791,10 @@ def test_collection_scores_of_query_covers_together_equal_each_scored_alone(reco
         alone = hybrid.CollectionScores(statistics, model)
         if key in keys[:2]:
             alone.scores([key], first, embeddings, embeddings[[row]], [texts[row]])
-        for mine, theirs in zip(scored, alone.scores([key], grown, embeddings, embeddings[[row]], [texts[row]])[0]):
-            assert np.array_equal(mine, theirs)
+        fused, look, words = alone.scores([key], grown, embeddings, embeddings[[row]], [texts[row]])[0]
+        assert np.array_equal(scored[2], words)
+        assert np.allclose(scored[1], look, rtol=0, atol=1e-6) and np.allclose(scored[0], fused, rtol=0, atol=1e-5)
+        assert np.allclose(scored[1], embeddings[grown] @ embeddings[row], rtol=0, atol=1e-6)
 
 
 def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
