@@ -217,7 +217,7 @@ class CollectionScores:
         scored against before."""
         self._vectorise(keys, texts)
         known = [self._scored.get(key) for key in keys]
-        new = [np.ones(len(candidates), bool) if scored is None else ~np.isin(candidates, scored.rows)
+        new = [np.ones(len(candidates), bool) if scored is None else ~_within(candidates, scored.rows)
                for scored in known]
         needed = candidates[np.logical_or.reduce(new)] if new else candidates[:0]
         fresh = [at for at, scored in enumerate(known) if scored is None]
@@ -235,7 +235,7 @@ class CollectionScores:
                                 _floored(words[len(needed):, self._column[keys[at]]]), weight,
                                 float(mean), float(np.sqrt(max(float(variance), 0.0))))
         looks = self._looks(new, candidates, embeddings, vectors)
-        outside = ~np.isin(self.statistics.sample, candidates)
+        outside = ~_within(self.statistics.sample, candidates)
         results = []
         for key, scored, mask, look in zip(keys, known, new, looks):
             if mask.any():
@@ -267,6 +267,13 @@ class CollectionScores:
             for at, look in zip(ats, looks_of):
                 looks[at] = look
         return looks
+
+
+def _within(values: np.ndarray, ascending: np.ndarray) -> np.ndarray:
+    """np.isin(values, ascending) for an ``ascending`` array: a binary search each, not isin's sort of both (a
+    sixth of CollectionScores' time at 100k covers, docs/scale.md)."""
+    at = np.minimum(np.searchsorted(ascending, values), max(len(ascending) - 1, 0))
+    return ascending[at] == values if len(ascending) else np.zeros(len(values), dtype=bool)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -961,3 +961,12 @@ def test_the_spreading_weakens_when_the_best_seeds_link_out_of_the_strong_candid
     full = hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.5, focus_at=0.0, links_at=0.5)
     assert np.allclose(full, hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.5, focus_at=0.0))
     assert halved[3] < full[3]  # the weak cover the best seed links to rises less
+
+
+def test_within_is_isin_for_an_ascending_array() -> None:
+    """CollectionScores' membership test by binary search answers as np.isin, empty and edge rows included."""
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 7, 300):
+        ascending = np.unique(rng.integers(0, 500, size))
+        values = np.concatenate([rng.integers(-3, 505, 400), ascending[:1], ascending[-1:], [0, 499]])
+        assert np.array_equal(hybrid._within(values, ascending), np.isin(values, ascending))
