@@ -70,8 +70,10 @@ def child(folder: Path, queries: int, planted: bool, lazy: bool) -> dict[str, li
     return {"seconds": seconds, "answers": answers}
 
 
-def run_child(checkout: Path, folder: Path, queries: int, planted: bool, lazy: bool) -> dict[str, list]:
-    environment = dict(os.environ, PYTHONPATH=str(checkout))
+def run_child(
+    checkout: Path, folder: Path, queries: int, planted: bool, lazy: bool, extra: dict[str, str]
+) -> dict[str, list]:
+    environment = dict(os.environ, PYTHONPATH=str(checkout)) | extra
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", "--index", str(folder), "--queries", str(queries),
          *(["--planted"] if planted else []), *(["--lazy"] if lazy else [])],
@@ -91,6 +93,9 @@ def main() -> None:
     parser.add_argument("--lazy", action="store_true",
                         help="query an index whose metadata table is read as asked, as a served one is (without: "
                              "the table decoded whole, as picking the queries leaves it)")
+    parser.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set this in the older checkout's children only (e.g. OPENBLAS_NUM_THREADS=1, with "
+                             "--before a copy of this checkout, to time the libraries' threads beside one)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -98,6 +103,9 @@ def main() -> None:
         print(json.dumps(child(args.index[0], args.queries, args.planted, args.lazy)))
         return
     checkouts = {"this checkout": REPO} | ({f"before ({args.before})": args.before} if args.before else {})
+    before_env = dict(setting.split("=", 1) for setting in args.before_env)
+    if before_env:
+        print(f"# the older checkout's children also have {' '.join(args.before_env)}")
     print(f"# warm similar_to_cover(by='both') ms, {args.rounds} rounds x {args.queries} "
           f"{'planted' if args.planted else 'random'} queries{', lazy table' if args.lazy else ''}; "
           f"start: {machine_line(describe_machine())}")
@@ -106,7 +114,8 @@ def main() -> None:
         runs: dict[str, list[dict[str, list]]] = {name: [] for name in checkouts}
         for _ in range(args.rounds):
             for name, checkout in reversed(checkouts.items()):  # the older one first in each round
-                runs[name].append(run_child(checkout, folder, args.queries, args.planted, args.lazy))
+                extra = before_env if name != "this checkout" else {}
+                runs[name].append(run_child(checkout, folder, args.queries, args.planted, args.lazy, extra))
         count = json.loads((folder / "index.json").read_text())["count"]
         mine = runs["this checkout"][0]["answers"]
         for name, done in runs.items():
