@@ -47,7 +47,7 @@ def query_rows(table: pd.DataFrame, texts: Sequence[str], planted: bool) -> list
             if str(texts[row]).strip() and (artists is None or artists.iloc[row] != "")]
 
 
-def child(folder: Path, queries: int, planted: bool) -> dict[str, list]:
+def child(folder: Path, queries: int, planted: bool, lazy: bool) -> dict[str, list]:
     """Seconds and answers (paths, scores) of each timed query, in this process's checkout."""
     from index.store import load_index
     from recsys.recommend import QueryCover, Recommender
@@ -57,6 +57,8 @@ def child(folder: Path, queries: int, planted: bool) -> dict[str, list]:
     with_text = query_rows(table, texts, planted)
     covers = [QueryCover(np.asarray(embeddings[row]), b"", str(table["path"].iloc[row]),
                          str(table["content_hash"].iloc[row])) for row in with_text[: WARMUP + queries]]
+    if lazy:  # the queries' own index, its metadata table read as asked (picking the queries decoded it whole)
+        recommender = Recommender(load_index(folder))
     for cover in covers[:WARMUP]:
         recommender.similar_to_cover(cover, by="both")
     seconds, answers = [], []
@@ -68,11 +70,13 @@ def child(folder: Path, queries: int, planted: bool) -> dict[str, list]:
     return {"seconds": seconds, "answers": answers}
 
 
-def run_child(checkout: Path, folder: Path, queries: int, planted: bool) -> dict[str, list]:
-    environment = dict(os.environ, PYTHONPATH=str(checkout))
+def run_child(
+    checkout: Path, folder: Path, queries: int, planted: bool, lazy: bool, extra: dict[str, str]
+) -> dict[str, list]:
+    environment = dict(os.environ, PYTHONPATH=str(checkout)) | extra
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", "--index", str(folder), "--queries", str(queries),
-         *(["--planted"] if planted else [])],
+         *(["--planted"] if planted else []), *(["--lazy"] if lazy else [])],
         capture_output=True, text=True, env=environment, cwd=checkout, check=True,
     )
     return json.loads(done.stdout.splitlines()[-1])
@@ -86,22 +90,32 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--planted", action="store_true",
                         help="ask the planted covers (an artist in the metadata) instead of random covers with text")
+    parser.add_argument("--lazy", action="store_true",
+                        help="query an index whose metadata table is read as asked, as a served one is (without: "
+                             "the table decoded whole, as picking the queries leaves it)")
+    parser.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set this in the older checkout's children only (e.g. OPENBLAS_NUM_THREADS=1, with "
+                             "--before a copy of this checkout, to time the libraries' threads beside one)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, os.environ.get("PYTHONPATH", str(REPO)))
-        print(json.dumps(child(args.index[0], args.queries, args.planted)))
+        print(json.dumps(child(args.index[0], args.queries, args.planted, args.lazy)))
         return
     checkouts = {"this checkout": REPO} | ({f"before ({args.before})": args.before} if args.before else {})
+    before_env = dict(setting.split("=", 1) for setting in args.before_env)
+    if before_env:
+        print(f"# the older checkout's children also have {' '.join(args.before_env)}")
     print(f"# warm similar_to_cover(by='both') ms, {args.rounds} rounds x {args.queries} "
-          f"{'planted' if args.planted else 'random'} queries; "
+          f"{'planted' if args.planted else 'random'} queries{', lazy table' if args.lazy else ''}; "
           f"start: {machine_line(describe_machine())}")
     print("| covers | checkout | p50 | p95 | answers as this checkout's |\n|---:|---|---:|---:|---|")
     for folder in args.index:
         runs: dict[str, list[dict[str, list]]] = {name: [] for name in checkouts}
         for _ in range(args.rounds):
             for name, checkout in reversed(checkouts.items()):  # the older one first in each round
-                runs[name].append(run_child(checkout, folder, args.queries, args.planted))
+                extra = before_env if name != "this checkout" else {}
+                runs[name].append(run_child(checkout, folder, args.queries, args.planted, args.lazy, extra))
         count = json.loads((folder / "index.json").read_text())["count"]
         mine = runs["this checkout"][0]["answers"]
         for name, done in runs.items():

@@ -62,12 +62,16 @@ class ShownRows:
     def rows(self, rows: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
         """``columns`` of ``rows`` (positions, in their order). Their text is checked as UTF-8 here, for the
         few rows taken, rather than every row's at load."""
+        return self.arrow_rows(rows, columns).to_pandas()
+
+    def arrow_rows(self, rows: np.ndarray, columns: Sequence[str]) -> pyarrow.Table:
+        """:meth:`rows` as Arrow, for a caller that only compares their values."""
         taken = self.table.select(list(columns)).take(pyarrow.array(rows, type=pyarrow.int64()))
         try:
             taken.validate(full=True)
         except pyarrow.ArrowException as error:
             raise ShownRowsError(f"rows that do not decode ({_first_line(error)})") from None
-        return taken.to_pandas()
+        return taken
 
 
 def read_shown_rows(handle: IO[bytes], count: int) -> ShownRows:

@@ -16,6 +16,7 @@ import pyarrow
 import pyarrow.compute
 import pyarrow.parquet
 
+from index.lookup import TextRows, holds_text, text_chunks
 from index.shown import ShownRows, ShownRowsError
 
 ROW_GROUP_ROWS = 8_192
@@ -46,6 +47,8 @@ class Table:
         self._renamed = renamed or {}
         self._damaged = damaged or ValueError
         self._lock = threading.Lock()  # one file position, shared by the threads of a server
+        self._lookups: dict[str, TextRows | None] = {}  # per column; None: not text, compared instead
+        self._lookups_lock = threading.Lock()
         self._file: pyarrow.parquet.ParquetFile | None = None
         if frame is None:
             try:
@@ -88,6 +91,46 @@ class Table:
         found = pyarrow.compute.equal(values, pyarrow.scalar(value, values.type)).fill_null(False)
         return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
+    def rows_equal(self, column: str, value: object) -> np.ndarray:
+        """The rows (ascending) whose ``column`` equals ``value``: those of ``equals``, found for a text value of a
+        text column by the column's hash lookup (index.lookup, built on the first call) and a check of their
+        values instead of a compare of the whole column."""
+        lookup = self._lookup(column) if isinstance(value, str) else None
+        if lookup is None:
+            return np.flatnonzero(self.equals(column, value))
+        rows = lookup.candidates(value)
+        if not rows.size:
+            return rows
+        if self._frame is not None:
+            return rows[(self._frame[column].iloc[rows] == value).fillna(False).to_numpy(dtype=bool)]
+        stored = {shown: name for name, shown in self._renamed.items()}.get(column, column)
+        found = self._arrow_rows(rows, [stored]).column(0)  # Arrow, as equals compares: a frame costs more
+        return rows[pyarrow.compute.equal(found, value).fill_null(False).to_numpy(zero_copy_only=False)]
+
+    def _lookup(self, column: str) -> TextRows | None:
+        if column not in self._lookups:
+            with self._lookups_lock:
+                if column not in self._lookups:
+                    self._lookups[column] = self._build_lookup(column)
+        return self._lookups[column]
+
+    def _build_lookup(self, column: str) -> TextRows | None:
+        if self._frame is not None:
+            values = self._frame[column]
+            return TextRows(text_chunks(values), len(values)) if holds_text(values) else None
+        stored = {shown: name for name, shown in self._renamed.items()}.get(column, column)
+        kind = self._file.schema_arrow.field(stored).type
+        if not (pyarrow.types.is_string(kind) or pyarrow.types.is_large_string(kind)):
+            return None
+        groups = range(self._file.metadata.num_row_groups)
+        return TextRows((chunk for group in groups for chunk in text_chunks(self._row_group(group, stored))),
+                        self.count)
+
+    def _row_group(self, group: int, stored: str) -> pyarrow.ChunkedArray:
+        """One row group's values of a column: a lookup's build holds one group of the column at a time."""
+        with self._lock:
+            return self._decode(lambda: self._file.read_row_group(group, columns=[stored]).column(0))
+
     def rows(self, rows: np.ndarray, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The table's ``rows`` (positions, in their order), decoding only the row groups that hold them and,
         when given, only ``columns`` (as read): the rows shown by a query are spread over most row groups, so
@@ -100,14 +143,20 @@ class Table:
         if columns is not None:
             names = {shown: name for name, shown in self._renamed.items()}
             stored = [names.get(column, column) for column in columns]
+        table = self._arrow_rows(rows, stored)
+        return self._decode(table.to_pandas).rename(columns=self._renamed)
+
+    def _arrow_rows(self, rows: np.ndarray, stored: list[str] | None) -> pyarrow.Table:
+        """The file's ``rows`` of the ``stored`` columns (all when None), from the shown rows where they hold
+        them, else from the row groups that hold the rows."""
         if stored is not None and self._shown is not None and self._shown.holds(stored):
             try:
-                return self._shown.rows(rows, stored).rename(columns=self._renamed)
+                return self._shown.arrow_rows(rows, stored)
             except ShownRowsError as error:
                 raise self._shown_damaged(str(error)) from None
         if not len(rows):
             empty = self._file.schema_arrow.empty_table()
-            return (empty if stored is None else empty.select(stored)).to_pandas().rename(columns=self._renamed)
+            return empty if stored is None else empty.select(stored)
         sizes = [self._file.metadata.row_group(g).num_rows for g in range(self._file.metadata.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes)])
         group_of = np.searchsorted(starts, rows, side="right") - 1
@@ -116,7 +165,7 @@ class Table:
         taken = read_at[np.searchsorted(groups, group_of)] + rows - starts[group_of]
         with self._lock:
             table = self._decode(lambda: self._file.read_row_groups(groups.tolist(), columns=stored))
-        return self._decode(lambda: table.take(taken).to_pandas()).rename(columns=self._renamed)
+        return self._decode(lambda: table.take(taken))
 
     def _decode(self, read: Callable[[], object]) -> object:
         try:

@@ -161,8 +161,7 @@ class Recommender:
 
     def text_of(self, cover: str | Path | QueryCover, same_content: np.ndarray | None = None) -> str:
         """The text printed on a cover: the stored reading for an indexed cover (same content), else OCR.
-        ``same_content``: the mask of the index rows of the cover's content where the caller has it already
-        (a column compare per query, that grows with the collection)."""
+        ``same_content``: the mask of the index rows of the cover's content where the caller has it already."""
         if isinstance(cover, QueryCover):
             path, digest = cover.path, cover.content_hash
         else:
@@ -173,7 +172,7 @@ class Recommender:
         if path is None:
             raise QueryError("ranking by words needs the cover as a file (its text is read and cached by content)")
         if same_content is None:
-            same_content = self.index.table.equals("content_hash", digest)
+            same_content = self._rows_of(digest, None)
         rows = np.flatnonzero(same_content)
         if rows.size and self.has_text:
             return str(self.texts[rows[0]])
@@ -300,14 +299,14 @@ class Recommender:
         return search(self.index.faiss_index, vectors, k, exact_vectors=self.index.embeddings if compressed else None)
 
     def _rows_of(self, content_hash: str | None, path: str | None) -> np.ndarray:
-        """A mask of the rows of that content or stored at that path (neither when None). A name that is not
-        UTF-8 matches none: build-index never stores one, and the metadata's text column cannot even compare
-        with it."""
+        """A mask of the rows of that content or stored at that path (neither when None), from the table's
+        lookups (built on the first query; no compare of a column per query). A name that is not UTF-8 matches
+        none: build-index never stores one, and the metadata's text column cannot even compare with it."""
         rows = np.zeros(self.index.info.count, dtype=bool)
         if content_hash is not None:
-            rows |= self.index.table.equals("content_hash", content_hash)
+            rows[self.index.table.rows_equal("content_hash", content_hash)] = True
         if path is not None and printable_path(path) == path:
-            rows |= self.index.table.equals("path", path)
+            rows[self.index.table.rows_equal("path", path)] = True
         return rows
 
     def _allowed(self, genre: str | None, where: dict[str, str] | None = None) -> np.ndarray:

@@ -685,24 +685,29 @@ def test_both_from_candidates_under_a_narrow_filter_ranks_every_allowed_cover(
     assert np.allclose(found["score"], exact["score"])
 
 
-def test_a_both_query_compares_the_content_hashes_once_and_reads_the_stored_text(
+def test_a_both_query_looks_its_rows_up_without_comparing_a_column_and_reads_the_stored_text(
     recommender: Recommender, manifest: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The query cover's own rows (left out of its results) and its stored text come from one compare of the
-    content hash column, a cost that grows with the collection; the text is the one text_of finds alone."""
+    """The query cover's own rows (left out of its results) and its stored text come from one lookup of its
+    content hash and one of its path, no compare of a column (a cost that grows with the collection); the
+    rows are the compare's and the text the one text_of finds alone."""
     path = str(pd.read_csv(manifest)["path"].iloc[4])
     query = recommender.read_query(path)
     expected = recommender.similar_to_cover(query, by="both")
     table = recommender.index.table
     compared: list[str] = []
-    original = table.equals
+    looked_up: list[str] = []
+    original, rows_equal = table.equals, table.rows_equal
     monkeypatch.setattr(table, "equals", lambda column, value: compared.append(column) or original(column, value))
+    monkeypatch.setattr(table, "rows_equal",
+                        lambda column, value: looked_up.append(column) or rows_equal(column, value))
     found = recommender.similar_to_cover(query, by="both")
-    assert sorted(compared) == ["content_hash", "path"]
+    assert compared == [] and sorted(looked_up) == ["content_hash", "path"]
     pd.testing.assert_frame_equal(found, expected)
     assert path not in found["path"].tolist()
     same = original("content_hash", query.content_hash)
-    assert same.any() and recommender.text_of(query, same) == recommender.text_of(path) != ""
+    assert same.any() and rows_equal("content_hash", query.content_hash).tolist() == np.flatnonzero(same).tolist()
+    assert recommender.text_of(query, same) == recommender.text_of(path) != ""
 
 
 def test_both_candidates_search_the_look_of_the_query_alone_and_the_words_of_its_feedback_covers(
@@ -769,8 +774,10 @@ def test_collection_scores_score_each_candidate_once_per_query_cover(
 
 def test_collection_scores_of_query_covers_together_equal_each_scored_alone(recommender: Recommender) -> None:
     """The covers one feedback round takes are scored in one call (their words in one sparse product, the
-    sample's rows with the candidates'), and each gets, bit for bit, what a call for it alone gives, also
-    when some of them were scored over fewer candidates before."""
+    sample's rows with the candidates'; their looks and look moments in one dense product each), and each gets
+    what a call for it alone gives, also when some of them were scored over fewer candidates before: the words
+    bit for bit, the looks and fused scores up to float rounding (a matrix product sums in another order than
+    one cover's)."""
     embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
     model = recommender._text_model
     statistics = hybrid.candidate_statistics(embeddings, sample=7)
@@ -784,8 +791,10 @@ def test_collection_scores_of_query_covers_together_equal_each_scored_alone(reco
         alone = hybrid.CollectionScores(statistics, model)
         if key in keys[:2]:
             alone.scores([key], first, embeddings, embeddings[[row]], [texts[row]])
-        for mine, theirs in zip(scored, alone.scores([key], grown, embeddings, embeddings[[row]], [texts[row]])[0]):
-            assert np.array_equal(mine, theirs)
+        fused, look, words = alone.scores([key], grown, embeddings, embeddings[[row]], [texts[row]])[0]
+        assert np.array_equal(scored[2], words)
+        assert np.allclose(scored[1], look, rtol=0, atol=1e-6) and np.allclose(scored[0], fused, rtol=0, atol=1e-5)
+        assert np.allclose(scored[1], embeddings[grown] @ embeddings[row], rtol=0, atol=1e-6)
 
 
 def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
@@ -952,3 +961,12 @@ def test_the_spreading_weakens_when_the_best_seeds_link_out_of_the_strong_candid
     full = hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.5, focus_at=0.0, links_at=0.5)
     assert np.allclose(full, hybrid.spread_from(graph, np.arange(4), fused, 4, keep=0.5, focus_at=0.0))
     assert halved[3] < full[3]  # the weak cover the best seed links to rises less
+
+
+def test_within_is_isin_for_an_ascending_array() -> None:
+    """CollectionScores' membership test by binary search answers as np.isin, empty and edge rows included."""
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 7, 300):
+        ascending = np.unique(rng.integers(0, 500, size))
+        values = np.concatenate([rng.integers(-3, 505, 400), ascending[:1], ascending[-1:], [0, 499]])
+        assert np.array_equal(hybrid._within(values, ascending), np.isin(values, ascending))
