@@ -48,6 +48,7 @@ class Table:
         self._damaged = damaged or ValueError
         self._lock = threading.Lock()  # one file position, shared by the threads of a server
         self._lookups: dict[str, TextRows | None] = {}  # per column; None: not text, compared instead
+        self._compared: set[str] = set()  # columns asked once: a lookup is built on a column's second query
         self._lookups_lock = threading.Lock()
         self._file: pyarrow.parquet.ParquetFile | None = None
         if frame is None:
@@ -93,8 +94,12 @@ class Table:
 
     def rows_equal(self, column: str, value: object) -> np.ndarray:
         """The rows (ascending) whose ``column`` equals ``value``: those of ``equals``, found for a text value of a
-        text column by the column's hash lookup (index.lookup, built on the first call) and a check of their
-        values instead of a compare of the whole column."""
+        text column by the column's hash lookup (index.lookup) and a check of their values instead of a compare
+        of the whole column. The first call per column compares: a one-query process (the CLI) would pay for a
+        lookup it never uses again (0.55 s against 87 ms for a compare at 1M covers, docs/scale.md)."""
+        if column not in self._compared and column not in self._lookups:
+            self._compared.add(column)
+            return np.flatnonzero(self.equals(column, value))
         lookup = self._lookup(column) if isinstance(value, str) else None
         if lookup is None:
             return np.flatnonzero(self.equals(column, value))

@@ -300,8 +300,9 @@ class Recommender:
 
     def _rows_of(self, content_hash: str | None, path: str | None) -> np.ndarray:
         """A mask of the rows of that content or stored at that path (neither when None), from the table's
-        lookups (built on the first query; no compare of a column per query). A name that is not UTF-8 matches
-        none: build-index never stores one, and the metadata's text column cannot even compare with it."""
+        lookups (Table.rows_equal: built on a column's second query, no compare of the column after it). A name
+        that is not UTF-8 matches none: build-index never stores one, and the metadata's text column cannot even
+        compare with it."""
         rows = np.zeros(self.index.info.count, dtype=bool)
         if content_hash is not None:
             rows[self.index.table.rows_equal("content_hash", content_hash)] = True

@@ -171,11 +171,20 @@ def test_table_rows_equal_finds_the_rows_of_the_column_compare_for_hostile_names
         assert table._lookups["v"] is not None
 
 
+def test_a_columns_first_query_compares_and_its_second_builds_the_lookup() -> None:
+    """A one-query process (the CLI) never pays for a lookup; a server builds it on its second query."""
+    for table in _tables(HOSTILE):
+        assert table.rows_equal("v", "h3").tolist() == [14, 15, 17] and "v" not in table._lookups
+        assert table.rows_equal("v", "h3").tolist() == [14, 15, 17] and table._lookups["v"] is not None
+
+
 def test_table_rows_equal_of_a_name_that_is_not_utf8_in_memory_and_of_a_column_of_numbers() -> None:
     """A frame built in memory may hold a surrogate-escaped name (found by its escaped bytes); a column of
     numbers compares as numbers (3 == 3.0), so it is compared, not hashed."""
     names = pd.Series(["\udcff.jpg", "b", "\udcff.jpg"], dtype=object)  # a str column cannot hold them
     table = Table(frame=pd.DataFrame({"v": names, "n": [3, 3.0, 4]}))
-    assert table.rows_equal("v", "\udcff.jpg").tolist() == [0, 2]
+    for _ in range(2):  # compared, then looked up
+        assert table.rows_equal("v", "\udcff.jpg").tolist() == [0, 2]
+    assert table._lookups["v"] is not None
     assert table.rows_equal("n", 3).tolist() == [0, 1] and table.rows_equal("n", "3").tolist() == []
     assert table._lookups.get("n") is None
