@@ -928,6 +928,14 @@ def test_the_spreading_seeds_only_the_best_candidates_when_told() -> None:
     assert np.array_equal(hybrid.seed_scores(fused, 2), [3.0, 0.0, 2.0, 0.0, 0.0])  # the two best only
 
 
+def test_the_focus_of_many_covers_reads_their_best_pool_only() -> None:
+    """Past SPREAD_POOL scores only the best pool counts: 10 strong covers among 90 weak and 10,000 weaker."""
+    fused = np.r_[np.full(10, 5.0), np.full(90, 0.5), np.full(10_000, 0.4), -np.ones(5)]
+    np.random.default_rng(0).shuffle(fused)
+    assert hybrid.SPREAD_POOL == 100
+    assert hybrid.focus(fused, 0.8) == pytest.approx(50.0 / (50.0 + 45.0) / 0.8)  # 0.66; of every cover: 0.015
+
+
 def test_the_spreading_weakens_when_the_best_candidates_do_not_stand_apart() -> None:
     apart = np.r_[np.full(10, 5.0), np.full(40, 0.1), np.zeros(50)]  # top 10 hold 0.93 of the best 50's score
     tied = np.r_[np.full(50, 1.0), np.zeros(50)]  # top 10 hold 0.2
