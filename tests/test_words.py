@@ -894,6 +894,18 @@ def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(tex
         assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"
 
 
+def test_the_warm_bench_times_words_searches_when_told(text_index: Path) -> None:
+    """bench/warm_both.py --ask words times search_text of the covers' texts, and says so in its header."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "warm_both.py"), "--index", str(text_index),
+                           "--before", str(REPO), "--rounds", "1", "--queries", "2", "--ask", "words"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "warm search_text(whole cover text) ms" in done.stdout
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3  # the header and two checkouts
+    assert all(float(row[2]) > 0 and row[4].strip() == "same" for row in rows[1:])
+
+
 def test_the_planted_precision_bench_ranks_the_covers_with_an_artist(text_index: Path, tmp_path: Path) -> None:
     """bench/planted_precision.py asks the covers with an artist through similar_to_cover: a precision in
     [0, 1] over as many queries as asked, and each query's ten distinct paths written."""
