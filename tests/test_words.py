@@ -772,6 +772,36 @@ def test_collection_scores_score_each_candidate_once_per_query_cover(
         assert np.allclose(kept, fresh, atol=1e-6)
 
 
+class _CountedRows(np.ndarray):
+    """Embeddings that record each row an integer array gathers from them."""
+
+    gathered: list[int]
+
+    def __getitem__(self, key: object) -> object:
+        if isinstance(key, np.ndarray) and key.ndim == 1 and key.dtype.kind in "iu":
+            self.gathered.extend(key.tolist())
+        return super().__getitem__(key)
+
+
+def test_collection_scores_read_each_embeddings_row_once_per_query(recommender: Recommender) -> None:
+    """The query's candidates, then its feedback covers' over them, then all of them over grown candidates: each
+    candidate's vector is gathered from the embeddings once, and the looks are still each cover's products."""
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    counted = embeddings.view(_CountedRows)
+    counted.gathered = []
+    model = recommender._text_model
+    statistics = hybrid.candidate_statistics(embeddings, sample=5)
+    scores = hybrid.CollectionScores(statistics, model)
+    first, grown = np.arange(0, 24), np.arange(0, len(texts), 2)
+    scores.scores([hybrid.QUERY], first, counted, embeddings[[0]], [texts[0]])
+    scores.scores([5, 13], first, counted, embeddings[[5, 13]], [texts[5], texts[13]])
+    found = scores.scores([hybrid.QUERY, 5, 13, 30], grown, counted, embeddings[[0, 5, 13, 30]],
+                          [texts[row] for row in (0, 5, 13, 30)])
+    assert sorted(counted.gathered) == sorted(set(first) | set(grown))
+    for row, (_, look, _) in zip((0, 5, 13, 30), found):
+        assert np.allclose(look, embeddings[grown] @ embeddings[row], rtol=0, atol=1e-6)
+
+
 def test_collection_scores_of_query_covers_together_equal_each_scored_alone(recommender: Recommender) -> None:
     """The covers one feedback round takes are scored in one call (their words in one sparse product, the
     sample's rows with the candidates'; their looks and look moments in one dense product each), and each gets
