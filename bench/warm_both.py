@@ -1,11 +1,13 @@
-"""Warm ``similar_to_cover(by="both")`` p50 / p95 of this checkout beside an older one, in the same run.
+"""Warm ``similar_to_cover(by="both")`` (or, ``--ask words``, ``search_text``) p50 / p95 of this checkout beside an
+older one, in the same run.
 
 Each round runs one fresh child process per checkout (PYTHONPATH its checkout), alternating, so the load of a
 shared machine falls on both alike. A child opens the index without an encoder and asks ``--queries`` covers of
 the index that carry text (a fixed random draw; ``--planted``: the planted real covers, those with an artist, as
 bench/collection_scale.py asks, whose real texts share n-grams with many covers: the slow case) as query covers, their stored vectors standing for the read
 cover (recommend.QueryCover: reading and encoding the cover costs the same in both checkouts and is not part of
-the warm query); the first WARMUP queries load the graph, words model, engine and statistics and are not timed.
+the warm query; ``--ask words``: each such cover's whole stored text as a typed search, as bench/collection_scale.py
+asks it); the first WARMUP queries load the graph, words model, engine and statistics and are not timed.
 Answers are compared too: each checkout's paths and scores (rounded as shown) of every timed query must agree.
 
     git -C /path/to/repo archive main | tar -x -C /tmp/before   # the older checkout
@@ -47,7 +49,7 @@ def query_rows(table: pd.DataFrame, texts: Sequence[str], planted: bool) -> list
             if str(texts[row]).strip() and (artists is None or artists.iloc[row] != "")]
 
 
-def child(folder: Path, queries: int, planted: bool, lazy: bool) -> dict[str, list]:
+def child(folder: Path, queries: int, planted: bool, lazy: bool, ask: str = "both") -> dict[str, list]:
     """Seconds and answers (paths, scores) of each timed query, in this process's checkout."""
     from index.store import load_index
     from recsys.recommend import QueryCover, Recommender
@@ -55,28 +57,37 @@ def child(folder: Path, queries: int, planted: bool, lazy: bool) -> dict[str, li
     recommender = Recommender(load_index(folder))
     table, embeddings, texts = recommender.index.metadata, recommender.index.embeddings, recommender.texts
     with_text = query_rows(table, texts, planted)
-    covers = [QueryCover(np.asarray(embeddings[row]), b"", str(table["path"].iloc[row]),
-                         str(table["content_hash"].iloc[row])) for row in with_text[: WARMUP + queries]]
+    if ask == "words":
+        covers: list = [str(texts[row]) for row in with_text[: WARMUP + queries]]
+    else:
+        covers = [QueryCover(np.asarray(embeddings[row]), b"", str(table["path"].iloc[row]),
+                             str(table["content_hash"].iloc[row])) for row in with_text[: WARMUP + queries]]
     if lazy:  # the queries' own index, its metadata table read as asked (picking the queries decoded it whole)
         recommender = Recommender(load_index(folder))
+
+    def query(cover: object) -> pd.DataFrame:
+        if ask == "words":
+            return recommender.search_text(cover)
+        return recommender.similar_to_cover(cover, by="both")
+
     for cover in covers[:WARMUP]:
-        recommender.similar_to_cover(cover, by="both")
+        query(cover)
     seconds, answers = [], []
     for cover in covers[WARMUP:]:
         started = time.perf_counter()
-        found = recommender.similar_to_cover(cover, by="both")
+        found = query(cover)
         seconds.append(time.perf_counter() - started)
         answers.append([found["path"].tolist(), found["score"].tolist()])
     return {"seconds": seconds, "answers": answers}
 
 
 def run_child(
-    checkout: Path, folder: Path, queries: int, planted: bool, lazy: bool, extra: dict[str, str]
+    checkout: Path, folder: Path, queries: int, planted: bool, lazy: bool, extra: dict[str, str], ask: str = "both"
 ) -> dict[str, list]:
     environment = dict(os.environ, PYTHONPATH=str(checkout)) | extra
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", "--index", str(folder), "--queries", str(queries),
-         *(["--planted"] if planted else []), *(["--lazy"] if lazy else [])],
+         "--ask", ask, *(["--planted"] if planted else []), *(["--lazy"] if lazy else [])],
         capture_output=True, text=True, env=environment, cwd=checkout, check=True,
     )
     return json.loads(done.stdout.splitlines()[-1])
@@ -96,17 +107,20 @@ def main() -> None:
     parser.add_argument("--before-env", action="append", default=[], metavar="NAME=VALUE",
                         help="set this in the older checkout's children only (e.g. OPENBLAS_NUM_THREADS=1, with "
                              "--before a copy of this checkout, to time the libraries' threads beside one)")
+    parser.add_argument("--ask", choices=("both", "words"), default="both",
+                        help="what to time: similar_to_cover(by='both'), or search_text of each cover's whole text")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, os.environ.get("PYTHONPATH", str(REPO)))
-        print(json.dumps(child(args.index[0], args.queries, args.planted, args.lazy)))
+        print(json.dumps(child(args.index[0], args.queries, args.planted, args.lazy, args.ask)))
         return
     checkouts = {"this checkout": REPO} | ({f"before ({args.before})": args.before} if args.before else {})
     before_env = dict(setting.split("=", 1) for setting in args.before_env)
     if before_env:
         print(f"# the older checkout's children also have {' '.join(args.before_env)}")
-    print(f"# warm similar_to_cover(by='both') ms, {args.rounds} rounds x {args.queries} "
+    asked = "search_text(whole cover text)" if args.ask == "words" else "similar_to_cover(by='both')"
+    print(f"# warm {asked} ms, {args.rounds} rounds x {args.queries} "
           f"{'planted' if args.planted else 'random'} queries{', lazy table' if args.lazy else ''}; "
           f"start: {machine_line(describe_machine())}")
     print("| covers | checkout | p50 | p95 | answers as this checkout's |\n|---:|---|---:|---:|---|")
@@ -115,7 +129,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, checkout in reversed(checkouts.items()):  # the older one first in each round
                 extra = before_env if name != "this checkout" else {}
-                runs[name].append(run_child(checkout, folder, args.queries, args.planted, args.lazy, extra))
+                runs[name].append(run_child(checkout, folder, args.queries, args.planted, args.lazy, extra, args.ask))
         count = json.loads((folder / "index.json").read_text())["count"]
         mine = runs["this checkout"][0]["answers"]
         for name, done in runs.items():

@@ -51,6 +51,7 @@ class ShownRows:
 
     def __init__(self, table: pyarrow.Table) -> None:
         self.table = table
+        self._plain: dict[tuple[str, ...], bool] = {}
 
     @property
     def columns(self) -> list[str]:
@@ -62,7 +63,22 @@ class ShownRows:
     def rows(self, rows: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
         """``columns`` of ``rows`` (positions, in their order). Their text is checked as UTF-8 here, for the
         few rows taken, rather than every row's at load."""
-        return self.arrow_rows(rows, columns).to_pandas()
+        return self.frame(self.arrow_rows(rows, columns))
+
+    def frame(self, taken: pyarrow.Table) -> pd.DataFrame:
+        """Some rows of this file (:meth:`arrow_rows`) as pandas, as ``taken.to_pandas()`` gives them: converted
+        column by column where that gives the same dtypes (checked once per set of columns, on no rows), which
+        skips rebuilding the frame from the pandas metadata: 0.3 ms instead of 0.9 for a query's ten rows at 1M
+        covers. A column whose stored pandas type only the metadata restores (a nullable "string") goes the
+        whole way."""
+        names = tuple(taken.column_names)
+        if names not in self._plain:
+            empty = taken.slice(0, 0)
+            whole = empty.to_pandas().dtypes.tolist()
+            self._plain[names] = whole == [column.to_pandas().dtype for column in empty.columns]
+        if not self._plain[names]:
+            return taken.to_pandas()
+        return pd.DataFrame({name: column.to_pandas().array for name, column in zip(names, taken.columns)})
 
     def arrow_rows(self, rows: np.ndarray, columns: Sequence[str]) -> pyarrow.Table:
         """:meth:`rows` as Arrow, for a caller that only compares their values."""

@@ -149,12 +149,17 @@ class Table:
             names = {shown: name for name, shown in self._renamed.items()}
             stored = [names.get(column, column) for column in columns]
         table = self._arrow_rows(rows, stored)
-        return self._decode(table.to_pandas).rename(columns=self._renamed)
+        convert = self._shown.frame if self._from_shown(stored) else pyarrow.Table.to_pandas
+        return self._decode(lambda: convert(table)).rename(columns=self._renamed)
+
+    def _from_shown(self, stored: list[str] | None) -> bool:
+        """Whether the shown rows hold the ``stored`` columns (all when None: never)."""
+        return stored is not None and self._shown is not None and self._shown.holds(stored)
 
     def _arrow_rows(self, rows: np.ndarray, stored: list[str] | None) -> pyarrow.Table:
         """The file's ``rows`` of the ``stored`` columns (all when None), from the shown rows where they hold
         them, else from the row groups that hold the rows."""
-        if stored is not None and self._shown is not None and self._shown.holds(stored):
+        if self._from_shown(stored):
             try:
                 return self._shown.arrow_rows(rows, stored)
             except ShownRowsError as error:

@@ -323,14 +323,25 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
         if rows is None:
             own_lines, owner = model.lines, model.line_owner
         else:  # a cover's lines are contiguous: each row's run of lines, found by bisection
-            starts = np.searchsorted(model.line_owner, rows, side="left")
-            sizes = np.searchsorted(model.line_owner, rows, side="right") - starts
+            starts, sizes = _line_runs(model.line_owner, rows)
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
         pairs = own_lines @ queries.lines.T  # sparse: most line pairs share no n-gram
         cover = np.repeat(owner, np.diff(pairs.indptr))
         np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], pairs.data)
     return 0.5 * whole + 0.5 * best
+
+
+def _line_runs(line_owner: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first line, number of lines) of each of ``rows`` in the ascending ``line_owner``. Bisected for the rows
+    in ascending order, then put back in theirs: a million covers' owners are 30 MB, and each search of rows in
+    a words engine's order misses the cache all the way down (1.1 ms for 1,000 rows, 0.35 ms sorted)."""
+    order = np.argsort(rows, kind="stable")
+    ascending = np.asarray(rows)[order]
+    starts, sizes = np.empty(len(order), dtype=np.int64), np.empty(len(order), dtype=np.int64)
+    starts[order] = np.searchsorted(line_owner, ascending, side="left")
+    sizes[order] = np.searchsorted(line_owner, ascending, side="right") - starts[order]
+    return starts, sizes
 
 
 def known_grams(model: TextModel, text: str) -> np.ndarray:
@@ -376,18 +387,18 @@ def words_scores(
     ``text`` ranks to find its best ``k``; every other allowed cover scores 0. With an ``engine``, its best
     CANDIDATES covers; all allowed covers when they are that few anyway, without an engine, or when a filter
     leaves fewer than ``k`` candidates that share any words (the engine ranks before the filter)."""
-    every = np.flatnonzero(allowed)
     query = vectorise_queries(model, [text])  # its n-grams found once, for the engine and the scoring both
-    if len(every) <= CANDIDATES:
+    if np.count_nonzero(allowed) <= CANDIDATES:
+        every = np.flatnonzero(allowed)
         return every, words_similarities(model, query, every)[:, 0]
-    if engine is None:
-        return every, words_similarities(model, query)[every, 0]
-    found = engine.candidates(query.grams(model, 0), CANDIDATES)
-    rows = found[allowed[found]]
-    scores = words_similarities(model, query, rows)[:, 0]
-    if np.count_nonzero(scores > 0) < k and len(found) == CANDIDATES:
-        return every, words_similarities(model, query)[every, 0]
-    return rows, scores
+    if engine is not None:  # the rows of every allowed cover are only listed when all of them are scored
+        found = engine.candidates(query.grams(model, 0), CANDIDATES)
+        rows = found[allowed[found]]
+        scores = words_similarities(model, query, rows)[:, 0]
+        if np.count_nonzero(scores > 0) >= k or len(found) < CANDIDATES:
+            return rows, scores
+    every = np.flatnonzero(allowed)
+    return every, words_similarities(model, query)[every, 0]
 
 
 def best_by_words(

@@ -772,6 +772,36 @@ def test_collection_scores_score_each_candidate_once_per_query_cover(
         assert np.allclose(kept, fresh, atol=1e-6)
 
 
+class _CountedRows(np.ndarray):
+    """Embeddings that record each row an integer array gathers from them."""
+
+    gathered: list[int]
+
+    def __getitem__(self, key: object) -> object:
+        if isinstance(key, np.ndarray) and key.ndim == 1 and key.dtype.kind in "iu":
+            self.gathered.extend(key.tolist())
+        return super().__getitem__(key)
+
+
+def test_collection_scores_read_each_embeddings_row_once_per_query(recommender: Recommender) -> None:
+    """The query's candidates, then its feedback covers' over them, then all of them over grown candidates: each
+    candidate's vector is gathered from the embeddings once, and the looks are still each cover's products."""
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    counted = embeddings.view(_CountedRows)
+    counted.gathered = []
+    model = recommender._text_model
+    statistics = hybrid.candidate_statistics(embeddings, sample=5)
+    scores = hybrid.CollectionScores(statistics, model)
+    first, grown = np.arange(0, 24), np.arange(0, len(texts), 2)
+    scores.scores([hybrid.QUERY], first, counted, embeddings[[0]], [texts[0]])
+    scores.scores([5, 13], first, counted, embeddings[[5, 13]], [texts[5], texts[13]])
+    found = scores.scores([hybrid.QUERY, 5, 13, 30], grown, counted, embeddings[[0, 5, 13, 30]],
+                          [texts[row] for row in (0, 5, 13, 30)])
+    assert sorted(counted.gathered) == sorted(set(first) | set(grown))
+    for row, (_, look, _) in zip((0, 5, 13, 30), found):
+        assert np.allclose(look, embeddings[grown] @ embeddings[row], rtol=0, atol=1e-6)
+
+
 def test_collection_scores_of_query_covers_together_equal_each_scored_alone(recommender: Recommender) -> None:
     """The covers one feedback round takes are scored in one call (their words in one sparse product, the
     sample's rows with the candidates'; their looks and look moments in one dense product each), and each gets
@@ -892,6 +922,18 @@ def test_the_warm_both_bench_times_both_checkouts_and_compares_their_answers(tex
     assert len(rows) == 3  # the header and two checkouts
     for row in rows[1:]:
         assert float(row[2]) > 0 and float(row[3]) >= float(row[2]) and row[4].strip() == "same"
+
+
+def test_the_warm_bench_times_words_searches_when_told(text_index: Path) -> None:
+    """bench/warm_both.py --ask words times search_text of the covers' texts, and says so in its header."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "warm_both.py"), "--index", str(text_index),
+                           "--before", str(REPO), "--rounds", "1", "--queries", "2", "--ask", "words"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "warm search_text(whole cover text) ms" in done.stdout
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3  # the header and two checkouts
+    assert all(float(row[2]) > 0 and row[4].strip() == "same" for row in rows[1:])
 
 
 def test_the_planted_precision_bench_ranks_the_covers_with_an_artist(text_index: Path, tmp_path: Path) -> None:
