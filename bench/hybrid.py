@@ -177,7 +177,8 @@ def compare_candidates(args: argparse.Namespace, index, texts, labels, hashes, e
             for name, top in zip(hits, tops):
                 hits[name].append(float(np.mean(labels[top] == labels[row])))
     print(f"# same-{args.label} precision@{K}, {len(texts)} covers of {args.index}; {machine_line(describe_machine())}")
-    print(f"# recommend.LOOK_NEIGHBOURS {recommend.LOOK_NEIGHBOURS}, WORDS_NEIGHBOURS {recommend.WORDS_NEIGHBOURS}")
+    print(f"# recommend.LOOK_NEIGHBOURS {recommend.LOOK_NEIGHBOURS}, WORDS_NEIGHBOURS {recommend.WORDS_NEIGHBOURS}, "
+          f"FEEDBACK_WORDS_NEIGHBOURS {recommend.FEEDBACK_WORDS_NEIGHBOURS}")
     print("| mode | precision@10 |\n|---|---:|")
     for name, h in hits.items():
         print(f"| {name} | {np.mean(h):.3f} |")

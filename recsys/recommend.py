@@ -376,7 +376,12 @@ scans on a flat index; one search since, the query's)."""
 LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
 """both_candidates takes this many nearest covers by look for the query, and best by the words engine for the
-query and for each cover its feedback takes."""
+query."""
+FEEDBACK_WORDS_NEIGHBOURS = 100
+"""both_candidates takes this many best by the words engine for each cover the feedback takes: about six
+searches a query, most of a warm ``--by both``'s words time at 1M covers. 100 kept planted precision@10 within
+0.002 of 200 at 10k and 100k covers and cut warm ``both`` p50 at 1M 1.27x; 50 lost 0.008 at 100k (docs/scale.md,
+"Warm words and `both` at 1M covers")."""
 BOTH_MIN_CANDIDATES = LOOK_NEIGHBOURS // 2
 """both_candidates gives up (the allowed covers are all scored) when a filter leaves fewer than this many of
 the query's own look neighbours and words matches: the look and words searches rank before the filter, so a
@@ -400,19 +405,19 @@ def both_candidates(
     collection: hybrid.CollectionScores,
     k: int,
 ) -> np.ndarray | None:
-    """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by
-    look (``nearest(vectors, count)``: each of the (n, d) ``vectors``' nearest index rows, (n, count), -1 where
-    fewer; one FAISS search) and the words ``engine``'s WORDS_NEIGHBOURS best for its text, the words engine's
-    best for the covers the feedback rounds take among them, and the covers linked in the neighbour ``graph``
-    to the GRAPH_SEEDS best of them (after feedback), through which the spreading reaches them. The feedback
-    covers' own look neighbours are not searched: that second FAISS search was half a warm query's time at
-    100k covers and moved the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Warm `both`
-    for the planted covers: one look search"). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
+    """The ``allowed`` covers (ascending) that ``--by both`` scores for a query: its LOOK_NEIGHBOURS nearest by look
+    (``nearest(vectors, count)``: each of the (n, d) ``vectors``' nearest index rows, (n, count), -1 where fewer;
+    one FAISS search) and the words ``engine``'s WORDS_NEIGHBOURS best for its text, its FEEDBACK_WORDS_NEIGHBOURS
+    best for the covers the feedback rounds take among them, and the covers linked in the neighbour ``graph`` to the
+    GRAPH_SEEDS best of them (after feedback), through which the spreading reaches them. The feedback covers' own
+    look neighbours are not searched: that second FAISS search was half a warm query's time at 100k covers and moved
+    the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Warm `both` for the planted covers: one
+    look search"). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
     scoring every allowed cover finds its best ``k``."""
 
-    def by_words(keys: Sequence[int], row_texts: Sequence[str]) -> list[np.ndarray]:
+    def by_words(keys: Sequence[int], row_texts: Sequence[str], limit: int) -> list[np.ndarray]:
         # each text's n-grams as the collection's scoring vectorises them
-        return [engine.candidates(collection.grams(key, row_text), WORDS_NEIGHBOURS)
+        return [engine.candidates(collection.grams(key, row_text), limit)
                 for key, row_text in zip(keys, row_texts) if textsearch.normalise(row_text)]
 
     def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
@@ -420,11 +425,12 @@ def both_candidates(
         rows = rows[rows >= 0]
         return rows[allowed[rows]]
 
-    candidates = allowed_of([nearest(vector[None], LOOK_NEIGHBOURS).ravel(), *by_words([hybrid.QUERY], [text])])
+    own_words = by_words([hybrid.QUERY], [text], WORDS_NEIGHBOURS)
+    candidates = allowed_of([nearest(vector[None], LOOK_NEIGHBOURS).ravel(), *own_words])
     if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
         return None
     fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)
-    found = by_words(fed.tolist(), [texts[row] for row in fed])
+    found = by_words(fed.tolist(), [texts[row] for row in fed], FEEDBACK_WORDS_NEIGHBOURS)
     if graph is not None:
         found.append(graph[candidates[np.argsort(-fused, kind="stable")[:GRAPH_SEEDS]]].indices)
     return allowed_of([candidates, *found])

@@ -646,6 +646,7 @@ def test_both_from_candidates_ranks_the_top_ten_as_scoring_every_cover(
     monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
     monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
     monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "FEEDBACK_WORDS_NEIGHBOURS", 8)
     monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
     sizes = []
     original = recommend.both_candidates
@@ -714,12 +715,14 @@ def test_both_candidates_search_the_look_of_the_query_alone_and_the_words_of_its
     recommender: Recommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The look side of both_candidates is one FAISS search (the query's); its candidates are exactly the
-    query's look neighbours and words matches, the words matches of the covers its feedback takes, and the
-    graph links of the best GRAPH_SEEDS after feedback, the query itself left out."""
+    query's look neighbours and words matches (WORDS_NEIGHBOURS), the FEEDBACK_WORDS_NEIGHBOURS words matches of
+    the covers its feedback takes, and the graph links of the best GRAPH_SEEDS after feedback, the query itself
+    left out."""
     from recsys import recommend
 
     monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
     monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "FEEDBACK_WORDS_NEIGHBOURS", 5)
     monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
     monkeypatch.setattr(recommend, "GRAPH_SEEDS", 5)
     embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
@@ -741,13 +744,40 @@ def test_both_candidates_search_the_look_of_the_query_alone_and_the_words_of_its
                               engine.candidates(collection.grams(hybrid.QUERY, texts[row]), 8)])
         own = own[(own >= 0) & allowed[np.maximum(own, 0)]]
         fed, fused = hybrid.feedback_rows(embeddings, model, texts, own, embeddings[row], texts[row], collection)
-        words = [engine.candidates(collection.grams(key, texts[key]), 8)
+        words = [engine.candidates(collection.grams(key, texts[key]), 5)
                  for key in fed if textsearch.normalise(texts[key])]
         linked = graph[own[np.argsort(-fused, kind="stable")[:5]]].indices
         expected = np.unique(np.r_[own, np.concatenate([*words, linked]).astype(np.int64)])
         assert found is not None and found.tolist() == expected[allowed[expected]].tolist()
         grown += len(found) > len(own)
     assert searched == [1, 1, 1] and grown > 0
+
+
+def test_both_candidates_ask_the_words_engine_fewer_for_the_feedback_covers_than_for_the_query(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feedback covers' words searches, most of a warm ``--by both``'s words time at 1M covers, ask for
+    FEEDBACK_WORDS_NEIGHBOURS (fewer than the query's WORDS_NEIGHBOURS: planted precision@10 within 0.002 of
+    200 at 10k and 100k covers, docs/scale.md); the query's own search asks for WORDS_NEIGHBOURS, first."""
+    from recsys import recommend
+
+    assert recommend.FEEDBACK_WORDS_NEIGHBOURS < recommend.WORDS_NEIGHBOURS
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)  # the defaults' words limits, on these few covers
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model, engine = recommender._text_model, recommender._words_engine
+    statistics = hybrid.candidate_statistics(embeddings)
+    limits: list[int] = []
+    original = engine.candidates
+    monkeypatch.setattr(engine, "candidates", lambda grams, limit: limits.append(limit) or original(grams, limit))
+    row = 13
+    allowed = np.arange(len(texts)) != row
+    found = recommend.both_candidates(embeddings, model, texts, allowed, embeddings[row], texts[row],
+                                      lambda vectors, count: recommender._search(vectors, count)[1], engine,
+                                      recommender._graph, hybrid.CollectionScores(statistics, model), 10)
+    assert found is not None and textsearch.normalise(texts[row])
+    assert len(limits) > 1
+    assert limits == [recommend.WORDS_NEIGHBOURS] + [recommend.FEEDBACK_WORDS_NEIGHBOURS] * (len(limits) - 1)
 
 
 def test_collection_scores_score_each_candidate_once_per_query_cover(
@@ -870,6 +900,7 @@ def _both_from_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recommend, "BOTH_EXACT_MAX", 0)
     monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
     monkeypatch.setattr(recommend, "WORDS_NEIGHBOURS", 8)
+    monkeypatch.setattr(recommend, "FEEDBACK_WORDS_NEIGHBOURS", 8)
     monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
 
 
