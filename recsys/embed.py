@@ -90,7 +90,7 @@ def embed_missing(
             num_workers=workers,
             collate_fn=_collate,
             prefetch_factor=4 if workers else None,
-            worker_init_fn=functools.partial(die_with_parent, os.getpid()),
+            worker_init_fn=functools.partial(start_decoder, os.getpid()),
         )
         for rows, hashes, pixels, bad in loader:
             vectors = encoder.encode_images(pixels) if rows else _no_vectors(encoder)
@@ -209,6 +209,17 @@ def tune_allocator() -> None:
         return
     libc.mallopt(_M_MMAP_MAX, 0)
     libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+
+
+def start_decoder(parent: int, worker_id: int = 0) -> None:
+    """A decoding process's setup: it dies with ``parent``, and it hands its batches over in named shared memory
+    ("file_system") rather than by passing file descriptors, whose helper thread printed a traceback when an
+    interrupted build stopped the process mid-handover (tests/test_concurrency.py's SIGINT test, once in ten CI
+    runs)."""
+    import torch.multiprocessing
+
+    torch.multiprocessing.set_sharing_strategy("file_system")
+    die_with_parent(parent, worker_id)
 
 
 def die_with_parent(parent: int, worker_id: int = 0) -> None:
