@@ -86,11 +86,15 @@ class Table:
         """A mask of the rows whose ``column`` equals ``value`` (False where it is missing)."""
         if self._frame is not None:
             return (self._frame[column] == value).fillna(False).to_numpy(dtype=bool)
-        stored = {shown: name for name, shown in self._renamed.items()}.get(column, column)
+        stored = self._stored_name(column)
         with self._lock:
             values = self._decode(lambda: self._file.read(columns=[stored]).column(0))
         found = pyarrow.compute.equal(values, pyarrow.scalar(value, values.type)).fill_null(False)
         return found.to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+    def _stored_name(self, column: str) -> str:
+        """The file's name of a column the table shows as ``column``."""
+        return {shown: name for name, shown in self._renamed.items()}.get(column, column)
 
     def rows_equal(self, column: str, value: object) -> np.ndarray:
         """The rows (ascending) whose ``column`` equals ``value``: those of ``equals``, found for a text value of a
@@ -108,7 +112,7 @@ class Table:
             return rows
         if self._frame is not None:
             return rows[(self._frame[column].iloc[rows] == value).fillna(False).to_numpy(dtype=bool)]
-        stored = {shown: name for name, shown in self._renamed.items()}.get(column, column)
+        stored = self._stored_name(column)
         found = self._arrow_rows(rows, [stored]).column(0)  # Arrow, as equals compares: a frame costs more
         return rows[pyarrow.compute.equal(found, value).fill_null(False).to_numpy(zero_copy_only=False)]
 
@@ -123,7 +127,7 @@ class Table:
         if self._frame is not None:
             values = self._frame[column]
             return TextRows(text_chunks(values), len(values)) if holds_text(values) else None
-        stored = {shown: name for name, shown in self._renamed.items()}.get(column, column)
+        stored = self._stored_name(column)
         kind = self._file.schema_arrow.field(stored).type
         if not (pyarrow.types.is_string(kind) or pyarrow.types.is_large_string(kind)):
             return None
@@ -146,8 +150,7 @@ class Table:
             return found if columns is None else found[list(columns)]
         stored = None
         if columns is not None:
-            names = {shown: name for name, shown in self._renamed.items()}
-            stored = [names.get(column, column) for column in columns]
+            stored = [self._stored_name(column) for column in columns]
         table = self._arrow_rows(rows, stored)
         convert = self._shown.frame if self._from_shown(stored) else pyarrow.Table.to_pandas
         return self._decode(lambda: convert(table)).rename(columns=self._renamed)
