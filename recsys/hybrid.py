@@ -226,11 +226,11 @@ class CollectionScores:
         rows = np.concatenate([needed, sample])
         words = (textsearch.words_similarities(self.model, self._queries, rows) if len(rows)
                  else np.zeros((0, len(self._column)), np.float32))
-        if fresh:  # v.mu and v Sigma v of every fresh cover in one product: Sigma is read once, not per cover
-            fresh_vectors = np.asarray(vectors)[fresh]
-            means = fresh_vectors @ self.statistics.mean_vector
-            variances = np.einsum("ij,ij->i", fresh_vectors @ self.statistics.covariance, fresh_vectors)
-        for at, mean, variance in zip(fresh, means if fresh else [], variances if fresh else []):
+        # v.mu and v Sigma v of every fresh cover in one product: Sigma is read once, not per cover
+        fresh_vectors = np.asarray(vectors)[np.asarray(fresh, dtype=np.int64)]
+        means = fresh_vectors @ self.statistics.mean_vector
+        variances = np.einsum("ij,ij->i", fresh_vectors @ self.statistics.covariance, fresh_vectors)
+        for at, mean, variance in zip(fresh, means, variances):
             weight = words_weight(len(textsearch.normalise(texts[at])))
             known[at] = _Scored(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32),
                                 _floored(words[len(needed):, self._column[keys[at]]]), weight,
