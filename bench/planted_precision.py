@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[1])).split(os.pathsep)[0])
 
+from bench.collection_scale import planted_queries  # noqa: E402
 from index.store import load_index, shown_name  # noqa: E402
 from recsys.recommend import QueryCover, Recommender  # noqa: E402
 
@@ -40,9 +41,7 @@ def main() -> None:
     labels = metadata["artist"].fillna("").astype(str).str.lower().to_numpy()
     paths = metadata["path"].astype(str).to_numpy()
     row_of = {path: row for row, path in enumerate(paths)}
-    planted = np.flatnonzero(labels != "")
-    if args.queries is not None and args.queries < len(planted):
-        planted = np.sort(np.random.default_rng(11).choice(planted, args.queries, replace=False))
+    planted = planted_queries(labels, args.queries)
     started, hits, answers = time.perf_counter(), [], []
     for row in planted:
         cover = QueryCover(np.asarray(recommender.index.embeddings[row]), b"", paths[row],
