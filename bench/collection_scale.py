@@ -8,7 +8,9 @@ The collection is synthetic except for 755 real covers planted in it:
   or, with ``--distractor-looks real``, the real vectors of ``--lines-index`` (resampled_looks: the Mixture's lie
   apart from real covers of efficientnet-lite2-style, so that the look alone finds the planted ones);
 - distractor texts: real OCR lines (of ``--lines-index``'s stored texts), as many per cover as a real cover
-  of that index prints (drawn from its covers' line counts, none included), each line drawn at random;
+  of that index prints (drawn from its covers' line counts, none included), each line drawn at random (with
+  ``--distractor-lines unnamed``, never a line that names a planted artist: the shared covers hold real covers
+  by some of them, whose lines, copied onto hundreds of distractors at 1M, make misses that are no misses);
 - planted covers: every cover of ``--artist-index`` (755 of ../shared/artist-covers, built with --read-text)
   with its real vector, its stored text, content hash, image file and artist label, at random rows.
 
@@ -40,6 +42,7 @@ whose output is not there yet (STAGE_OUTPUTS).
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import json
 import os
@@ -50,7 +53,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,6 +100,30 @@ def text_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if textsearch.normalise(line)]
 
 
+def artist_marks(artists: Sequence[str], texts: Sequence[str]) -> dict[str, set[str]]:
+    """Each planted artist's marks besides its name: the printed lines (normalised as recsys.textsearch compares
+    them, at least MIN_LINE_CHARS) that two or more of its covers print and no other artist's does, such as the
+    OCR reading of its logo ("iranmxiden" for IRON MAIDEN)."""
+    printers: dict[str, collections.Counter[str]] = {}
+    for name, text in zip(artists, texts):
+        for line in {textsearch.normalise(line) for line in text.splitlines()}:
+            if len(line) >= textsearch.MIN_LINE_CHARS:
+                printers.setdefault(line, collections.Counter())[name] += 1
+    marks: dict[str, set[str]] = {name: set() for name in artists}
+    for line, names in printers.items():
+        if len(names) == 1 and sum(names.values()) >= 2:
+            marks[next(iter(names))].add(line)
+    return marks
+
+
+def names_artist(text: str, artist: str, marks: set[str]) -> bool:
+    """Whether a cover text names ``artist``: its name (normalised) within the text, or a line equal to one of its
+    ``marks`` (artist_marks)."""
+    name = textsearch.normalise(artist)
+    return (bool(name) and name in textsearch.normalise(text)) or any(
+        textsearch.normalise(line) in marks for line in text.splitlines())
+
+
 def reflect_onto(vectors: np.ndarray, source: np.ndarray, target: np.ndarray) -> None:
     """Reflect ``vectors`` in place so that the unit direction ``source`` goes to ``target`` (cosines kept)."""
     axis = source - target
@@ -134,10 +161,12 @@ def resampled_looks(source: np.ndarray, count: int, seed: int = 2) -> np.ndarray
 
 
 def collection(size: int, artist: Any, artist_texts: list[str], source_texts: list[str], seed: int = 0,
-               source_vectors: np.ndarray | None = None) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+               source_vectors: np.ndarray | None = None,
+               unnamed: bool = False) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
     """(vectors, metadata with path/content_hash/genre/artist, texts as read_cover_texts returns them) of
     ``size`` covers: the artist index's covers planted at random rows among synthetic ones, whose vectors are
-    the Mixture's or, given real ``source_vectors``, resampled_looks of them."""
+    the Mixture's or, given real ``source_vectors``, resampled_looks of them. ``unnamed``: no distractor line
+    names a planted artist (names_artist), so that no distractor may be one of theirs."""
     planted = len(artist.metadata)
     if size < planted:
         raise SystemExit(f"--sizes must be at least the {planted} planted covers")
@@ -153,7 +182,14 @@ def collection(size: int, artist: Any, artist_texts: list[str], source_texts: li
     rows = np.sort(rng.choice(size, planted, replace=False))
     vectors[rows] = real
 
-    pool = np.array([line for text in source_texts for line in text_lines(text)], dtype=object)
+    pool = [line for text in source_texts for line in text_lines(text)]
+    if unnamed:
+        names = artist.metadata.rename(columns=shown_name)["artist"].astype(str).tolist()
+        marks = artist_marks(names, artist_texts)
+        kept = [line for line in pool if not any(names_artist(line, name, marks[name]) for name in marks)]
+        log(f"distractor lines that name a planted artist left out: {len(pool) - len(kept):,} of {len(pool):,}")
+        pool = kept
+    pool = np.array(pool, dtype=object)
     line_counts = np.array([len(text_lines(text)) for text in source_texts])
     drawn = rng.choice(line_counts, size)
     texts = ["\n".join(rng.choice(pool, count)) if count else "" for count in drawn]
@@ -419,7 +455,8 @@ def bench_size(size: int, artist: Any, artist_texts: list[str], source_texts: li
     try:
         started = time.perf_counter()
         vectors, metadata, texts = collection(size, artist, artist_texts, source_texts,
-                                              source_vectors=source_vectors)
+                                              source_vectors=source_vectors,
+                                              unnamed=args.distractor_lines == "unnamed")
         np.save(scratch / "vectors.npy", vectors)
         del vectors
         metadata.to_parquet(scratch / "metadata.parquet", index=False)
@@ -514,6 +551,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--distractor-looks", choices=("mixture", "real"), default="mixture",
                         help="distractor vectors from bench/search.py's Mixture, or resampled from the real vectors "
                              "of --lines-index (resampled_looks; same encoder as --artist-index)")
+    parser.add_argument("--distractor-lines", choices=("all", "unnamed"), default="all",
+                        help="distractor texts from every OCR line of --lines-index, or from those that name no "
+                             "planted artist (names_artist: the shared covers include real covers of some of them)")
     parser.add_argument("--scratch", type=Path, help="where the index folders are built (a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the built folders")
     parser.add_argument("--json", type=Path, help="also write machine, arguments and rows here")
@@ -556,7 +596,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"{artist.info.dim}-d: --distractor-looks real needs the same encoder")
     print(f"planted: {len(artist_texts)} covers of {args.artist_index} ({artist.info.dim}-d, {artist.info.model_key}); "
           f"synthetic texts from the OCR lines of {len(source):,} covers of {lines_from}\n", flush=True)
-    print(f"distractor looks: {args.distractor_looks}\n", flush=True)
+    print(f"distractor looks: {args.distractor_looks}; distractor lines: {args.distractor_lines}\n", flush=True)
     rows = [bench_size(size, artist, artist_texts, source, args, source_vectors) for size in args.sizes]
     finish(rows, machine, args)
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from bench.collection_scale import (
-    STAGES, collection, parse_args, reflect_onto, resampled_looks, run_stage, stages_to_run, text_lines,
+    STAGES, artist_marks, collection, names_artist, parse_args, reflect_onto, resampled_looks, run_stage,
+    stages_to_run, text_lines,
 )
 from index.store import load_index
 from recsys.encoders import ModelSpec
@@ -73,6 +74,27 @@ def scratch_folder(folder: Path, count: int = 60) -> np.ndarray:
     texts.to_parquet(folder / "texts.parquet", index=False)
     (folder / "model.json").write_text(json.dumps(ModelSpec("synthetic", "families", "0" * 64, 16).to_dict()))
     return vectors
+
+
+def test_an_artist_is_named_by_its_name_or_a_line_only_its_covers_print():
+    artists = ["Iron Maiden", "Iron Maiden", "Miles Davis", "Miles Davis", "Yes"]
+    texts = ["IRANMXIDEN\nKillers", "IRANMXIDEN\nLIVE", "Kind of Blue\nLIVE", "MILES DAVIS\nLIVE", "LIVE"]
+    marks = artist_marks(artists, texts)
+    assert marks == {"Iron Maiden": {"iranmxiden"}, "Miles Davis": set(), "Yes": set()}  # "live": many print it
+    assert names_artist("Greatest hits\nIranmxiden", "Iron Maiden", marks["Iron Maiden"])
+    assert names_artist("THE MILES DAVIS QUINTET", "Miles Davis", marks["Miles Davis"])
+    assert not names_artist("LIVE\nKillers", "Iron Maiden", marks["Iron Maiden"])
+
+
+def test_unnamed_distractors_print_no_line_that_names_a_planted_artist():
+    artist = fake_artist_index()
+    artist_texts = ["Artist 0 live", "", "Kind of Blue", "a", "b", "c"]
+    source = ["ARTIST 0\nGreatest Hits", "LIVE\nThe Artist 2 Band"]
+    _, metadata, texts = collection(200, artist, artist_texts, source, unnamed=True)
+    others = texts["text"][metadata["artist"] == ""]
+    assert {line for text in others for line in text_lines(text)} == {"Greatest Hits", "LIVE"}
+    _, _, every = collection(200, artist, artist_texts, source)
+    assert "ARTIST 0" in {line for text in every["text"] for line in text_lines(text)}
 
 
 def test_folder_stage_writes_the_index_type_asked_from_mapped_rows(tmp_path):
