@@ -421,12 +421,12 @@ def both_candidates(
     look neighbours are not searched: that second FAISS search was half a warm query's time at 100k covers and moved
     the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Warm `both` for the planted covers: one
     look search"). The look search runs beside the query's words search, and the feedback covers' words searches
-    beside each other (SEARCHES). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
-    scoring every allowed cover finds its best ``k``."""
+    beside each other (SEARCHES). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed:
+    then only scoring every allowed cover finds its best ``k``."""
 
     def by_words(keys: Sequence[int], row_texts: Sequence[str], limit: int) -> list[np.ndarray]:
-        # each text's n-grams as the collection's scoring vectorises them (here: the collection is not
-        # thread-safe), then the engine's searches on SEARCHES
+        # each text's n-grams as the collection's scoring vectorises them, on this thread (the collection is not
+        # thread-safe); then the engine's searches on SEARCHES
         grams = [collection.grams(key, row_text) for key, row_text in zip(keys, row_texts)
                  if textsearch.normalise(row_text)]
         return list(SEARCHES.map(engine.candidates, grams, repeat(limit)))
