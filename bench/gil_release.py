@@ -2,7 +2,7 @@
 
 For each call, a pure-Python ticker thread runs beside it: the longest gap between the ticker's ticks during
 the call is about the whole call when the call holds the GIL, and the part that holds it otherwise. Then
-``--calls`` calls one after another against the same calls on two threads (recsys.recommend.SEARCHES' size):
+``--calls`` calls one after another against the same calls on two threads (recsys.recommend.searches' size):
 about 2x where the calls release the GIL and the machine has a second core free. The calls, on synthetic data:
 index.words_engine.WordsEngine.candidates (a tantivy search of ``--docs`` documents of Zipf-drawn n-grams, 150
 n-grams a query, 200 asked), a flat FAISS search of ``--rows`` unit vectors, index.mapped_rows' ``preadv`` read of

@@ -1057,12 +1057,12 @@ def test_within_is_isin_for_an_ascending_array() -> None:
         assert np.array_equal(hybrid._within(values, ascending), np.isin(values, ascending))
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: recommend.SEARCHES has one thread")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: recommend.searches has one thread")
 def test_both_candidates_run_the_look_and_words_searches_beside_each_other(
     recommender: Recommender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The query's look search runs beside its words search, and the feedback covers' words searches beside each
-    other (recommend.SEARCHES, on a second core): each search here waits 50 ms, and two of them overlap; the
+    other (recommend.searches, on a second core): each search here waits 50 ms, and two of them overlap; the
     candidates are those of the searches run one after another."""
     from recsys import recommend
 
