@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Sequence
-from functools import cached_property
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache, cached_property
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -391,6 +394,14 @@ GRAPH_SEEDS = 100
 """both_candidates adds the graph neighbours of this many best candidates: the spreading lifts a cover mostly
 through its best-scored neighbours."""
 
+@cache
+def searches(process: int) -> ThreadPoolExecutor:
+    """The threads that run both_candidates' independent searches beside each other, on a second core (tantivy's
+    search and FAISS's release the GIL): min(2, cores), made once per ``process`` (os.getpid(): a forked child
+    inherits no running threads, so it makes its own). Results are taken in the order asked, so the candidates
+    are those of searching one after another."""
+    return ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix=f"sleeve-search-{process}")
+
 
 def both_candidates(
     embeddings: np.ndarray,
@@ -412,21 +423,25 @@ def both_candidates(
     GRAPH_SEEDS best of them (after feedback), through which the spreading reaches them. The feedback covers' own
     look neighbours are not searched: that second FAISS search was half a warm query's time at 100k covers and moved
     the planted covers' precision@10 by less than 0.003 (docs/scale.md, "Warm `both` for the planted covers: one
-    look search"). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed: then only
-    scoring every allowed cover finds its best ``k``."""
+    look search"). The look search runs beside the query's words search, and the feedback covers' words searches
+    beside each other (``searches``). None when fewer than ``k`` or BOTH_MIN_CANDIDATES of the query's own are allowed:
+    then only scoring every allowed cover finds its best ``k``."""
 
     def by_words(keys: Sequence[int], row_texts: Sequence[str], limit: int) -> list[np.ndarray]:
-        # each text's n-grams as the collection's scoring vectorises them
-        return [engine.candidates(collection.grams(key, row_text), limit)
-                for key, row_text in zip(keys, row_texts) if textsearch.normalise(row_text)]
+        # each text's n-grams as the collection's scoring vectorises them, on this thread (the collection is not
+        # thread-safe); then the engine's searches on ``searches``
+        grams = [collection.grams(key, row_text) for key, row_text in zip(keys, row_texts)
+                 if textsearch.normalise(row_text)]
+        return list(searches(os.getpid()).map(engine.candidates, grams, repeat(limit)))
 
     def allowed_of(parts: list[np.ndarray]) -> np.ndarray:
         rows = np.unique(np.concatenate(parts))
         rows = rows[rows >= 0]
         return rows[allowed[rows]]
 
+    look = searches(os.getpid()).submit(nearest, vector[None], LOOK_NEIGHBOURS)
     own_words = by_words([hybrid.QUERY], [text], WORDS_NEIGHBOURS)
-    candidates = allowed_of([nearest(vector[None], LOOK_NEIGHBOURS).ravel(), *own_words])
+    candidates = allowed_of([look.result().ravel(), *own_words])
     if len(candidates) < max(k, BOTH_MIN_CANDIDATES):
         return None
     fed, fused = hybrid.feedback_rows(embeddings, model, texts, candidates, vector, text, collection)

@@ -4,11 +4,15 @@ fusion's plain functions, on a few dozen real covers of ../shared/artist-covers 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -1051,3 +1055,47 @@ def test_within_is_isin_for_an_ascending_array() -> None:
         ascending = np.unique(rng.integers(0, 500, size))
         values = np.concatenate([rng.integers(-3, 505, 400), ascending[:1], ascending[-1:], [0, 499]])
         assert np.array_equal(hybrid._within(values, ascending), np.isin(values, ascending))
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: recommend.searches has one thread")
+def test_both_candidates_run_the_look_and_words_searches_beside_each_other(
+    recommender: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query's look search runs beside its words search, and the feedback covers' words searches beside each
+    other (recommend.searches, on a second core): each search here waits 50 ms, and two of them overlap; the
+    candidates are those of the searches run one after another."""
+    from recsys import recommend
+
+    monkeypatch.setattr(recommend, "LOOK_NEIGHBOURS", 11)
+    monkeypatch.setattr(recommend, "BOTH_MIN_CANDIDATES", 8)
+    embeddings, texts = np.asarray(recommender.index.embeddings), list(recommender.texts)
+    model, engine = recommender._text_model, recommender._words_engine
+    statistics = hybrid.candidate_statistics(embeddings)
+    row = 13
+    allowed = np.arange(len(texts)) != row
+
+    def candidates(nearest: Callable, engine: textsearch.CandidateEngine) -> np.ndarray | None:
+        return recommend.both_candidates(embeddings, model, texts, allowed, embeddings[row], texts[row], nearest,
+                                         engine, recommender._graph, hybrid.CollectionScores(statistics, model), 10)
+
+    running, overlaps, lock = [0], [], threading.Lock()
+
+    def slowly(search: Callable) -> Callable:
+        def searched(*args: object) -> object:
+            with lock:
+                running[0] += 1
+                overlaps.append(running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return search(*args)
+        return searched
+
+    def nearest(vectors: np.ndarray, count: int) -> np.ndarray:
+        return recommender._search(vectors, count)[1]
+
+    expected = candidates(nearest, engine)
+    monkeypatch.setattr(engine, "candidates", slowly(engine.candidates))
+    found = candidates(slowly(nearest), engine)
+    assert overlaps[:2] == [1, 2] and len(overlaps) > 3 and max(overlaps[2:]) == 2
+    assert expected is not None and found is not None and found.tolist() == expected.tolist()
