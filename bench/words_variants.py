@@ -9,9 +9,12 @@ score between any printed line (or adjacent pair) of the query and one of the co
 - mix: another ``a``, the line score the cosine;
 - informative: a = 0.5, the cosine times min(1, the query line's summed n-gram IDF / M): a short generic line
   ("live", "stereo") no longer counts as much as a name;
+- sharp: a = 0.5, the cosine to the power p: a line that only shares part of a name ("power" for
+  "powerwolf", cosine 0.6) counts less, an identical line still 1;
 - containment: a = 0.5, the share of the query line's TF-IDF weight (L1) on n-grams the cover's line holds
-  ("power" holds 4 of the 9 n-grams of "powerwolf", and little of their weight).
-Each constant (a, M) is chosen on half A of the artists (sorted labels, every other one, as bench/hybrid.py
+  ("power" holds 4 of the 9 n-grams of "powerwolf", and little of their weight);
+- containment x informative: both remedies at once (M chosen again).
+Each constant (a, M, p) is chosen on half A of the artists (sorted labels, every other one, as bench/hybrid.py
 splits them) and confirmed on half B: the value with the best half A precision, averaged over the indexes with
 distractors, among those within 0.005 of today's half A precision on the indexes without.
 
@@ -44,6 +47,9 @@ CHUNK = 32
 """Queries scored per sparse product: bounds the dense (covers, queries) arrays and the line products."""
 MIXES = (0.25, 0.75, 1.0, 0.0)
 INFORMATIVE_M = (20.0, 30.0, 40.0, 50.0, 60.0, 80.0)
+SHARP_P = (2.0, 3.0, 4.0)
+FAMILIES = ("mix", "informative", "sharp", "containment x informative")
+"""The variants with a constant, each picked on half A (chosen)."""
 NO_DISTRACTOR_SLACK = 0.005
 
 
@@ -73,6 +79,9 @@ def variant_scores(model: textsearch.TextModel, queries: textsearch.Queries) -> 
     best = best_per_pair(pairs, model.line_owner, queries.line_owner, pairs.data, shape)
     scores = {"today": 0.5 * whole + 0.5 * best}
     scores |= {f"mix a={a}": a * whole + (1 - a) * best for a in MIXES}
+    for p in SHARP_P:
+        scores[f"sharp p={p:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+            pairs, model.line_owner, queries.line_owner, pairs.data.astype(np.float64) ** p, shape)
     idf_sum = line_idf_sums(queries, model.idf)
     for m in INFORMATIVE_M:
         weight = np.minimum(1.0, idf_sum / m)[pairs.indices]
@@ -88,6 +97,10 @@ def variant_scores(model: textsearch.TextModel, queries: textsearch.Queries) -> 
     contained = (held @ q_lines.T).tocsr()
     scores["containment"] = 0.5 * whole + 0.5 * best_per_pair(
         contained, model.line_owner, queries.line_owner, contained.data, shape)
+    for m in INFORMATIVE_M:
+        weight = np.minimum(1.0, idf_sum / m)[contained.indices]
+        scores[f"containment x informative M={m:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+            contained, model.line_owner, queries.line_owner, contained.data * weight, shape)
     return scores
 
 
@@ -158,6 +171,15 @@ def chosen(results: list[dict[str, np.ndarray]], family: str, distractors: list[
     return max(kept or names, key=lambda name: np.mean([half_a(r, name) for r, d in zip(results, distractors) if d]))
 
 
+def print_table(results: list[dict[str, np.ndarray]], sizes: list[int], names: list[str], what: str,
+                cell: Callable[[dict[str, np.ndarray], str], str]) -> None:
+    """One markdown table: the variants ``names`` down, the indexes across."""
+    print("| variant | " + " | ".join(f"{size:,} covers: {what}" for size in sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for name in names:
+        print(f"| {name} | " + " | ".join(cell(r, name) for r in results) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, nargs="+", required=True,
@@ -170,18 +192,14 @@ def main() -> None:
     results = [measure(folder) for folder in args.index]
     sizes = [len(load_index(folder).metadata) for folder in args.index]
     distractors = [size > len(r["today"]) for size, r in zip(sizes, results)]
-    picks = {family: chosen(results, family, distractors) for family in ("mix", "informative")}
-    print(f"chosen on half A: {picks['mix']}, {picks['informative']}\n")
-    header = " | ".join(f"{size:,} covers: A / B / all" for size in sizes)
-    print(f"| variant | {header} |")
-    print("|---|" + "---:|" * len(sizes))
-    for name in results[0]:
-        if name.startswith("_"):
-            continue
-        mark = " (chosen)" if name in picks.values() else ""
-        cells = " | ".join(f"{r[name][r['_half_a']].mean():.3f} / {r[name][~r['_half_a']].mean():.3f} / "
-                           f"{r[name].mean():.3f}" for r in results)
-        print(f"| {name}{mark} | {cells} |")
+    picks = {family: chosen(results, family, distractors) for family in FAMILIES}
+    shown = ["today", "mix a=1.0", "mix a=0.0", "containment", *picks.values()]
+    print(f"chosen on half A: {', '.join(picks.values())}\n")
+    print_table(results, sizes, list(dict.fromkeys(shown)), "A / B / all", lambda r, n: (
+        f"{r[n][r['_half_a']].mean():.3f} / {r[n][~r['_half_a']].mean():.3f} / {r[n].mean():.3f}"))
+    print("\nevery constant tried, half A only (what chose them):\n")
+    print_table(results, sizes, [n for n in results[0] if n.startswith(FAMILIES)], "half A",
+                lambda r, n: f"{r[n][r['_half_a']].mean():.3f}")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
