@@ -104,32 +104,36 @@ def variant_scores(model: textsearch.TextModel, queries: textsearch.Queries) -> 
     return scores
 
 
-def top_k(column: np.ndarray, k: int = K) -> np.ndarray:
-    """The rows of the ``k`` highest scores, ties in row order: np.argsort(-column, kind="stable")[:k]
-    without sorting every cover."""
-    kth = np.partition(column, len(column) - k)[len(column) - k]
-    tied = np.flatnonzero(column >= kth)
-    return tied[np.lexsort((tied, -column[tied]))[:k]]
+def top_k(scores: np.ndarray, k: int = K) -> list[np.ndarray]:
+    """The rows of each column's ``k`` highest scores, ties in row order: np.argsort(-column, kind="stable")[:k]
+    of every column, without sorting every cover."""
+    kth = np.partition(scores, scores.shape[0] - k, axis=0)[scores.shape[0] - k]
+    row, column = np.nonzero(scores >= kth)  # the top k and any ties with the k-th, row-major: rows ascending
+    order = np.lexsort((row, -scores[row, column], column))
+    row, column = row[order], column[order]
+    starts = np.searchsorted(column, np.arange(scores.shape[1]))
+    return [row[start : start + k] for start in starts]
 
 
 def precisions(model: textsearch.TextModel, texts: list[str], labels: np.ndarray, hashes: np.ndarray,
                rows: np.ndarray, check: Callable[[textsearch.Queries, np.ndarray], None] | None = None,
                ) -> dict[str, np.ndarray]:
     """Precision@10 of each query ``rows[i]`` under each variant, by name."""
+    content = np.unique(hashes, return_inverse=True)[1]
     hits: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
+        own_row, own_query = np.nonzero(content[:, None] == content[chunk][None, :])  # the queries' own content
         queries = textsearch.vectorise_queries(model, [texts[row] for row in chunk])
         scores = variant_scores(model, queries)
         if check is not None:
             check(queries, scores["today"])
         for name, matrix in scores.items():
-            found = []
-            for i, row in enumerate(chunk):
-                column = matrix[:, i].astype(np.float32)  # float32 scores, as the product ranks them
-                column[hashes == hashes[row]] = -np.inf  # the query's own content
-                found.append(np.mean(labels[top_k(column)] == labels[row]))
-            hits.setdefault(name, []).append(np.array(found))
+            matrix = matrix.astype(np.float32)  # float32 scores, as the product ranks them
+            matrix[own_row, own_query] = -np.inf
+            tops = top_k(matrix)
+            hits.setdefault(name, []).append(np.array([np.mean(labels[top] == labels[row])
+                                                       for top, row in zip(tops, chunk)]))
     return {name: np.concatenate(found) for name, found in hits.items()}
 
 
@@ -142,21 +146,22 @@ def check_today(model: textsearch.TextModel) -> Callable[[textsearch.Queries, np
     return check
 
 
-def measure(folder: Path) -> dict[str, np.ndarray]:
-    """Per-query precision of every variant, and the half A mask, for one index folder."""
+def measure(folder: Path, limit: int | None) -> dict[str, np.ndarray]:
+    """Per-query precision of every variant, the half A mask and whether the index holds distractors (covers
+    without an artist), for one index folder."""
     recommender = Recommender(load_index(folder))
     metadata = recommender.index.metadata.rename(columns=shown_name)
     labels = metadata["artist"].fillna("").astype(str).str.lower().to_numpy()
     hashes = metadata["content_hash"].to_numpy()
     texts = [str(text) for text in recommender.texts]
-    rows = planted_queries(labels, None)
+    rows = planted_queries(labels, limit)
     model = recommender._text_model
     started = time.perf_counter()
     found = precisions(model, texts, labels, hashes, rows, check_today(model))
     print(f"{folder}: {len(labels):,} covers, {len(rows)} queries, {time.perf_counter() - started:.0f} s",
           file=sys.stderr, flush=True)
     half_a = np.isin(labels[rows], np.unique(labels[rows])[::2])
-    return found | {"_half_a": half_a}
+    return found | {"_half_a": half_a, "_distractors": np.array(np.any(labels == ""))}
 
 
 def chosen(results: list[dict[str, np.ndarray]], family: str, distractors: list[bool]) -> str:
@@ -184,14 +189,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", type=Path, nargs="+", required=True,
                         help="index folders with text and planted artists (the artists alone first)")
+    parser.add_argument("--queries", type=int, help="planted covers to ask (a fixed sample; all by default)")
     args = parser.parse_args()
     machine = describe_machine()
     print(f"# words scoring variants, {machine['date']}")
     print(f"machine: {machine_line(machine)}; load average {machine['load_average_1m']} at start")
-    print(f"command: python bench/words_variants.py --index {' '.join(map(str, args.index))}\n")
-    results = [measure(folder) for folder in args.index]
+    print(f"command: python bench/words_variants.py {' '.join(sys.argv[1:])}\n")
+    results = [measure(folder, args.queries) for folder in args.index]
     sizes = [len(load_index(folder).metadata) for folder in args.index]
-    distractors = [size > len(r["today"]) for size, r in zip(sizes, results)]
+    distractors = [bool(r["_distractors"]) for r in results]
     picks = {family: chosen(results, family, distractors) for family in FAMILIES}
     shown = ["today", "mix a=1.0", "mix a=0.0", "containment", *picks.values()]
     print(f"chosen on half A: {', '.join(picks.values())}\n")
