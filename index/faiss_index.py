@@ -121,19 +121,20 @@ def train_ivfpq(sample: np.ndarray, count: int) -> tuple[faiss.IndexIVFPQ, dict[
 
 
 def search(
-    index: faiss.Index, queries: np.ndarray, k: int, exact_vectors: np.ndarray | None = None
+    index: faiss.Index, queries: np.ndarray, k: int, exact_vectors: np.ndarray | None = None,
+    rerank: int = RERANK_FACTOR,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` (scores, row ids) of each unit query in ``queries`` (n, d), one row each (n, k); ids of -1 mean
     fewer than k were found. FAISS answers a matrix of queries in one call, much faster than one call each.
 
-    Given ``exact_vectors`` (the index's rows, e.g. memory-mapped), ``RERANK_FACTOR * k`` candidates per query
+    Given ``exact_vectors`` (the index's rows, e.g. memory-mapped), ``rerank * k`` candidates per query
     are re-scored exactly: a compressed index then ranks as well as its candidate lists allow, while the
     full vectors stay on disk and only the candidates' rows are read, once however many queries share them.
     """
     queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, index.d)
     if exact_vectors is None:
         return index.search(queries, k)
-    _, candidates = index.search(queries, k * RERANK_FACTOR)
+    _, candidates = index.search(queries, k * rerank)
     missing = candidates < 0
     # each query's candidates ascending (missing last): a tie keeps the lower row
     candidates = np.sort(np.where(missing, np.iinfo(np.int64).max, candidates), axis=1)

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from index.faiss_index import search
+from index.faiss_index import RERANK_FACTOR, search
 from index.registry import INDEX_TYPES
 from index.store import SHOWN_FIELDS, CoverIndex, ModelMismatchError, load_index, shown_name, user_columns
 from recsys import hybrid, textsearch
@@ -295,11 +295,12 @@ class Recommender:
         keep = (found_rows >= 0) & ~excluded[np.maximum(found_rows, 0)]
         return found_rows[keep][:k], found_scores[keep][:k]
 
-    def _search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, vectors: np.ndarray, k: int, rerank: int = RERANK_FACTOR) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows) of each of ``vectors``' top ``k`` from the FAISS index in one batched search, one row
-        each; rows of -1 where fewer were found."""
+        each; rows of -1 where fewer were found. A compressed index re-scores ``rerank * k`` candidates exactly."""
         compressed = INDEX_TYPES[self.index.info.index_type].rescore
-        return search(self.index.faiss_index, vectors, k, exact_vectors=self.index.embeddings if compressed else None)
+        return search(self.index.faiss_index, vectors, k, exact_vectors=self.index.embeddings if compressed else None,
+                      rerank=rerank)
 
     def _rows_of(self, content_hash: str | None, path: str | None) -> np.ndarray:
         """A mask of the rows of that content or stored at that path (neither when None), from the table's
@@ -351,7 +352,7 @@ class Recommender:
             collection = hybrid.CollectionScores(self._statistics, self._text_model)
             candidates = both_candidates(
                 self.index.embeddings, self._text_model, self.texts, allowed, query.vector, query_text,
-                lambda vectors, count: self._search(vectors, count)[1], engine, self._graph, collection, k,
+                lambda vectors, count: self._search(vectors, count, LOOK_RERANK)[1], engine, self._graph, collection, k,
             )
         if candidates is None:  # few covers, or a filter that leaves the candidates too few: score every one
             candidates, collection = np.flatnonzero(allowed), None
@@ -380,6 +381,11 @@ LOOK_NEIGHBOURS = 200
 WORDS_NEIGHBOURS = 200
 """both_candidates takes this many nearest covers by look for the query, and best by the words engine for the
 query."""
+LOOK_RERANK = 3
+"""On a compressed (IVF-PQ) index, both_candidates' look search re-scores LOOK_RERANK * LOOK_NEIGHBOURS rows
+exactly, not RERANK_FACTOR (10) times as many as a look query's top 10 needs: its neighbours only join the
+candidates, whose order both_scores finds anew. At 1M covers 3 left every planted cover's top 10 unchanged (755
+of 755; 2 changed 8) and reads 1,400 fewer rows a query (docs/scale.md, "Warm `both`: fewer re-scored rows")."""
 FEEDBACK_WORDS_NEIGHBOURS = 100
 """both_candidates takes this many best by the words engine for each cover the feedback takes: about six
 searches a query, most of a warm ``--by both``'s words time at 1M covers. 100 kept planted precision@10 within

@@ -175,6 +175,26 @@ def test_exact_re_rank_lifts_ivfpq_recall_and_keeps_exact_scores(built, vectors,
     assert np.all(np.diff(scores[0]) <= 0)
 
 
+def test_re_rank_reads_the_rows_of_rerank_times_k_candidates(built, vectors, queries) -> None:
+    """``rerank`` sets how many of the compressed index's candidates are re-scored: their rows alone are read."""
+    index, _ = built["ivfpq"]
+
+    class Rows:
+        def __init__(self) -> None:
+            self.read: list[int] = []
+
+        def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+            self.read.extend(np.asarray(rows).tolist())
+            return vectors[rows]
+
+    for rerank in (1, 3, 10):
+        rows = Rows()
+        scores, ids = search(index, queries[:1], 10, exact_vectors=rows, rerank=rerank)
+        assert len(rows.read) == 10 * rerank
+        assert set(ids[0]) <= set(rows.read)
+        np.testing.assert_allclose(scores[0], vectors[ids[0]] @ queries[0], rtol=1e-5)
+
+
 def test_search_without_re_rank_is_the_plain_faiss_answer(built, queries) -> None:
     index, _ = built["hnsw"]
     scores, ids = search(index, queries[3:4], 10)
