@@ -272,8 +272,8 @@ def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
 
 def words_similarity(model: TextModel, text: str, rows: np.ndarray | None = None) -> np.ndarray:
     """How much each cover says the same words as ``text``, in [0, 1]: the mean of the whole texts' cosine
-    and the best cosine between any printed line of each (a name printed on both covers counts fully even
-    when the rest of the text differs). Only the covers ``rows`` (in their order) when given: their rows and
+    and the best line score between any printed line of each (words_similarities: a name of the query printed on
+    the cover counts fully even when the rest of the text differs). Only the covers ``rows`` (in their order) when given: their rows and
     their printed lines' rows are all a query then touches, whatever the collection's size."""
     return words_similarities(model, vectorise_queries(model, [text]), rows)[:, 0]
 
@@ -311,11 +311,25 @@ def stack_queries(first: Queries, second: Queries) -> Queries:
                    np.concatenate([first.line_owner, second.line_owner + len(first)]))
 
 
+LINE_INFORMATIVE_IDF = 60.0
+"""The summed n-gram IDF at which a query's printed line counts fully in words_similarities; a line that says
+less ("LIVE", "STEREO": few n-grams, printed everywhere) counts in proportion. Chosen on half A of the planted
+artist covers among 10k and 100k distractors and confirmed on half B (bench/words_variants.py, docs/words.md:
+same-artist precision +0.006 without distractors, +0.034 at 10k, +0.052 at 100k). An absolute sum of IDFs, which
+grow with ln(covers): its value at 1M covers is unmeasured."""
+
+
 def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | None = None) -> np.ndarray:
     """words_similarity of each cover (or of the covers ``rows``, in their order) against each of the
     ``queries``' texts, one column each (float32): every text in the same two sparse products. Each score
     is the one words_similarity gives the text alone (a product's entry sums over the cover's n-grams in
-    their order, whatever the other columns; maxima are exact)."""
+    their order, whatever the other columns; maxima are exact).
+
+    The line score is the query line's view (issue 27): the share of its weight on n-grams the cover's line
+    holds (line_containment), times min(1, its summed IDF / LINE_INFORMATIVE_IDF), so that a cover line holding
+    only part of a name ("POWER" for "POWERWOLF") or a query line that says little ("LIVE") counts less. The
+    neighbour graph keeps the symmetric cosine of two lines (words_similarity_rows), which its compiled pass
+    (recsys.pairscore) computes in place and which needs no query side."""
     covers = model.covers if rows is None else model.covers[rows]
     whole = (covers @ queries.covers.T).toarray()
     best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
@@ -326,10 +340,38 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
             starts, sizes = _line_runs(model.line_owner, rows)
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
-        pairs = own_lines @ queries.lines.T  # sparse: most line pairs share no n-gram
+        pairs = line_containment(own_lines, queries.lines)  # sparse: most line pairs share no n-gram
+        weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / LINE_INFORMATIVE_IDF)
         cover = np.repeat(owner, np.diff(pairs.indptr))
-        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], pairs.data)
+        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices],
+                      (pairs.data * weight[pairs.indices]).astype(best.dtype))
     return 0.5 * whole + 0.5 * best
+
+
+def line_containment(cover_lines: sparse.csr_matrix, query_lines: sparse.csr_matrix) -> sparse.csr_matrix:
+    """(cover line, query line): the share of the query line's TF-IDF weight (L1) on n-grams the cover line
+    holds, stored only where they share one: 1 when the cover line holds all of them, whatever else it prints.
+    The cover lines as n-gram sets (their weights set to 1) against query lines scaled to unit L1 weight."""
+    from scipy import sparse
+
+    held = sparse.csr_matrix((np.ones(cover_lines.nnz, dtype=np.float32), cover_lines.indices, cover_lines.indptr),
+                             shape=cover_lines.shape)
+    shares = query_lines.tocsr(copy=True)
+    totals = _row_sums(shares, shares.data)
+    totals[totals == 0] = 1.0  # a line with no n-gram the model knows
+    shares.data = (shares.data / np.repeat(totals, np.diff(shares.indptr))).astype(np.float32)
+    return (held @ shares.T).tocsr()
+
+
+def line_idf_sums(lines: sparse.csr_matrix, idf: np.ndarray) -> np.ndarray:
+    """The summed IDF of each line's distinct n-grams: how much a line can say about a cover."""
+    return _row_sums(lines, idf[lines.indices])
+
+
+def _row_sums(rows: sparse.csr_matrix, values: np.ndarray) -> np.ndarray:
+    """The sum of ``values`` (one per stored entry of ``rows``) over each row, in float64; empty rows sum to 0."""
+    owner = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    return np.bincount(owner, weights=values.astype(np.float64), minlength=rows.shape[0])
 
 
 def _line_runs(line_owner: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -350,8 +392,10 @@ def known_grams(model: TextModel, text: str) -> np.ndarray:
 
 
 def words_similarity_rows(model: TextModel, rows: np.ndarray) -> np.ndarray:
-    """words_similarity of each indexed cover in ``rows`` (ascending) against every cover, one row each, in a
-    few sparse products instead of one query per cover: what a graph over the whole collection needs."""
+    """How much each indexed cover in ``rows`` (ascending) says the same words as every cover, one row each, in
+    a few sparse products instead of one query per cover: what a graph over the whole collection needs. Its
+    line score is the symmetric cosine of two lines (a link's weight is the same from either end), as the
+    graph's compiled pass (recsys.pairscore) computes it, not a query's view (words_similarities)."""
     rows = np.asarray(rows, dtype=np.int64)
     whole = (model.covers[rows] @ model.covers.T).toarray()
     best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it

@@ -321,12 +321,68 @@ def test_the_graph_links_only_mutual_neighbours_and_spreading_follows_its_links(
     assert scores[0] == 1.0 and scores[2] > 0 and scores[3] > 0
 
 
-def test_words_similarity_rows_equal_one_query_per_cover() -> None:
-    texts = ["ALAN\nJACKSON\nDrive", "", "ALANIACKSON\nLive", "CD", "Iron Maiden\nKillers\n\nLive", "JACKSON"]
+_SMALL = ["ALAN\nJACKSON\nDrive", "", "ALANIACKSON\nLive", "CD", "Iron Maiden\nKillers\n\nLive", "JACKSON",
+          "LIVE\nstereo", "POWERWOLF\nBlessed", "POWER\nANN", "Powerwolf\nLupus Dei\nLIVE"]
+
+
+def _dense_words(model: textsearch.TextModel, query_lines: np.ndarray, query_cover: np.ndarray,
+                 line_score: Callable[[np.ndarray, np.ndarray], float]) -> np.ndarray:
+    """0.5 * each cover's cosine to ``query_cover`` + 0.5 * the best ``line_score(cover line, query line)``
+    over the cover's lines and the query's, one pair at a time: the reference the vectorised scores must meet."""
+    cover_lines = model.lines.toarray()
+    scores = np.zeros(model.covers.shape[0])
+    for cover, whole in enumerate(model.covers.toarray() @ query_cover):
+        own = cover_lines[model.line_owner == cover]
+        best = max((line_score(mine, theirs) for mine in own for theirs in query_lines), default=0.0)
+        scores[cover] = 0.5 * whole + 0.5 * best
+    return scores
+
+
+def test_words_similarity_rows_score_line_pairs_by_their_cosine() -> None:
+    """The graph's scores (words_similarity_rows) keep the symmetric cosine of two lines, for every cover."""
+    model = textsearch.fit_text_vectors(_SMALL)
+    rows = np.array([0, 1, 2, 4, 7, 9])
+    got = textsearch.words_similarity_rows(model, rows)
+    lines, covers = model.lines.toarray(), model.covers.toarray()
+    for row, scores in zip(rows, got):
+        expected = _dense_words(model, lines[model.line_owner == row], covers[row], lambda a, b: float(a @ b))
+        assert np.allclose(scores, expected, atol=1e-6)
+    assert np.allclose(got[:, rows], got[:, rows].T, atol=1e-6)  # the same from either end
+
+
+def test_a_query_scores_a_line_by_the_share_of_its_weight_the_cover_line_holds_times_how_informative() -> None:
+    """words_similarity's line score: the share of the query line's L1 TF-IDF weight on n-grams the cover line
+    holds, times min(1, the query line's summed IDF / LINE_INFORMATIVE_IDF); as bench/words_variants.py
+    measured it (its variant of that M, bit for bit)."""
+    from bench.words_variants import STORED, variant_scores
+
+    model = textsearch.fit_text_vectors(_SMALL)
+
+    def share_times_informative(cover_line: np.ndarray, query_line: np.ndarray) -> float:
+        if not query_line.any():  # a line of n-grams the model lacks ("zzzz") shares nothing
+            return 0.0
+        share = query_line[cover_line > 0].sum() / query_line.sum()
+        return share * min(1.0, model.idf[query_line > 0].sum() / textsearch.LINE_INFORMATIVE_IDF)
+
+    for query in (_SMALL[0], _SMALL[7], "Powerwolf live", "LIVE", "zzzz qqqq", ""):
+        queries = textsearch.vectorise_queries(model, [query])
+        expected = _dense_words(model, queries.lines.toarray(), queries.covers.toarray()[0], share_times_informative)
+        got = textsearch.words_similarity(model, query)
+        assert np.allclose(got, expected, atol=1e-6), query
+        assert np.array_equal(got, variant_scores(model, queries)[STORED][:, 0].astype(np.float32))
+    both = textsearch.words_similarity(model, "POWERWOLF")
+    assert both[7] > both[8]  # a cover line holding only "power" holds little of "powerwolf"'s weight
+
+
+def test_a_short_generic_line_counts_less_than_a_name() -> None:
+    """A cover printing only "LIVE" shares one whole line with the query as the name's cover does, but "LIVE"
+    says less: its cover scores lower (with the cosine, both lines count fully)."""
+    texts = ["LIVE\nqqqq", "HERBIE HANCOCK\nxxxx", "LIVE\nwwww", "LIVE\nvvvv", "SONNY ROLLINS\nLIVE", "LIVE\nyyyy"]
     model = textsearch.fit_text_vectors(texts)
-    rows = textsearch.words_similarity_rows(model, np.array([0, 1, 2, 4]))
-    for got, text in zip(rows, [texts[0], texts[1], texts[2], texts[4]]):
-        assert np.allclose(got, textsearch.words_similarity(model, text), atol=1e-6)
+    scores = textsearch.words_similarity(model, "HERBIE HANCOCK\nLIVE")
+    assert scores[1] > 2 * scores[0]
+    assert textsearch.line_idf_sums(textsearch.vectorise_queries(model, ["LIVE"]).lines, model.idf)[0] < \
+        textsearch.LINE_INFORMATIVE_IDF
 
 
 def test_a_collection_printing_only_short_lines_still_gets_a_text_model_and_a_graph() -> None:
