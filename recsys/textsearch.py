@@ -273,8 +273,9 @@ def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
 def words_similarity(model: TextModel, text: str, rows: np.ndarray | None = None) -> np.ndarray:
     """How much each cover says the same words as ``text``, in [0, 1]: the mean of the whole texts' cosine
     and the best line score between any printed line of each (words_similarities: a name of the query printed on
-    the cover counts fully even when the rest of the text differs). Only the covers ``rows`` (in their order) when given: their rows and
-    their printed lines' rows are all a query then touches, whatever the collection's size."""
+    the cover counts fully even when the rest of the text differs). Only the covers ``rows`` (in their order)
+    when given: their rows and their printed lines' rows are all a query then touches, whatever the collection's
+    size."""
     return words_similarities(model, vectorise_queries(model, [text]), rows)[:, 0]
 
 
