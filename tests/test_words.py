@@ -600,8 +600,9 @@ def test_an_update_vectorises_only_the_new_covers_with_the_stored_model_and_drop
 
 def test_an_update_without_drift_scores_as_a_refit_does() -> None:
     """Nothing added or removed: the update is the stored model, so a refit's scores within 1e-6; one cover
-    added to 100 (1%, REFIT_SHARE): scores within 0.01 of a refit's (0.004 measured), the same best cover for
-    every query."""
+    added to 100 (1%, REFIT_SHARE): scores within 0.02 of a refit's (0.004 measured with the cosine line score,
+    0.011 with the query's, whose informative factor reads the kept IDF directly), the same best cover for every
+    query."""
     texts = _texts(100, seed=2)
     model = textsearch.fit_text_vectors(texts)
     order = np.random.default_rng(3).permutation(100)
@@ -612,7 +613,7 @@ def test_an_update_without_drift_scores_as_a_refit_does() -> None:
     refit = textsearch.fit_text_vectors(grown)
     for query in ["peter tosh", "miles davis kind of blue", "Greatest Hits", "nina simone live"]:
         mine, theirs = textsearch.words_similarity(updated, query), textsearch.words_similarity(refit, query)
-        assert np.abs(mine - theirs).max() < 0.01 and mine.max() == mine[theirs.argmax()], query
+        assert np.abs(mine - theirs).max() < 0.02 and mine.max() == mine[theirs.argmax()], query
 
 
 def test_incremental_builds_keep_the_stored_model_until_the_collection_drifts(
@@ -920,7 +921,8 @@ def test_collection_scores_of_query_covers_together_equal_each_scored_alone(reco
 def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
     """words_similarities scores several texts (one with no known n-gram, one of a single short line) in one
     product, each column bit for bit the plain definition for that text alone: the mean of the texts' cosine
-    and the best cosine of any two of their printed lines, cover by cover, over chosen rows or every cover."""
+    and the best line score of any two of their printed lines (the query line's share the cover line holds, times
+    how informative the query line is), cover by cover, over chosen rows or every cover."""
     texts = [f"Artist {i % 7}\nAlbum {i}\nRECORDS" if i % 5 else "" for i in range(40)]
     model = textsearch.fit_text_vectors(texts)
     queries = ["Artist 3\nAlbum 13", "zzzz", "RECORDS", "Album 2\nArtist 2\nlive"]
@@ -929,10 +931,13 @@ def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
         together = textsearch.words_similarities(model, textsearch.vectorise_queries(model, queries), chosen)
         for column, query in enumerate(queries):
             vectorised = textsearch.vectorise_queries(model, [query])
+            informative = np.minimum(1.0, textsearch.line_idf_sums(vectorised.lines, model.idf)
+                                     / textsearch.LINE_INFORMATIVE_IDF)
             plain = []
             for row in range(len(texts)) if chosen is None else chosen:
                 whole = (model.covers[[row]] @ vectorised.covers.T).toarray()[0, 0]
-                pairs = (model.lines[model.line_owner == row] @ vectorised.lines.T).toarray()
+                held = textsearch.line_containment(model.lines[model.line_owner == row], vectorised.lines)
+                pairs = (held.toarray() * informative).astype(np.float32)
                 plain.append(0.5 * whole + 0.5 * pairs.max(initial=np.float32(0.0)))
             assert np.array_equal(together[:, column], np.array(plain, dtype=np.float32))
             assert np.array_equal(together[:, column], textsearch.words_similarity(model, query, chosen))
