@@ -15,7 +15,9 @@ score between any printed line (or adjacent pair) of the query and one of the co
 - containment: a = 0.5, the share of the query line's TF-IDF weight (L1) on n-grams the cover's line holds
   ("power" holds 4 of the 9 n-grams of "powerwolf", and little of their weight);
 - containment x informative: both remedies at once (M chosen again); M = textsearch.LINE_INFORMATIVE_IDF is
-  what words queries score now (recsys.textsearch.words_similarities; checked, bit for bit).
+  what words queries score now (recsys.textsearch.words_similarities; checked, bit for bit);
+- containment x relative informative: the same with a scale-free M = c times the model's largest IDF
+  (ln(covers + 1) + 1, the smoothed IDF's bound), which grows with the collection as IDFs do.
 Each constant (a, M, p) is chosen on half A of the artists (sorted labels, every other one, as bench/hybrid.py
 splits them) and confirmed on half B: the value with the best half A precision, averaged over the indexes with
 distractors, among those within 0.005 of today's half A precision on the indexes without.
@@ -50,7 +52,8 @@ CHUNK = 32
 MIXES = (0.25, 0.75, 1.0, 0.0)
 INFORMATIVE_M = (20.0, 30.0, 40.0, 50.0, 60.0, 80.0)
 SHARP_P = (2.0, 3.0, 4.0)
-FAMILIES = ("mix", "informative", "sharp", "containment x informative")
+RELATIVE_C = (3.0, 4.0, 5.0, 6.0, 8.0)
+FAMILIES = ("mix", "informative", "sharp", "containment x informative", "containment x relative informative")
 """The variants with a constant, each picked on half A (chosen)."""
 NO_DISTRACTOR_SLACK = 0.005
 STORED = f"containment x informative M={textsearch.LINE_INFORMATIVE_IDF:g}"
@@ -90,6 +93,11 @@ def variant_scores(model: textsearch.TextModel, queries: textsearch.Queries) -> 
     for m in INFORMATIVE_M:
         weight = np.minimum(1.0, idf_sum / m)[contained.indices]
         scores[f"containment x informative M={m:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+            contained, model.line_owner, queries.line_owner, contained.data * weight, shape)
+    largest_idf = np.log(model.covers.shape[0] + 1) + 1
+    for c in RELATIVE_C:
+        weight = np.minimum(1.0, idf_sum / (c * largest_idf))[contained.indices]
+        scores[f"containment x relative informative c={c:g}"] = 0.5 * whole + 0.5 * best_per_pair(
             contained, model.line_owner, queries.line_owner, contained.data * weight, shape)
     return scores
 
