@@ -14,10 +14,10 @@ score between any printed line (or adjacent pair) of the query and one of the co
   "powerwolf", cosine 0.6) counts less, an identical line still 1;
 - containment: a = 0.5, the share of the query line's TF-IDF weight (L1) on n-grams the cover's line holds
   ("power" holds 4 of the 9 n-grams of "powerwolf", and little of their weight);
-- containment x informative: both remedies at once (M chosen again); M = textsearch.LINE_INFORMATIVE_IDF is
-  what words queries score now (recsys.textsearch.words_similarities; checked, bit for bit);
-- containment x relative informative: the same with a scale-free M = c times the model's largest IDF
-  (ln(covers + 1) + 1, the smoothed IDF's bound), which grows with the collection as IDFs do.
+- containment x informative: both remedies at once (M chosen again);
+- containment x relative informative: the same with a scale-free M = c times ln(covers + 1) + 1 (the smoothed
+  IDF's bound), which grows with the collection as IDFs do; c = textsearch.LINE_INFORMATIVE_SHARE is what words
+  queries score now (recsys.textsearch.words_similarities; checked, bit for bit).
 Each constant (a, M, p) is chosen on half A of the artists (sorted labels, every other one, as bench/hybrid.py
 splits them) and confirmed on half B: the value with the best half A precision, averaged over the indexes with
 distractors, among those within 0.005 of today's half A precision on the indexes without.
@@ -56,7 +56,7 @@ RELATIVE_C = (3.0, 4.0, 5.0, 6.0, 8.0)
 FAMILIES = ("mix", "informative", "sharp", "containment x informative", "containment x relative informative")
 """The variants with a constant, each picked on half A (chosen)."""
 NO_DISTRACTOR_SLACK = 0.005
-STORED = f"containment x informative M={textsearch.LINE_INFORMATIVE_IDF:g}"
+STORED = f"containment x relative informative c={textsearch.LINE_INFORMATIVE_SHARE:g}"
 """The variant words queries score (textsearch.words_similarities)."""
 
 

@@ -312,12 +312,20 @@ def stack_queries(first: Queries, second: Queries) -> Queries:
                    np.concatenate([first.line_owner, second.line_owner + len(first)]))
 
 
-LINE_INFORMATIVE_IDF = 60.0
-"""The summed n-gram IDF at which a query's printed line counts fully in words_similarities; a line that says
-less ("LIVE", "STEREO": few n-grams, printed everywhere) counts in proportion. Chosen on half A of the planted
-artist covers among 10k and 100k distractors and confirmed on half B (bench/words_variants.py, docs/words.md:
-same-artist precision +0.006 without distractors, +0.034 at 10k, +0.052 at 100k). An absolute sum of IDFs, which
-grow with ln(covers): its value at 1M covers is unmeasured."""
+LINE_INFORMATIVE_SHARE = 5.0
+"""A query's printed line counts fully in words_similarities when its summed n-gram IDF reaches this many times
+the largest IDF (informative_idf); a line that says less ("LIVE", "STEREO": few n-grams, printed everywhere)
+counts in proportion. Scale-free, as IDFs grow with ln(covers). Chosen on half A of the planted artist covers
+among 10k and 100k distractors and confirmed on half B (bench/words_variants.py, docs/words.md: the same
+precision as an absolute sum of 60 there, within 0.003 on every half; +0.008 without distractors, +0.034 at 10k,
++0.052 at 100k over the cosine line score); an absolute 60 weighed every line down in a collection of a few
+dozen covers."""
+
+
+def informative_idf(model: TextModel) -> float:
+    """The summed IDF at which a query line counts fully: LINE_INFORMATIVE_SHARE times ln(covers + 1) + 1, the
+    bound of the model's smoothed IDF."""
+    return LINE_INFORMATIVE_SHARE * (float(np.log(model.covers.shape[0] + 1)) + 1.0)
 
 
 def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | None = None) -> np.ndarray:
@@ -327,7 +335,7 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
     their order, whatever the other columns; maxima are exact).
 
     The line score is the query line's view (issue 27): the share of its weight on n-grams the cover's line
-    holds (line_containment), times min(1, its summed IDF / LINE_INFORMATIVE_IDF), so that a cover line holding
+    holds (line_containment), times min(1, its summed IDF / informative_idf), so that a cover line holding
     only part of a name ("POWER" for "POWERWOLF") or a query line that says little ("LIVE") counts less. The
     neighbour graph keeps the symmetric cosine of two lines (words_similarity_rows), which its compiled pass
     (recsys.pairscore) computes in place and which needs no query side."""
@@ -342,7 +350,7 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
         pairs = line_containment(own_lines, queries.lines)  # sparse: most line pairs share no n-gram
-        weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / LINE_INFORMATIVE_IDF)
+        weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / informative_idf(model))
         cover = np.repeat(owner, np.diff(pairs.indptr))
         np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices],
                       (pairs.data * weight[pairs.indices]).astype(best.dtype))

@@ -352,7 +352,7 @@ def test_words_similarity_rows_score_line_pairs_by_their_cosine() -> None:
 
 def test_a_query_scores_a_line_by_the_share_of_its_weight_the_cover_line_holds_times_how_informative() -> None:
     """words_similarity's line score: the share of the query line's L1 TF-IDF weight on n-grams the cover line
-    holds, times min(1, the query line's summed IDF / LINE_INFORMATIVE_IDF); as bench/words_variants.py
+    holds, times min(1, the query line's summed IDF / informative_idf); as bench/words_variants.py
     measured it (its variant of that M, bit for bit)."""
     from bench.words_variants import STORED, variant_scores
 
@@ -362,7 +362,7 @@ def test_a_query_scores_a_line_by_the_share_of_its_weight_the_cover_line_holds_t
         if not query_line.any():  # a line of n-grams the model lacks ("zzzz") shares nothing
             return 0.0
         share = query_line[cover_line > 0].sum() / query_line.sum()
-        return share * min(1.0, model.idf[query_line > 0].sum() / textsearch.LINE_INFORMATIVE_IDF)
+        return share * min(1.0, model.idf[query_line > 0].sum() / textsearch.informative_idf(model))
 
     for query in (_SMALL[0], _SMALL[7], "Powerwolf live", "LIVE", "zzzz qqqq", ""):
         queries = textsearch.vectorise_queries(model, [query])
@@ -382,7 +382,7 @@ def test_a_short_generic_line_counts_less_than_a_name() -> None:
     scores = textsearch.words_similarity(model, "HERBIE HANCOCK\nLIVE")
     assert scores[1] > 2 * scores[0]
     assert textsearch.line_idf_sums(textsearch.vectorise_queries(model, ["LIVE"]).lines, model.idf)[0] < \
-        textsearch.LINE_INFORMATIVE_IDF
+        textsearch.informative_idf(model)
 
 
 def test_a_collection_printing_only_short_lines_still_gets_a_text_model_and_a_graph() -> None:
@@ -932,7 +932,7 @@ def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
         for column, query in enumerate(queries):
             vectorised = textsearch.vectorise_queries(model, [query])
             informative = np.minimum(1.0, textsearch.line_idf_sums(vectorised.lines, model.idf)
-                                     / textsearch.LINE_INFORMATIVE_IDF)
+                                     / textsearch.informative_idf(model))
             plain = []
             for row in range(len(texts)) if chosen is None else chosen:
                 whole = (model.covers[[row]] @ vectorised.covers.T).toarray()[0, 0]
