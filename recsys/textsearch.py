@@ -270,13 +270,15 @@ def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return lines, np.array(owner, dtype=np.int64)
 
 
-def words_similarity(model: TextModel, text: str, rows: np.ndarray | None = None) -> np.ndarray:
+def words_similarity(
+    model: TextModel, text: str, rows: np.ndarray | None = None, *, typed: bool = False
+) -> np.ndarray:
     """How much each cover says the same words as ``text``, in [0, 1]: the mean of the whole texts' cosine
     and the best line score between any printed line of each (words_similarities: a name of the query printed on
-    the cover counts fully even when the rest of the text differs). Only the covers ``rows`` (in their order)
-    when given: their rows and their printed lines' rows are all a query then touches, whatever the collection's
-    size."""
-    return words_similarities(model, vectorise_queries(model, [text]), rows)[:, 0]
+    the cover counts fully even when the rest of the text differs; ``typed`` as there). Only the covers ``rows``
+    (in their order) when given: their rows and their printed lines' rows are all a query then touches, whatever
+    the collection's size."""
+    return words_similarities(model, vectorise_queries(model, [text]), rows, typed=typed)[:, 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,17 +330,22 @@ def informative_idf(model: TextModel) -> float:
     return LINE_INFORMATIVE_SHARE * (float(np.log(model.covers.shape[0] + 1)) + 1.0)
 
 
-def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | None = None) -> np.ndarray:
+def words_similarities(
+    model: TextModel, queries: Queries, rows: np.ndarray | None = None, *, typed: bool = False
+) -> np.ndarray:
     """words_similarity of each cover (or of the covers ``rows``, in their order) against each of the
     ``queries``' texts, one column each (float32): every text in the same two sparse products. Each score
     is the one words_similarity gives the text alone (a product's entry sums over the cover's n-grams in
     their order, whatever the other columns; maxima are exact).
 
-    The line score is the query line's view (issue 27): the share of its weight on n-grams the cover's line
-    holds (line_containment), times min(1, its summed IDF / informative_idf), so that a cover line holding
-    only part of a name ("POWER" for "POWERWOLF") or a query line that says little ("LIVE") counts less. The
-    neighbour graph keeps the symmetric cosine of two lines (words_similarity_rows), which its compiled pass
-    (recsys.pairscore) computes in place and which needs no query side."""
+    A cover's text as the query (the default: recommend --by words / both, hybrid.CollectionScores) scores a
+    line pair from the query line's view (issue 27): the share of its weight on n-grams the cover's line holds
+    (line_containment), times min(1, its summed IDF / informative_idf), so that a cover line holding only part
+    of a name ("POWER" for "POWERWOLF") or a query line that says little ("LIVE") counts less. A ``typed``
+    query (search) keeps the cosine of the two lines: a typed name is one line that a cover often prints only
+    in part ("MOZART" for "Wolfgang Amadeus Mozart"), which containment scores too low (artist search
+    0.711 -> 0.700, docs/words.md). Covers being most callers, they are the default. The neighbour graph keeps
+    the cosine too (words_similarity_rows), which its compiled pass (recsys.pairscore) computes in place."""
     covers = model.covers if rows is None else model.covers[rows]
     whole = (covers @ queries.covers.T).toarray()
     best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
@@ -349,11 +356,15 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
             starts, sizes = _line_runs(model.line_owner, rows)
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
-        pairs = line_containment(own_lines, queries.lines)  # sparse: most line pairs share no n-gram
-        weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / informative_idf(model))
+        if typed:  # sparse: most line pairs share no n-gram
+            pairs = own_lines @ queries.lines.T
+            scores = pairs.data
+        else:
+            pairs = line_containment(own_lines, queries.lines)
+            weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / informative_idf(model))
+            scores = (pairs.data * weight[pairs.indices]).astype(best.dtype)
         cover = np.repeat(owner, np.diff(pairs.indptr))
-        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices],
-                      (pairs.data * weight[pairs.indices]).astype(best.dtype))
+        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], scores)
     return 0.5 * whole + 0.5 * best
 
 
@@ -434,32 +445,33 @@ scoring every cover for 1,692 of 1,862 queries with 100 candidates, 1,833 with 2
 
 
 def words_scores(
-    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int
+    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int, *, typed: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, words_similarity) of the ``allowed`` covers (a mask over the index rows) that a words query for
     ``text`` ranks to find its best ``k``; every other allowed cover scores 0. With an ``engine``, its best
     CANDIDATES covers; all allowed covers when they are that few anyway, without an engine, or when a filter
-    leaves fewer than ``k`` candidates that share any words (the engine ranks before the filter)."""
+    leaves fewer than ``k`` candidates that share any words (the engine ranks before the filter). ``typed``: a
+    typed search rather than a cover's text (words_similarities)."""
     query = vectorise_queries(model, [text])  # its n-grams found once, for the engine and the scoring both
     if np.count_nonzero(allowed) <= CANDIDATES:
         every = np.flatnonzero(allowed)
-        return every, words_similarities(model, query, every)[:, 0]
+        return every, words_similarities(model, query, every, typed=typed)[:, 0]
     if engine is not None:  # the rows of every allowed cover are only listed when all of them are scored
         found = engine.candidates(query.grams(model, 0), CANDIDATES)
         rows = found[allowed[found]]
-        scores = words_similarities(model, query, rows)[:, 0]
+        scores = words_similarities(model, query, rows, typed=typed)[:, 0]
         if np.count_nonzero(scores > 0) >= k or len(found) < CANDIDATES:
             return rows, scores
     every = np.flatnonzero(allowed)
-    return every, words_similarities(model, query)[every, 0]
+    return every, words_similarities(model, query, typed=typed)[every, 0]
 
 
 def best_by_words(
-    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int
+    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int, *, typed: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, scores) of the best ``k`` ``allowed`` covers that share any words with ``text``, best first (ties
-    in row order), through the candidate stage (words_scores)."""
-    rows, scores = words_scores(model, text, engine, allowed, k)
+    in row order), through the candidate stage (words_scores; ``typed`` as there)."""
+    rows, scores = words_scores(model, text, engine, allowed, k, typed=typed)
     matched = np.flatnonzero(scores > 0)
     best = matched[np.argsort(-scores[matched], kind="stable")[:k]]
     return rows[best], scores[best]
