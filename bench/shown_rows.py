@@ -48,7 +48,8 @@ for query in queries[:warmup]:
     recommender.search_text(query)
 search, shown, answers = [], [], []
 for query in queries:
-    rows, _ = textsearch.best_by_words(recommender._text_model, query, recommender._words_engine, allowed, 10)
+    rows, _ = textsearch.best_by_words(recommender._text_model, query, recommender._words_engine, allowed, 10,
+                                      typed=True)
     started = time.perf_counter()
     answers.append(recommender.search_text(query).to_json())
     search.append(time.perf_counter() - started)

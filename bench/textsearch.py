@@ -11,7 +11,7 @@ Engines, all over the same stored OCR text of the index:
   trigrams OR-ed (an AND of them finds only exact substrings, which OCR errors break), ranked by bm25;
 - ``fts5 trigram bm25, spaces removed``: the same over recsys.textsearch.normalise'd text and query;
 - ``sleeve``: recsys.textsearch.words_similarity, the mean of the whole text's cosine and the best printed
-  line's cosine over character 3-grams without spaces (what ``sleeve search`` runs);
+  line's cosine over character 3-grams without spaces (a typed query's line score: what ``sleeve search`` runs);
 - ``sleeve, OCR confusions folded``: the same with 0/o, 1/l/j/i, 5/s made one letter before the n-grams;
 - ``sleeve + word coverage``: sleeve's score plus the IDF-weighted share of the query's words (3+ letters)
   that rapidfuzz's partial_ratio finds (>= 90) in a cover's text;
@@ -80,7 +80,7 @@ def fts5_trigram(texts: list[str], prepare: Callable[[str], str]) -> Engine:
 
 def sleeve_search(texts: list[str]) -> Engine:
     model = textsearch.fit_text_vectors(texts)
-    return lambda query: textsearch.words_similarity(model, query)
+    return lambda query: textsearch.words_similarity(model, query, typed=True)
 
 
 OCR_FOLD = str.maketrans({"0": "o", "1": "i", "l": "i", "j": "i", "5": "s"})
@@ -92,7 +92,7 @@ def fold(text: str) -> str:
 
 def folded_search(texts: list[str]) -> Engine:
     model = textsearch.fit_text_vectors([fold(t) for t in texts])
-    return lambda query: textsearch.words_similarity(model, fold(query))
+    return lambda query: textsearch.words_similarity(model, fold(query), typed=True)
 
 
 def query_words(query: str) -> list[str]:

@@ -97,7 +97,8 @@ def main() -> None:
     stored = recommender._text_model
     refit = textsearch.fit_text_vectors(texts)
     queries = sorted(set(recommender.index.metadata.get("user:artist", [args.query])))
-    gap = max(np.abs(textsearch.words_similarity(stored, q) - textsearch.words_similarity(refit, q)).max()
+    gap = max(np.abs(textsearch.words_similarity(stored, q, typed=True)
+                     - textsearch.words_similarity(refit, q, typed=True)).max()
               for q in queries)
     rows = np.arange(len(texts))
     gap = max(gap, np.abs(textsearch.words_similarity_rows(stored, rows)

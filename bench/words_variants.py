@@ -5,7 +5,8 @@ Each planted cover (a row with an artist) is a query; every cover is scored and 
 out, as bench/collection_scale.py's ``precision(..., with_both=False)`` ranks them (ties in row order). A score
 is ``a * whole + (1 - a) * best``: ``whole`` the cosine of the two covers' TF-IDF rows, ``best`` the best line
 score between any printed line (or adjacent pair) of the query and one of the cover's. Variants:
-- today: a = 0.5, line score = the cosine of the two lines (recsys.textsearch.words_similarities; checked);
+- today: a = 0.5, line score = the cosine of the two lines (what words queries scored before issue 27, and the
+  neighbour graph's line score still: recsys.textsearch.words_similarity_rows);
 - mix: another ``a``, the line score the cosine;
 - informative: a = 0.5, the cosine times min(1, the query line's summed n-gram IDF / M): a short generic line
   ("live", "stereo") no longer counts as much as a name;
@@ -13,7 +14,10 @@ score between any printed line (or adjacent pair) of the query and one of the co
   "powerwolf", cosine 0.6) counts less, an identical line still 1;
 - containment: a = 0.5, the share of the query line's TF-IDF weight (L1) on n-grams the cover's line holds
   ("power" holds 4 of the 9 n-grams of "powerwolf", and little of their weight);
-- containment x informative: both remedies at once (M chosen again).
+- containment x informative: both remedies at once (M chosen again);
+- containment x relative informative: the same with a scale-free M = c times ln(covers + 1) + 1 (the smoothed
+  IDF's bound), which grows with the collection as IDFs do; c = textsearch.LINE_INFORMATIVE_SHARE is what words
+  queries score now (recsys.textsearch.words_similarities; checked, bit for bit).
 Each constant (a, M, p) is chosen on half A of the artists (sorted labels, every other one, as bench/hybrid.py
 splits them) and confirmed on half B: the value with the best half A precision, averaged over the indexes with
 distractors, among those within 0.005 of today's half A precision on the indexes without.
@@ -48,16 +52,12 @@ CHUNK = 32
 MIXES = (0.25, 0.75, 1.0, 0.0)
 INFORMATIVE_M = (20.0, 30.0, 40.0, 50.0, 60.0, 80.0)
 SHARP_P = (2.0, 3.0, 4.0)
-FAMILIES = ("mix", "informative", "sharp", "containment x informative")
+RELATIVE_C = (3.0, 4.0, 5.0, 6.0, 8.0)
+FAMILIES = ("mix", "informative", "sharp", "containment x informative", "containment x relative informative")
 """The variants with a constant, each picked on half A (chosen)."""
 NO_DISTRACTOR_SLACK = 0.005
-
-
-def line_idf_sums(queries: textsearch.Queries, idf: np.ndarray) -> np.ndarray:
-    """The summed IDF of each query line's distinct n-grams: how much a line can say about a cover."""
-    lines = queries.lines
-    owner = np.repeat(np.arange(lines.shape[0]), np.diff(lines.indptr))
-    return np.bincount(owner, weights=idf[lines.indices].astype(np.float64), minlength=lines.shape[0])
+STORED = f"containment x relative informative c={textsearch.LINE_INFORMATIVE_SHARE:g}"
+"""The variant words queries score (textsearch.words_similarities)."""
 
 
 def best_per_pair(pairs: sparse.csr_matrix, owner: np.ndarray, query_of_line: np.ndarray, values: np.ndarray,
@@ -82,24 +82,22 @@ def variant_scores(model: textsearch.TextModel, queries: textsearch.Queries) -> 
     for p in SHARP_P:
         scores[f"sharp p={p:g}"] = 0.5 * whole + 0.5 * best_per_pair(
             pairs, model.line_owner, queries.line_owner, pairs.data.astype(np.float64) ** p, shape)
-    idf_sum = line_idf_sums(queries, model.idf)
+    idf_sum = textsearch.line_idf_sums(queries.lines, model.idf)
     for m in INFORMATIVE_M:
         weight = np.minimum(1.0, idf_sum / m)[pairs.indices]
         scores[f"informative M={m:g}"] = 0.5 * whole + 0.5 * best_per_pair(
             pairs, model.line_owner, queries.line_owner, pairs.data * weight, shape)
-    # containment: cover lines as n-gram sets against query lines scaled to unit L1 weight
-    held = model.lines.copy()
-    held.data = np.ones_like(held.data)
-    q_lines = queries.lines.tocsr(copy=True)
-    totals = np.add.reduceat(q_lines.data.astype(np.float64), q_lines.indptr[:-1]) if q_lines.nnz else np.zeros(0)
-    totals[np.diff(q_lines.indptr) == 0] = 1.0
-    q_lines.data = (q_lines.data / np.repeat(totals, np.diff(q_lines.indptr))).astype(np.float32)
-    contained = (held @ q_lines.T).tocsr()
+    contained = textsearch.line_containment(model.lines, queries.lines)
     scores["containment"] = 0.5 * whole + 0.5 * best_per_pair(
         contained, model.line_owner, queries.line_owner, contained.data, shape)
     for m in INFORMATIVE_M:
         weight = np.minimum(1.0, idf_sum / m)[contained.indices]
         scores[f"containment x informative M={m:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+            contained, model.line_owner, queries.line_owner, contained.data * weight, shape)
+    largest_idf = np.log(model.covers.shape[0] + 1) + 1
+    for c in RELATIVE_C:
+        weight = np.minimum(1.0, idf_sum / (c * largest_idf))[contained.indices]
+        scores[f"containment x relative informative c={c:g}"] = 0.5 * whole + 0.5 * best_per_pair(
             contained, model.line_owner, queries.line_owner, contained.data * weight, shape)
     return scores
 
@@ -127,7 +125,7 @@ def precisions(model: textsearch.TextModel, texts: list[str], labels: np.ndarray
         queries = textsearch.vectorise_queries(model, [texts[row] for row in chunk])
         scores = variant_scores(model, queries)
         if check is not None:
-            check(queries, scores["today"])
+            check(queries, scores[STORED])
         for name, matrix in scores.items():
             matrix = matrix.astype(np.float32)  # float32 scores, as the product ranks them
             matrix[own_row, own_query] = -np.inf
@@ -137,12 +135,12 @@ def precisions(model: textsearch.TextModel, texts: list[str], labels: np.ndarray
     return {name: np.concatenate(found) for name, found in hits.items()}
 
 
-def check_today(model: textsearch.TextModel) -> Callable[[textsearch.Queries, np.ndarray], None]:
-    """A check that the 'today' variant is the stored scoring, bit for bit."""
-    def check(queries: textsearch.Queries, today: np.ndarray) -> None:
+def check_stored(model: textsearch.TextModel) -> Callable[[textsearch.Queries, np.ndarray], None]:
+    """A check that the STORED variant is the stored scoring, bit for bit."""
+    def check(queries: textsearch.Queries, variant: np.ndarray) -> None:
         stored = textsearch.words_similarities(model, queries)
-        if not np.array_equal(stored, today.astype(stored.dtype)):
-            raise SystemExit(f"'today' differs from words_similarities: max {np.abs(stored - today).max():.3g}")
+        if not np.array_equal(stored, variant.astype(stored.dtype)):
+            raise SystemExit(f"'{STORED}' differs from words_similarities: max {np.abs(stored - variant).max():.3g}")
     return check
 
 
@@ -157,7 +155,7 @@ def measure(folder: Path, limit: int | None) -> dict[str, np.ndarray]:
     rows = planted_queries(labels, limit)
     model = recommender._text_model
     started = time.perf_counter()
-    found = precisions(model, texts, labels, hashes, rows, check_today(model))
+    found = precisions(model, texts, labels, hashes, rows, check_stored(model))
     print(f"{folder}: {len(labels):,} covers, {len(rows)} queries, {time.perf_counter() - started:.0f} s",
           file=sys.stderr, flush=True)
     half_a = np.isin(labels[rows], np.unique(labels[rows])[::2])

@@ -3,7 +3,7 @@ each candidate pair, its words statistics and its k best, in parallel over runs 
 
 Each cover (head) gathers its candidates (itself, its nearest by look, the covers in the postings of its
 rarest n-grams within a budget) and the fixed sample; each pair's look is the inner product and its words
-textsearch.words_similarity, computed from the rows in place: the head is scattered into dense arrays once and
+textsearch.words_similarity_rows', computed from the rows in place: the head is scattered into dense arrays once and
 each tail row read once against it. Nothing per head is left to numpy: the serial numpy of a block (its pair
 keys' np.unique, the sample's sparse products, the z-scores and the sort of its pairs) cost about 14% of the
 graph on one thread and ran on one core whatever the threads (docs/scale.md). The covers of a call are cut into

@@ -196,7 +196,8 @@ class Recommender:
         if not textsearch.normalise(query):
             raise QueryError("the search needs at least one letter or digit")
         allowed = self._allowed(genre, where)
-        top, scores = textsearch.best_by_words(self._text_model, query, self._words_engine, allowed, k)
+        top, scores = textsearch.best_by_words(self._text_model, query, self._words_engine, allowed, k,
+                                                 typed=True)
         result = self._frame(top, scores)
         result.insert(4, "text", [" / ".join(str(self.texts[row]).splitlines()) for row in top])
         return result

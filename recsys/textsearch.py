@@ -270,12 +270,15 @@ def _split_lines(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return lines, np.array(owner, dtype=np.int64)
 
 
-def words_similarity(model: TextModel, text: str, rows: np.ndarray | None = None) -> np.ndarray:
+def words_similarity(
+    model: TextModel, text: str, rows: np.ndarray | None = None, *, typed: bool = False
+) -> np.ndarray:
     """How much each cover says the same words as ``text``, in [0, 1]: the mean of the whole texts' cosine
-    and the best cosine between any printed line of each (a name printed on both covers counts fully even
-    when the rest of the text differs). Only the covers ``rows`` (in their order) when given: their rows and
-    their printed lines' rows are all a query then touches, whatever the collection's size."""
-    return words_similarities(model, vectorise_queries(model, [text]), rows)[:, 0]
+    and the best line score between any printed line of each (words_similarities: a name of the query printed on
+    the cover counts fully even when the rest of the text differs; ``typed`` as there). Only the covers ``rows``
+    (in their order) when given: their rows and their printed lines' rows are all a query then touches, whatever
+    the collection's size."""
+    return words_similarities(model, vectorise_queries(model, [text]), rows, typed=typed)[:, 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,11 +314,38 @@ def stack_queries(first: Queries, second: Queries) -> Queries:
                    np.concatenate([first.line_owner, second.line_owner + len(first)]))
 
 
-def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | None = None) -> np.ndarray:
+LINE_INFORMATIVE_SHARE = 5.0
+"""A query's printed line counts fully in words_similarities when its summed n-gram IDF reaches this many times
+the largest IDF (informative_idf); a line that says less ("LIVE", "STEREO": few n-grams, printed everywhere)
+counts in proportion. Scale-free, as IDFs grow with ln(covers). Chosen on half A of the planted artist covers
+among 10k and 100k distractors and confirmed on half B (bench/words_variants.py, docs/words.md: the same
+precision as an absolute sum of 60 there, within 0.003 on every half; +0.008 without distractors, +0.034 at 10k,
++0.052 at 100k over the cosine line score); an absolute 60 weighed every line down in a collection of a few
+dozen covers."""
+
+
+def informative_idf(model: TextModel) -> float:
+    """The summed IDF at which a query line counts fully: LINE_INFORMATIVE_SHARE times ln(covers + 1) + 1, the
+    bound of the model's smoothed IDF."""
+    return LINE_INFORMATIVE_SHARE * (float(np.log(model.covers.shape[0] + 1)) + 1.0)
+
+
+def words_similarities(
+    model: TextModel, queries: Queries, rows: np.ndarray | None = None, *, typed: bool = False
+) -> np.ndarray:
     """words_similarity of each cover (or of the covers ``rows``, in their order) against each of the
     ``queries``' texts, one column each (float32): every text in the same two sparse products. Each score
     is the one words_similarity gives the text alone (a product's entry sums over the cover's n-grams in
-    their order, whatever the other columns; maxima are exact)."""
+    their order, whatever the other columns; maxima are exact).
+
+    A cover's text as the query (the default: recommend --by words / both, hybrid.CollectionScores) scores a
+    line pair from the query line's view (issue 27): the share of its weight on n-grams the cover's line holds
+    (line_containment), times min(1, its summed IDF / informative_idf), so that a cover line holding only part
+    of a name ("POWER" for "POWERWOLF") or a query line that says little ("LIVE") counts less. A ``typed``
+    query (search) keeps the cosine of the two lines: a typed name is one line that a cover often prints only
+    in part ("MOZART" for "Wolfgang Amadeus Mozart"), which containment scores too low (artist search
+    0.711 -> 0.700, docs/words.md). Covers being most callers, they are the default. The neighbour graph keeps
+    the cosine too (words_similarity_rows), which its compiled pass (recsys.pairscore) computes in place."""
     covers = model.covers if rows is None else model.covers[rows]
     whole = (covers @ queries.covers.T).toarray()
     best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
@@ -326,10 +356,42 @@ def words_similarities(model: TextModel, queries: Queries, rows: np.ndarray | No
             starts, sizes = _line_runs(model.line_owner, rows)
             owner = np.repeat(np.arange(len(rows)), sizes)
             own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
-        pairs = own_lines @ queries.lines.T  # sparse: most line pairs share no n-gram
+        if typed:  # sparse: most line pairs share no n-gram
+            pairs = own_lines @ queries.lines.T
+            scores = pairs.data
+        else:
+            pairs = line_containment(own_lines, queries.lines)
+            weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / informative_idf(model))
+            scores = (pairs.data * weight[pairs.indices]).astype(best.dtype)
         cover = np.repeat(owner, np.diff(pairs.indptr))
-        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], pairs.data)
+        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], scores)
     return 0.5 * whole + 0.5 * best
+
+
+def line_containment(cover_lines: sparse.csr_matrix, query_lines: sparse.csr_matrix) -> sparse.csr_matrix:
+    """(cover line, query line): the share of the query line's TF-IDF weight (L1) on n-grams the cover line
+    holds, stored only where they share one: 1 when the cover line holds all of them, whatever else it prints.
+    The cover lines as n-gram sets (their weights set to 1) against query lines scaled to unit L1 weight."""
+    from scipy import sparse
+
+    held = sparse.csr_matrix((np.ones(cover_lines.nnz, dtype=np.float32), cover_lines.indices, cover_lines.indptr),
+                             shape=cover_lines.shape)
+    shares = query_lines.tocsr(copy=True)
+    totals = _row_sums(shares, shares.data)
+    totals[totals == 0] = 1.0  # a line with no n-gram the model knows
+    shares.data = (shares.data / np.repeat(totals, np.diff(shares.indptr))).astype(np.float32)
+    return (held @ shares.T).tocsr()
+
+
+def line_idf_sums(lines: sparse.csr_matrix, idf: np.ndarray) -> np.ndarray:
+    """The summed IDF of each line's distinct n-grams: how much a line can say about a cover."""
+    return _row_sums(lines, idf[lines.indices])
+
+
+def _row_sums(rows: sparse.csr_matrix, values: np.ndarray) -> np.ndarray:
+    """The sum of ``values`` (one per stored entry of ``rows``) over each row, in float64; empty rows sum to 0."""
+    owner = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    return np.bincount(owner, weights=values.astype(np.float64), minlength=rows.shape[0])
 
 
 def _line_runs(line_owner: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -350,8 +412,10 @@ def known_grams(model: TextModel, text: str) -> np.ndarray:
 
 
 def words_similarity_rows(model: TextModel, rows: np.ndarray) -> np.ndarray:
-    """words_similarity of each indexed cover in ``rows`` (ascending) against every cover, one row each, in a
-    few sparse products instead of one query per cover: what a graph over the whole collection needs."""
+    """How much each indexed cover in ``rows`` (ascending) says the same words as every cover, one row each, in
+    a few sparse products instead of one query per cover: what a graph over the whole collection needs. Its
+    line score is the symmetric cosine of two lines (a link's weight is the same from either end), as the
+    graph's compiled pass (recsys.pairscore) computes it, not a query's view (words_similarities)."""
     rows = np.asarray(rows, dtype=np.int64)
     whole = (model.covers[rows] @ model.covers.T).toarray()
     best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
@@ -381,32 +445,33 @@ scoring every cover for 1,692 of 1,862 queries with 100 candidates, 1,833 with 2
 
 
 def words_scores(
-    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int
+    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int, *, typed: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, words_similarity) of the ``allowed`` covers (a mask over the index rows) that a words query for
     ``text`` ranks to find its best ``k``; every other allowed cover scores 0. With an ``engine``, its best
     CANDIDATES covers; all allowed covers when they are that few anyway, without an engine, or when a filter
-    leaves fewer than ``k`` candidates that share any words (the engine ranks before the filter)."""
+    leaves fewer than ``k`` candidates that share any words (the engine ranks before the filter). ``typed``: a
+    typed search rather than a cover's text (words_similarities)."""
     query = vectorise_queries(model, [text])  # its n-grams found once, for the engine and the scoring both
     if np.count_nonzero(allowed) <= CANDIDATES:
         every = np.flatnonzero(allowed)
-        return every, words_similarities(model, query, every)[:, 0]
+        return every, words_similarities(model, query, every, typed=typed)[:, 0]
     if engine is not None:  # the rows of every allowed cover are only listed when all of them are scored
         found = engine.candidates(query.grams(model, 0), CANDIDATES)
         rows = found[allowed[found]]
-        scores = words_similarities(model, query, rows)[:, 0]
+        scores = words_similarities(model, query, rows, typed=typed)[:, 0]
         if np.count_nonzero(scores > 0) >= k or len(found) < CANDIDATES:
             return rows, scores
     every = np.flatnonzero(allowed)
-    return every, words_similarities(model, query)[every, 0]
+    return every, words_similarities(model, query, typed=typed)[every, 0]
 
 
 def best_by_words(
-    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int
+    model: TextModel, text: str, engine: CandidateEngine | None, allowed: np.ndarray, k: int, *, typed: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, scores) of the best ``k`` ``allowed`` covers that share any words with ``text``, best first (ties
-    in row order), through the candidate stage (words_scores)."""
-    rows, scores = words_scores(model, text, engine, allowed, k)
+    in row order), through the candidate stage (words_scores; ``typed`` as there)."""
+    rows, scores = words_scores(model, text, engine, allowed, k, typed=typed)
     matched = np.flatnonzero(scores > 0)
     best = matched[np.argsort(-scores[matched], kind="stable")[:k]]
     return rows[best], scores[best]

@@ -321,12 +321,91 @@ def test_the_graph_links_only_mutual_neighbours_and_spreading_follows_its_links(
     assert scores[0] == 1.0 and scores[2] > 0 and scores[3] > 0
 
 
-def test_words_similarity_rows_equal_one_query_per_cover() -> None:
-    texts = ["ALAN\nJACKSON\nDrive", "", "ALANIACKSON\nLive", "CD", "Iron Maiden\nKillers\n\nLive", "JACKSON"]
+_SMALL = ["ALAN\nJACKSON\nDrive", "", "ALANIACKSON\nLive", "CD", "Iron Maiden\nKillers\n\nLive", "JACKSON",
+          "LIVE\nstereo", "POWERWOLF\nBlessed", "POWER\nANN", "Powerwolf\nLupus Dei\nLIVE"]
+
+
+def _dense_words(model: textsearch.TextModel, query_lines: np.ndarray, query_cover: np.ndarray,
+                 line_score: Callable[[np.ndarray, np.ndarray], float]) -> np.ndarray:
+    """0.5 * each cover's cosine to ``query_cover`` + 0.5 * the best ``line_score(cover line, query line)``
+    over the cover's lines and the query's, one pair at a time: the reference the vectorised scores must meet."""
+    cover_lines = model.lines.toarray()
+    scores = np.zeros(model.covers.shape[0])
+    for cover, whole in enumerate(model.covers.toarray() @ query_cover):
+        own = cover_lines[model.line_owner == cover]
+        best = max((line_score(mine, theirs) for mine in own for theirs in query_lines), default=0.0)
+        scores[cover] = 0.5 * whole + 0.5 * best
+    return scores
+
+
+def test_words_similarity_rows_score_line_pairs_by_their_cosine() -> None:
+    """The graph's scores (words_similarity_rows) keep the symmetric cosine of two lines, for every cover."""
+    model = textsearch.fit_text_vectors(_SMALL)
+    rows = np.array([0, 1, 2, 4, 7, 9])
+    got = textsearch.words_similarity_rows(model, rows)
+    lines, covers = model.lines.toarray(), model.covers.toarray()
+    for row, scores in zip(rows, got):
+        expected = _dense_words(model, lines[model.line_owner == row], covers[row], lambda a, b: float(a @ b))
+        assert np.allclose(scores, expected, atol=1e-6)
+    assert np.allclose(got[:, rows], got[:, rows].T, atol=1e-6)  # the same from either end
+
+
+def test_a_query_scores_a_line_by_the_share_of_its_weight_the_cover_line_holds_times_how_informative() -> None:
+    """words_similarity's line score: the share of the query line's L1 TF-IDF weight on n-grams the cover line
+    holds, times min(1, the query line's summed IDF / informative_idf); as bench/words_variants.py
+    measured it (its variant of that M, bit for bit)."""
+    from bench.words_variants import STORED, variant_scores
+
+    model = textsearch.fit_text_vectors(_SMALL)
+
+    def share_times_informative(cover_line: np.ndarray, query_line: np.ndarray) -> float:
+        if not query_line.any():  # a line of n-grams the model lacks ("zzzz") shares nothing
+            return 0.0
+        share = query_line[cover_line > 0].sum() / query_line.sum()
+        return share * min(1.0, model.idf[query_line > 0].sum() / textsearch.informative_idf(model))
+
+    for query in (_SMALL[0], _SMALL[7], "Powerwolf live", "LIVE", "zzzz qqqq", ""):
+        queries = textsearch.vectorise_queries(model, [query])
+        expected = _dense_words(model, queries.lines.toarray(), queries.covers.toarray()[0], share_times_informative)
+        got = textsearch.words_similarity(model, query)
+        assert np.allclose(got, expected, atol=1e-6), query
+        assert np.array_equal(got, variant_scores(model, queries)[STORED][:, 0].astype(np.float32))
+    both = textsearch.words_similarity(model, "POWERWOLF")
+    assert both[7] > both[8]  # a cover line holding only "power" holds little of "powerwolf"'s weight
+
+
+def test_a_typed_query_scores_a_partial_name_line_by_the_cosine_and_a_cover_text_by_containment(
+    recommender: Recommender,
+) -> None:
+    """A typed name ("Wolfgang Amadeus Mozart") printed only in part on a cover ("MOZART") keeps the cosine of the
+    two lines (typed=True, what search_text asks); the same line as a cover's text scores the share of its weight
+    the cover line holds times how informative it is (the default), which is lower here."""
+    texts = ["MOZART\nSymphonies", "Wolfgang Amadeus Mozart\nRequiem", "Johann Sebastian Bach\nMass", "LIVE", ""]
     model = textsearch.fit_text_vectors(texts)
-    rows = textsearch.words_similarity_rows(model, np.array([0, 1, 2, 4]))
-    for got, text in zip(rows, [texts[0], texts[1], texts[2], texts[4]]):
-        assert np.allclose(got, textsearch.words_similarity(model, text), atol=1e-6)
+    query = "Wolfgang Amadeus Mozart"
+    vectorised = textsearch.vectorise_queries(model, [query])
+    lines, whole = vectorised.lines.toarray(), vectorised.covers.toarray()[0]
+    informative = min(1.0, model.idf[lines[0] > 0].sum() / textsearch.informative_idf(model))
+    cosine = _dense_words(model, lines, whole, lambda a, b: float(a @ b))
+    contained = _dense_words(model, lines, whole, lambda a, b: b[a > 0].sum() / b.sum() * informative)
+    typed, cover = textsearch.words_similarity(model, query, typed=True), textsearch.words_similarity(model, query)
+    assert np.allclose(typed, cosine, atol=1e-6) and np.allclose(cover, contained, atol=1e-6)
+    assert typed[0] > cover[0] + 0.05 and typed.argmax() == cover.argmax() == 1
+    found = recommender.search_text("peter tosh", k=5)
+    rows = recommender.index.table.rows(np.arange(recommender.index.info.count), columns=["path"])["path"]
+    expected = textsearch.words_similarity(recommender._text_model, "peter tosh", typed=True)
+    assert np.allclose(found["score"], expected[pd.Index(rows).get_indexer(found["path"])], atol=1e-4)
+
+
+def test_a_short_generic_line_counts_less_than_a_name() -> None:
+    """A cover printing only "LIVE" shares one whole line with the query as the name's cover does, but "LIVE"
+    says less: its cover scores lower (with the cosine, both lines count fully)."""
+    texts = ["LIVE\nqqqq", "HERBIE HANCOCK\nxxxx", "LIVE\nwwww", "LIVE\nvvvv", "SONNY ROLLINS\nLIVE", "LIVE\nyyyy"]
+    model = textsearch.fit_text_vectors(texts)
+    scores = textsearch.words_similarity(model, "HERBIE HANCOCK\nLIVE")
+    assert scores[1] > 2 * scores[0]
+    assert textsearch.line_idf_sums(textsearch.vectorise_queries(model, ["LIVE"]).lines, model.idf)[0] < \
+        textsearch.informative_idf(model)
 
 
 def test_a_collection_printing_only_short_lines_still_gets_a_text_model_and_a_graph() -> None:
@@ -544,8 +623,8 @@ def test_an_update_vectorises_only_the_new_covers_with_the_stored_model_and_drop
 
 def test_an_update_without_drift_scores_as_a_refit_does() -> None:
     """Nothing added or removed: the update is the stored model, so a refit's scores within 1e-6; one cover
-    added to 100 (1%, REFIT_SHARE): scores within 0.01 of a refit's (0.004 measured), the same best cover for
-    every query."""
+    added to 100 (1%, REFIT_SHARE): scores within 0.01 of a refit's (0.004 measured typed, 0.005 as a cover's
+    text, whose informative factor reads the kept IDF directly), the same best cover for every query."""
     texts = _texts(100, seed=2)
     model = textsearch.fit_text_vectors(texts)
     order = np.random.default_rng(3).permutation(100)
@@ -555,8 +634,10 @@ def test_an_update_without_drift_scores_as_a_refit_does() -> None:
     updated = textsearch.update_text_vectors(model, np.r_[np.arange(100), -1], grown)
     refit = textsearch.fit_text_vectors(grown)
     for query in ["peter tosh", "miles davis kind of blue", "Greatest Hits", "nina simone live"]:
-        mine, theirs = textsearch.words_similarity(updated, query), textsearch.words_similarity(refit, query)
-        assert np.abs(mine - theirs).max() < 0.01 and mine.max() == mine[theirs.argmax()], query
+        for typed in (True, False):
+            mine = textsearch.words_similarity(updated, query, typed=typed)
+            theirs = textsearch.words_similarity(refit, query, typed=typed)
+            assert np.abs(mine - theirs).max() < 0.01 and mine.max() == mine[theirs.argmax()], (query, typed)
 
 
 def test_incremental_builds_keep_the_stored_model_until_the_collection_drifts(
@@ -864,7 +945,8 @@ def test_collection_scores_of_query_covers_together_equal_each_scored_alone(reco
 def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
     """words_similarities scores several texts (one with no known n-gram, one of a single short line) in one
     product, each column bit for bit the plain definition for that text alone: the mean of the texts' cosine
-    and the best cosine of any two of their printed lines, cover by cover, over chosen rows or every cover."""
+    and the best line score of any two of their printed lines (the query line's share the cover line holds, times
+    how informative the query line is), cover by cover, over chosen rows or every cover."""
     texts = [f"Artist {i % 7}\nAlbum {i}\nRECORDS" if i % 5 else "" for i in range(40)]
     model = textsearch.fit_text_vectors(texts)
     queries = ["Artist 3\nAlbum 13", "zzzz", "RECORDS", "Album 2\nArtist 2\nlive"]
@@ -873,10 +955,13 @@ def test_words_similarities_of_several_texts_equal_each_text_alone() -> None:
         together = textsearch.words_similarities(model, textsearch.vectorise_queries(model, queries), chosen)
         for column, query in enumerate(queries):
             vectorised = textsearch.vectorise_queries(model, [query])
+            informative = np.minimum(1.0, textsearch.line_idf_sums(vectorised.lines, model.idf)
+                                     / textsearch.informative_idf(model))
             plain = []
             for row in range(len(texts)) if chosen is None else chosen:
                 whole = (model.covers[[row]] @ vectorised.covers.T).toarray()[0, 0]
-                pairs = (model.lines[model.line_owner == row] @ vectorised.lines.T).toarray()
+                held = textsearch.line_containment(model.lines[model.line_owner == row], vectorised.lines)
+                pairs = (held.toarray() * informative).astype(np.float32)
                 plain.append(0.5 * whole + 0.5 * pairs.max(initial=np.float32(0.0)))
             assert np.array_equal(together[:, column], np.array(plain, dtype=np.float32))
             assert np.array_equal(together[:, column], textsearch.words_similarity(model, query, chosen))
