@@ -36,7 +36,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 
 sys.path.insert(0, os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[1])).split(os.pathsep)[0])
 
@@ -60,44 +59,33 @@ STORED = f"containment x relative informative c={textsearch.LINE_INFORMATIVE_SHA
 """The variant words queries score (textsearch.words_similarities)."""
 
 
-def best_per_pair(pairs: sparse.csr_matrix, owner: np.ndarray, query_of_line: np.ndarray, values: np.ndarray,
-                  shape: tuple[int, int]) -> np.ndarray:
-    """The maximum of ``values`` (one per stored entry of ``pairs``: cover line x query line) over each
-    (cover, query), zero where no line pair shares an n-gram; float32 as words_similarities keeps it."""
-    best = np.zeros(shape, dtype=np.float32)
-    cover = np.repeat(owner, np.diff(pairs.indptr))
-    np.maximum.at(best.ravel(), cover * shape[1] + query_of_line[pairs.indices], values.astype(np.float32))
-    return best
-
-
 def variant_scores(model: textsearch.TextModel, queries: textsearch.Queries) -> dict[str, np.ndarray]:
     """Every variant's (covers, queries) scores of ``queries`` against all covers, by name."""
     nq = len(queries)
     shape = (model.covers.shape[0], nq)
     whole = (model.covers @ queries.covers.T).toarray()
     pairs = (model.lines @ queries.lines.T).tocsr()
-    best = best_per_pair(pairs, model.line_owner, queries.line_owner, pairs.data, shape)
+    best = textsearch.best_line_scores(pairs, model.line_owner, queries.line_owner, pairs.data, shape)
     scores = {"today": 0.5 * whole + 0.5 * best}
     scores |= {f"mix a={a}": a * whole + (1 - a) * best for a in MIXES}
     for p in SHARP_P:
-        scores[f"sharp p={p:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+        scores[f"sharp p={p:g}"] = 0.5 * whole + 0.5 * textsearch.best_line_scores(
             pairs, model.line_owner, queries.line_owner, pairs.data.astype(np.float64) ** p, shape)
     idf_sum = textsearch.line_idf_sums(queries.lines, model.idf)
     for m in INFORMATIVE_M:
         weight = np.minimum(1.0, idf_sum / m)[pairs.indices]
-        scores[f"informative M={m:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+        scores[f"informative M={m:g}"] = 0.5 * whole + 0.5 * textsearch.best_line_scores(
             pairs, model.line_owner, queries.line_owner, pairs.data * weight, shape)
     contained = textsearch.line_containment(model.lines, queries.lines)
-    scores["containment"] = 0.5 * whole + 0.5 * best_per_pair(
+    scores["containment"] = 0.5 * whole + 0.5 * textsearch.best_line_scores(
         contained, model.line_owner, queries.line_owner, contained.data, shape)
     for m in INFORMATIVE_M:
         weight = np.minimum(1.0, idf_sum / m)[contained.indices]
-        scores[f"containment x informative M={m:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+        scores[f"containment x informative M={m:g}"] = 0.5 * whole + 0.5 * textsearch.best_line_scores(
             contained, model.line_owner, queries.line_owner, contained.data * weight, shape)
-    largest_idf = np.log(model.covers.shape[0] + 1) + 1
     for c in RELATIVE_C:
-        weight = np.minimum(1.0, idf_sum / (c * largest_idf))[contained.indices]
-        scores[f"containment x relative informative c={c:g}"] = 0.5 * whole + 0.5 * best_per_pair(
+        weight = np.minimum(1.0, idf_sum / textsearch.informative_idf(model, c))[contained.indices]
+        scores[f"containment x relative informative c={c:g}"] = 0.5 * whole + 0.5 * textsearch.best_line_scores(
             contained, model.line_owner, queries.line_owner, contained.data * weight, shape)
     return scores
 

@@ -324,10 +324,10 @@ precision as an absolute sum of 60 there, within 0.003 on every half; +0.008 wit
 dozen covers."""
 
 
-def informative_idf(model: TextModel) -> float:
-    """The summed IDF at which a query line counts fully: LINE_INFORMATIVE_SHARE times ln(covers + 1) + 1, the
-    bound of the model's smoothed IDF."""
-    return LINE_INFORMATIVE_SHARE * (float(np.log(model.covers.shape[0] + 1)) + 1.0)
+def informative_idf(model: TextModel, share: float = LINE_INFORMATIVE_SHARE) -> float:
+    """The summed IDF at which a query line counts fully: ``share`` times ln(covers + 1) + 1, the bound of the
+    model's smoothed IDF."""
+    return share * (float(np.log(model.covers.shape[0] + 1)) + 1.0)
 
 
 def words_similarities(
@@ -348,24 +348,33 @@ def words_similarities(
     the cosine too (words_similarity_rows), which its compiled pass (recsys.pairscore) computes in place."""
     covers = model.covers if rows is None else model.covers[rows]
     whole = (covers @ queries.covers.T).toarray()
-    best = np.zeros(whole.shape, dtype=whole.dtype)  # C order: the ravel below is a view of it
-    if queries.lines.shape[0] and model.lines.shape[0]:
-        if rows is None:
-            own_lines, owner = model.lines, model.line_owner
-        else:  # a cover's lines are contiguous: each row's run of lines, found by bisection
-            starts, sizes = _line_runs(model.line_owner, rows)
-            owner = np.repeat(np.arange(len(rows)), sizes)
-            own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
-        if typed:  # sparse: most line pairs share no n-gram
-            pairs = own_lines @ queries.lines.T
-            scores = pairs.data
-        else:
-            pairs = line_containment(own_lines, queries.lines)
-            weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / informative_idf(model))
-            scores = (pairs.data * weight[pairs.indices]).astype(best.dtype)
-        cover = np.repeat(owner, np.diff(pairs.indptr))
-        np.maximum.at(best.ravel(), cover * len(queries) + queries.line_owner[pairs.indices], scores)
-    return 0.5 * whole + 0.5 * best
+    if not (queries.lines.shape[0] and model.lines.shape[0]):
+        return 0.5 * whole  # no printed line on one side: no line pair to score
+    if rows is None:
+        own_lines, owner = model.lines, model.line_owner
+    else:  # a cover's lines are contiguous: each row's run of lines, found by bisection
+        starts, sizes = _line_runs(model.line_owner, rows)
+        owner = np.repeat(np.arange(len(rows)), sizes)
+        own_lines = model.lines[np.repeat(starts - np.cumsum(sizes) + sizes, sizes) + np.arange(len(owner))]
+    if typed:  # sparse: most line pairs share no n-gram
+        pairs = own_lines @ queries.lines.T
+        scores = pairs.data
+    else:
+        pairs = line_containment(own_lines, queries.lines)
+        weight = np.minimum(1.0, line_idf_sums(queries.lines, model.idf) / informative_idf(model))
+        scores = pairs.data * weight[pairs.indices]
+    return 0.5 * whole + 0.5 * best_line_scores(pairs, owner, queries.line_owner, scores, whole.shape)
+
+
+def best_line_scores(pairs: sparse.csr_matrix, owner: np.ndarray, query_line_owner: np.ndarray,
+                     values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The best of ``values`` (one per stored entry of ``pairs``: a cover line, owned by cover ``owner[i]`` of
+    row i, against a query line, owned by text ``query_line_owner[j]`` of column j) for each (cover, text), float32;
+    0 where no line pair shares an n-gram."""
+    best = np.zeros(shape, dtype=np.float32)  # C order: the ravel below is a view of it
+    cover = np.repeat(owner, np.diff(pairs.indptr))
+    np.maximum.at(best.ravel(), cover * shape[1] + query_line_owner[pairs.indices], values.astype(np.float32))
+    return best
 
 
 def line_containment(cover_lines: sparse.csr_matrix, query_lines: sparse.csr_matrix) -> sparse.csr_matrix:
